@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+from decimal import Decimal
+from urllib.parse import urlsplit
+
+from rest_framework import serializers
+
+from agent_registry.access.models import AgentAccess, AgentConfiguration
+from agent_registry.core.api import BoundedJSONField
+
+
+class SubscriptionOutput(serializers.ModelSerializer):
+    """Never includes the key or its hash."""
+
+    tenant = serializers.CharField(source="tenant.slug", read_only=True)
+    project = serializers.UUIDField(source="project_id", read_only=True)
+    agent = serializers.CharField(source="agent_instance.agent_id", read_only=True)
+    plan = serializers.UUIDField(source="plan_id", read_only=True)
+    quota_remaining = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AgentAccess
+        fields = [
+            "id",
+            "name",
+            "tenant",
+            "project",
+            "agent",
+            "plan",
+            "status",
+            "key_prefix",
+            "previous_key_prefix",
+            "previous_key_expires_at",
+            "key_rotated_at",
+            "quota_limit",
+            "quota_used",
+            "quota_remaining",
+            "quota_reset_at",
+            "rate_limit_per_second",
+            "revoked_at",
+            "revocation_reason",
+            "last_used_at",
+            "total_requests",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_quota_remaining(self, access) -> int | None:
+        if access.quota_limit is None:
+            return None
+        return max(access.quota_limit - access.quota_used, 0)
+
+
+class SubscriptionIssuedOutput(SubscriptionOutput):
+    api_key = serializers.CharField(
+        read_only=True, help_text="Shown only in this response; store it now."
+    )
+
+    class Meta(SubscriptionOutput.Meta):
+        fields = [*SubscriptionOutput.Meta.fields, "api_key"]
+        read_only_fields = fields
+
+
+class SubscriptionCreateInput(serializers.Serializer):
+    agent = serializers.SlugField(max_length=100)
+    plan = serializers.UUIDField()
+    project = serializers.UUIDField()
+    name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+
+
+class OriginListField(serializers.ListField):
+    child = serializers.CharField(max_length=255)
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 50)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        origins = super().to_internal_value(data)
+        for origin in origins:
+            parts = urlsplit(origin)
+            if (
+                parts.scheme not in {"http", "https"}
+                or not parts.hostname
+                or parts.path not in ("", "/")
+                or parts.query
+                or parts.fragment
+                or parts.username
+            ):
+                raise serializers.ValidationError(
+                    f"'{origin[:100]}' is not an origin like https://shop.example.com."
+                )
+        return [origin.rstrip("/") for origin in origins]
+
+
+class ConfigurationSerializer(serializers.ModelSerializer):
+    widget_theme = BoundedJSONField(required=False)
+    rag_sources = BoundedJSONField(kind=list, required=False)
+    training_examples = BoundedJSONField(kind=list, required=False, max_bytes=262_144)
+    context_variables = BoundedJSONField(required=False)
+    allowed_domains = OriginListField(required=False)
+    temperature = serializers.DecimalField(
+        max_digits=3,
+        decimal_places=2,
+        min_value=Decimal("0"),
+        max_value=Decimal("2"),
+        required=False,
+        allow_null=True,
+    )
+
+    class Meta:
+        model = AgentConfiguration
+        fields = [
+            "widget_key",
+            "widget_enabled",
+            "widget_position",
+            "widget_theme",
+            "widget_avatar_url",
+            "branding_name",
+            "branding_logo_url",
+            "branding_welcome_message",
+            "branding_tagline",
+            "rag_enabled",
+            "rag_sources",
+            "rag_chunk_size",
+            "rag_chunk_overlap",
+            "last_rag_sync_at",
+            "training_examples",
+            "system_prompt_override",
+            "context_variables",
+            "temperature",
+            "max_tokens",
+            "allowed_domains",
+            "updated_at",
+        ]
+        read_only_fields = ["widget_key", "last_rag_sync_at", "updated_at"]
+
+
+class EmbedCodeOutput(serializers.Serializer):
+    widget_key = serializers.CharField()
+    snippet = serializers.CharField()
+    allowed_domains = serializers.ListField(child=serializers.CharField())
+    widget_enabled = serializers.BooleanField()

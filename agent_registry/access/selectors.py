@@ -1,0 +1,63 @@
+"""Reads for subscriptions, including the API-key check every caller goes through."""
+
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from agent_registry.access.models import AccessStatus, AgentAccess
+from agent_registry.core import keys
+from agent_registry.core.errors import Forbidden, RegistryError
+from agent_registry.tenants.permissions import is_operator, member_tenant_ids
+
+
+class InvalidApiKey(RegistryError):
+    code = "invalid_api_key"
+    status = 401
+    default_message = "The API key is missing, malformed, unknown or revoked."
+
+
+def access_for_key(plaintext: str | None) -> AgentAccess:
+    """The subscription a key belongs to; ``InvalidApiKey`` for every kind of bad key.
+
+    The checksum is checked first, so a typo never reaches the database. Unknown
+    prefix and wrong secret give the same answer. A rotated-out key counts until its
+    grace period ends.
+    """
+    parsed = keys.parse_key(plaintext, keys.API_KEY_KIND)
+    if parsed is None:
+        raise InvalidApiKey()
+    access = (
+        AgentAccess.objects.select_related("tenant", "agent_instance", "plan")
+        .filter(Q(key_prefix=parsed.prefix) | Q(previous_key_prefix=parsed.prefix))
+        .first()
+    )
+    if access is None or access.status == AccessStatus.REVOKED:
+        raise InvalidApiKey()
+    if access.key_prefix == parsed.prefix:
+        stored_hash = access.key_hash
+    else:
+        expires = access.previous_key_expires_at
+        if expires is None or expires <= timezone.now():
+            raise InvalidApiKey()
+        stored_hash = access.previous_key_hash
+    if not keys.key_matches(plaintext, stored_hash):
+        raise InvalidApiKey()
+    return access
+
+
+def access_check_usable(access: AgentAccess, agent_id: str) -> None:
+    """403s of the contract: wrong agent, subscription not active, tenant suspended."""
+    if access.agent_instance.agent_id != agent_id:
+        raise Forbidden("This key is not for that agent.")
+    if not access.tenant.is_active:
+        raise Forbidden("The tenant is suspended.")
+    if access.status != AccessStatus.ACTIVE:
+        raise Forbidden(f"The subscription is {access.status}.")
+
+
+def access_visible_to(user) -> QuerySet[AgentAccess]:
+    accesses = AgentAccess.objects.select_related("tenant", "project", "agent_instance", "plan")
+    if is_operator(user):
+        return accesses
+    return accesses.filter(tenant_id__in=member_tenant_ids(user))

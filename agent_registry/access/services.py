@@ -1,0 +1,174 @@
+"""Writes for subscriptions and their keys: issue, rotate, revoke, reset quota, configure."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from agent_registry.access.models import AccessStatus, AgentAccess, AgentConfiguration
+from agent_registry.agents import lifecycle
+from agent_registry.agents.models import AgentInstance, AgentPlan
+from agent_registry.core import keys
+from agent_registry.core.errors import AgentUnavailable, Conflict, Forbidden, ValidationFailed
+from agent_registry.tenants.models import AgentProject
+
+
+@dataclass(frozen=True)
+class IssuedAccess:
+    """A subscription together with its key in plain text — the only time it exists."""
+
+    access: AgentAccess
+    api_key: str
+
+
+def next_period_start(now: datetime) -> datetime:
+    """Quotas reset at the start of the next calendar month, UTC."""
+    first = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return (first + timedelta(days=32)).replace(day=1)
+
+
+def _new_widget_key() -> str:
+    return "agw_" + secrets.token_urlsafe(18)
+
+
+@transaction.atomic
+def access_create(
+    *,
+    agent: AgentInstance,
+    plan: AgentPlan,
+    project: AgentProject,
+    name: str = "",
+    actor=None,
+    waldur_user_email: str = "",
+) -> IssuedAccess:
+    if plan.agent_id != agent.pk or not plan.is_active:
+        raise ValidationFailed(details={"plan": ["Not an active plan of this agent."]})
+    if agent.state not in lifecycle.SUBSCRIBABLE_STATES:
+        raise AgentUnavailable(
+            f"Agent '{agent.agent_id}' is {agent.state}; only listed or active agents "
+            "take subscriptions."
+        )
+    tenant = project.tenant
+    if not tenant.is_active:
+        raise Forbidden(f"Tenant '{tenant.slug}' is suspended.")
+    if not project.is_active:
+        raise Conflict(f"Project '{project.name}' is archived.")
+
+    issued = keys.issue_key(keys.API_KEY_KIND)
+    now = timezone.now()
+    access = AgentAccess.objects.create(
+        tenant=tenant,
+        project=project,
+        agent_instance=agent,
+        plan=plan,
+        name=name,
+        key_prefix=issued.prefix,
+        key_hash=issued.hash,
+        status=AccessStatus.ACTIVE,
+        quota_limit=plan.monthly_quota,
+        quota_reset_at=next_period_start(now),
+        rate_limit_per_second=plan.rate_limit_per_second,
+        created_by=actor if actor is not None and actor.is_authenticated else None,
+        waldur_user_email=waldur_user_email,
+    )
+    AgentConfiguration.objects.create(access=access, widget_key=_new_widget_key())
+    return IssuedAccess(access=access, api_key=issued.plaintext)
+
+
+@transaction.atomic
+def access_rotate_key(*, access: AgentAccess, grace_seconds: int | None = None) -> IssuedAccess:
+    """Issue a new key; the current one keeps working for ``grace_seconds``.
+
+    A key that was already in its grace period stops at once: only one old key lives.
+    """
+    access = AgentAccess.objects.select_for_update().get(pk=access.pk)
+    if access.status == AccessStatus.REVOKED:
+        raise Conflict("A revoked subscription's key cannot be rotated.")
+    if grace_seconds is None:
+        grace_seconds = settings.API_KEY_ROTATION_GRACE_SECONDS
+    now = timezone.now()
+    issued = keys.issue_key(keys.API_KEY_KIND)
+    if grace_seconds > 0:
+        access.previous_key_prefix = access.key_prefix
+        access.previous_key_hash = access.key_hash
+        access.previous_key_expires_at = now + timedelta(seconds=grace_seconds)
+    else:
+        access.previous_key_prefix = None
+        access.previous_key_hash = ""
+        access.previous_key_expires_at = None
+    access.key_prefix = issued.prefix
+    access.key_hash = issued.hash
+    access.key_rotated_at = now
+    access.save()
+    return IssuedAccess(access=access, api_key=issued.plaintext)
+
+
+@transaction.atomic
+def access_revoke(*, access: AgentAccess, reason: str) -> AgentAccess:
+    """Stop the key (and any key in its rotation grace) now. Revoking twice is a no-op."""
+    access = AgentAccess.objects.select_for_update().get(pk=access.pk)
+    if access.status == AccessStatus.REVOKED:
+        return access
+    access.status = AccessStatus.REVOKED
+    access.revoked_at = timezone.now()
+    access.revocation_reason = reason
+    access.previous_key_prefix = None
+    access.previous_key_hash = ""
+    access.previous_key_expires_at = None
+    access.save()
+    return access
+
+
+@transaction.atomic
+def access_reset_quota(*, access: AgentAccess) -> AgentAccess:
+    access = AgentAccess.objects.select_for_update().get(pk=access.pk)
+    access.quota_used = 0
+    access.quota_reset_at = next_period_start(timezone.now())
+    access.save(update_fields=["quota_used", "quota_reset_at", "updated_at"])
+    return access
+
+
+CONFIGURATION_FIELDS = frozenset(
+    {
+        "widget_enabled",
+        "widget_position",
+        "widget_theme",
+        "widget_avatar_url",
+        "branding_name",
+        "branding_logo_url",
+        "branding_welcome_message",
+        "branding_tagline",
+        "rag_enabled",
+        "rag_sources",
+        "rag_chunk_size",
+        "rag_chunk_overlap",
+        "training_examples",
+        "system_prompt_override",
+        "context_variables",
+        "temperature",
+        "max_tokens",
+        "allowed_domains",
+    }
+)
+
+
+@transaction.atomic
+def configuration_update(*, configuration: AgentConfiguration, **fields: Any) -> AgentConfiguration:
+    unknown = set(fields) - CONFIGURATION_FIELDS
+    if unknown:
+        raise ValueError(f"Not configuration fields: {sorted(unknown)}")
+    configuration = AgentConfiguration.objects.select_for_update().get(pk=configuration.pk)
+    for field, value in fields.items():
+        setattr(configuration, field, value)
+    if configuration.rag_chunk_overlap >= configuration.rag_chunk_size:
+        raise ValidationFailed(
+            details={"rag_chunk_overlap": ["Must be smaller than rag_chunk_size."]}
+        )
+    configuration.save()
+    return configuration

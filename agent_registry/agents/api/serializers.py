@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+from rest_framework import serializers
+
+from agent_registry.agents import runtime as runtime_rules
+from agent_registry.agents.models import (
+    AgentInstance,
+    AgentPlan,
+    AgentStateTransition,
+    BillingModel,
+)
+from agent_registry.core.api import BoundedJSONField, TagListField
+from agent_registry.core.money import CURRENCIES
+
+
+class RuntimeField(serializers.JSONField):
+    """The ``runtime`` object, validated into a RuntimeDescription."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be an object with a 'type'.")
+        return runtime_rules.parse_runtime(value)
+
+    def to_representation(self, agent):
+        return runtime_rules.describe(agent)
+
+
+class AgentOutput(serializers.ModelSerializer):
+    project = serializers.UUIDField(source="project_id", read_only=True)
+    tenant = serializers.CharField(source="project.tenant.slug", read_only=True)
+    runtime = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AgentInstance
+        fields = [
+            "id",
+            "agent_id",
+            "name",
+            "description",
+            "version",
+            "category",
+            "tags",
+            "project",
+            "tenant",
+            "state",
+            "state_changed_at",
+            "runtime",
+            "max_concurrent_requests",
+            "timeout_seconds",
+            "config",
+            "metadata",
+            "waldur_offering_uuid",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_runtime(self, agent) -> dict:
+        return runtime_rules.describe(agent)
+
+
+class AgentCreateInput(serializers.ModelSerializer):
+    project = serializers.UUIDField()
+    tags = TagListField(required=False)
+    runtime = RuntimeField(required=False)
+    config = BoundedJSONField(required=False)
+    metadata = BoundedJSONField(required=False)
+
+    class Meta:
+        model = AgentInstance
+        fields = [
+            "agent_id",
+            "name",
+            "description",
+            "category",
+            "tags",
+            "project",
+            "version",
+            "runtime",
+            "max_concurrent_requests",
+            "timeout_seconds",
+            "config",
+            "metadata",
+        ]
+        extra_kwargs = {"agent_id": {"validators": []}}  # duplicates → 409 from the service
+
+
+class AgentUpdateInput(AgentCreateInput):
+    class Meta(AgentCreateInput.Meta):
+        fields = [f for f in AgentCreateInput.Meta.fields if f not in {"agent_id", "project"}]
+
+
+class TransitionOutput(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor_label", read_only=True)
+    at = serializers.DateTimeField(source="created_at", read_only=True)
+
+    class Meta:
+        model = AgentStateTransition
+        fields = ["id", "from_state", "to_state", "actor", "reason", "at"]
+        read_only_fields = fields
+
+
+PRICE = {"max_digits": 12, "decimal_places": 6, "min_value": Decimal("0"), "coerce_to_string": True}
+
+
+class PlanOutput(serializers.ModelSerializer):
+    agent = serializers.CharField(source="agent.agent_id", read_only=True)
+    price_per_call = serializers.DecimalField(**PRICE, read_only=True)
+    price_per_1k_tokens = serializers.DecimalField(**PRICE, read_only=True)
+
+    class Meta:
+        model = AgentPlan
+        fields = [
+            "id",
+            "agent",
+            "name",
+            "description",
+            "billing_model",
+            "currency",
+            "price_cents",
+            "price_per_call",
+            "price_per_1k_tokens",
+            "monthly_quota",
+            "rate_limit_per_second",
+            "display_order",
+            "is_active",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class PlanCreateInput(serializers.ModelSerializer):
+    currency = serializers.ChoiceField(choices=sorted(CURRENCIES), default="USD")
+    price_per_call = serializers.DecimalField(**PRICE, required=False)
+    price_per_1k_tokens = serializers.DecimalField(**PRICE, required=False)
+    billing_model = serializers.ChoiceField(choices=BillingModel.choices)
+
+    class Meta:
+        model = AgentPlan
+        fields = [
+            "name",
+            "description",
+            "billing_model",
+            "currency",
+            "price_cents",
+            "price_per_call",
+            "price_per_1k_tokens",
+            "monthly_quota",
+            "rate_limit_per_second",
+            "display_order",
+            "is_active",
+        ]
+        extra_kwargs = {"name": {"validators": []}}
+
+
+class CatalogPlanOutput(PlanOutput):
+    class Meta(PlanOutput.Meta):
+        fields = [
+            "id",
+            "name",
+            "description",
+            "billing_model",
+            "currency",
+            "price_cents",
+            "price_per_call",
+            "price_per_1k_tokens",
+            "monthly_quota",
+            "rate_limit_per_second",
+            "display_order",
+        ]
+        read_only_fields = fields
+
+
+class CatalogAgentOutput(serializers.ModelSerializer):
+    plans = CatalogPlanOutput(source="active_plans", many=True, read_only=True)
+
+    class Meta:
+        model = AgentInstance
+        fields = ["agent_id", "name", "description", "version", "category", "tags", "plans"]
+        read_only_fields = fields

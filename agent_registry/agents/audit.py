@@ -1,0 +1,6 @@
+from auditlog.registry import auditlog
+
+from agent_registry.agents.models import AgentInstance, AgentPlan
+
+auditlog.register(AgentInstance)
+auditlog.register(AgentPlan)

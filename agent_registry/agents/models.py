@@ -1,0 +1,148 @@
+"""Agents, their lifecycle record and their price plans."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from agent_registry.core.models import PublicIdModel, SoftDeleteModel
+from agent_registry.tenants.models import AgentProject
+
+
+class AgentState(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    DEPLOYED = "deployed", "Deployed"
+    LISTED = "listed", "Listed"
+    ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"
+    RETIRED = "retired", "Retired"
+
+
+class RuntimeType(models.TextChoices):
+    ECHO = "echo", "Echo (built in)"
+    LANGFLOW = "langflow", "Langflow"
+    OPENAI = "openai", "OpenAI-compatible"
+    HTTP = "http", "Plain HTTP"
+
+
+class AgentInstance(SoftDeleteModel):
+    agent_id = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(max_length=5000, blank=True)
+    version = models.CharField(max_length=50, default="1.0.0")
+    category = models.SlugField(max_length=50, blank=True, db_index=True)
+    tags = models.JSONField(default=list, blank=True)
+    project = models.ForeignKey(AgentProject, on_delete=models.PROTECT, related_name="agents")
+
+    # Lifecycle: written only by agents.services.agent_transition.
+    state = models.CharField(
+        max_length=20, choices=AgentState.choices, default=AgentState.DRAFT, db_index=True
+    )
+    state_changed_at = models.DateTimeField(null=True, blank=True)
+
+    # Runtime description. Secrets are never stored here: ``runtime_api_key_ref`` names
+    # a secret the deployment provides (environment variable RUNTIME_SECRET_<NAME>).
+    runtime_type = models.CharField(
+        max_length=20, choices=RuntimeType.choices, default=RuntimeType.ECHO
+    )
+    runtime_endpoint = models.URLField(max_length=500, blank=True)
+    runtime_model = models.CharField(max_length=200, blank=True)
+    runtime_api_key_ref = models.CharField(max_length=64, blank=True)
+    langflow_flow_id = models.CharField(max_length=200, blank=True)
+    langflow_flow_version = models.CharField(max_length=50, blank=True)
+    namespace = models.CharField(max_length=63, blank=True)
+    runtime_deployment_name = models.CharField(max_length=200, blank=True)
+
+    waldur_offering_uuid = models.UUIDField(null=True, blank=True, unique=True)
+    waldur_resource_uuid = models.UUIDField(null=True, blank=True)
+
+    config = models.JSONField(default=dict, blank=True)
+    max_concurrent_requests = models.PositiveIntegerField(
+        default=10, validators=[MinValueValidator(1), MaxValueValidator(10_000)]
+    )
+    timeout_seconds = models.PositiveIntegerField(
+        default=60, validators=[MinValueValidator(1), MaxValueValidator(900)]
+    )
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta(SoftDeleteModel.Meta):
+        ordering = ["name"]
+        verbose_name = "agent"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.agent_id})"
+
+    @property
+    def tenant(self):
+        return self.project.tenant
+
+
+class AgentStateTransition(PublicIdModel):
+    """The lifecycle's history: one row per state change, never edited."""
+
+    agent = models.ForeignKey(AgentInstance, on_delete=models.CASCADE, related_name="transitions")
+    from_state = models.CharField(max_length=20, choices=AgentState.choices)
+    to_state = models.CharField(max_length=20, choices=AgentState.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    actor_label = models.CharField(max_length=200, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.agent.agent_id}: {self.from_state} → {self.to_state}"
+
+
+class BillingModel(models.TextChoices):
+    FREE = "free", "Free"
+    SUBSCRIPTION = "subscription", "Monthly subscription"
+    USAGE = "usage", "Pay per use"
+
+
+# Sub-cent prices: six decimal places of the currency's main unit.
+PRICE_DECIMAL = {"max_digits": 12, "decimal_places": 6}
+
+
+class AgentPlan(SoftDeleteModel):
+    agent = models.ForeignKey(AgentInstance, on_delete=models.PROTECT, related_name="plans")
+    name = models.CharField(max_length=100)
+    description = models.TextField(max_length=2000, blank=True)
+    billing_model = models.CharField(max_length=20, choices=BillingModel.choices)
+    currency = models.CharField(max_length=3, default="USD")
+    price_cents = models.PositiveIntegerField(
+        default=0, help_text="Monthly fee in minor units (cents)."
+    )
+    price_per_call = models.DecimalField(default=Decimal("0"), **PRICE_DECIMAL)
+    price_per_1k_tokens = models.DecimalField(default=Decimal("0"), **PRICE_DECIMAL)
+    monthly_quota = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Calls per month; empty = unlimited."
+    )
+    rate_limit_per_second = models.PositiveIntegerField(
+        default=10, validators=[MinValueValidator(1), MaxValueValidator(100_000)]
+    )
+    display_order = models.PositiveIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+    waldur_plan_uuid = models.UUIDField(null=True, blank=True)
+
+    class Meta(SoftDeleteModel.Meta):
+        ordering = ["agent", "display_order", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agent", "name"],
+                condition=models.Q(deleted_at__isnull=True),
+                name="plan_name_unique_per_agent",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(price_per_call__gte=0) & models.Q(price_per_1k_tokens__gte=0),
+                name="plan_prices_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent.agent_id} / {self.name}"

@@ -1,0 +1,136 @@
+"""Validate an agent's runtime description (the ``runtime`` object of the API).
+
+Checks what can be checked without a network: required fields per runtime type, URL
+shape, secret reference names, and literal loopback/private targets. The gateway
+repeats the address check on every resolved IP before it connects.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+from agent_registry.agents.models import RuntimeType
+from agent_registry.core.errors import ValidationFailed
+
+SECRET_REF_PATTERN = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+_LOCAL_HOSTNAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+
+# Which runtime fields each type takes, and which of them it requires.
+FIELDS: dict[str, tuple[set[str], set[str]]] = {
+    RuntimeType.ECHO: (set(), set()),
+    RuntimeType.LANGFLOW: ({"endpoint", "flow_id", "api_key_ref"}, {"endpoint", "flow_id"}),
+    RuntimeType.OPENAI: ({"endpoint", "model", "api_key_ref"}, {"endpoint", "model"}),
+    RuntimeType.HTTP: ({"endpoint", "api_key_ref"}, {"endpoint"}),
+}
+
+# API name → model column.
+COLUMNS = {
+    "type": "runtime_type",
+    "endpoint": "runtime_endpoint",
+    "flow_id": "langflow_flow_id",
+    "model": "runtime_model",
+    "api_key_ref": "runtime_api_key_ref",
+}
+
+
+@dataclass(frozen=True)
+class RuntimeDescription:
+    type: str
+    endpoint: str = ""
+    flow_id: str = ""
+    model: str = ""
+    api_key_ref: str = ""
+
+    def as_columns(self) -> dict[str, str]:
+        return {column: getattr(self, name) for name, column in COLUMNS.items()}
+
+
+def is_private_address(host: str) -> bool:
+    """True for loopback, private, link-local and other non-public literal addresses."""
+    if host.lower().rstrip(".") in _LOCAL_HOSTNAMES or host.lower().endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return not address.is_global
+
+
+def validate_endpoint(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValidationFailed(details={"runtime": {"endpoint": ["Must be an http(s) URL."]}})
+    if parts.username or parts.password:
+        raise ValidationFailed(
+            details={
+                "runtime": {"endpoint": ["Credentials do not belong in the URL; use api_key_ref."]}
+            }
+        )
+    if not settings.RUNTIME_ALLOW_PRIVATE_NETWORKS and is_private_address(parts.hostname):
+        raise ValidationFailed(
+            details={
+                "runtime": {
+                    "endpoint": [
+                        "Loopback and private-network endpoints are refused "
+                        "(set RUNTIME_ALLOW_PRIVATE_NETWORKS=true to allow them)."
+                    ]
+                }
+            }
+        )
+    return url
+
+
+def parse_runtime(data: dict[str, Any]) -> RuntimeDescription:
+    runtime_type = data.get("type")
+    if runtime_type not in FIELDS:
+        raise ValidationFailed(
+            details={"runtime": {"type": [f"Must be one of: {', '.join(FIELDS)}."]}}
+        )
+    allowed, required = FIELDS[runtime_type]
+    given = {key for key, value in data.items() if key != "type" and value not in (None, "")}
+    errors: dict[str, list[str]] = {}
+    for key in sorted(given - allowed):
+        errors[key] = [f"Not a field of the '{runtime_type}' runtime."]
+    for key in sorted(required - given):
+        errors[key] = ["This field is required for this runtime type."]
+    for key in given & allowed:
+        if not isinstance(data[key], str) or len(data[key]) > 500:
+            errors[key] = ["Must be a string of at most 500 characters."]
+    if errors:
+        raise ValidationFailed(details={"runtime": errors})
+
+    values = {key: data[key] for key in given}
+    if "endpoint" in values:
+        validate_endpoint(values["endpoint"])
+    ref = values.get("api_key_ref")
+    if ref is not None and not SECRET_REF_PATTERN.match(ref):
+        raise ValidationFailed(
+            details={
+                "runtime": {
+                    "api_key_ref": [
+                        "Name a secret (A-Z, 0-9, _), read from RUNTIME_SECRET_<NAME>; "
+                        "never the secret itself."
+                    ]
+                }
+            }
+        )
+    if len(values.get("flow_id", "")) > 200 or len(values.get("model", "")) > 200:
+        raise ValidationFailed(details={"runtime": ["flow_id and model are at most 200 chars."]})
+    return RuntimeDescription(type=runtime_type, **values)
+
+
+def describe(agent) -> dict[str, str]:
+    """The agent's runtime as the API shows it (no secrets exist to hide)."""
+    allowed, _ = FIELDS[agent.runtime_type]
+    out = {"type": agent.runtime_type}
+    for name in sorted(allowed):
+        value = getattr(agent, COLUMNS[name])
+        if value:
+            out[name] = value
+    return out

@@ -1,0 +1,215 @@
+"""Writes for agents, their lifecycle and plans. ``agent_transition`` is the state's only writer."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from agent_registry.agents import lifecycle
+from agent_registry.agents.models import (
+    AgentInstance,
+    AgentPlan,
+    AgentState,
+    AgentStateTransition,
+    BillingModel,
+)
+from agent_registry.agents.runtime import RuntimeDescription
+from agent_registry.core.errors import Conflict, InvalidTransition, ValidationFailed
+from agent_registry.core.metrics import state_transitions_total
+from agent_registry.tenants.models import AgentProject
+
+AGENT_EDITABLE_FIELDS = frozenset(
+    {
+        "name",
+        "description",
+        "version",
+        "category",
+        "tags",
+        "config",
+        "metadata",
+        "max_concurrent_requests",
+        "timeout_seconds",
+        "namespace",
+        "runtime_deployment_name",
+        "langflow_flow_version",
+    }
+)
+
+
+def _actor_label(actor) -> str:
+    return actor.get_username() if actor is not None else "system"
+
+
+@transaction.atomic
+def agent_create(
+    *,
+    project: AgentProject,
+    agent_id: str,
+    name: str,
+    runtime: RuntimeDescription,
+    actor=None,
+    **fields: Any,
+) -> AgentInstance:
+    unknown = set(fields) - AGENT_EDITABLE_FIELDS
+    if unknown:
+        raise ValueError(f"Not agent fields: {sorted(unknown)}")
+    tenant = project.tenant
+    # Lock the tenant row so two concurrent creates can't both pass the limit.
+    tenant = type(tenant).objects.select_for_update().get(pk=tenant.pk)
+    live_agents = AgentInstance.objects.filter(project__tenant=tenant).exclude(
+        state=AgentState.RETIRED
+    )
+    if live_agents.count() >= tenant.max_agents:
+        raise Conflict(
+            f"Tenant '{tenant.slug}' already has its maximum of {tenant.max_agents} agents; "
+            "retire one or raise max_agents."
+        )
+    if AgentInstance.all_objects.filter(agent_id=agent_id).exists():
+        raise Conflict(f"An agent with agent_id '{agent_id}' already exists.")
+    agent = AgentInstance.objects.create(
+        project=project,
+        agent_id=agent_id,
+        name=name,
+        state=AgentState.DRAFT,
+        state_changed_at=timezone.now(),
+        **runtime.as_columns(),
+        **fields,
+    )
+    return agent
+
+
+@transaction.atomic
+def agent_update(
+    *, agent: AgentInstance, runtime: RuntimeDescription | None = None, **fields: Any
+) -> AgentInstance:
+    unknown = set(fields) - AGENT_EDITABLE_FIELDS
+    if unknown:
+        raise ValueError(f"Not agent fields: {sorted(unknown)}")
+    agent = AgentInstance.objects.select_for_update().get(pk=agent.pk)
+    if agent.state == AgentState.RETIRED:
+        raise Conflict("A retired agent can no longer be changed.")
+    for field, value in fields.items():
+        setattr(agent, field, value)
+    if runtime is not None:
+        for column, value in runtime.as_columns().items():
+            setattr(agent, column, value)
+    agent.save()
+    return agent
+
+
+@transaction.atomic
+def agent_transition(
+    *,
+    agent: AgentInstance,
+    to_state: str,
+    actor=None,
+    reason: str = "",
+    action: str | None = None,
+) -> AgentInstance:
+    """Move an agent to ``to_state`` if the lifecycle allows it, and record the move.
+
+    The row is locked first, so two concurrent transitions are serialised and the
+    second is judged against the first's result. Refusals change nothing.
+    """
+    agent = AgentInstance.objects.select_for_update().get(pk=agent.pk)
+    from_state = agent.state
+    allowed = (
+        lifecycle.action_allows(action, from_state)
+        if action is not None
+        else lifecycle.is_allowed(from_state, to_state)
+    )
+    if not allowed:
+        raise InvalidTransition(
+            f"Cannot {action or 'move'} agent '{agent.agent_id}' from {from_state} to {to_state}.",
+            details={
+                "from_state": from_state,
+                "to_state": str(to_state),
+                "allowed": sorted(t for f, t in lifecycle.ALLOWED_TRANSITIONS if f == from_state),
+            },
+        )
+    agent.state = to_state
+    agent.state_changed_at = timezone.now()
+    agent.save(update_fields=["state", "state_changed_at", "updated_at"])
+    AgentStateTransition.objects.create(
+        agent=agent,
+        from_state=from_state,
+        to_state=to_state,
+        actor=actor,
+        actor_label=_actor_label(actor),
+        reason=reason,
+    )
+    transaction.on_commit(
+        lambda: state_transitions_total.labels(from_state=from_state, to_state=to_state).inc()
+    )
+    return agent
+
+
+def agent_run_action(*, agent: AgentInstance, action: str, actor=None, reason: str = ""):
+    """The API's named actions (deploy, publish, …) mapped onto ``agent_transition``."""
+    _, target = lifecycle.ACTIONS[action]
+    return agent_transition(agent=agent, to_state=target, actor=actor, reason=reason, action=action)
+
+
+PLAN_FIELDS = frozenset(
+    {
+        "description",
+        "currency",
+        "price_cents",
+        "price_per_call",
+        "price_per_1k_tokens",
+        "monthly_quota",
+        "rate_limit_per_second",
+        "display_order",
+        "is_active",
+    }
+)
+
+
+def plan_check_prices(
+    *,
+    billing_model: str,
+    price_cents: int,
+    price_per_call: Decimal,
+    price_per_1k_tokens: Decimal,
+) -> None:
+    """A plan's prices must fit its billing model; refuse plans that can't be billed."""
+    errors: dict[str, list[str]] = {}
+    if billing_model == BillingModel.FREE:
+        for field, value in (
+            ("price_cents", price_cents),
+            ("price_per_call", price_per_call),
+            ("price_per_1k_tokens", price_per_1k_tokens),
+        ):
+            if value:
+                errors[field] = ["A free plan has no prices."]
+    elif billing_model == BillingModel.SUBSCRIPTION:
+        if price_cents <= 0:
+            errors["price_cents"] = ["A subscription plan needs a monthly fee above zero."]
+    elif billing_model == BillingModel.USAGE and not (price_per_call or price_per_1k_tokens):
+        errors["price_per_call"] = [
+            "A usage plan needs price_per_call or price_per_1k_tokens above zero."
+        ]
+    if errors:
+        raise ValidationFailed("The plan's prices do not fit its billing model.", details=errors)
+
+
+@transaction.atomic
+def plan_create(*, agent: AgentInstance, name: str, billing_model: str, **fields: Any) -> AgentPlan:
+    unknown = set(fields) - PLAN_FIELDS
+    if unknown:
+        raise ValueError(f"Not plan fields: {sorted(unknown)}")
+    agent = AgentInstance.objects.select_for_update().get(pk=agent.pk)
+    if agent.state == AgentState.RETIRED:
+        raise Conflict("A retired agent takes no new plans.")
+    if AgentPlan.objects.filter(agent=agent, name=name).exists():
+        raise Conflict(f"Agent '{agent.agent_id}' already has a plan named '{name}'.")
+    plan_check_prices(
+        billing_model=billing_model,
+        price_cents=fields.get("price_cents", 0),
+        price_per_call=fields.get("price_per_call", Decimal("0")),
+        price_per_1k_tokens=fields.get("price_per_1k_tokens", Decimal("0")),
+    )
+    return AgentPlan.objects.create(agent=agent, name=name, billing_model=billing_model, **fields)

@@ -1,0 +1,88 @@
+"""Shared pieces of the REST API: the error envelope's schema and field helpers."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
+
+
+class ErrorBodySerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    request_id = serializers.CharField(allow_null=True)
+    details = serializers.JSONField(required=False)
+
+
+class ErrorEnvelopeSerializer(serializers.Serializer):
+    error = ErrorBodySerializer()
+
+
+def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
+    descriptions = {
+        400: "Validation error or malformed JSON",
+        401: "Not authenticated",
+        403: "Not allowed for this caller",
+        404: "No such object (or not visible to this caller)",
+        409: "Conflicts with the current state",
+    }
+    return {
+        status: OpenApiResponse(ErrorEnvelopeSerializer, description=descriptions[status])
+        for status in statuses
+    }
+
+
+COMMON_ERRORS = error_responses(400, 401, 403, 404)
+
+
+class ReasonInput(serializers.Serializer):
+    """Why an operator did something (suspend, revoke, a lifecycle move)."""
+
+    reason = serializers.CharField(max_length=500, required=False, default="", allow_blank=True)
+
+
+_TAG = re.compile(r"^[a-z0-9][a-z0-9-]{0,49}$")
+
+
+class TagListField(serializers.ListField):
+    """Lower-case slug tags, de-duplicated, at most 20."""
+
+    child = serializers.CharField(max_length=50)
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 20)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        tags = super().to_internal_value(data)
+        cleaned: list[str] = []
+        for tag in tags:
+            tag = tag.strip().lower()
+            if not _TAG.match(tag):
+                raise serializers.ValidationError(
+                    f"'{tag[:50]}' is not a tag: use a-z, 0-9 and '-', up to 50 characters."
+                )
+            if tag not in cleaned:
+                cleaned.append(tag)
+        return cleaned
+
+
+class BoundedJSONField(serializers.JSONField):
+    """Free-form JSON (metadata, config) with a size cap, as an object or a list."""
+
+    def __init__(self, *, kind: type = dict, max_bytes: int = 16_384, **kwargs: Any) -> None:
+        self.kind = kind
+        self.max_bytes = max_bytes
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not isinstance(value, self.kind):
+            name = "object" if self.kind is dict else "array"
+            raise serializers.ValidationError(f"Must be a JSON {name}.")
+        if len(json.dumps(value)) > self.max_bytes:
+            raise serializers.ValidationError(f"Must be at most {self.max_bytes} bytes as JSON.")
+        return value

@@ -1,0 +1,130 @@
+"""How management-API callers prove who they are.
+
+- Operators and scripts: ``Authorization: Token <agrop_…>`` (see ``issue_token``).
+- Members: ``Authorization: Bearer <JWT>`` from Keycloak, verified against the JWKS at
+  ``OIDC_JWKS_URL``; the token's ``sub`` is the username that memberships name.
+"""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import structlog
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from rest_framework import authentication, exceptions
+
+from agent_registry.core import keys
+from agent_registry.core.models import OperatorToken
+
+log = structlog.get_logger(__name__)
+
+
+class OperatorTokenAuthentication(authentication.BaseAuthentication):
+    keyword = "Token"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Use 'Authorization: Token <token>'.")
+        try:
+            plaintext = header[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed("Invalid token.") from None
+        parsed = keys.parse_key(plaintext, keys.OPERATOR_TOKEN_KIND)
+        if parsed is None:
+            raise exceptions.AuthenticationFailed("Invalid token.")
+        token = (
+            OperatorToken.objects.select_related("user")
+            .filter(token_prefix=parsed.prefix, revoked_at__isnull=True)
+            .first()
+        )
+        if token is None or not keys.key_matches(plaintext, token.token_hash):
+            raise exceptions.AuthenticationFailed("Invalid token.")
+        if not token.user.is_active:
+            raise exceptions.AuthenticationFailed("User inactive.")
+        return token.user, token
+
+    def authenticate_header(self, request):
+        return self.keyword
+
+
+class OIDCAuthentication(authentication.BaseAuthentication):
+    """Bearer JWTs signed by the identity provider (Keycloak), checked against its JWKS."""
+
+    keyword = "Bearer"
+    _jwk_clients: dict[str, jwt.PyJWKClient] = {}
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <token>'.")
+        if not settings.OIDC_JWKS_URL:
+            raise exceptions.AuthenticationFailed("OIDC login is not configured here.")
+        try:
+            token = header[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed("Invalid bearer token.") from None
+        claims = self._verify(token)
+        return self._user_for(claims), claims
+
+    def authenticate_header(self, request):
+        return self.keyword
+
+    def _verify(self, token: str) -> dict:
+        try:
+            signing_key = self._signing_key(token)
+            options = {"require": ["exp", "iat", "sub"], "verify_aud": bool(settings.OIDC_AUDIENCE)}
+            return jwt.decode(
+                token,
+                signing_key.key,
+                algorithms=settings.OIDC_ALGORITHMS,
+                audience=settings.OIDC_AUDIENCE or None,
+                issuer=settings.OIDC_ISSUER or None,
+                options=options,
+                leeway=30,
+            )
+        except jwt.PyJWKClientConnectionError as exc:
+            log.warning("oidc_jwks_unreachable", error=str(exc))
+            raise exceptions.AuthenticationFailed(
+                "The identity provider's keys could not be fetched; try again shortly."
+            ) from None
+        except (jwt.PyJWTError, ValueError) as exc:
+            raise exceptions.AuthenticationFailed(f"Invalid bearer token: {exc}") from None
+
+    @classmethod
+    def _signing_key(cls, token: str):
+        url = settings.OIDC_JWKS_URL
+        client = cls._jwk_clients.get(url)
+        if client is None:
+            client = jwt.PyJWKClient(
+                url, cache_keys=True, lifespan=300, timeout=settings.OIDC_HTTP_TIMEOUT_SECONDS
+            )
+            cls._jwk_clients[url] = client
+        # Bounded retries with backoff for a flaky identity provider.
+        for attempt in range(3):
+            try:
+                return client.get_signing_key_from_jwt(token)
+            except jwt.PyJWKClientConnectionError:
+                if attempt == 2:
+                    raise
+                time.sleep(0.2 * (2**attempt))
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _user_for(claims: dict):
+        subject = str(claims["sub"])[:150]
+        user, created = get_user_model().objects.get_or_create(
+            username=subject, defaults={"email": str(claims.get("email", ""))[:254]}
+        )
+        if created:
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
+        if not user.is_active:
+            raise exceptions.AuthenticationFailed("User inactive.")
+        return user

@@ -1,0 +1,61 @@
+"""The registry's error family: a stable code, an HTTP status and structured details.
+
+Services raise these; one handler (core/exceptions.py) renders the envelope
+``{"error": {"code", "message", "request_id", "details"?}}`` everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RegistryError(Exception):
+    code = "error"
+    status = 400
+    default_message = "The request could not be processed."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.message = message or self.default_message
+        self.details = details
+        self.headers = headers or {}
+        super().__init__(self.message)
+
+
+class ValidationFailed(RegistryError):
+    code = "validation_error"
+    status = 400
+    default_message = "The request body is not valid."
+
+
+class NotFound(RegistryError):
+    code = "not_found"
+    status = 404
+    default_message = "No such object."
+
+
+class Forbidden(RegistryError):
+    code = "forbidden"
+    status = 403
+    default_message = "You may not do this."
+
+
+class Conflict(RegistryError):
+    code = "conflict"
+    status = 409
+    default_message = "The request conflicts with the current state."
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_transition"
+    default_message = "That lifecycle transition is not allowed from the current state."
+
+
+class AgentUnavailable(Conflict):
+    code = "agent_unavailable"
+    default_message = "The agent is not available for this operation in its current state."

@@ -1,0 +1,122 @@
+"""One place that turns every failure into the error envelope.
+
+DRF's exceptions, the registry's own errors, Django's 404/403, integrity errors from
+a lost uniqueness race, and unexpected exceptions (500, logged, no internals shown).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import IntegrityError
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+
+from agent_registry.core.errors import RegistryError
+from agent_registry.core.request_id import current_request_id
+
+log = structlog.get_logger(__name__)
+
+_DRF_CODES: dict[type[drf.APIException], str] = {
+    drf.ParseError: "malformed_request",
+    drf.AuthenticationFailed: "authentication_failed",
+    drf.NotAuthenticated: "not_authenticated",
+    drf.PermissionDenied: "forbidden",
+    drf.NotFound: "not_found",
+    drf.MethodNotAllowed: "method_not_allowed",
+    drf.NotAcceptable: "not_acceptable",
+    drf.UnsupportedMediaType: "unsupported_media_type",
+    drf.Throttled: "rate_limited",
+    drf.ValidationError: "validation_error",
+}
+
+
+def envelope(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "code": code,
+        "message": message,
+        "request_id": current_request_id(),
+    }
+    if details:
+        body["details"] = details
+    return {"error": body}
+
+
+def _drf_code(exc: drf.APIException) -> str:
+    for cls in type(exc).__mro__:
+        if cls in _DRF_CODES:
+            return _DRF_CODES[cls]
+    return "error"
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    if isinstance(exc, RegistryError):
+        return Response(
+            envelope(exc.code, exc.message, exc.details), status=exc.status, headers=exc.headers
+        )
+    if isinstance(exc, Http404):
+        exc = drf.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = drf.PermissionDenied()
+    elif isinstance(exc, IntegrityError):
+        # A uniqueness race lost after validation passed: the other writer won.
+        log.info("integrity_conflict", error=str(exc).splitlines()[0][:200])
+        return Response(
+            envelope("conflict", "The object conflicts with an existing one."), status=409
+        )
+
+    if isinstance(exc, drf.ValidationError):
+        return Response(
+            envelope("validation_error", "The request is not valid.", _flatten(exc.detail)),
+            status=400,
+        )
+    if isinstance(exc, drf.APIException):
+        headers = {}
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header
+        if isinstance(exc, drf.Throttled) and exc.wait is not None:
+            headers["Retry-After"] = str(int(exc.wait))
+        message = exc.detail if isinstance(exc.detail, str) else str(exc.default_detail)
+        return Response(
+            envelope(_drf_code(exc), str(message)), status=exc.status_code, headers=headers
+        )
+
+    log.exception("unhandled_exception", view=type(context.get("view")).__name__)
+    return Response(
+        envelope("internal_error", "Something went wrong on our side; it has been logged."),
+        status=500,
+    )
+
+
+def _flatten(detail: Any) -> Any:
+    """DRF's ErrorDetail tree as plain strings, keyed by field."""
+    if isinstance(detail, dict):
+        return {str(key): _flatten(value) for key, value in detail.items()}
+    if isinstance(detail, list):
+        return [_flatten(item) for item in detail]
+    return str(detail)
+
+
+# Django-level handlers for URLs outside DRF views (unknown paths, crashes).
+
+
+def handler404(request, exception=None) -> JsonResponse:
+    return JsonResponse(envelope("not_found", "No such resource."), status=404)
+
+
+def handler403(request, exception=None) -> JsonResponse:
+    return JsonResponse(envelope("forbidden", "You may not do this."), status=403)
+
+
+def handler400(request, exception=None) -> JsonResponse:
+    return JsonResponse(envelope("bad_request", "The request is malformed."), status=400)
+
+
+def handler500(request) -> JsonResponse:
+    return JsonResponse(
+        envelope("internal_error", "Something went wrong on our side; it has been logged."),
+        status=500,
+    )

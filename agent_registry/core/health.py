@@ -1,0 +1,84 @@
+"""Liveness (is the process serving?) and readiness (can it do its job right now?).
+
+Readiness checks each dependency with a short timeout. The database is always
+required; the cache when ``REDIS_URL`` is set (the in-process cache can't fail); the
+broker when ``CELERY_BROKER_URL`` is set. 503 if any required check fails.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.http import require_GET
+
+
+def _timed(check: Callable[[], dict]) -> dict:
+    started = time.perf_counter()
+    try:
+        result = {"status": "healthy", **check()}
+    except Exception as exc:  # a failing dependency is reported, never raised
+        result = {"status": "unhealthy", "error": f"{type(exc).__name__}: {exc}"[:300]}
+    result["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return result
+
+
+def check_database() -> dict:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return {"vendor": connection.vendor}
+
+
+def check_cache() -> dict:
+    key = f"health:{uuid.uuid4().hex}"
+    cache.set(key, "ok", 10)
+    value = cache.get(key)
+    cache.delete(key)
+    if value != "ok":
+        raise RuntimeError("cache did not return what was written")
+    return {"backend": settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1]}
+
+
+def check_broker() -> dict:
+    if not settings.CELERY_BROKER_URL:
+        return {"status": "skipped", "detail": "no broker configured; jobs run in-process"}
+    from kombu import Connection
+
+    with Connection(settings.CELERY_BROKER_URL, connect_timeout=2) as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+        return {"transport": conn.transport_cls}
+
+
+def readiness_report() -> tuple[dict, bool]:
+    checks = {
+        "database": (_timed(check_database), True),
+        "cache": (_timed(check_cache), bool(settings.REDIS_URL)),
+        "broker": (_timed(check_broker), bool(settings.CELERY_BROKER_URL)),
+    }
+    healthy = all(
+        result["status"] != "unhealthy" or not required for result, required in checks.values()
+    )
+    body = {
+        "status": "healthy" if healthy else "unhealthy",
+        "checks": {
+            name: {**result, "required": required} for name, (result, required) in checks.items()
+        },
+    }
+    return body, healthy
+
+
+@require_GET
+def live(request) -> JsonResponse:
+    return JsonResponse({"status": "alive"})
+
+
+@require_GET
+def ready(request) -> JsonResponse:
+    body, healthy = readiness_report()
+    return JsonResponse(body, status=200 if healthy else 503)

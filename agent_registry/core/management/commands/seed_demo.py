@@ -1,0 +1,108 @@
+"""``manage.py seed_demo``: the embedded demo, created once and left alone afterwards.
+
+A tenant and project, an active ``echo-demo`` agent on the built-in echo runtime with
+a free and a paid plan, an admin login, and a demo subscription. Secrets made here
+(the admin password, the demo API key, an operator token) are written once to
+``var/demo-credentials.txt`` (mode 600) and printed on every run.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from decimal import Decimal
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from agent_registry.access.services import access_create
+from agent_registry.agents.models import BillingModel
+from agent_registry.agents.runtime import RuntimeDescription
+from agent_registry.agents.services import agent_create, agent_run_action, plan_create
+from agent_registry.core import keys
+from agent_registry.core.models import OperatorToken
+from agent_registry.tenants.models import AgentTenant, TenantRole
+from agent_registry.tenants.services import membership_set, project_create, tenant_create
+
+CREDENTIALS_FILE = Path(settings.VAR_DIR) / "demo-credentials.txt"
+
+
+class Command(BaseCommand):
+    help = "Seed the demo tenant, agent, plans and logins (idempotent)."
+
+    def handle(self, *args, **options):
+        with transaction.atomic():
+            created = self._seed()
+        if created:
+            CREDENTIALS_FILE.write_text("\n".join(f"{k}={v}" for k, v in created.items()) + "\n")
+            os.chmod(CREDENTIALS_FILE, 0o600)
+            self.stdout.write(self.style.SUCCESS("Demo data created."))
+        else:
+            self.stdout.write("Demo data already present; left unchanged.")
+
+    def _seed(self) -> dict[str, str]:
+        if AgentTenant.all_objects.filter(slug="demo").exists():
+            return {}
+        secrets_out: dict[str, str] = {}
+        User = get_user_model()
+        admin_password = secrets.token_urlsafe(12)
+        admin, _ = User.objects.get_or_create(username="admin")
+        admin.is_staff = admin.is_superuser = True
+        admin.set_password(admin_password)
+        admin.save()
+        secrets_out["ADMIN_USERNAME"] = "admin"
+        secrets_out["ADMIN_PASSWORD"] = admin_password
+
+        issued_token = keys.issue_key(keys.OPERATOR_TOKEN_KIND)
+        OperatorToken.objects.create(
+            user=admin, name="demo", token_prefix=issued_token.prefix, token_hash=issued_token.hash
+        )
+        secrets_out["OPERATOR_TOKEN"] = issued_token.plaintext
+
+        tenant = tenant_create(
+            name="Demo Customer", slug="demo", monthly_api_calls_limit=100_000, max_agents=10
+        )
+        project = project_create(tenant=tenant, name="Default")
+        membership_set(
+            tenant=tenant, username="demo-owner", role=TenantRole.OWNER, email="owner@demo.example"
+        )
+
+        agent = agent_create(
+            project=project,
+            agent_id="echo-demo",
+            name="Echo demo agent",
+            description="Answers with what you send it. Built in; no outside service needed.",
+            category="demo",
+            tags=["demo", "echo"],
+            runtime=RuntimeDescription(type="echo"),
+            actor=admin,
+        )
+        for action in ("deploy", "publish", "activate"):
+            agent = agent_run_action(agent=agent, action=action, actor=admin, reason="demo seed")
+        free = plan_create(
+            agent=agent,
+            name="Free",
+            billing_model=BillingModel.FREE,
+            monthly_quota=1_000,
+            rate_limit_per_second=5,
+            display_order=1,
+        )
+        plan_create(
+            agent=agent,
+            name="Pro",
+            billing_model=BillingModel.SUBSCRIPTION,
+            price_cents=1900,
+            price_per_call=Decimal("0.002"),
+            monthly_quota=100_000,
+            rate_limit_per_second=50,
+            display_order=2,
+        )
+        issued = access_create(
+            agent=agent, plan=free, project=project, name="Demo key", actor=admin
+        )
+        secrets_out["DEMO_SUBSCRIPTION_ID"] = str(issued.access.id)
+        secrets_out["DEMO_API_KEY"] = issued.api_key
+        return secrets_out

@@ -1,0 +1,217 @@
+"""One settings module: every deployment differs only by environment variables.
+
+With nothing set, the registry runs on the embedded default (SQLite file under
+``var/``, in-process cache, no broker).  ``DATABASE_URL``, ``REDIS_URL`` and
+``CELERY_BROKER_URL`` switch to PostgreSQL, Redis and a real broker.  The README's
+configuration table lists every variable read here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+
+from agent_registry.core.logging import build_logging_config
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+
+# --- Deployment --------------------------------------------------------------
+
+# "development" (the embedded default), "test" or "production".  Production refuses
+# to start with SQLite, DEBUG, or the built-in secret key (see core/checks.py).
+APP_ENV = env.str("APP_ENV", default="development")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+INSECURE_DEFAULT_SECRET_KEY = "insecure-embedded-default-change-me-in-production"
+SECRET_KEY = env.str("SECRET_KEY", default=INSECURE_DEFAULT_SECRET_KEY)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# Only behind a proxy that sets it: otherwise a client could forge its address.
+USE_X_FORWARDED_FOR = env.bool("USE_X_FORWARDED_FOR", default=False)
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+WIDGET_BASE_URL = env.str("WIDGET_BASE_URL", default=f"{PUBLIC_BASE_URL}/widget").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "auditlog",
+    "agent_registry.core",
+    "agent_registry.tenants",
+    "agent_registry.agents",
+    "agent_registry.access",
+]
+
+MIDDLEWARE = [
+    "agent_registry.core.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "agent_registry.core.audit.AuditContextMiddleware",
+]
+
+ROOT_URLCONF = "agent_registry.urls"
+ASGI_APPLICATION = "agent_registry.asgi.application"
+WSGI_APPLICATION = "agent_registry.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Data stores -------------------------------------------------------------
+
+VAR_DIR.mkdir(exist_ok=True)
+(VAR_DIR / "static").mkdir(exist_ok=True)
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+}
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL and a busy timeout let the embedded server's threads share the file.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+    }
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "agent_registry",
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+
+# --- Auth ----------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# OIDC (Keycloak): bearer JWTs on the management API are verified against this JWKS.
+OIDC_JWKS_URL = env.str("OIDC_JWKS_URL", default="")
+OIDC_ISSUER = env.str("OIDC_ISSUER", default="")
+OIDC_AUDIENCE = env.str("OIDC_AUDIENCE", default="")
+OIDC_ALGORITHMS = env.list("OIDC_ALGORITHMS", default=["RS256", "ES256"])
+OIDC_HTTP_TIMEOUT_SECONDS = env.float("OIDC_HTTP_TIMEOUT_SECONDS", default=5.0)
+
+# API keys are stored as HMAC-SHA256 with this pepper; a leaked database alone
+# cannot be used to test guesses offline.
+API_KEY_PEPPER = env.str("API_KEY_PEPPER", default=SECRET_KEY)
+API_KEY_ROTATION_GRACE_SECONDS = env.int("API_KEY_ROTATION_GRACE_SECONDS", default=24 * 3600)
+
+RUNTIME_ALLOW_PRIVATE_NETWORKS = env.bool("RUNTIME_ALLOW_PRIVATE_NETWORKS", default=False)
+
+# --- API -----------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "agent_registry.core.authentication.OperatorTokenAuthentication",
+        "agent_registry.core.authentication.OIDCAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["agent_registry.core.parsers.StrictJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "agent_registry.core.pagination.Pagination",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "agent_registry.core.exceptions.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BODY_BYTES", default=1024 * 1024)
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Agent Registry API",
+    "DESCRIPTION": (
+        "Register, price and list AI agents; subscribe customers and issue API keys. "
+        "Errors use one envelope: "
+        '`{"error": {"code", "message", "request_id", "details"?}}`.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "AgentStateEnum": "agent_registry.agents.models.AgentState",
+        "TenantRoleEnum": "agent_registry.tenants.models.TenantRole",
+        "AccessStatusEnum": "agent_registry.access.models.AccessStatus",
+    },
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {
+            "tokenAuth": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "Authorization",
+                "description": "`Token <operator token>`",
+            },
+            "oidcBearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+        }
+    },
+    "SECURITY": [{"tokenAuth": []}, {"oidcBearer": []}],
+    "AUTHENTICATION_WHITELIST": [],
+}
+
+# --- Audit ----------------------------------------------------------------------
+
+AUDITLOG_CID_GETTER = "agent_registry.core.request_id.current_request_id"
+AUDITLOG_DISABLE_REMOTE_ADDR = False
+AUDITLOG_STORE_JSON_CHANGES = True
+
+# --- Static files, i18n --------------------------------------------------------
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Logging: one JSON object per line, each with the request id ---------------
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = build_logging_config(LOG_LEVEL)

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from agent_registry.core.api import BoundedJSONField
+from agent_registry.tenants.models import AgentProject, AgentTenant, TenantMembership, TenantRole
+
+
+class TenantOutput(serializers.ModelSerializer):
+    class Meta:
+        model = AgentTenant
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "waldur_customer_uuid",
+            "waldur_customer_name",
+            "tenancy_model",
+            "dedicated_namespace",
+            "monthly_api_calls_limit",
+            "max_agents",
+            "is_active",
+            "suspended_at",
+            "suspension_reason",
+            "metadata",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class TenantCreateInput(serializers.ModelSerializer):
+    metadata = BoundedJSONField(required=False)
+    dedicated_resource_quota = BoundedJSONField(required=False)
+
+    class Meta:
+        model = AgentTenant
+        fields = [
+            "name",
+            "slug",
+            "waldur_customer_uuid",
+            "waldur_customer_name",
+            "tenancy_model",
+            "dedicated_namespace",
+            "dedicated_resource_quota",
+            "monthly_api_calls_limit",
+            "max_agents",
+            "metadata",
+        ]
+
+
+class TenantUpdateInput(TenantCreateInput):
+    class Meta(TenantCreateInput.Meta):
+        fields = [f for f in TenantCreateInput.Meta.fields if f != "slug"]
+
+
+class ProjectOutput(serializers.ModelSerializer):
+    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = AgentProject
+        fields = [
+            "id",
+            "tenant",
+            "name",
+            "waldur_project_uuid",
+            "waldur_project_name",
+            "is_active",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class ProjectCreateInput(serializers.Serializer):
+    tenant = serializers.SlugField(max_length=63)
+    name = serializers.CharField(max_length=200)
+    waldur_project_uuid = serializers.UUIDField(required=False, allow_null=True)
+    waldur_project_name = serializers.CharField(max_length=200, required=False, default="")
+
+    def validate_waldur_project_uuid(self, value):
+        if value and AgentProject.all_objects.filter(waldur_project_uuid=value).exists():
+            raise serializers.ValidationError("A project with this Waldur UUID already exists.")
+        return value
+
+
+class ProjectUpdateInput(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    waldur_project_name = serializers.CharField(max_length=200, required=False)
+    is_active = serializers.BooleanField(required=False)
+
+
+class MembershipOutput(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username", read_only=True)
+    email = serializers.EmailField(source="user.email", read_only=True)
+
+    class Meta:
+        model = TenantMembership
+        fields = ["username", "email", "role", "created_at"]
+        read_only_fields = fields
+
+
+class MembershipInput(serializers.Serializer):
+    username = serializers.CharField(
+        max_length=150, help_text="The user's OIDC subject (`sub`) or local username."
+    )
+    email = serializers.EmailField(required=False, default="")
+    role = serializers.ChoiceField(choices=TenantRole.choices)

@@ -1,0 +1,162 @@
+"""Tenants, projects and memberships. Thin: validate → one service → serialize."""
+
+from __future__ import annotations
+
+import django_filters
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from agent_registry.core.api import COMMON_ERRORS, ReasonInput, error_responses
+from agent_registry.core.errors import NotFound
+from agent_registry.tenants import services
+from agent_registry.tenants.api import serializers as s
+from agent_registry.tenants.models import AgentProject, AgentTenant, TenantMembership, TenantRole
+from agent_registry.tenants.permissions import (
+    is_operator,
+    member_tenant_ids,
+    require_operator,
+    require_role,
+    visible_tenants,
+)
+
+
+def tenant_for_write(user, slug: str, minimum: TenantRole) -> AgentTenant:
+    """A tenant the caller can see (else 404) and holds ``minimum`` in (else 403)."""
+    tenant = visible_tenants(user).filter(slug=slug).first()
+    if tenant is None:
+        raise NotFound(f"No tenant '{slug}'.")
+    require_role(user, tenant, minimum)
+    return tenant
+
+
+class TenantFilter(django_filters.FilterSet):
+    is_active = django_filters.BooleanFilter()
+    q = django_filters.CharFilter(field_name="name", lookup_expr="icontains", max_length=100)
+
+    class Meta:
+        model = AgentTenant
+        fields = ["is_active"]
+
+
+@extend_schema(tags=["tenants"])
+class TenantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    lookup_field = "slug"
+    lookup_value_regex = r"[-a-zA-Z0-9_]+"
+    serializer_class = s.TenantOutput
+    filterset_class = TenantFilter
+
+    def get_queryset(self):
+        return visible_tenants(self.request.user).order_by("name")
+
+    @extend_schema(request=s.TenantCreateInput, responses={201: s.TenantOutput, **COMMON_ERRORS})
+    def create(self, request):
+        require_operator(request.user)
+        data = s.TenantCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        tenant = services.tenant_create(**data.validated_data)
+        return Response(s.TenantOutput(tenant).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.TenantUpdateInput, responses={200: s.TenantOutput, **COMMON_ERRORS})
+    def partial_update(self, request, slug=None):
+        tenant = self.get_object()
+        require_operator(request.user)
+        data = s.TenantUpdateInput(tenant, data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        tenant = services.tenant_update(tenant=tenant, **data.validated_data)
+        return Response(s.TenantOutput(tenant).data)
+
+    @extend_schema(
+        request=ReasonInput,
+        responses={200: s.TenantOutput, **COMMON_ERRORS, **error_responses(409)},
+    )
+    @action(detail=True, methods=["post"])
+    def suspend(self, request, slug=None):
+        tenant = self.get_object()
+        require_operator(request.user)
+        data = ReasonInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        tenant = services.tenant_suspend(tenant=tenant, reason=data.validated_data["reason"])
+        return Response(s.TenantOutput(tenant).data)
+
+    @extend_schema(
+        request=None, responses={200: s.TenantOutput, **COMMON_ERRORS, **error_responses(409)}
+    )
+    @action(detail=True, methods=["post"])
+    def reactivate(self, request, slug=None):
+        tenant = self.get_object()
+        require_operator(request.user)
+        tenant = services.tenant_reactivate(tenant=tenant)
+        return Response(s.TenantOutput(tenant).data)
+
+    @extend_schema(methods=["get"], responses={200: s.MembershipOutput(many=True), **COMMON_ERRORS})
+    @extend_schema(
+        methods=["post"],
+        request=s.MembershipInput,
+        responses={201: s.MembershipOutput, **COMMON_ERRORS},
+    )
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
+    def members(self, request, slug=None):
+        tenant = self.get_object()
+        if request.method == "GET":
+            memberships = TenantMembership.objects.filter(tenant=tenant).select_related("user")
+            return Response(s.MembershipOutput(memberships, many=True).data)
+        require_role(request.user, tenant, TenantRole.OWNER)
+        data = s.MembershipInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        membership = services.membership_set(tenant=tenant, **data.validated_data)
+        return Response(s.MembershipOutput(membership).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={204: None, **COMMON_ERRORS})
+    @action(detail=True, methods=["delete"], url_path=r"members/(?P<username>[^/]{1,150})")
+    def remove_member(self, request, slug=None, username=None):
+        tenant = self.get_object()
+        require_role(request.user, tenant, TenantRole.OWNER)
+        membership = TenantMembership.objects.filter(tenant=tenant, user__username=username).first()
+        if membership is None:
+            raise NotFound(f"'{username}' is not a member of '{tenant.slug}'.")
+        services.membership_remove(membership=membership)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ProjectFilter(django_filters.FilterSet):
+    tenant = django_filters.CharFilter(field_name="tenant__slug", max_length=63)
+    is_active = django_filters.BooleanFilter()
+
+    class Meta:
+        model = AgentProject
+        fields = ["tenant", "is_active"]
+
+
+@extend_schema(tags=["projects"])
+class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = s.ProjectOutput
+    filterset_class = ProjectFilter
+
+    def get_queryset(self):
+        projects = AgentProject.objects.select_related("tenant").order_by("tenant__slug", "name")
+        if is_operator(self.request.user):
+            return projects
+        return projects.filter(tenant_id__in=member_tenant_ids(self.request.user))
+
+    @extend_schema(
+        request=s.ProjectCreateInput,
+        responses={201: s.ProjectOutput, **COMMON_ERRORS, **error_responses(409)},
+    )
+    def create(self, request):
+        data = s.ProjectCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        tenant = tenant_for_write(request.user, fields.pop("tenant"), TenantRole.ADMIN)
+        project = services.project_create(tenant=tenant, **fields)
+        return Response(s.ProjectOutput(project).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.ProjectUpdateInput, responses={200: s.ProjectOutput, **COMMON_ERRORS})
+    def partial_update(self, request, pk=None):
+        project = self.get_object()
+        require_role(request.user, project.tenant, TenantRole.ADMIN)
+        data = s.ProjectUpdateInput(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        project = services.project_update(project=project, **data.validated_data)
+        return Response(s.ProjectOutput(project).data)

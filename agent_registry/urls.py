@@ -1,0 +1,36 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from agent_registry.access.api.views import SubscriptionViewSet
+from agent_registry.agents.api.views import AgentViewSet, CatalogViewSet
+from agent_registry.core import health, metrics
+from agent_registry.tenants.api.views import ProjectViewSet, TenantViewSet
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("tenants", TenantViewSet, basename="tenant")
+router.register("projects", ProjectViewSet, basename="project")
+router.register("agents", AgentViewSet, basename="agent")
+router.register("catalog", CatalogViewSet, basename="catalog")
+router.register("subscriptions", SubscriptionViewSet, basename="subscription")
+
+admin.site.site_header = "Agent Registry"
+admin.site.site_title = "Agent Registry admin"
+admin.site.index_title = "Operations"
+
+urlpatterns = [
+    path("health/live", health.live, name="health-live"),
+    path("health/ready", health.ready, name="health-ready"),
+    path("metrics", metrics.metrics, name="metrics"),
+    path("api/v1/", include(router.urls)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "agent_registry.core.exceptions.handler400"
+handler403 = "agent_registry.core.exceptions.handler403"
+handler404 = "agent_registry.core.exceptions.handler404"
+handler500 = "agent_registry.core.exceptions.handler500"

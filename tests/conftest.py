@@ -1,0 +1,101 @@
+"""Suite-wide fixtures: clean caches, loopback-only network, real-service markers, callers."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from tests import factories
+
+# --- Network: tests may talk to this machine only ------------------------------
+
+_real_connect = socket.socket.connect
+
+
+def _loopback_only_connect(sock, address):
+    host = address[0] if isinstance(address, tuple) else None
+    if host is not None:
+        try:
+            is_local = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            is_local = host in {"localhost"}
+        if not is_local:
+            raise OSError(f"tests may only connect to loopback, not {host!r}")
+    return _real_connect(sock, address)
+
+
+socket.socket.connect = _loopback_only_connect
+
+
+# --- Real services ---------------------------------------------------------------
+
+
+def real_services_available() -> bool:
+    return settings.DATABASES["default"]["ENGINE"].endswith("postgresql") and bool(
+        settings.REDIS_URL
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if real_services_available():
+        return
+    if os.environ.get("REQUIRE_REAL_SERVICES") == "1":
+        raise pytest.UsageError(
+            "REQUIRE_REAL_SERVICES=1 but DATABASE_URL is not PostgreSQL or REDIS_URL is unset."
+        )
+    skip = pytest.mark.skip(reason="needs real PostgreSQL and Redis (run via `make test`)")
+    for item in items:
+        if "real_services" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+# --- Callers -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def anonymous_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def operator(db):
+    return factories.UserFactory(username="operator", is_staff=True)
+
+
+@pytest.fixture
+def operator_client(operator) -> APIClient:
+    return factories.token_client(operator)
+
+
+@pytest.fixture
+def tenant(db):
+    return factories.TenantFactory(slug="acme", name="Acme")
+
+
+@pytest.fixture
+def project(tenant):
+    return factories.ProjectFactory(tenant=tenant, name="Main")
+
+
+@pytest.fixture
+def member_client(tenant):
+    """``member_client("developer")`` → a token client for a member of ``tenant``."""
+
+    def make(role: str, of=None) -> APIClient:
+        user = factories.member(of or tenant, role)
+        return factories.token_client(user)
+
+    return make

@@ -1,0 +1,117 @@
+"""Test data, made through the same services production uses wherever a rule applies."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import factory
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from agent_registry.access.services import IssuedAccess, access_create
+from agent_registry.agents.models import AgentInstance, AgentPlan, AgentState, BillingModel
+from agent_registry.agents.runtime import RuntimeDescription
+from agent_registry.agents.services import agent_create, agent_transition, plan_create
+from agent_registry.core import keys
+from agent_registry.core.models import OperatorToken
+from agent_registry.tenants.models import AgentProject, AgentTenant, TenantMembership
+
+# The path through the lifecycle to reach each state.
+PATH_TO = {
+    AgentState.DRAFT: [],
+    AgentState.DEPLOYED: [AgentState.DEPLOYED],
+    AgentState.LISTED: [AgentState.DEPLOYED, AgentState.LISTED],
+    AgentState.ACTIVE: [AgentState.DEPLOYED, AgentState.LISTED, AgentState.ACTIVE],
+    AgentState.PAUSED: [
+        AgentState.DEPLOYED,
+        AgentState.LISTED,
+        AgentState.ACTIVE,
+        AgentState.PAUSED,
+    ],
+    AgentState.RETIRED: [AgentState.RETIRED],
+}
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+
+
+class TenantFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = AgentTenant
+
+    name = factory.Sequence(lambda n: f"Tenant {n}")
+    slug = factory.Sequence(lambda n: f"tenant-{n}")
+
+
+class ProjectFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = AgentProject
+
+    tenant = factory.SubFactory(TenantFactory)
+    name = factory.Sequence(lambda n: f"Project {n}")
+
+
+def member(tenant: AgentTenant, role: str, username: str | None = None):
+    user = UserFactory(username=username) if username else UserFactory()
+    TenantMembership.objects.create(tenant=tenant, user=user, role=role)
+    return user
+
+
+def token_for(user) -> str:
+    issued = keys.issue_key(keys.OPERATOR_TOKEN_KIND)
+    OperatorToken.objects.create(user=user, token_prefix=issued.prefix, token_hash=issued.hash)
+    return issued.plaintext
+
+
+def token_client(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(user)}")
+    return client
+
+
+_agent_counter = iter(range(1, 10**9))
+
+
+def make_agent(
+    project: AgentProject | None = None,
+    state: AgentState = AgentState.ACTIVE,
+    agent_id: str | None = None,
+    **fields,
+) -> AgentInstance:
+    project = project or ProjectFactory()
+    agent = agent_create(
+        project=project,
+        agent_id=agent_id or f"agent-{next(_agent_counter)}",
+        name=fields.pop("name", "Test agent"),
+        runtime=fields.pop("runtime", RuntimeDescription(type="echo")),
+        **fields,
+    )
+    for step in PATH_TO[state]:
+        agent = agent_transition(agent=agent, to_state=step, reason="test setup")
+    return agent
+
+
+def make_plan(agent: AgentInstance, **fields) -> AgentPlan:
+    fields.setdefault("name", f"Plan {next(_agent_counter)}")
+    fields.setdefault("billing_model", BillingModel.USAGE)
+    if fields["billing_model"] == BillingModel.USAGE:
+        fields.setdefault("price_per_call", Decimal("0.0125"))
+    if fields["billing_model"] == BillingModel.SUBSCRIPTION:
+        fields.setdefault("price_cents", 1900)
+    fields.setdefault("monthly_quota", 1000)
+    return plan_create(agent=agent, **fields)
+
+
+def make_subscription(
+    project: AgentProject | None = None, agent: AgentInstance | None = None, **plan_fields
+) -> IssuedAccess:
+    project = project or ProjectFactory()
+    agent = agent or make_agent(project=ProjectFactory())
+    plan = make_plan(agent, **plan_fields)
+    return access_create(agent=agent, plan=plan, project=project)
