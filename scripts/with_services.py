@@ -24,7 +24,8 @@ def reachable(host: str, port: int) -> bool:
 def main() -> None:
     env = os.environ
     if not env.get("DATABASE_URL") and reachable("127.0.0.1", 5432):
-        env["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/agent_registry"
+        # A name per run, so two suites on one machine never share a test database.
+        env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/agent_registry_{os.getpid()}"
     if not env.get("REDIS_URL") and reachable("127.0.0.1", 6379):
         env["REDIS_URL"] = "redis://127.0.0.1:6379/15"
     database = env.get("DATABASE_URL", "sqlite (embedded)").split("@")[-1]

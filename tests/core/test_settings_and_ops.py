@@ -1,0 +1,73 @@
+"""Production refuses embedded defaults; logs are JSON with the request id; metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from django.core.checks import run_checks
+
+from agent_registry.core.request_id import bind_request_id, reset_request_id
+
+
+def test_production_refuses_the_embedded_defaults(settings):
+    settings.APP_ENV = "production"
+    settings.DEBUG = True
+    settings.SECRET_KEY = settings.INSECURE_DEFAULT_SECRET_KEY
+    settings.API_KEY_PEPPER = settings.INSECURE_DEFAULT_SECRET_KEY
+    settings.DATABASES = {**settings.DATABASES}
+    settings.DATABASES["default"] = {
+        **settings.DATABASES["default"],
+        "ENGINE": "django.db.backends.sqlite3",
+    }
+    settings.REDIS_URL = ""
+
+    ids = {error.id for error in run_checks()}
+
+    assert {f"agent_registry.E00{n}" for n in range(1, 6)} <= ids
+
+
+def test_development_has_no_such_complaints(settings):
+    settings.APP_ENV = "development"
+
+    assert not [e for e in run_checks() if e.id.startswith("agent_registry.")]
+
+
+def test_log_lines_are_json_with_the_request_id(capsys):
+    from django.conf import settings
+
+    handler = logging.StreamHandler()
+    formatter_config = settings.LOGGING["formatters"]["json"]
+    factory = formatter_config["()"]
+    handler.setFormatter(factory(**{k: v for k, v in formatter_config.items() if k != "()"}))
+    logger = logging.getLogger("test.json")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    token = bind_request_id("req-12345678")
+    try:
+        logger.info("something happened")
+    finally:
+        reset_request_id(token)
+        logger.removeHandler(handler)
+
+    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert line["event"] == "something happened"
+    assert line["request_id"] == "req-12345678"
+    assert line["level"] == "info"
+    assert "timestamp" in line
+
+
+@pytest.mark.django_db
+def test_metrics_are_served_in_prometheus_format(anonymous_client):
+    from tests import factories
+
+    factories.make_agent()
+
+    response = anonymous_client.get("/metrics")
+
+    text = response.content.decode()
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    assert 'agent_registry_agents_total{state="active"} 1.0' in text
+    assert "agent_registry_state_transitions_total" in text
