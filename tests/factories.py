@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 from rest_framework.test import APIClient
 
 from agent_registry.access.services import IssuedAccess, access_create
@@ -39,6 +40,8 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    # Like users provisioned for OIDC: no password login.
+    password = factory.LazyFunction(lambda: make_password(None))
 
 
 class TenantFactory(factory.django.DjangoModelFactory):

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import jwt
@@ -80,7 +81,7 @@ class OIDCAuthentication(authentication.BaseAuthentication):
         try:
             signing_key = self._signing_key(token)
             options = {"require": ["exp", "iat", "sub"], "verify_aud": bool(settings.OIDC_AUDIENCE)}
-            return jwt.decode(
+            claims = jwt.decode(
                 token,
                 signing_key.key,
                 algorithms=settings.OIDC_ALGORITHMS,
@@ -89,21 +90,33 @@ class OIDCAuthentication(authentication.BaseAuthentication):
                 options=options,
                 leeway=30,
             )
-        except jwt.PyJWKClientConnectionError as exc:
-            log.warning("oidc_jwks_unreachable", error=str(exc))
+        except (jwt.PyJWKClientConnectionError, json.JSONDecodeError) as exc:
+            # JSONDecodeError can only come from the key set: the token's own parts are
+            # parsed by PyJWT, which reports them as DecodeError.
+            log.warning("oidc_jwks_unreachable", error=str(exc)[:200])
             raise exceptions.AuthenticationFailed(
                 "The identity provider's keys could not be fetched; try again shortly."
             ) from None
         except (jwt.PyJWTError, ValueError) as exc:
             raise exceptions.AuthenticationFailed(f"Invalid bearer token: {exc}") from None
+        # Keycloak signs ID tokens (typ "ID") with the same key; only access tokens
+        # (typ "Bearer") are credentials for this API. Other providers may omit ``typ``.
+        if str(claims.get("typ", "Bearer")).lower() != "bearer":
+            raise exceptions.AuthenticationFailed("Invalid bearer token: not an access token.")
+        if not str(claims["sub"]).strip():
+            raise exceptions.AuthenticationFailed("Invalid bearer token: no subject.")
+        return claims
 
     @classmethod
     def _signing_key(cls, token: str):
         url = settings.OIDC_JWKS_URL
         client = cls._jwk_clients.get(url)
         if client is None:
+            # The key set is cached for ``lifespan`` seconds and then fetched again, so a
+            # key the provider retired stops being trusted. No per-kid cache
+            # (``cache_keys``): it never expires and would trust a retired key for good.
             client = jwt.PyJWKClient(
-                url, cache_keys=True, lifespan=300, timeout=settings.OIDC_HTTP_TIMEOUT_SECONDS
+                url, cache_keys=False, lifespan=300, timeout=settings.OIDC_HTTP_TIMEOUT_SECONDS
             )
             cls._jwk_clients[url] = client
         # Bounded retries with backoff for a flaky identity provider.
@@ -127,4 +140,11 @@ class OIDCAuthentication(authentication.BaseAuthentication):
             user.save(update_fields=["password"])
         if not user.is_active:
             raise exceptions.AuthenticationFailed("User inactive.")
+        # A token's subject may only stand for an identity-provider user: never for a
+        # local account (a password login, or an operator made by issue_token).
+        if user.is_staff or user.has_usable_password():
+            log.warning("oidc_subject_matches_local_account", subject=subject)
+            raise exceptions.AuthenticationFailed(
+                "This identity belongs to a local account; log in with its token instead."
+            )
         return user

@@ -9,7 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from agent_registry.core.api import COMMON_ERRORS, ReasonInput, error_responses
-from agent_registry.core.errors import NotFound
+from agent_registry.core.errors import NotFound, ValidationFailed
 from agent_registry.tenants import services
 from agent_registry.tenants.api import serializers as s
 from agent_registry.tenants.models import AgentProject, AgentTenant, TenantMembership, TenantRole
@@ -23,10 +23,14 @@ from agent_registry.tenants.permissions import (
 
 
 def tenant_for_write(user, slug: str, minimum: TenantRole) -> AgentTenant:
-    """A tenant the caller can see (else 404) and holds ``minimum`` in (else 403)."""
+    """The tenant a request body names, if the caller can see it and holds ``minimum`` in it.
+
+    An unknown or invisible slug is 400, as for any unknown id in a body (another
+    tenant's slug answers exactly like one that doesn't exist); too low a role is 403.
+    """
     tenant = visible_tenants(user).filter(slug=slug).first()
     if tenant is None:
-        raise NotFound(f"No tenant '{slug}'.")
+        raise ValidationFailed(details={"tenant": ["No such tenant."]})
     require_role(user, tenant, minimum)
     return tenant
 
@@ -113,7 +117,12 @@ class TenantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def remove_member(self, request, slug=None, username=None):
         tenant = self.get_object()
         require_role(request.user, tenant, TenantRole.OWNER)
-        membership = TenantMembership.objects.filter(tenant=tenant, user__username=username).first()
+        # No username holds NUL, and PostgreSQL refuses to even compare text holding it.
+        membership = (
+            None
+            if "\x00" in username
+            else TenantMembership.objects.filter(tenant=tenant, user__username=username).first()
+        )
         if membership is None:
             raise NotFound(f"'{username}' is not a member of '{tenant.slug}'.")
         services.membership_remove(membership=membership)

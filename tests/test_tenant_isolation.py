@@ -1,0 +1,398 @@
+"""A tenant never sees or changes another tenant's data, through any customer endpoint.
+
+Two tenants, A and B, each with a project, an active agent with a plan, a subscription
+and members. A member of A — an owner as well as a viewer — tries every endpoint of the
+customer API with B's identifiers:
+
+- an id in the URL answers 404 ``not_found``, exactly as an id that doesn't exist;
+- an id in the request body answers 400 ``validation_error``, exactly as an unknown id;
+- lists never contain B's rows, whatever the filters;
+- and the database is exactly as it was.
+
+Callers without credentials get 401 everywhere but the public catalog and health.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from rest_framework.test import APIClient
+
+from agent_registry.access.models import AgentAccess
+from agent_registry.agents.models import AgentInstance, AgentPlan, AgentState
+from agent_registry.tenants.models import AgentProject, AgentTenant
+from tests import factories
+
+
+@dataclass
+class Side:
+    """One tenant's world."""
+
+    tenant: AgentTenant
+    project: AgentProject
+    agent: AgentInstance
+    draft_agent: AgentInstance
+    plan: AgentPlan
+    access: AgentAccess
+    member: str
+
+    @classmethod
+    def build(cls, slug: str) -> Side:
+        tenant = factories.TenantFactory(slug=slug, name=slug.title())
+        project = factories.ProjectFactory(tenant=tenant, name=f"{slug} main")
+        agent = factories.make_agent(project=project, agent_id=f"{slug}-agent", name=f"{slug} bot")
+        draft = factories.make_agent(
+            project=project, agent_id=f"{slug}-draft", state=AgentState.DRAFT
+        )
+        issued = factories.make_subscription(project=project, agent=agent)
+        member = factories.member(tenant, "developer", username=f"{slug}-dev")
+        return cls(
+            tenant, project, agent, draft, issued.access.plan, issued.access, member.username
+        )
+
+
+@dataclass(frozen=True)
+class Ids:
+    """The identifiers a caller can put into URLs and bodies."""
+
+    slug: str
+    project: str
+    agent: str
+    draft_agent: str
+    plan: str
+    access: str
+    member: str
+
+    @classmethod
+    def of(cls, side: Side) -> Ids:
+        return cls(
+            slug=side.tenant.slug,
+            project=str(side.project.id),
+            agent=side.agent.agent_id,
+            draft_agent=side.draft_agent.agent_id,
+            plan=str(side.plan.id),
+            access=str(side.access.id),
+            member=side.member,
+        )
+
+
+GHOST = Ids(
+    slug="no-such-tenant",
+    project=str(uuid.uuid4()),
+    agent="no-such-agent",
+    draft_agent="no-such-draft",
+    plan=str(uuid.uuid4()),
+    access=str(uuid.uuid4()),
+    member="nobody",
+)
+
+# --- Endpoints with the other tenant's id in the URL: 404 --------------------------------
+
+LIFECYCLE_ACTIONS = ("deploy", "publish", "activate", "pause", "resume", "retire")
+
+URL_CALLS = {
+    "tenant detail": lambda c, i: c.get(f"/api/v1/tenants/{i.slug}/"),
+    "tenant patch": lambda c, i: c.patch(
+        f"/api/v1/tenants/{i.slug}/", {"name": "Mine now"}, format="json"
+    ),
+    "tenant suspend": lambda c, i: c.post(
+        f"/api/v1/tenants/{i.slug}/suspend/", {"reason": "x"}, format="json"
+    ),
+    "tenant reactivate": lambda c, i: c.post(f"/api/v1/tenants/{i.slug}/reactivate/"),
+    "tenant members": lambda c, i: c.get(f"/api/v1/tenants/{i.slug}/members/"),
+    "tenant add member": lambda c, i: c.post(
+        f"/api/v1/tenants/{i.slug}/members/", {"username": "mole", "role": "owner"}, format="json"
+    ),
+    "tenant remove member": lambda c, i: c.delete(f"/api/v1/tenants/{i.slug}/members/{i.member}/"),
+    "project detail": lambda c, i: c.get(f"/api/v1/projects/{i.project}/"),
+    "project patch": lambda c, i: c.patch(
+        f"/api/v1/projects/{i.project}/", {"name": "Mine now"}, format="json"
+    ),
+    "agent detail": lambda c, i: c.get(f"/api/v1/agents/{i.agent}/"),
+    "agent patch": lambda c, i: c.patch(
+        f"/api/v1/agents/{i.agent}/", {"name": "Mine now"}, format="json"
+    ),
+    **{
+        f"agent {action}": (
+            lambda c, i, action=action: c.post(f"/api/v1/agents/{i.agent}/{action}/")
+        )
+        for action in LIFECYCLE_ACTIONS
+    },
+    "draft agent detail": lambda c, i: c.get(f"/api/v1/agents/{i.draft_agent}/"),
+    "agent plans": lambda c, i: c.get(f"/api/v1/agents/{i.agent}/plans/"),
+    "agent create plan": lambda c, i: c.post(
+        f"/api/v1/agents/{i.agent}/plans/", {"name": "Free", "billing_model": "free"}, format="json"
+    ),
+    "agent transitions": lambda c, i: c.get(f"/api/v1/agents/{i.agent}/transitions/"),
+    "subscription detail": lambda c, i: c.get(f"/api/v1/subscriptions/{i.access}/"),
+    "subscription revoke": lambda c, i: c.post(
+        f"/api/v1/subscriptions/{i.access}/revoke/", {"reason": "x"}, format="json"
+    ),
+    "subscription rotate": lambda c, i: c.post(f"/api/v1/subscriptions/{i.access}/rotate/"),
+    "subscription reset-quota": lambda c, i: c.post(
+        f"/api/v1/subscriptions/{i.access}/reset-quota/"
+    ),
+    "subscription configuration": lambda c, i: c.get(
+        f"/api/v1/subscriptions/{i.access}/configuration/"
+    ),
+    "subscription configuration patch": lambda c, i: c.patch(
+        f"/api/v1/subscriptions/{i.access}/configuration/",
+        {"allowed_domains": ["https://evil.example"]},
+        format="json",
+    ),
+    "subscription embed-code": lambda c, i: c.get(f"/api/v1/subscriptions/{i.access}/embed-code/"),
+}
+
+# --- Endpoints with the other tenant's id in the body: 400 -------------------------------
+# ``own`` are the caller's ids, ``other`` the ids under test.
+
+BODY_CALLS = {
+    "create a project in the other tenant": (
+        "tenant",
+        lambda c, own, other: c.post(
+            "/api/v1/projects/", {"tenant": other.slug, "name": "Mole"}, format="json"
+        ),
+    ),
+    "create an agent in the other tenant's project": (
+        "project",
+        lambda c, own, other: c.post(
+            "/api/v1/agents/",
+            {"agent_id": "mole", "name": "Mole", "project": other.project},
+            format="json",
+        ),
+    ),
+    "subscribe the other tenant's project": (
+        "project",
+        lambda c, own, other: c.post(
+            "/api/v1/subscriptions/",
+            {"agent": own.agent, "plan": own.plan, "project": other.project},
+            format="json",
+        ),
+    ),
+    "subscribe to the other tenant's unpublished agent": (
+        "agent",
+        lambda c, own, other: c.post(
+            "/api/v1/subscriptions/",
+            {"agent": other.draft_agent, "plan": own.plan, "project": own.project},
+            format="json",
+        ),
+    ),
+    "subscribe with the other agent's plan": (
+        "plan",
+        lambda c, own, other: c.post(
+            "/api/v1/subscriptions/",
+            {"agent": own.agent, "plan": other.plan, "project": own.project},
+            format="json",
+        ),
+    ),
+}
+
+LISTS = {
+    "tenants": ("/api/v1/tenants/", "slug"),
+    "projects": ("/api/v1/projects/", "id"),
+    "agents": ("/api/v1/agents/", "agent_id"),
+    "subscriptions": ("/api/v1/subscriptions/", "id"),
+}
+
+
+def database_state() -> dict[str, list[dict]]:
+    """Every row of the registry's tables (soft-deleted ones too), users and audit log."""
+    models = [get_user_model()]
+    for label in ("tenants", "agents", "access", "core", "auditlog"):
+        models.extend(apps.get_app_config(label).get_models())
+    return {
+        model._meta.label: list(model._base_manager.order_by("pk").values()) for model in models
+    }
+
+
+def error_of(response) -> dict:
+    """The error envelope without its request id (which differs on every call)."""
+    error = dict(response.json()["error"])
+    assert error.pop("request_id") == response["X-Request-ID"]
+    return error
+
+
+@pytest.fixture(scope="module")
+def sides(django_db_setup, django_db_blocker) -> tuple[Side, Side]:
+    """A and B, built once for this module in a transaction rolled back at its end.
+
+    Each test runs in a savepoint inside it (pytest-django's ``db``), so whatever a
+    test writes is gone before the next one starts, as usual.
+    """
+    with django_db_blocker.unblock(), transaction.atomic():
+        yield Side.build("alpha"), Side.build("beta")
+        transaction.set_rollback(True)
+
+
+@pytest.fixture
+def a(db, sides) -> Side:
+    return sides[0]
+
+
+@pytest.fixture
+def b(db, sides) -> Side:
+    return sides[1]
+
+
+@pytest.fixture(params=["owner", "viewer"])
+def role_in_a(request) -> str:
+    """The most and the least powerful role."""
+    return request.param
+
+
+@pytest.fixture
+def member_of_a(a, role_in_a) -> APIClient:
+    return factories.token_client(factories.member(a.tenant, role_in_a))
+
+
+@pytest.mark.parametrize("call", URL_CALLS.values(), ids=URL_CALLS.keys())
+def test_the_other_tenants_ids_in_urls_are_not_found(a, b, member_of_a, call):
+    ghost = call(member_of_a, GHOST)
+    before = database_state()
+
+    response = call(member_of_a, Ids.of(b))
+
+    assert response.status_code == 404, response.content
+    assert error_of(response) == error_of(ghost)
+    assert error_of(response)["code"] == "not_found"
+    assert database_state() == before
+
+
+@pytest.mark.parametrize(
+    ("field", "call"), BODY_CALLS.values(), ids=[name.replace(" ", "-") for name in BODY_CALLS]
+)
+def test_the_other_tenants_ids_in_bodies_are_unknown(a, b, member_of_a, role_in_a, field, call):
+    ghost = call(member_of_a, Ids.of(a), GHOST)
+    before = database_state()
+
+    response = call(member_of_a, Ids.of(a), Ids.of(b))
+
+    assert response.status_code == ghost.status_code, response.content
+    assert error_of(response) == error_of(ghost)
+    assert database_state() == before
+    if role_in_a == "owner":  # a viewer may be refused for its role before any lookup
+        assert response.status_code == 400
+        assert error_of(response)["code"] == "validation_error"
+        assert list(error_of(response)["details"]) == [field]
+
+
+def test_a_member_cannot_probe_slugs_by_creating_a_tenant(a, b, member_of_a):
+    before = database_state()
+
+    taken = member_of_a.post(
+        "/api/v1/tenants/", {"name": "X", "slug": b.tenant.slug}, format="json"
+    )
+    free = member_of_a.post("/api/v1/tenants/", {"name": "X", "slug": "free-slug"}, format="json")
+
+    assert taken.status_code == free.status_code == 403
+    assert error_of(taken) == error_of(free)
+    assert error_of(taken)["code"] == "forbidden"
+    assert database_state() == before
+
+
+@pytest.mark.parametrize("name", LISTS)
+def test_lists_show_only_the_callers_tenant(a, b, member_of_a, name):
+    path, key = LISTS[name]
+    own = {
+        "tenants": [a.tenant.slug],
+        "projects": [str(a.project.id)],
+        "agents": sorted([a.agent.agent_id, a.draft_agent.agent_id]),
+        "subscriptions": [str(a.access.id)],
+    }[name]
+
+    response = member_of_a.get(path)
+
+    assert response.status_code == 200
+    assert response.json()["count"] == len(own)
+    assert sorted(str(row[key]) for row in response.json()["results"]) == own
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "/api/v1/projects/?tenant=beta",
+        "/api/v1/agents/?tenant=beta",
+        "/api/v1/agents/?q=beta",
+        "/api/v1/agents/?state=draft&tenant=beta",
+        "/api/v1/subscriptions/?tenant=beta",
+        "/api/v1/subscriptions/?agent=beta-agent",
+        "/api/v1/tenants/?q=Beta",
+    ],
+)
+def test_filtering_for_the_other_tenant_finds_nothing(a, b, member_of_a, query):
+    response = member_of_a.get(query)
+
+    assert response.status_code == 200
+    assert response.json()["count"] == 0
+    assert response.json()["results"] == []
+
+
+def test_filtering_by_the_other_tenants_project_finds_nothing(a, b, member_of_a):
+    for path in ("/api/v1/agents/", "/api/v1/subscriptions/"):
+        response = member_of_a.get(path, {"project": str(b.project.id)})
+
+        assert response.json()["results"] == [], path
+
+
+def test_subscribing_to_the_other_tenants_public_agent_is_the_marketplace(a, b):
+    """Listed and active agents are public: A may subscribe; the subscription is A's alone."""
+    developer_of_a = factories.token_client(factories.member(a.tenant, "developer"))
+
+    response = developer_of_a.post(
+        "/api/v1/subscriptions/",
+        {"agent": b.agent.agent_id, "plan": str(b.plan.id), "project": str(a.project.id)},
+        format="json",
+    )
+
+    assert response.status_code == 201, response.content
+    assert response.json()["tenant"] == a.tenant.slug
+    subscription = response.json()["id"]
+    member_of_b = factories.token_client(factories.member(b.tenant, "owner"))
+    assert member_of_b.get(f"/api/v1/subscriptions/{subscription}/").status_code == 404
+
+
+def test_a_member_of_no_tenant_sees_nothing(a, b):
+    loner = factories.token_client(factories.UserFactory())
+
+    for path, _ in LISTS.values():
+        assert loner.get(path).json()["results"] == [], path
+    assert loner.get(f"/api/v1/tenants/{a.tenant.slug}/").status_code == 404
+
+
+# --- Without credentials -----------------------------------------------------------------
+
+
+ANONYMOUS_CALLS = {
+    **{name: (lambda c, i, call=call: call(c, i)) for name, call in URL_CALLS.items()},
+    **{name: (lambda c, i, call=call: call(c, i, i)) for name, (_, call) in BODY_CALLS.items()},
+    **{f"list {name}": (lambda c, i, path=path: c.get(path)) for name, (path, _) in LISTS.items()},
+    "create a tenant": lambda c, i: c.post(
+        "/api/v1/tenants/", {"name": "X", "slug": "x"}, format="json"
+    ),
+}
+
+
+@pytest.mark.parametrize("call", ANONYMOUS_CALLS.values(), ids=ANONYMOUS_CALLS.keys())
+def test_without_credentials_every_customer_endpoint_is_401(a, call):
+    before = database_state()
+
+    response = call(APIClient(), Ids.of(a))
+
+    assert response.status_code == 401, response.content
+    assert response["WWW-Authenticate"]
+    assert error_of(response)["code"] == "not_authenticated"
+    assert database_state() == before
+
+
+@pytest.mark.parametrize("path", ["/api/v1/catalog/", "/health/live"])
+def test_the_catalog_and_liveness_need_no_credentials(a, path):
+    assert APIClient().get(path).status_code == 200
+
+
+def test_readiness_needs_no_credentials(db):
+    assert APIClient().get("/health/ready").status_code in {200, 503}
