@@ -8,7 +8,8 @@ from agent_registry.agents.api.views import AgentViewSet, CatalogViewSet
 from agent_registry.core import health, metrics
 from agent_registry.tenants.api.views import ProjectViewSet, TenantViewSet
 
-router = DefaultRouter(trailing_slash=True)
+# "/?": a POST without the trailing slash is served, not redirected (and its body lost).
+router = DefaultRouter(trailing_slash="/?")
 router.include_root_view = False
 router.register("tenants", TenantViewSet, basename="tenant")
 router.register("projects", ProjectViewSet, basename="project")

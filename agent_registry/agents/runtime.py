@@ -63,8 +63,11 @@ def is_private_address(host: str) -> bool:
 
 
 def validate_endpoint(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed or invalid "[IPv6]" host
+        parts = None
+    if parts is None or parts.scheme not in {"http", "https"} or not parts.hostname:
         raise ValidationFailed(details={"runtime": {"endpoint": ["Must be an http(s) URL."]}})
     if parts.username or parts.password:
         raise ValidationFailed(

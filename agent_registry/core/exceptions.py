@@ -1,17 +1,23 @@
 """One place that turns every failure into the error envelope.
 
-DRF's exceptions, the registry's own errors, Django's 404/403, integrity errors from
-a lost uniqueness race, and unexpected exceptions (500, logged, no internals shown).
+DRF's exceptions, the registry's own errors, Django's 404/403, an oversized body, integrity
+errors from a lost uniqueness race, and unexpected exceptions (500, logged, no internals
+shown).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 import structlog
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import IntegrityError
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
@@ -61,6 +67,19 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        # Raised when DRF reads the body, so inside the view rather than in Django's
+        # request handling, which would have answered 400 through ``handler400``.
+        return Response(
+            envelope(
+                "payload_too_large",
+                "The request body is too large.",
+                {"max_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE},
+            ),
+            status=413,
+        )
+    elif isinstance(exc, SuspiciousOperation):
+        return Response(envelope("bad_request", "The request is malformed."), status=400)
     elif isinstance(exc, IntegrityError):
         # A uniqueness race lost after validation passed: the other writer won.
         log.info("integrity_conflict", error=str(exc).splitlines()[0][:200])
@@ -113,6 +132,27 @@ def handler403(request, exception=None) -> JsonResponse:
 
 def handler400(request, exception=None) -> JsonResponse:
     return JsonResponse(envelope("bad_request", "The request is malformed."), status=400)
+
+
+def require_get(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Django's ``require_GET`` for plain (non-DRF) views, answering 405 in the envelope.
+
+    CSRF-exempt: such a view changes nothing, and the CSRF check would otherwise answer
+    a POST with Django's HTML 403 page before this 405 could be given.
+    """
+
+    @wraps(view)
+    def wrapper(request, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method not in ("GET", "HEAD"):
+            response = JsonResponse(
+                envelope("method_not_allowed", f'Method "{request.method}" not allowed.'),
+                status=405,
+            )
+            response["Allow"] = "GET, HEAD"
+            return response
+        return view(request, *args, **kwargs)
+
+    return csrf_exempt(wrapper)
 
 
 def handler500(request) -> JsonResponse:

@@ -15,7 +15,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.http import JsonResponse
-from django.views.decorators.http import require_GET
+
+from agent_registry.core.exceptions import require_get
 
 
 def _timed(check: Callable[[], dict]) -> dict:
@@ -73,12 +74,12 @@ def readiness_report() -> tuple[dict, bool]:
     return body, healthy
 
 
-@require_GET
+@require_get
 def live(request) -> JsonResponse:
     return JsonResponse({"status": "alive"})
 
 
-@require_GET
+@require_get
 def ready(request) -> JsonResponse:
     body, healthy = readiness_report()
     return JsonResponse(body, status=200 if healthy else 503)

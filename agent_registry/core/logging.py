@@ -61,5 +61,8 @@ def build_logging_config(level: str) -> dict[str, Any]:
             "django.server": {"level": "WARNING"},
             "django.request": {"level": "ERROR"},
             "uvicorn.access": {"level": "WARNING"},
+            # One line per gateway call is ours; httpx would add one per upstream request.
+            "httpx": {"level": "WARNING"},
+            "httpcore": {"level": "WARNING"},
         },
     }

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from django.http import HttpResponse
-from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
+
+from agent_registry.core.exceptions import require_get
 
 state_transitions_total = Counter(
     "agent_registry_state_transitions_total",
@@ -27,7 +28,7 @@ def _refresh_agent_gauge() -> None:
         agents_total.labels(state=state.value).set(counts.get(state.value, 0))
 
 
-@require_GET
+@require_get
 def metrics(request) -> HttpResponse:
     _refresh_agent_gauge()
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)

@@ -1,7 +1,8 @@
 """A JSON parser that refuses text the database cannot store.
 
 PostgreSQL rejects NUL characters in text and jsonb, and lone surrogates cannot be
-encoded as UTF-8; both would otherwise surface as a 500 deep inside a write.
+encoded as UTF-8; both would otherwise surface as a 500 deep inside a write. Nesting
+is bounded too, including nesting so deep that the JSON decoder itself gives up.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ MAX_NESTING = 32
 
 class StrictJSONParser(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
-        data = super().parse(stream, media_type, parser_context)
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:  # thousands of nested brackets overflow the decoder
+            raise ParseError("JSON is nested too deeply.") from None
         _check(data, depth=0)
         return data
 

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agent_registry.core.errors import Conflict
+from agent_registry.gateway import invalidation
 from agent_registry.tenants.models import AgentProject, AgentTenant, TenantMembership, TenantRole
 
 TENANT_EDITABLE_FIELDS = frozenset(
@@ -32,6 +33,13 @@ def tenant_create(*, name: str, slug: str, **fields: Any) -> AgentTenant:
     unknown = set(fields) - TENANT_EDITABLE_FIELDS
     if unknown:
         raise ValueError(f"Not tenant fields: {sorted(unknown)}")
+    if AgentTenant.all_objects.filter(slug=slug).exists():
+        raise Conflict(f"A tenant with slug '{slug}' already exists.",
+                       details={"slug": ["Already taken."]})
+    waldur_uuid = fields.get("waldur_customer_uuid")
+    if waldur_uuid and AgentTenant.all_objects.filter(waldur_customer_uuid=waldur_uuid).exists():
+        raise Conflict("A tenant is already linked to that Waldur customer.",
+                       details={"waldur_customer_uuid": ["Already linked."]})
     return AgentTenant.objects.create(name=name, slug=slug, **fields)
 
 
@@ -57,6 +65,8 @@ def tenant_suspend(*, tenant: AgentTenant, reason: str) -> AgentTenant:
     tenant.suspended_at = timezone.now()
     tenant.suspension_reason = reason
     tenant.save(update_fields=["is_active", "suspended_at", "suspension_reason", "updated_at"])
+    tenant_id = str(tenant.pk)
+    transaction.on_commit(lambda: invalidation.tenant_suspended(tenant_id))
     return tenant
 
 
@@ -69,6 +79,8 @@ def tenant_reactivate(*, tenant: AgentTenant) -> AgentTenant:
     tenant.suspended_at = None
     tenant.suspension_reason = ""
     tenant.save(update_fields=["is_active", "suspended_at", "suspension_reason", "updated_at"])
+    tenant_id = str(tenant.pk)
+    transaction.on_commit(lambda: invalidation.tenant_reactivated(tenant_id))
     return tenant
 
 

@@ -31,7 +31,8 @@ def test_an_operator_creates_a_tenant(operator_client):
 def test_a_duplicate_slug_is_refused(operator_client, tenant):
     response = operator_client.post("/api/v1/tenants/", {"name": "Again", "slug": tenant.slug})
 
-    assert response.status_code == 400
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "conflict"
     assert "slug" in response.json()["error"]["details"]
     assert AgentTenant.objects.count() == 1
 

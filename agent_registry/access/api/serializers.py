@@ -79,9 +79,13 @@ class OriginListField(serializers.ListField):
     def to_internal_value(self, data):
         origins = super().to_internal_value(data)
         for origin in origins:
-            parts = urlsplit(origin)
+            try:
+                parts = urlsplit(origin)
+            except ValueError:  # e.g. an unclosed or invalid "[IPv6]" host
+                parts = None
             if (
-                parts.scheme not in {"http", "https"}
+                parts is None
+                or parts.scheme not in {"http", "https"}
                 or not parts.hostname
                 or parts.path not in ("", "/")
                 or parts.query

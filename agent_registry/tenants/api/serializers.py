@@ -47,6 +47,8 @@ class TenantCreateInput(serializers.ModelSerializer):
             "max_agents",
             "metadata",
         ]
+        # Duplicates are conflicts (409), decided by the service like every other one.
+        extra_kwargs = {"slug": {"validators": []}, "waldur_customer_uuid": {"validators": []}}
 
 
 class TenantUpdateInput(TenantCreateInput):
