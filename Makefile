@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test lint format lock clean
+.PHONY: run test lint format lock clean bench-gateway bench-gateway-soak
 
 $(STAMP): requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,15 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The gateway benchmark (not a test, not on CI): needs local PostgreSQL and Redis on
+# 127.0.0.1 and Debian's wrk. See bench/gateway/README.md; figures in docs/performance.md.
+bench-gateway: $(STAMP)
+	@command -v wrk >/dev/null || { echo "bench-gateway needs wrk: apt-get install -y wrk"; exit 1; }
+	$(BIN)/python -m bench.gateway $(BENCH_ARGS)
+
+bench-gateway-soak: $(STAMP)
+	$(BIN)/python -m bench.gateway --soak $(BENCH_ARGS)
 
 # Re-resolve requirements.in into the hashed lock (needs network access to PyPI).
 lock:

@@ -1,4 +1,7 @@
-"""ASGI entry point: ``uvicorn agent_registry.asgi:application``."""
+"""ASGI entry point: ``uvicorn agent_registry.asgi:application``.
+
+The gateway's hot paths are served by a plain ASGI app; everything else by Django.
+"""
 
 import os
 
@@ -6,4 +9,8 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agent_registry.settings")
 
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+from agent_registry.gateway.app import GatewayApp  # noqa: E402  (needs Django set up first)
+
+application = GatewayApp(django_application)

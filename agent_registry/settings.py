@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "agent_registry.tenants",
     "agent_registry.agents",
     "agent_registry.access",
+    "agent_registry.usage",
 ]
 
 MIDDLEWARE = [
@@ -142,6 +143,18 @@ API_KEY_ROTATION_GRACE_SECONDS = env.int("API_KEY_ROTATION_GRACE_SECONDS", defau
 
 RUNTIME_ALLOW_PRIVATE_NETWORKS = env.bool("RUNTIME_ALLOW_PRIVATE_NETWORKS", default=False)
 
+# --- Gateway --------------------------------------------------------------------
+
+GATEWAY_MAX_BODY_BYTES = env.int("GATEWAY_MAX_BODY_BYTES", default=1024 * 1024)
+GATEWAY_SNAPSHOT_TTL_SECONDS = env.float("GATEWAY_SNAPSHOT_TTL_SECONDS", default=30.0)
+# When Redis is unreachable: "closed" refuses calls (503), "local" falls back to
+# per-process limits (approximate across processes).
+GATEWAY_LIMITS_ON_REDIS_FAILURE = env.str("GATEWAY_LIMITS_ON_REDIS_FAILURE", default="closed")
+# PostgreSQL commit mode of usage batches. "on": a 2xx means the record is on disk.
+# "off": it is committed (survives any gateway crash) but a database-server crash may
+# lose the last moments of records; saves one disk flush per batch.
+USAGE_SYNCHRONOUS_COMMIT = env.bool("USAGE_SYNCHRONOUS_COMMIT", default=True)
+
 # --- API -----------------------------------------------------------------------
 
 REST_FRAMEWORK = {
@@ -190,6 +203,10 @@ SPECTACULAR_SETTINGS = {
         }
     },
     "SECURITY": [{"tokenAuth": []}, {"oidcBearer": []}],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "agent_registry.gateway.openapi.add_gateway_paths",
+    ],
     "AUTHENTICATION_WHITELIST": [],
 }
 

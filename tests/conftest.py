@@ -8,7 +8,6 @@ import socket
 
 import pytest
 from django.conf import settings
-from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from tests import factories
@@ -55,13 +54,6 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-@pytest.fixture(autouse=True)
-def _clean_cache():
-    cache.clear()
-    yield
-    cache.clear()
-
-
 # --- Callers -----------------------------------------------------------------------
 
 
@@ -78,6 +70,18 @@ def operator(db):
 @pytest.fixture
 def operator_client(operator) -> APIClient:
     return factories.token_client(operator)
+
+
+@pytest.fixture
+def superuser(db):
+    return factories.UserFactory(username="root", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def admin_browser(client, superuser):
+    """A browser logged in to the Django admin as a superuser."""
+    client.force_login(superuser)
+    return client
 
 
 @pytest.fixture
@@ -99,3 +103,22 @@ def member_client(tenant):
         return factories.token_client(user)
 
     return make
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _end_stray_database_sessions(django_db_setup, django_db_blocker):
+    """Servers started by tests keep connections in their worker threads; end them so the
+    test database can be dropped at the end of the run."""
+    yield
+    from django.db import DatabaseError, connection
+
+    if connection.vendor != "postgresql":
+        return
+    try:
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+    except DatabaseError:  # no test used the database, so it was never created
+        pass

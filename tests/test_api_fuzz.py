@@ -36,6 +36,7 @@ from schemathesis import GenerationMode
 
 from agent_registry.access.services import access_create
 from agent_registry.agents.models import AgentState, BillingModel
+from agent_registry.gateway.openapi import PATHS as GATEWAY_PATHS
 from tests import factories
 from tests.db_state import database_fingerprint
 
@@ -51,7 +52,13 @@ SCHEMA = schemathesis.openapi.from_wsgi(
     # Authorization is ours to set (a real token per caller), not the generator's.
     config=schemathesis.Config.from_dict({"generation": {"with-security-parameters": False}}),
 )
-OPERATIONS = [result.ok() for result in SCHEMA.get_all_operations()]
+# The gateway's paths are documented in the schema but served by plain ASGI, not by
+# the WSGI app driven here; tests/gateway covers them against a live server.
+OPERATIONS = [
+    operation
+    for operation in (result.ok() for result in SCHEMA.get_all_operations())
+    if operation.path not in GATEWAY_PATHS
+]
 
 _SNAKE_CASE = re.compile(r"^[a-z][a-z0-9_]*$")
 REQUIRED_ERROR_KEYS = {"code", "message", "request_id"}

@@ -16,6 +16,7 @@ from agent_registry.agents import lifecycle
 from agent_registry.agents.models import AgentInstance, AgentPlan
 from agent_registry.core import keys
 from agent_registry.core.errors import AgentUnavailable, Conflict, Forbidden, ValidationFailed
+from agent_registry.gateway import invalidation
 from agent_registry.tenants.models import AgentProject
 
 
@@ -31,6 +32,11 @@ def next_period_start(now: datetime) -> datetime:
     """Quotas reset at the start of the next calendar month, UTC."""
     first = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     return (first + timedelta(days=32)).replace(day=1)
+
+
+def _after_commit(action, access: AgentAccess) -> None:
+    access_id = str(access.pk)
+    transaction.on_commit(lambda: action(access_id))
 
 
 def _new_widget_key() -> str:
@@ -106,6 +112,7 @@ def access_rotate_key(*, access: AgentAccess, grace_seconds: int | None = None) 
     access.key_hash = issued.hash
     access.key_rotated_at = now
     access.save()
+    _after_commit(invalidation.access_changed, access)
     return IssuedAccess(access=access, api_key=issued.plaintext)
 
 
@@ -122,6 +129,7 @@ def access_revoke(*, access: AgentAccess, reason: str) -> AgentAccess:
     access.previous_key_hash = ""
     access.previous_key_expires_at = None
     access.save()
+    _after_commit(invalidation.access_stopped, access)
     return access
 
 
@@ -131,6 +139,7 @@ def access_reset_quota(*, access: AgentAccess) -> AgentAccess:
     access.quota_used = 0
     access.quota_reset_at = next_period_start(timezone.now())
     access.save(update_fields=["quota_used", "quota_reset_at", "updated_at"])
+    _after_commit(invalidation.quota_reset, access)
     return access
 
 
@@ -171,4 +180,5 @@ def configuration_update(*, configuration: AgentConfiguration, **fields: Any) ->
             details={"rag_chunk_overlap": ["Must be smaller than rag_chunk_size."]}
         )
     configuration.save()
+    _after_commit(invalidation.access_changed, configuration.access)
     return configuration

@@ -19,6 +19,7 @@ from agent_registry.agents.models import (
 from agent_registry.agents.runtime import RuntimeDescription
 from agent_registry.core.errors import Conflict, InvalidTransition, ValidationFailed
 from agent_registry.core.metrics import state_transitions_total
+from agent_registry.gateway import invalidation
 from agent_registry.tenants.models import AgentProject
 
 AGENT_EDITABLE_FIELDS = frozenset(
@@ -97,6 +98,8 @@ def agent_update(
         for column, value in runtime.as_columns().items():
             setattr(agent, column, value)
     agent.save()
+    agent_pk = str(agent.pk)
+    transaction.on_commit(lambda: invalidation.agent_state_changed(agent_pk, agent.state))
     return agent
 
 
@@ -141,9 +144,13 @@ def agent_transition(
         actor_label=_actor_label(actor),
         reason=reason,
     )
-    transaction.on_commit(
-        lambda: state_transitions_total.labels(from_state=from_state, to_state=to_state).inc()
-    )
+    agent_pk = str(agent.pk)
+
+    def after_commit() -> None:
+        state_transitions_total.labels(from_state=from_state, to_state=to_state).inc()
+        invalidation.agent_state_changed(agent_pk, to_state)
+
+    transaction.on_commit(after_commit)
     return agent
 
 

@@ -27,17 +27,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def superuser():
-    return factories.UserFactory(username="root", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def admin_browser(client, superuser):
-    client.force_login(superuser)
-    return client
-
-
-@pytest.fixture
 def access() -> AgentAccess:
     return factories.make_subscription(monthly_quota=100).access
 

@@ -32,17 +32,6 @@ pytestmark = pytest.mark.django_db
 HOSTILE = "<script>alert(1)</script>"
 
 
-@pytest.fixture
-def superuser():
-    return factories.UserFactory(username="root", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def admin_browser(client, superuser):
-    client.force_login(superuser)
-    return client
-
-
 def agent_add_data(project, **overrides) -> dict:
     """What the agent add form posts for a new echo agent."""
     data = {

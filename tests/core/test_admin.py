@@ -15,17 +15,6 @@ pytestmark = pytest.mark.django_db
 OUR_APPS = {"core", "tenants", "agents", "access"}
 
 
-@pytest.fixture
-def superuser():
-    return factories.UserFactory(username="root", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def admin_browser(client, superuser):
-    client.force_login(superuser)
-    return client
-
-
 def test_every_registered_changelist_loads(admin_browser):
     factories.make_subscription()
     factories.token_for(factories.UserFactory())

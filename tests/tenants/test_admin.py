@@ -25,17 +25,6 @@ from tests.admin_support import (
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def superuser():
-    return factories.UserFactory(username="root", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def admin_browser(client, superuser):
-    client.force_login(superuser)
-    return client
-
-
 # --- Pages ---------------------------------------------------------------------------
 
 

@@ -1,0 +1,163 @@
+"""The ASGI entry: gateway paths are served here directly; everything else goes to Django.
+
+No Django request/response objects, middleware, sessions or DRF on the hot path —
+just the checks in pipeline.py and the shapes in native.py / openai_api.py.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import structlog
+
+from agent_registry.core.request_id import accept_or_create, bind_request_id, reset_request_id
+from agent_registry.gateway import native, openai_api, pipeline
+from agent_registry.gateway.asgi_io import Receive, Scope, Send, header, read_body
+from agent_registry.gateway.calls import answer_error, log_call, run_call
+from agent_registry.gateway.errors import GatewayError
+from agent_registry.usage.writer import UsageWriteFailed
+
+log = structlog.get_logger("agent_registry.gateway")
+
+INVOKE_PATH = re.compile(r"^/api/v1/agents/([-a-zA-Z0-9_]{1,100})/invoke/?$")
+
+
+class UsageUnavailable(GatewayError):
+    code = "usage_unavailable"
+    status = 503
+    default_message = "The call could not be recorded, so it was not answered; retry shortly."
+
+
+class MethodNotAllowed(GatewayError):
+    code = "method_not_allowed"
+    status = 405
+    default_message = "Method not allowed."
+
+
+def _route(scope: Scope):
+    path = scope["path"]
+    match = INVOKE_PATH.match(path)
+    if match:
+        return "invoke", match.group(1), "POST"
+    if path in ("/v1/chat/completions", "/v1/chat/completions/"):
+        return "chat", None, "POST"
+    if path in ("/v1/models", "/v1/models/"):
+        return "models", None, "GET"
+    return None
+
+
+class GatewayApp:
+    def __init__(self, django_app) -> None:
+        self.django_app = django_app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        route = _route(scope) if scope["type"] == "http" else None
+        if route is None:
+            await self.django_app(scope, receive, send)
+            return
+        kind, agent_id, method = route
+        request_id = accept_or_create(header(scope, b"x-request-id"))
+        token = bind_request_id(request_id)
+        try:
+            if scope["method"] != method:
+                await answer_error(send, request_id, MethodNotAllowed(), [("Allow", method)])
+                return
+            if kind == "models":
+                await self._models(scope, send, request_id)
+            else:
+                await self._call(kind, agent_id, scope, receive, send, request_id)
+        finally:
+            reset_request_id(token)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                from agent_registry.gateway.http_client import close_clients
+
+                await close_clients()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _models(self, scope: Scope, send: Send, request_id: str) -> None:
+        from agent_registry.gateway.asgi_io import encode_headers, send_json
+
+        try:
+            snapshot, _ = await pipeline.authenticate(_api_key(scope))
+        except GatewayError as error:
+            await answer_error(send, request_id, error)
+            return
+        await send_json(
+            send,
+            200,
+            openai_api.models_body(snapshot),
+            encode_headers([("X-Request-ID", request_id)]),
+        )
+
+    async def _call(self, kind, agent_id, scope, receive, send, request_id) -> None:
+        started = time.perf_counter()
+        request = None
+        snapshot = None
+        admitted = None
+        status = 500
+        usage = None
+        try:
+            body = await read_body(receive, pipeline.max_body_bytes())
+            api_key = _api_key(scope)
+            # Key checks come before the body is judged: strangers learn nothing.
+            snapshot, prefix = await pipeline.authenticate(api_key)
+            if kind == "invoke":
+                request = native.parse(
+                    body, agent_id=agent_id, request_id=request_id, accept=header(scope, b"accept")
+                )
+                render = lambda outcome: native.render(request, outcome)  # noqa: E731
+                stream_format = native.NativeStream(request) if request.stream else None
+            else:
+                request, include_usage = openai_api.parse(body, request_id=request_id)
+                render = lambda outcome: openai_api.render(request, outcome)  # noqa: E731
+                stream_format = (
+                    openai_api.ChunkStream(request, include_usage) if request.stream else None
+                )
+            request.started = started
+            admitted = await pipeline.admit(request, snapshot, prefix)
+            snapshot = admitted.snapshot
+            outcome = await run_call(
+                request=request,
+                admitted=admitted,
+                send=send,
+                receive=receive,
+                render=render,
+                stream_format=stream_format,
+            )
+            status, usage = outcome.status, outcome.usage
+        except GatewayError as error:
+            status = error.status
+            extra = admitted.limit_headers() if admitted is not None else []
+            await answer_error(send, request_id, error, extra)
+        except UsageWriteFailed:
+            status = UsageUnavailable.status
+            await answer_error(send, request_id, UsageUnavailable())
+        except ConnectionResetError:
+            status = 499
+        finally:
+            if admitted is not None:
+                await pipeline.finish(admitted, billable=False)  # no-op if already settled
+        if request is None:
+            request = pipeline.CallRequest(
+                endpoint=kind,
+                agent_id=agent_id or "",
+                request_id=request_id,
+                input="",
+                session_id="",
+            )
+        log_call(request, snapshot, status, usage)
+
+
+def _api_key(scope: Scope) -> str | None:
+    return pipeline.api_key_from(header(scope, b"x-api-key"), header(scope, b"authorization"))

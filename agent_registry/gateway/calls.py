@@ -1,0 +1,211 @@
+"""Running an admitted call: plain JSON or streamed, always ending in one usage record.
+
+The entry points (native invoke, OpenAI chat completions) differ only in how they
+parse the request and shape the answer; both go through ``run_call``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from agent_registry.core.exceptions import envelope
+from agent_registry.gateway import metrics, pipeline
+from agent_registry.gateway.asgi_io import (
+    Headers,
+    Receive,
+    Send,
+    encode_headers,
+    send_chunk,
+    send_json,
+    start_event_stream,
+)
+from agent_registry.gateway.errors import GatewayError, RuntimeFailed
+from agent_registry.gateway.runtimes import get_adapter
+from agent_registry.gateway.runtimes.base import RuntimeResult, Usage, estimated_usage
+
+log = structlog.get_logger("agent_registry.gateway")
+
+CLIENT_CLOSED = 499  # nginx's convention for "the client went away"
+
+
+@dataclass(slots=True)
+class Outcome:
+    status: int
+    output: str
+    usage: Usage
+    session_id: str
+    latency_ms: int
+    billable: bool
+    partial: bool = False
+
+
+class StreamFormat:
+    """How one entry point writes a stream: pieces, the end, an error."""
+
+    def start(self) -> bytes:
+        return b""
+
+    def piece(self, text: str) -> bytes:
+        raise NotImplementedError
+
+    def end(self, outcome: Outcome) -> bytes:
+        raise NotImplementedError
+
+    def error(self, error: GatewayError) -> bytes:
+        raise NotImplementedError
+
+
+def error_headers(request_id: str, error: GatewayError, extra: list | None = None) -> Headers:
+    return encode_headers([("X-Request-ID", request_id), *error.headers.items(), *(extra or [])])
+
+
+async def answer_error(
+    send: Send, request_id: str, error: GatewayError, extra: list | None = None
+) -> None:
+    await send_json(
+        send,
+        error.status,
+        envelope(error.code, error.message, error.details),
+        error_headers(request_id, error, extra),
+    )
+
+
+async def run_call(
+    *,
+    request: pipeline.CallRequest,
+    admitted: pipeline.AdmittedCall,
+    send: Send,
+    receive: Receive,
+    render: Callable[[Outcome], dict],
+    stream_format: StreamFormat | None,
+) -> Outcome:
+    headers = [("X-Request-ID", request.request_id), *admitted.limit_headers()]
+    if stream_format is None:
+        outcome = await _run_plain(request, admitted)
+        await send_json(send, 200, render(outcome), encode_headers(headers))
+        return outcome
+    return await _run_stream(request, admitted, send, receive, headers, stream_format)
+
+
+async def _run_plain(request: pipeline.CallRequest, admitted: pipeline.AdmittedCall) -> Outcome:
+    adapter = get_adapter(admitted.snapshot.target.runtime_type)
+    try:
+        result = await adapter.invoke(admitted.runtime_call)
+    except GatewayError as error:
+        # Runtime failures are recorded with their status and not billed.
+        await pipeline.record(
+            request, admitted, status=error.status, usage=Usage(0, 0), billable=False
+        )
+        raise
+    latency = await pipeline.record(
+        request, admitted, status=200, usage=result.usage, billable=True
+    )
+    return Outcome(200, result.output, result.usage, request.session_id, latency, True)
+
+
+async def _run_stream(
+    request: pipeline.CallRequest,
+    admitted: pipeline.AdmittedCall,
+    send: Send,
+    receive: Receive,
+    headers: list[tuple[str, str]],
+    fmt: StreamFormat,
+) -> Outcome:
+    adapter = get_adapter(admitted.snapshot.target.runtime_type)
+    delivered: list[str] = []
+
+    async def pump() -> RuntimeResult:
+        # aclosing: leaving early (result, disconnect) releases the upstream at once.
+        async with contextlib.aclosing(adapter.stream(admitted.runtime_call)) as items:
+            async for item in items:
+                if isinstance(item, RuntimeResult):
+                    return item
+                if item:
+                    delivered.append(item)
+                    await send_chunk(send, fmt.piece(item))
+        raise RuntimeFailed("The runtime's stream ended without a result.")
+
+    async def client_gone() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    await start_event_stream(send, encode_headers(headers))
+    opening = fmt.start()
+    if opening:
+        await send_chunk(send, opening)
+    pump_task = asyncio.ensure_future(pump())
+    watch_task = asyncio.ensure_future(client_gone())
+    await asyncio.wait({pump_task, watch_task}, return_when=asyncio.FIRST_COMPLETED)
+    watch_task.cancel()
+
+    text = "".join(delivered)
+    if not pump_task.done():  # the client left: stop the upstream, bill what was delivered
+        pump_task.cancel()
+        await asyncio.gather(pump_task, return_exceptions=True)
+        usage = estimated_usage(admitted.runtime_call, text)
+        latency = await pipeline.record(
+            request, admitted, status=CLIENT_CLOSED, usage=usage, billable=bool(text), partial=True
+        )
+        return Outcome(CLIENT_CLOSED, text, usage, request.session_id, latency, bool(text), True)
+
+    try:
+        result = pump_task.result()
+    except GatewayError as error:
+        # The runtime failed mid-stream: what was delivered is recorded (and billed if
+        # anything was), never metered as zero.
+        usage = estimated_usage(admitted.runtime_call, text) if text else Usage(0, 0)
+        latency = await pipeline.record(
+            request,
+            admitted,
+            status=error.status,
+            usage=usage,
+            billable=bool(text),
+            partial=bool(text),
+        )
+        await send_chunk(send, fmt.error(error), more=False)
+        return Outcome(
+            error.status, text, usage, request.session_id, latency, bool(text), bool(text)
+        )
+    latency = await pipeline.record(
+        request, admitted, status=200, usage=result.usage, billable=True
+    )
+    outcome = Outcome(
+        200,
+        result.output or text,
+        result.usage,
+        request.session_id,
+        latency,
+        True,
+    )
+    await send_chunk(send, fmt.end(outcome), more=False)
+    return outcome
+
+
+def log_call(request: pipeline.CallRequest, snapshot, status: int, usage: Usage | None) -> None:
+    seconds = time.perf_counter() - request.started
+    metrics.observe_request(request.endpoint, status, seconds)
+    log.info(
+        "gateway_call",
+        request_id=request.request_id,
+        endpoint=request.endpoint,
+        agent=request.agent_id,
+        tenant=getattr(snapshot, "tenant_slug", None),
+        status=status,
+        latency_ms=round(seconds * 1000, 2),
+        stream=request.stream,
+        tokens=usage.tokens_total if usage else 0,
+    )
+
+
+def dumps(value) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+__all__ = ["Outcome", "StreamFormat", "answer_error", "log_call", "run_call"]

@@ -1,0 +1,141 @@
+"""Tell the gateway, in every process, that a key, tenant or agent changed.
+
+Called by the services after their transaction commits. Stopping is immediate
+everywhere: a block flag goes to the shared limiter (Redis in production), which
+every call checks in the same round trip as its limits. Starting again lifts the
+flag. This process's snapshot cache is evicted too; other processes refresh theirs
+within GATEWAY_SNAPSHOT_TTL_SECONDS (a refusal from an old snapshot is re-checked
+at once, so reactivations don't wait that long).
+
+These run in Django's synchronous world (services, admin), so Redis is reached with
+the synchronous client; the embedded default's in-process limiter is driven directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine, Iterator
+from datetime import UTC, datetime
+
+import redis
+import structlog
+from django.conf import settings
+
+from agent_registry.gateway.limits import get_limiter
+from agent_registry.gateway.limits.base import BlockKind
+from agent_registry.gateway.limits.local import counter_expiry
+from agent_registry.gateway.limits.redis import block_key, quota_key
+from agent_registry.gateway.snapshots import shared_key, snapshots
+
+log = structlog.get_logger(__name__)
+_background: set[asyncio.Future] = set()
+
+
+@contextlib.contextmanager
+def _redis() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _run(coroutine: Coroutine) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(coroutine)
+    else:  # called from inside an event loop (tests driving services from async code)
+        _background.add(task := asyncio.ensure_future(coroutine))
+        task.add_done_callback(_background.discard)
+
+
+def _set_block(kind: BlockKind, object_id: str, code: str | None) -> None:
+    """``code`` None lifts the block."""
+    try:
+        if settings.REDIS_URL:
+            with _redis() as client:
+                if code is None:
+                    client.delete(block_key(kind, object_id))
+                else:
+                    client.set(block_key(kind, object_id), code)
+            return
+        limiter = get_limiter()
+        _run(
+            limiter.unblock(kind, object_id)
+            if code is None
+            else limiter.block(kind, object_id, code)
+        )
+    except Exception as exc:  # the database change stands; say loudly the flag didn't
+        log.error(
+            "gateway_block_flag_failed",
+            kind=kind,
+            object_id=object_id,
+            code=code,
+            error=str(exc)[:300],
+        )
+
+
+def _forget_shared_snapshots(access_id: str) -> None:
+    """Drop the Redis copies of this subscription's snapshot (under each key prefix)."""
+    if not settings.REDIS_URL:
+        return
+    from agent_registry.access.models import AgentAccess
+
+    prefixes = (
+        AgentAccess.all_objects.filter(pk=access_id)
+        .values_list("key_prefix", "previous_key_prefix")
+        .first()
+        or ()
+    )
+    try:
+        with _redis() as client:
+            for prefix in filter(None, prefixes):
+                client.delete(shared_key(prefix))
+    except Exception as exc:
+        log.error("gateway_snapshot_forget_failed", access_id=access_id, error=str(exc)[:300])
+
+
+def access_stopped(access_id: str, code: str = "revoked") -> None:
+    snapshots.evict_access(access_id)
+    _forget_shared_snapshots(access_id)
+    _set_block("access", access_id, code)
+
+
+def access_changed(access_id: str) -> None:
+    snapshots.evict_access(access_id)
+    _forget_shared_snapshots(access_id)
+
+
+def quota_reset(access_id: str) -> None:
+    """Zero this period's shared counter so the gateway admits again at once.
+
+    Set to 0 rather than deleted: a deleted counter would be re-seeded by other
+    processes from their cached (older) copy of the database's count.
+    """
+    access_changed(access_id)
+    period = datetime.now(UTC).strftime("%Y-%m")
+    try:
+        if settings.REDIS_URL:
+            with _redis() as client:
+                client.set(quota_key(access_id, period), 0, exat=int(counter_expiry(period)))
+        else:
+            _run(get_limiter().set_quota_used(access_id, period, 0))
+    except Exception as exc:
+        log.error("gateway_quota_reset_failed", access_id=access_id, error=str(exc)[:300])
+
+
+def tenant_suspended(tenant_id: str) -> None:
+    snapshots.evict_where(tenant_id=tenant_id)
+    _set_block("tenant", tenant_id, "suspended")
+
+
+def tenant_reactivated(tenant_id: str) -> None:
+    snapshots.evict_where(tenant_id=tenant_id)
+    _set_block("tenant", tenant_id, None)
+
+
+def agent_state_changed(agent_pk: str, state: str) -> None:
+    snapshots.evict_where(agent_pk=agent_pk)
+    _set_block("agent", agent_pk, None if state == "active" else state)

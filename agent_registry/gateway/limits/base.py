@@ -1,0 +1,69 @@
+"""What the gateway asks of a limiter: one call to admit a request, one to finish it.
+
+``admit`` checks, in the contract's order and atomically (one Redis round trip in
+production): the block flags (key revoked → 401, tenant suspended → 403, agent not
+active → 409), the per-key rate limit (GCRA, 429 with Retry-After), the monthly
+quota (reserve one unit, 429 with Retry-After = seconds to the period's reset), and
+the agent's concurrency (a lease that expires on its own if a worker dies, 503). A
+refusal at a later step undoes the earlier steps' reservations (but a rate-limit
+token, once spent, stays spent).
+
+``finish`` releases the concurrency lease and settles the quota reservation: kept
+when the call was billable, given back when it was not (runtime failure, or the
+call never reached the runtime).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+BlockKind = Literal["access", "tenant", "agent"]
+
+
+@dataclass(frozen=True, slots=True)
+class LimitPolicy:
+    access_id: str
+    tenant_id: str
+    agent_pk: str
+    rate_per_second: int
+    burst: int
+    quota_limit: int | None  # None = unlimited
+    quota_period: str  # "YYYY-MM" (UTC calendar month)
+    quota_seed: int  # quota_used known to the database, seeds a missing counter
+    quota_resets_at: float  # epoch seconds when the period ends
+    max_concurrent: int
+    lease_seconds: float  # how long a concurrency lease lives if never released
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    lease_id: str | None  # None when no concurrency slot was taken
+    quota_reserved: bool
+    rate_limit: int
+    rate_remaining: int
+    quota_limit: int | None
+    quota_remaining: int | None
+
+
+class Limiter(Protocol):
+    async def admit(self, policy: LimitPolicy) -> Admission:
+        """Raise InvalidApiKey, GatewayForbidden, AgentUnavailable, RateLimited,
+        QuotaExceeded, ConcurrencyLimited or LimiterUnavailable (gateway/errors.py)."""
+        ...
+
+    async def finish(
+        self, policy: LimitPolicy, admission: Admission, *, billable: bool
+    ) -> None: ...
+
+    async def block(self, kind: BlockKind, object_id: str, code: str) -> None:
+        """Mark an access/tenant/agent as blocked; ``code`` says why (e.g. "revoked")."""
+        ...
+
+    async def unblock(self, kind: BlockKind, object_id: str) -> None: ...
+
+    async def quota_used(self, access_id: str, period: str) -> int | None:
+        """The counter's value for the period, or None if it was never seeded."""
+        ...
+
+    async def set_quota_used(self, access_id: str, period: str, value: int) -> None: ...

@@ -1,0 +1,196 @@
+"""The in-process limiter: the embedded default, and the fallback when Redis is down.
+
+Same semantics as the Redis limiter (redis.py), exact within one process and blind
+to every other process. All state lives in dicts behind one ``threading.Lock``:
+``admit`` never awaits while holding it, so it is safe from any number of event
+loops and threads, and uncontended it costs well under a microsecond.
+"""
+
+from __future__ import annotations
+
+import calendar
+import math
+import secrets
+import threading
+import time
+
+from agent_registry.gateway.errors import (
+    AgentUnavailable,
+    ConcurrencyLimited,
+    GatewayForbidden,
+    InvalidApiKey,
+    QuotaExceeded,
+    RateLimited,
+)
+from agent_registry.gateway.limits.base import Admission, BlockKind, LimitPolicy
+
+BLOCK_KINDS: tuple[BlockKind, ...] = ("access", "tenant", "agent")
+
+# A quota counter outlives its period by this much, so late settlements and the
+# reconciliation with the database still find it.
+QUOTA_COUNTER_GRACE_SECONDS = 35 * 86400
+
+# Lease ids this limiter hands out start with this, so a limiter that fell back to
+# this one can route ``finish`` to the right place.
+LOCAL_LEASE_PREFIX = "local-"
+
+_SWEEP_EVERY_SECONDS = 60.0
+
+
+def period_end(period: str) -> float:
+    """Epoch seconds when the UTC calendar month ``YYYY-MM`` ends."""
+    year, month = (int(part) for part in period.split("-"))
+    year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return float(calendar.timegm((year, month, 1, 0, 0, 0)))
+
+
+def counter_expiry(period: str, resets_at: float | None = None) -> float:
+    """When a period's quota counter may be dropped (epoch seconds)."""
+    if resets_at is None:
+        try:
+            resets_at = period_end(period)
+        except ValueError:
+            resets_at = time.time() + 31 * 86400  # not a YYYY-MM: keep it about a month
+    return resets_at + QUOTA_COUNTER_GRACE_SECONDS
+
+
+def check_kind(kind: str) -> BlockKind:
+    if kind not in BLOCK_KINDS:
+        raise ValueError(f"unknown block kind {kind!r}")
+    return kind  # type: ignore[return-value]
+
+
+def block_error(kind: BlockKind, code: str) -> Exception:
+    """The contract's answer to a block flag: 401 key, 403 tenant, 409 agent."""
+    if kind == "access":
+        return InvalidApiKey()  # the same answer as an unknown key: reveal nothing
+    if kind == "tenant":
+        return GatewayForbidden("The tenant is suspended.", details={"reason": code})
+    return AgentUnavailable(details={"reason": code})
+
+
+def rate_limited(seconds: float) -> RateLimited:
+    return RateLimited(headers={"Retry-After": str(max(1, math.ceil(seconds)))})
+
+
+def quota_exceeded(seconds: float) -> QuotaExceeded:
+    return QuotaExceeded(headers={"Retry-After": str(max(1, math.ceil(seconds)))})
+
+
+class LocalLimiter:
+    """Exact limits for one process (GCRA, reserve-then-settle quota, expiring leases)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._blocks: dict[tuple[str, str], str] = {}
+        self._tat: dict[str, float] = {}  # access → theoretical arrival time (monotonic)
+        self._quota: dict[tuple[str, str], list[float]] = {}  # → [used, expires_at epoch]
+        self._leases: dict[str, dict[str, float]] = {}  # agent → lease id → expiry (monotonic)
+        self._next_sweep = time.monotonic() + _SWEEP_EVERY_SECONDS
+
+    async def admit(self, policy: LimitPolicy) -> Admission:
+        return self.admit_now(policy)
+
+    def admit_now(self, policy: LimitPolicy) -> Admission:
+        """``admit`` without the coroutine: every step happens under one lock."""
+        with self._lock:
+            now = time.monotonic()
+            if now >= self._next_sweep:
+                self._sweep(now)
+
+            # 1. Block flags, in the contract's order.
+            for kind, object_id in (
+                ("access", policy.access_id),
+                ("tenant", policy.tenant_id),
+                ("agent", policy.agent_pk),
+            ):
+                code = self._blocks.get((kind, object_id))
+                if code is not None:
+                    raise block_error(kind, code)  # type: ignore[arg-type]
+
+            # 2. GCRA: one arrival every ``interval``, up to ``burst`` at once.
+            rate = max(1, policy.rate_per_second)
+            burst = max(1, policy.burst)
+            interval = 1.0 / rate
+            new_tat = max(self._tat.get(policy.access_id, now), now) + interval
+            allow_at = new_tat - burst * interval
+            if allow_at > now:
+                raise rate_limited(allow_at - now)
+            self._tat[policy.access_id] = new_tat
+            rate_remaining = math.floor((now - allow_at) / interval + 1e-9)
+
+            # 3. Quota: reserve one unit (counted for unlimited plans too).
+            quota_key = (policy.access_id, policy.quota_period)
+            counter = self._quota.get(quota_key)
+            if counter is None:
+                expires = counter_expiry(policy.quota_period, policy.quota_resets_at)
+                counter = self._quota[quota_key] = [float(policy.quota_seed), expires]
+            if policy.quota_limit is not None and counter[0] >= policy.quota_limit:
+                raise quota_exceeded(policy.quota_resets_at - time.time())
+            counter[0] += 1
+
+            # 4. Concurrency: a lease that expires by itself.
+            lease_id = None
+            if policy.max_concurrent > 0:
+                leases = self._leases.setdefault(policy.agent_pk, {})
+                for expired in [lid for lid, exp in leases.items() if exp <= now]:
+                    del leases[expired]
+                if len(leases) >= policy.max_concurrent:
+                    counter[0] -= 1  # undo step 3; the rate token stays spent
+                    raise ConcurrencyLimited()
+                lease_id = LOCAL_LEASE_PREFIX + secrets.token_hex(8)
+                leases[lease_id] = now + policy.lease_seconds
+
+            used = int(counter[0])
+        return Admission(
+            lease_id=lease_id,
+            quota_reserved=True,
+            rate_limit=rate,
+            rate_remaining=rate_remaining,
+            quota_limit=policy.quota_limit,
+            quota_remaining=(
+                None if policy.quota_limit is None else max(0, policy.quota_limit - used)
+            ),
+        )
+
+    async def finish(self, policy: LimitPolicy, admission: Admission, *, billable: bool) -> None:
+        with self._lock:
+            if admission.lease_id is not None:
+                self._leases.get(policy.agent_pk, {}).pop(admission.lease_id, None)
+            if admission.quota_reserved and not billable:
+                counter = self._quota.get((policy.access_id, policy.quota_period))
+                if counter is not None and counter[0] > 0:
+                    counter[0] -= 1
+
+    async def block(self, kind: BlockKind, object_id: str, code: str) -> None:
+        with self._lock:
+            self._blocks[(check_kind(kind), object_id)] = code
+
+    async def unblock(self, kind: BlockKind, object_id: str) -> None:
+        with self._lock:
+            self._blocks.pop((check_kind(kind), object_id), None)
+
+    async def quota_used(self, access_id: str, period: str) -> int | None:
+        with self._lock:
+            counter = self._quota.get((access_id, period))
+            return None if counter is None else int(counter[0])
+
+    async def set_quota_used(self, access_id: str, period: str, value: int) -> None:
+        with self._lock:
+            self._quota[(access_id, period)] = [float(max(0, value)), counter_expiry(period)]
+
+    async def aclose(self) -> None:
+        """Nothing to close; here so both limiters can be shut down alike."""
+
+    def _sweep(self, now: float) -> None:
+        """Drop idle state so memory follows the active keys, not every key ever seen."""
+        self._next_sweep = now + _SWEEP_EVERY_SECONDS
+        self._tat = {key: tat for key, tat in self._tat.items() if tat > now}
+        wall = time.time()
+        self._quota = {key: c for key, c in self._quota.items() if c[1] > wall}
+        for agent in list(self._leases):
+            leases = {lid: exp for lid, exp in self._leases[agent].items() if exp > now}
+            if leases:
+                self._leases[agent] = leases
+            else:
+                del self._leases[agent]

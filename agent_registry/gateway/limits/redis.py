@@ -1,0 +1,311 @@
+"""The Redis limiter: exact limits shared by every gateway process.
+
+``admit`` is one Lua script, one round trip, atomic on the server: block flags →
+GCRA rate limit → quota reservation → concurrency lease, each refusal undoing the
+reservations of the steps before it. ``finish`` is a second, smaller script. The
+clock is Redis's ``TIME``, so all processes and machines share it. docs/gateway.md
+("Limits") explains the design.
+
+Transport failures become ``LimiterUnavailable`` (503); with a ``fallback`` limiter
+(GATEWAY_LIMITS_ON_REDIS_FAILURE="local") ``admit`` asks it instead, approximate
+across processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import secrets
+import time
+import weakref
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MaxConnectionsError, ReadOnlyError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from agent_registry.gateway.errors import ConcurrencyLimited, LimiterUnavailable
+from agent_registry.gateway.limits.base import Admission, BlockKind, Limiter, LimitPolicy
+from agent_registry.gateway.limits.local import (
+    BLOCK_KINDS,
+    LOCAL_LEASE_PREFIX,
+    block_error,
+    check_kind,
+    counter_expiry,
+    quota_exceeded,
+    rate_limited,
+)
+
+logger = logging.getLogger(__name__)
+
+# What counts as "Redis is down" (a failover's read-only replica included). Any
+# other Redis error is a bug and propagates.
+TRANSPORT_ERRORS = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
+
+SOCKET_TIMEOUT_SECONDS = 0.5
+POOL_SIZE = 64  # per process and event loop; each script holds a connection ~0.1 ms
+HEALTH_CHECK_INTERVAL_SECONDS = 15
+# After a transport failure, skip Redis this long, so an outage costs requests
+# one fast refusal (or fallback) each instead of a socket timeout each.
+RETRY_REDIS_AFTER_SECONDS = 0.5
+FALLBACK_WARNING_EVERY_SECONDS = 60.0
+
+# KEYS: 1-3 block flags (access, tenant, agent), 4 GCRA TAT, 5 quota counter,
+#       6 concurrency lease ZSET.
+# ARGV: 1 rate/s, 2 burst, 3 quota limit (-1 = unlimited), 4 quota seed,
+#       5 quota resets at (epoch s), 6 quota counter expiry (epoch s),
+#       7 max concurrent (0 = no limit), 8 lease ms, 9 lease id.
+# Returns {0, rate_remaining, quota_used, leased} or a refusal:
+#   {1, block kind index, code} | {2, retry ms} | {3, retry ms} | {4}.
+ADMIT_LUA = """
+local blocked = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3])
+for i = 1, 3 do
+  if blocked[i] then return {1, i, blocked[i]} end
+end
+
+local t = redis.call('TIME')
+local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+
+local interval = 1000000 / tonumber(ARGV[1])
+local tat = tonumber(redis.call('GET', KEYS[4]) or 0)
+if tat < now_us then tat = now_us end
+local new_tat = tat + interval
+local allow_at = new_tat - tonumber(ARGV[2]) * interval
+if allow_at > now_us then
+  return {2, math.ceil((allow_at - now_us) / 1000)}
+end
+-- %.0f: a bare number would be written with 14 significant digits and lose the
+-- microseconds.
+redis.call('SET', KEYS[4], string.format('%.0f', new_tat),
+           'PX', math.ceil((new_tat - now_us) / 1000) + 1000)
+local rate_remaining = math.floor((now_us - allow_at) / interval)
+
+local limit = tonumber(ARGV[3])
+local used = redis.call('GET', KEYS[5])
+if not used then
+  redis.call('SET', KEYS[5], ARGV[4], 'NX')
+  redis.call('EXPIREAT', KEYS[5], ARGV[6])
+  used = ARGV[4]
+end
+if limit >= 0 and tonumber(used) >= limit then
+  return {3, math.ceil(tonumber(ARGV[5]) * 1000 - now_us / 1000)}
+end
+used = redis.call('INCR', KEYS[5])
+
+local max_cc = tonumber(ARGV[7])
+if max_cc <= 0 then return {0, rate_remaining, used, 0} end
+local now_ms = math.floor(now_us / 1000)
+local lease_ms = tonumber(ARGV[8])
+redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now_ms)
+if redis.call('ZCARD', KEYS[6]) >= max_cc then
+  redis.call('DECR', KEYS[5])
+  return {4}
+end
+redis.call('ZADD', KEYS[6], now_ms + lease_ms, ARGV[9])
+if redis.call('PTTL', KEYS[6]) < lease_ms + 1000 then
+  redis.call('PEXPIRE', KEYS[6], lease_ms + 1000)
+end
+return {0, rate_remaining, used, 1}
+"""
+
+# KEYS: 1 concurrency lease ZSET, 2 quota counter. ARGV: 1 lease id ("" = none),
+# 2 "1" to give the reserved quota unit back.
+FINISH_LUA = """
+if ARGV[1] ~= '' then redis.call('ZREM', KEYS[1], ARGV[1]) end
+if ARGV[2] == '1' and tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then
+  redis.call('DECR', KEYS[2])
+end
+return 1
+"""
+
+
+def block_key(kind: str, object_id: str) -> str:
+    return f"ar:block:{kind}:{object_id}"
+
+
+def rate_key(access_id: str) -> str:
+    return f"ar:rl:{access_id}"
+
+
+def quota_key(access_id: str, period: str) -> str:
+    return f"ar:q:{access_id}:{period}"
+
+
+def leases_key(agent_pk: str) -> str:
+    return f"ar:cc:{agent_pk}"
+
+
+class _LoopClient:
+    """A client and its scripts, bound to the event loop that created them."""
+
+    def __init__(self, url: str) -> None:
+        # A blocking pool: under a burst, a call waits briefly for a free connection
+        # instead of failing with MaxConnectionsError, which would look like an outage.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=POOL_SIZE,
+            timeout=SOCKET_TIMEOUT_SECONDS,
+            socket_timeout=SOCKET_TIMEOUT_SECONDS,
+            socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
+            health_check_interval=HEALTH_CHECK_INTERVAL_SECONDS,
+        )
+        self.client = aioredis.Redis(
+            connection_pool=pool,
+            # One immediate retry on a dropped connection, none on a timeout: the
+            # default (10 retries with backoff) would hold requests for seconds, and
+            # re-sending a script that timed out could reserve twice.
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        )
+        self.admit = self.client.register_script(ADMIT_LUA)
+        self.finish = self.client.register_script(FINISH_LUA)
+
+
+class RedisLimiter:
+    """Limits in Redis; ``fallback`` (if any) answers ``admit`` while Redis is down."""
+
+    def __init__(self, url: str, *, fallback: Limiter | None = None) -> None:
+        self.url = url
+        self.fallback = fallback
+        # redis.asyncio clients belong to the loop they were created in; tests and
+        # sync callers (async_to_sync) run several loops, so one client per loop.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._down_until = 0.0
+        self._last_fallback_warning = -math.inf
+
+    def _loop_client(self) -> _LoopClient:
+        loop = asyncio.get_running_loop()
+        loop_client = self._clients.get(loop)
+        if loop_client is None:
+            loop_client = self._clients[loop] = _LoopClient(self.url)
+        return loop_client
+
+    async def _call(self, make: Any) -> Any:
+        """Run ``make(loop_client)``; a transport failure → LimiterUnavailable."""
+        if time.monotonic() < self._down_until:
+            raise LimiterUnavailable()
+        try:
+            return await make(self._loop_client())
+        except MaxConnectionsError as exc:  # our own pool is busy: overload, not an outage
+            raise LimiterUnavailable("The limiter is busy; retry shortly.") from exc
+        except RedisConnectionError as exc:
+            if str(exc).startswith("No connection available"):  # blocking pool waited in vain
+                raise LimiterUnavailable("The limiter is busy; retry shortly.") from exc
+            self._mark_down(exc)
+            raise LimiterUnavailable() from exc
+        except TRANSPORT_ERRORS as exc:
+            self._mark_down(exc)
+            raise LimiterUnavailable() from exc
+
+    def _mark_down(self, exc: Exception) -> None:
+        """Skip Redis for a moment, so an outage answers fast instead of timing out."""
+        self._down_until = time.monotonic() + RETRY_REDIS_AFTER_SECONDS
+        logger.error("limiter: Redis unreachable: %s", exc.__class__.__name__)
+
+    async def admit(self, policy: LimitPolicy) -> Admission:
+        quota_limit = -1 if policy.quota_limit is None else policy.quota_limit
+        lease_id = secrets.token_hex(8)
+        keys = [
+            block_key("access", policy.access_id),
+            block_key("tenant", policy.tenant_id),
+            block_key("agent", policy.agent_pk),
+            rate_key(policy.access_id),
+            quota_key(policy.access_id, policy.quota_period),
+            leases_key(policy.agent_pk),
+        ]
+        args = [
+            max(1, policy.rate_per_second),
+            max(1, policy.burst),
+            quota_limit,
+            max(0, policy.quota_seed),
+            f"{policy.quota_resets_at:.3f}",
+            math.ceil(counter_expiry(policy.quota_period, policy.quota_resets_at)),
+            max(0, policy.max_concurrent),
+            max(1, round(policy.lease_seconds * 1000)),
+            lease_id,
+        ]
+        try:
+            reply = await self._call(lambda c: c.admit(keys=keys, args=args))
+        except LimiterUnavailable:
+            if self.fallback is None:
+                raise
+            self._warn_fallback()
+            return await self.fallback.admit(policy)
+
+        status = int(reply[0])
+        if status == 1:
+            kind = BLOCK_KINDS[int(reply[1]) - 1]
+            code = reply[2].decode() if isinstance(reply[2], bytes) else str(reply[2])
+            raise block_error(kind, code)
+        if status == 2:
+            raise rate_limited(int(reply[1]) / 1000)
+        if status == 3:
+            raise quota_exceeded(int(reply[1]) / 1000)
+        if status == 4:
+            raise ConcurrencyLimited()
+        used = int(reply[2])
+        return Admission(
+            lease_id=lease_id if int(reply[3]) else None,
+            quota_reserved=True,
+            rate_limit=max(1, policy.rate_per_second),
+            rate_remaining=int(reply[1]),
+            quota_limit=policy.quota_limit,
+            quota_remaining=(
+                None if policy.quota_limit is None else max(0, policy.quota_limit - used)
+            ),
+        )
+
+    async def finish(self, policy: LimitPolicy, admission: Admission, *, billable: bool) -> None:
+        lease_id = admission.lease_id or ""
+        if self.fallback is not None and lease_id.startswith(LOCAL_LEASE_PREFIX):
+            await self.fallback.finish(policy, admission, billable=billable)
+            return
+        give_back = admission.quota_reserved and not billable
+        if not lease_id and not give_back:
+            return
+        keys = [leases_key(policy.agent_pk), quota_key(policy.access_id, policy.quota_period)]
+        args = [lease_id, "1" if give_back else "0"]
+        try:
+            await self._call(lambda c: c.finish(keys=keys, args=args))
+        except LimiterUnavailable:
+            # The call is over and answered; failing it now helps no one. The lease
+            # expires by itself; an unreturned unit errs against the quota, never
+            # for free traffic.
+            logger.warning("limiter: could not settle request (Redis down)")
+
+    async def block(self, kind: BlockKind, object_id: str, code: str) -> None:
+        key = block_key(check_kind(kind), object_id)
+        await self._call(lambda c: c.client.set(key, code))
+
+    async def unblock(self, kind: BlockKind, object_id: str) -> None:
+        key = block_key(check_kind(kind), object_id)
+        await self._call(lambda c: c.client.delete(key))
+
+    async def quota_used(self, access_id: str, period: str) -> int | None:
+        value = await self._call(lambda c: c.client.get(quota_key(access_id, period)))
+        return None if value is None else int(value)
+
+    async def set_quota_used(self, access_id: str, period: str, value: int) -> None:
+        key = quota_key(access_id, period)
+        expires = math.ceil(counter_expiry(period))
+        await self._call(lambda c: c.client.set(key, max(0, value), exat=expires))
+
+    async def aclose(self) -> None:
+        """Close this event loop's client (tests call it before their loop ends)."""
+        loop_client = self._clients.pop(asyncio.get_running_loop(), None)
+        if loop_client is not None:
+            await loop_client.client.aclose()
+
+    def _warn_fallback(self) -> None:
+        now = time.monotonic()
+        if now - self._last_fallback_warning >= FALLBACK_WARNING_EVERY_SECONDS:
+            self._last_fallback_warning = now
+            logger.warning(
+                "limiter: Redis is down; limits are enforced per process (approximate) "
+                "until it is back (GATEWAY_LIMITS_ON_REDIS_FAILURE=local)"
+            )

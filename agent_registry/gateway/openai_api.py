@@ -1,0 +1,193 @@
+"""OpenAI-compatible surface: ``POST /v1/chat/completions`` and ``GET /v1/models``.
+
+``model`` is the agent_id. The official OpenAI SDKs work against it unchanged,
+streaming included (``data: {chunk}`` lines, ``usage`` in a last chunk when asked
+for with ``stream_options.include_usage``, then ``data: [DONE]``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+from agent_registry.core.exceptions import envelope
+from agent_registry.gateway import pipeline, validation
+from agent_registry.gateway.calls import Outcome, StreamFormat
+from agent_registry.gateway.errors import BadGatewayRequest, GatewayError
+from agent_registry.gateway.runtimes.base import ChatMessage
+
+ENDPOINT = "chat.completions"
+ROLES = {"system", "developer", "user", "assistant", "tool"}
+# Fields the OpenAI SDKs may send that we accept; those not applicable are ignored.
+KNOWN_FIELDS = {
+    "model",
+    "messages",
+    "stream",
+    "stream_options",
+    "temperature",
+    "max_tokens",
+    "max_completion_tokens",
+    "user",
+    "n",
+    "top_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "stop",
+    "seed",
+    "metadata",
+    "store",
+    "session_id",
+    "variables",
+}
+MAX_MESSAGES = 500
+
+
+def _content_text(content) -> str:
+    """Message content as text: a string, or the text parts of a content array."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if (
+                isinstance(part, dict)
+                and part.get("type") == "text"
+                and isinstance(part.get("text"), str)
+            ):
+                parts.append(part["text"])
+            else:
+                raise BadGatewayRequest(details={"messages": ["Only text content is supported."]})
+        return "".join(parts)
+    if content is None:
+        return ""
+    raise BadGatewayRequest(details={"messages": ["content must be a string or text parts."]})
+
+
+def parse(body: bytes, *, request_id: str) -> tuple[pipeline.CallRequest, bool]:
+    data = validation.parse_json_object(body)
+    validation.reject_unknown(data, KNOWN_FIELDS)
+    model = validation.text_field(data, "model", required=True, max_chars=100)
+    raw_messages = data.get("messages")
+    if not isinstance(raw_messages, list) or not raw_messages or len(raw_messages) > MAX_MESSAGES:
+        raise BadGatewayRequest(
+            details={"messages": [f"Must be a list of 1 to {MAX_MESSAGES} messages."]}
+        )
+    messages = []
+    for message in raw_messages:
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            raise BadGatewayRequest(details={"messages": ["Each message needs a valid role."]})
+        text = _content_text(message.get("content"))
+        if "\x00" in text:
+            raise BadGatewayRequest(details={"messages": ["May not contain NUL characters."]})
+        messages.append(ChatMessage(role=message["role"], content=text))
+    if sum(len(m.content) for m in messages) > validation.MAX_INPUT_CHARS:
+        raise BadGatewayRequest(details={"messages": ["The conversation is too long."]})
+    last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
+    stream_options = data.get("stream_options") or {}
+    if not isinstance(stream_options, dict):
+        raise BadGatewayRequest(details={"stream_options": ["Must be an object."]})
+    max_tokens = validation.int_field(data, "max_completion_tokens", 1, 1_000_000)
+    if max_tokens is None:
+        max_tokens = validation.int_field(data, "max_tokens", 1, 1_000_000)
+    request = pipeline.CallRequest(
+        endpoint=ENDPOINT,
+        agent_id=model,
+        request_id=request_id,
+        input=last_user,
+        session_id=validation.text_field(data, "session_id")
+        or validation.text_field(data, "user")
+        or f"sess-{uuid.uuid4().hex}",
+        messages=tuple(messages),
+        variables=validation.variables_field(data),
+        temperature=validation.number_field(data, "temperature", 0, 2),
+        max_tokens=max_tokens,
+        stream=validation.bool_field(data, "stream"),
+    )
+    return request, bool(stream_options.get("include_usage"))
+
+
+def _usage(outcome: Outcome) -> dict:
+    return {
+        "prompt_tokens": outcome.usage.tokens_input,
+        "completion_tokens": outcome.usage.tokens_output,
+        "total_tokens": outcome.usage.tokens_total,
+    }
+
+
+def completion_id(request: pipeline.CallRequest) -> str:
+    return f"chatcmpl-{request.request_id}"
+
+
+def render(request: pipeline.CallRequest, outcome: Outcome) -> dict:
+    return {
+        "id": completion_id(request),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": request.agent_id,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": outcome.output, "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": _usage(outcome),
+        "system_fingerprint": None,
+    }
+
+
+class ChunkStream(StreamFormat):
+    def __init__(self, request: pipeline.CallRequest, include_usage: bool) -> None:
+        self.request = request
+        self.include_usage = include_usage
+        self.created = int(time.time())
+
+    def _chunk(self, delta: dict, finish_reason: str | None = None, **extra) -> dict:
+        return {
+            "id": completion_id(self.request),
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.request.agent_id,
+            "choices": [
+                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+            ],
+            **extra,
+        }
+
+    def start(self) -> bytes:
+        return _data(self._chunk({"role": "assistant", "content": ""}))
+
+    def piece(self, text: str) -> bytes:
+        return _data(self._chunk({"content": text}))
+
+    def end(self, outcome: Outcome) -> bytes:
+        out = _data(self._chunk({}, "stop"))
+        if self.include_usage:
+            usage_chunk = self._chunk({}, None, usage=_usage(outcome))
+            usage_chunk["choices"] = []
+            out += _data(usage_chunk)
+        return out + b"data: [DONE]\n\n"
+
+    def error(self, error: GatewayError) -> bytes:
+        return _data(envelope(error.code, error.message, error.details)) + b"data: [DONE]\n\n"
+
+
+def models_body(snapshot) -> dict:
+    return {
+        "object": "list",
+        "data": [
+            {
+                "id": snapshot.agent_id,
+                "object": "model",
+                "created": 0,
+                "owned_by": snapshot.tenant_slug,
+                "name": snapshot.target.name,
+            }
+        ],
+    }
+
+
+def _data(payload: dict) -> bytes:
+    return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()

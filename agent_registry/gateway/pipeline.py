@@ -1,0 +1,256 @@
+"""The checks every gateway call passes, in the contract's order, shared by all entry points.
+
+key format and checksum → key lookup → subscription, tenant and agent binding →
+agent ACTIVE → (limiter, one round trip) rate limit → quota → concurrency →
+runtime → one committed usage record → response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import hmac
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from agent_registry.agents.models import AgentInstance
+from agent_registry.core import keys
+from agent_registry.gateway import metrics
+from agent_registry.gateway.errors import (
+    AgentNotFound,
+    AgentUnavailable,
+    GatewayForbidden,
+    InvalidApiKey,
+)
+from agent_registry.gateway.limits import get_limiter
+from agent_registry.gateway.limits.base import Admission, LimitPolicy
+from agent_registry.gateway.runtimes.base import ChatMessage, RuntimeCall, Usage
+from agent_registry.gateway.snapshots import KeySnapshot, snapshots
+from agent_registry.usage.pricing import call_cost_minor_units
+from agent_registry.usage.writer import UsageRow, UsageWriter
+
+usage_writer = UsageWriter()
+
+
+@dataclass(slots=True)
+class CallRequest:
+    """A parsed, validated call, whatever entry point it came through."""
+
+    endpoint: str
+    agent_id: str
+    request_id: str
+    input: str
+    session_id: str
+    messages: tuple[ChatMessage, ...] = ()
+    variables: dict[str, str] = field(default_factory=dict)
+    temperature: float | None = None
+    max_tokens: int | None = None
+    stream: bool = False
+    started: float = field(default_factory=time.perf_counter)
+
+
+@dataclass(slots=True)
+class AdmittedCall:
+    snapshot: KeySnapshot
+    policy: LimitPolicy
+    admission: Admission
+    runtime_call: RuntimeCall
+    finished: bool = False
+
+    def limit_headers(self) -> list[tuple[str, str]]:
+        return limit_headers(self.admission)
+
+
+def limit_headers(admission: Admission) -> list[tuple[str, str]]:
+    pairs = [
+        ("X-RateLimit-Limit", str(admission.rate_limit)),
+        ("X-RateLimit-Remaining", str(admission.rate_remaining)),
+    ]
+    if admission.quota_limit is not None:
+        pairs += [
+            ("X-Quota-Limit", str(admission.quota_limit)),
+            ("X-Quota-Remaining", str(admission.quota_remaining)),
+        ]
+    return pairs
+
+
+def api_key_from(x_api_key: str | None, authorization: str | None) -> str | None:
+    if x_api_key:
+        return x_api_key.strip()
+    if authorization and authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip()
+    return None
+
+
+async def authenticate(api_key: str | None) -> tuple[KeySnapshot, str]:
+    parsed = keys.parse_key(api_key, keys.API_KEY_KIND)
+    if parsed is None:  # checksum first: a typo never reaches a cache or the database
+        raise InvalidApiKey()
+    snapshot = await snapshots.get(parsed.prefix)
+    if snapshot is None:
+        raise InvalidApiKey()
+    stored = snapshot.hash_for(parsed.prefix, time.time())
+    if stored is None or not hmac.compare_digest(keys.hash_key(api_key), stored):
+        raise InvalidApiKey()
+    return snapshot, parsed.prefix
+
+
+_agent_exists = sync_to_async(
+    lambda agent_id: AgentInstance.objects.filter(agent_id=agent_id).exists(),
+    thread_sensitive=False,
+)
+
+
+def _refusal(snapshot: KeySnapshot, agent_id: str) -> Exception | None:
+    if snapshot.access_status == "revoked":
+        return InvalidApiKey()
+    if snapshot.agent_id != agent_id:
+        return GatewayForbidden("This key is not for that agent.")
+    if not snapshot.tenant_active:
+        return GatewayForbidden("The tenant is suspended.")
+    if snapshot.access_status != "active":
+        return GatewayForbidden(f"The subscription is {snapshot.access_status}.")
+    if snapshot.agent_state != "active":
+        return AgentUnavailable(f"Agent '{agent_id}' is {snapshot.agent_state}.")
+    return None
+
+
+async def check_usable(snapshot: KeySnapshot, agent_id: str, prefix: str) -> KeySnapshot:
+    refusal = _refusal(snapshot, agent_id)
+    if refusal is not None and time.monotonic() - snapshot.loaded_at > 1.0:
+        # Refusals from an old snapshot are re-checked: a reactivation must not wait
+        # for the cache to expire.
+        fresh = await snapshots.get(prefix, max_age=0.0)
+        if fresh is not None:
+            snapshot, refusal = fresh, _refusal(fresh, agent_id)
+    if refusal is None:
+        return snapshot
+    if (
+        isinstance(refusal, GatewayForbidden)
+        and snapshot.agent_id != agent_id
+        and not await _agent_exists(agent_id)
+    ):
+        raise AgentNotFound(f"No agent '{agent_id}'.")
+    raise refusal
+
+
+def _period(now: datetime) -> tuple[str, float]:
+    days = calendar.monthrange(now.year, now.month)[1]
+    end = datetime(now.year, now.month, days, tzinfo=UTC).timestamp() + 86400
+    return now.strftime("%Y-%m"), end
+
+
+def policy_for(snapshot: KeySnapshot, now: datetime) -> LimitPolicy:
+    period, resets_at = _period(now)
+    # The database's count seeds the shared counter only if it belongs to this period.
+    seed = snapshot.quota_used if snapshot.quota_resets_at == resets_at else 0
+    return LimitPolicy(
+        access_id=snapshot.access_id,
+        tenant_id=snapshot.tenant_id,
+        agent_pk=snapshot.agent_pk,
+        rate_per_second=max(snapshot.rate_limit_per_second, 1),
+        burst=max(snapshot.rate_limit_per_second, 1),
+        quota_limit=snapshot.quota_limit,
+        quota_period=period,
+        quota_seed=seed,
+        quota_resets_at=resets_at,
+        max_concurrent=max(snapshot.max_concurrent, 1),
+        lease_seconds=snapshot.target.timeout_seconds + 5.0,
+    )
+
+
+async def admit(request: CallRequest, snapshot: KeySnapshot, prefix: str) -> AdmittedCall:
+    """Everything after authentication: binding and state checks, then the limiter."""
+    snapshot = await check_usable(snapshot, request.agent_id, prefix)
+    policy = policy_for(snapshot, datetime.now(UTC))
+    admission = await get_limiter().admit(policy)
+    call = RuntimeCall(
+        target=snapshot.target,
+        request_id=request.request_id,
+        input=request.input,
+        # Scoped to the subscription: runtimes keep memory per session, and two customers
+        # choosing the same session id on a shared flow must not read each other's.
+        session_id=f"{snapshot.access_id}:{request.session_id}",
+        messages=request.messages,
+        variables={**snapshot.context_variables, **request.variables},
+        system_prompt=snapshot.system_prompt,
+        temperature=request.temperature
+        if request.temperature is not None
+        else snapshot.temperature,
+        max_tokens=request.max_tokens if request.max_tokens is not None else snapshot.max_tokens,
+    )
+    return AdmittedCall(snapshot=snapshot, policy=policy, admission=admission, runtime_call=call)
+
+
+async def finish(admitted: AdmittedCall, *, billable: bool) -> None:
+    if not admitted.finished:
+        admitted.finished = True
+        await get_limiter().finish(admitted.policy, admitted.admission, billable=billable)
+
+
+_settling: set[asyncio.Task] = set()
+
+
+def finish_later(admitted: AdmittedCall, *, billable: bool) -> None:
+    """Settle after the answer has gone out: the client needn't wait for the lease's release."""
+    if admitted.finished:
+        return
+    admitted.finished = True
+    task = asyncio.get_running_loop().create_task(
+        get_limiter().finish(admitted.policy, admitted.admission, billable=billable)
+    )
+    _settling.add(task)
+    task.add_done_callback(_settling.discard)
+
+
+async def record(
+    request: CallRequest,
+    admitted: AdmittedCall,
+    *,
+    status: int,
+    usage: Usage,
+    billable: bool,
+    partial: bool = False,
+) -> int:
+    """Commit the call's usage record, then settle its quota unit. Returns latency (ms)."""
+    snapshot = admitted.snapshot
+    latency_ms = int((time.perf_counter() - request.started) * 1000)
+    row = UsageRow(
+        request_id=request.request_id,
+        access_id=snapshot.access_id,
+        tenant_id=snapshot.tenant_id,
+        agent_pk=snapshot.agent_pk,
+        plan_id=snapshot.plan_id,
+        endpoint=request.endpoint,
+        request_method="POST",
+        response_status=status,
+        response_time_ms=latency_ms,
+        tokens_input=usage.tokens_input,
+        tokens_output=usage.tokens_output,
+        tokens_estimated=usage.estimated,
+        estimated_cost_cents=call_cost_minor_units(snapshot.pricing, usage.tokens_total)
+        if billable
+        else Decimal(0),
+        currency=snapshot.pricing.currency,
+        billable=billable,
+        streamed=request.stream,
+        partial=partial,
+        created_at=datetime.now(UTC),
+    )
+    try:
+        await usage_writer.record(row)
+    except Exception:
+        await finish(admitted, billable=False)
+        raise
+    finish_later(admitted, billable=billable)
+    metrics.observe_call(snapshot, usage, status, billable)
+    return latency_ms
+
+
+def max_body_bytes() -> int:
+    return settings.GATEWAY_MAX_BODY_BYTES

@@ -1,0 +1,54 @@
+"""One row per call that reached an agent: what the customer is billed on."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from agent_registry.access.models import AgentAccess
+from agent_registry.agents.models import AgentInstance, AgentPlan
+from agent_registry.tenants.models import AgentTenant
+
+
+class UsageRecord(models.Model):
+    """Written only by the gateway's usage writer, in batches; never edited.
+
+    ``request_id`` is unique, so a replayed or retried write never counts twice.
+    ``estimated_cost_cents`` keeps sub-cent precision (usage plans price per call in
+    fractions of a cent); it is the call's own price, not the invoice line.
+    """
+
+    request_id = models.CharField(max_length=64, unique=True)
+    access = models.ForeignKey(AgentAccess, on_delete=models.PROTECT, related_name="usage")
+    tenant = models.ForeignKey(AgentTenant, on_delete=models.PROTECT, related_name="usage")
+    agent_instance = models.ForeignKey(
+        AgentInstance, on_delete=models.PROTECT, related_name="usage"
+    )
+    plan = models.ForeignKey(AgentPlan, on_delete=models.PROTECT, related_name="usage")
+    endpoint = models.CharField(max_length=100)
+    request_method = models.CharField(max_length=10, default="POST")
+    response_status = models.PositiveSmallIntegerField()
+    response_time_ms = models.PositiveIntegerField()
+    tokens_input = models.PositiveIntegerField(default=0)
+    tokens_output = models.PositiveIntegerField(default=0)
+    tokens_total = models.PositiveIntegerField(default=0)
+    tokens_estimated = models.BooleanField(default=False)
+    estimated_cost_cents = models.DecimalField(max_digits=16, decimal_places=6, default=0)
+    currency = models.CharField(max_length=3)
+    billing_period = models.CharField(max_length=7, help_text="YYYY-MM, UTC")
+    billable = models.BooleanField()
+    streamed = models.BooleanField(default=False)
+    # A stream cut short (client gone or runtime failed mid-way) is still recorded, with
+    # what was delivered.
+    partial = models.BooleanField(default=False)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["tenant", "created_at"], name="usage_tenant_time"),
+            models.Index(fields=["access", "created_at"], name="usage_access_time"),
+            models.Index(fields=["agent_instance", "created_at"], name="usage_agent_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} {self.response_status}"

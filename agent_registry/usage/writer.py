@@ -1,0 +1,336 @@
+"""Durable usage records without one database round trip per request: group commit.
+
+A request hands its record to the writer and waits. One writer task per process
+takes everything queued so far, inserts it in one transaction (``ON CONFLICT DO
+NOTHING`` on ``request_id``) together with one stats update per subscription, and
+wakes every waiter when the transaction has committed. While a batch is being
+written the next one fills up, so under load batches grow by themselves and at low
+load a record is written at once — no timer adds latency. The gateway sends no 2xx
+before its record's batch committed. See docs/gateway.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import psycopg
+import structlog
+from django.conf import settings
+from django.db import connection, connections, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce, Greatest
+
+from agent_registry.access.models import AgentAccess
+from agent_registry.usage.models import UsageRecord
+
+log = structlog.get_logger(__name__)
+
+MAX_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    request_id: str
+    access_id: str
+    tenant_id: str
+    agent_pk: str
+    plan_id: str
+    endpoint: str
+    request_method: str
+    response_status: int
+    response_time_ms: int
+    tokens_input: int
+    tokens_output: int
+    tokens_estimated: bool
+    estimated_cost_cents: Decimal
+    currency: str
+    billable: bool
+    streamed: bool
+    partial: bool
+    created_at: datetime
+
+
+class UsageWriteFailed(Exception):
+    """The batch holding this record could not be committed."""
+
+
+class UsageWriter:
+    def __init__(self) -> None:
+        self._pending: list[tuple[UsageRow, asyncio.Future[None]]] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pg: AsyncPostgresSink | None = None
+        # One thread, so the writer keeps one database connection.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="usage-writer")
+        self.batches_written = 0
+        self.rows_written = 0
+
+    async def record(self, row: UsageRow) -> None:
+        """Return once ``row`` is committed; raise UsageWriteFailed if it could not be."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._ensure_running(loop)
+        self._pending.append((row, future))
+        self._wakeup.set()
+        await future
+
+    def _ensure_running(self, loop: asyncio.AbstractEventLoop) -> None:
+        # One writer task per event loop (tests run several loops one after another).
+        if self._loop is not loop or self._task is None or self._task.done():
+            self._loop = loop
+            self._pending = [(r, f) for r, f in self._pending if f.get_loop() is loop]
+            self._wakeup = asyncio.Event()
+            self._pg = None
+            self._task = loop.create_task(self._run())
+
+    async def _write(self, rows: list[UsageRow]) -> None:
+        if connection.vendor == "postgresql":
+            # Straight from the event loop on an async connection: no thread hop.
+            if self._pg is None:
+                self._pg = AsyncPostgresSink()
+            await self._pg.write(rows)
+        else:
+            await asyncio.get_running_loop().run_in_executor(self._executor, write_batch, rows)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                rows = [row for row, _ in batch]
+                try:
+                    await self._write(rows)
+                except Exception as exc:  # every waiter must hear about it
+                    log.error("usage_batch_failed", rows=len(rows), error=str(exc)[:300])
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(UsageWriteFailed(str(exc)))
+                    continue
+                self.batches_written += 1
+                self.rows_written += len(rows)
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+
+
+_COLUMNS = [
+    "request_id",
+    "access",
+    "tenant",
+    "agent_instance",
+    "plan",
+    "endpoint",
+    "request_method",
+    "response_status",
+    "response_time_ms",
+    "tokens_input",
+    "tokens_output",
+    "tokens_total",
+    "tokens_estimated",
+    "estimated_cost_cents",
+    "currency",
+    "billing_period",
+    "billable",
+    "streamed",
+    "partial",
+    "created_at",
+]
+
+
+def _record(row: UsageRow) -> UsageRecord:
+    return UsageRecord(
+        request_id=row.request_id,
+        access_id=row.access_id,
+        tenant_id=row.tenant_id,
+        agent_instance_id=row.agent_pk,
+        plan_id=row.plan_id,
+        endpoint=row.endpoint,
+        request_method=row.request_method,
+        response_status=row.response_status,
+        response_time_ms=row.response_time_ms,
+        tokens_input=row.tokens_input,
+        tokens_output=row.tokens_output,
+        tokens_total=row.tokens_input + row.tokens_output,
+        tokens_estimated=row.tokens_estimated,
+        estimated_cost_cents=row.estimated_cost_cents,
+        currency=row.currency,
+        billing_period=row.created_at.strftime("%Y-%m"),
+        billable=row.billable,
+        streamed=row.streamed,
+        partial=row.partial,
+        created_at=row.created_at,
+    )
+
+
+def _insert_sql(rows: Sequence[UsageRow]) -> tuple[str, list]:
+    """A multi-row ``INSERT … ON CONFLICT (request_id) DO NOTHING`` and its parameters."""
+    fields = [UsageRecord._meta.get_field(name) for name in _COLUMNS]
+    params = [
+        field.get_db_prep_save(getattr(record, field.attname), connection)
+        for record in map(_record, rows)
+        for field in fields
+    ]
+    one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    table = connection.ops.quote_name(UsageRecord._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    values = ", ".join([one_row] * len(rows))
+    # Identifiers come from the model; every value is a parameter.
+    sql = f"INSERT INTO {table} ({columns}) VALUES {values} ON CONFLICT (request_id) DO NOTHING"  # noqa: S608
+    return sql, params
+
+
+# PostgreSQL: records and counters in ONE statement, so a batch costs one round trip.
+# Rows travel as one array per column (``unnest``): the statement text never changes,
+# so it is parsed once, and adapting 20 arrays is far cheaper than 20 x N parameters.
+# The counters are computed from the rows the insert actually created, so a replayed
+# request id changes nothing.
+_PG_WRITE = """
+WITH inserted AS (
+    INSERT INTO {table} ({columns})
+    SELECT * FROM unnest({arrays})
+    ON CONFLICT (request_id) DO NOTHING
+    RETURNING access_id, billable, created_at
+),
+per_access AS (
+    SELECT access_id, count(*) AS calls, count(*) FILTER (WHERE billable) AS billable_calls,
+           max(created_at) AS latest
+    FROM inserted GROUP BY access_id
+)
+UPDATE {access} AS a
+SET total_requests = a.total_requests + p.calls,
+    quota_used = a.quota_used + p.billable_calls,
+    last_used_at = GREATEST(COALESCE(a.last_used_at, p.latest), p.latest)
+FROM per_access AS p
+WHERE a.id = p.access_id
+"""
+
+
+def _pg_statement() -> str:
+    global _pg_statement_text
+    if _pg_statement_text is None:
+        quote = connection.ops.quote_name
+        fields = [UsageRecord._meta.get_field(name) for name in _COLUMNS]
+        _pg_statement_text = _PG_WRITE.format(
+            table=quote(UsageRecord._meta.db_table),
+            columns=", ".join(quote(field.column) for field in fields),
+            arrays=", ".join(f"%s::{field.db_type(connection)}[]" for field in fields),
+            access=quote(AgentAccess._meta.db_table),
+        )
+    return _pg_statement_text
+
+
+_pg_statement_text: str | None = None
+
+
+def _pg_columns(rows: Sequence[UsageRow]) -> list[list]:
+    """One list per column of ``_COLUMNS``, in PostgreSQL-ready Python values (no model
+    instances: building them would cost more than the insert)."""
+    return [
+        [r.request_id for r in rows],
+        [r.access_id for r in rows],
+        [r.tenant_id for r in rows],
+        [r.agent_pk for r in rows],
+        [r.plan_id for r in rows],
+        [r.endpoint for r in rows],
+        [r.request_method for r in rows],
+        [r.response_status for r in rows],
+        [r.response_time_ms for r in rows],
+        [r.tokens_input for r in rows],
+        [r.tokens_output for r in rows],
+        [r.tokens_input + r.tokens_output for r in rows],
+        [r.tokens_estimated for r in rows],
+        [r.estimated_cost_cents for r in rows],
+        [r.currency for r in rows],
+        [r.created_at.strftime("%Y-%m") for r in rows],
+        [r.billable for r in rows],
+        [r.streamed for r in rows],
+        [r.partial for r in rows],
+        [r.created_at for r in rows],
+    ]
+
+
+def _write_postgresql(rows: Sequence[UsageRow]) -> None:
+    columns = _pg_columns(rows)
+    with connection.cursor() as cursor:
+        _prepare_session(cursor)
+        cursor.execute(_pg_statement(), columns)
+
+
+class AsyncPostgresSink:
+    """The writer's own async connection to PostgreSQL (autocommit: one statement, one
+    commit). Opened lazily, reopened after any failure."""
+
+    def __init__(self) -> None:
+        self._connection: psycopg.AsyncConnection | None = None
+
+    async def _connect(self) -> psycopg.AsyncConnection:
+        if self._connection is None or self._connection.closed:
+            params = connections["default"].get_connection_params()
+            params.pop("cursor_factory", None)
+            params.pop("context", None)
+            params.pop("prepare_threshold", None)  # let psycopg prepare our one statement
+            self._connection = await psycopg.AsyncConnection.connect(
+                **params, autocommit=True, connect_timeout=5
+            )
+            mode = "on" if settings.USAGE_SYNCHRONOUS_COMMIT else "off"
+            await self._connection.execute(f"SET synchronous_commit TO {mode}")
+        return self._connection
+
+    async def write(self, rows: Sequence[UsageRow]) -> None:
+        try:
+            conn = await self._connect()
+            await conn.execute(_pg_statement(), _pg_columns(rows))
+        except Exception:
+            if self._connection is not None:
+                await self._connection.close()
+            self._connection = None
+            raise
+
+
+def _prepare_session(cursor) -> None:
+    """Once per connection: the commit mode the deployment chose (docs/gateway.md)."""
+    raw = connection.connection
+    if getattr(raw, "_usage_session_ready", False):
+        return
+    mode = "on" if settings.USAGE_SYNCHRONOUS_COMMIT else "off"
+    cursor.execute(f"SET synchronous_commit TO {mode}")
+    raw._usage_session_ready = True
+
+
+def _write_portable(rows: Sequence[UsageRow]) -> None:
+    insert, params = _insert_sql(rows)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(insert + " RETURNING request_id", params)
+        inserted = {request_id for (request_id,) in cursor.fetchall()}
+        per_access: dict[str, list[UsageRow]] = defaultdict(list)
+        for row in rows:
+            if row.request_id in inserted:
+                per_access[row.access_id].append(row)
+        for access_id, calls in per_access.items():
+            latest = Value(max(call.created_at for call in calls))
+            AgentAccess.objects.filter(pk=access_id).update(
+                total_requests=F("total_requests") + len(calls),
+                quota_used=F("quota_used") + sum(1 for call in calls if call.billable),
+                last_used_at=Greatest(Coalesce(F("last_used_at"), latest), latest),
+            )
+
+
+def write_batch(rows: Sequence[UsageRow]) -> None:
+    """Commit ``rows`` and their subscriptions' counters in one transaction."""
+    try:
+        if connection.vendor == "postgresql":
+            _write_postgresql(rows)
+        else:
+            _write_portable(rows)
+    except Exception:
+        # Start the next batch on a fresh connection rather than a broken one.
+        connection.close()
+        raise

@@ -1,0 +1,72 @@
+"""A real gateway on loopback: uvicorn in a thread, serving the project's ASGI app."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import uvicorn
+
+from agent_registry.gateway.limits import reset_limiter
+from agent_registry.gateway.snapshots import snapshots
+from tests import factories
+
+
+@dataclass
+class LiveGateway:
+    url: str
+    server: uvicorn.Server
+
+    def client(self, api_key: str | None = None, **kwargs) -> httpx.Client:
+        headers = {"X-API-Key": api_key} if api_key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=10, **kwargs)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def live_gateway(transactional_db, settings) -> Iterator[LiveGateway]:
+    settings.RUNTIME_ALLOW_PRIVATE_NETWORKS = True
+    snapshots.clear()
+    reset_limiter()
+    port = _free_port()
+    config = uvicorn.Config(
+        "agent_registry.asgi:application",
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the gateway did not start")
+        time.sleep(0.02)
+    yield LiveGateway(url=f"http://127.0.0.1:{port}", server=server)
+    server.should_exit = True
+    thread.join(timeout=10)
+    snapshots.clear()
+    reset_limiter()
+
+
+@pytest.fixture
+def echo_subscription(transactional_db):
+    """An active echo agent, a usage plan with quota 100 and rate 1000/s, and its key."""
+    project = factories.ProjectFactory()
+    agent = factories.make_agent(agent_id="echo", max_concurrent_requests=50)
+    return factories.make_subscription(
+        project=project, agent=agent, monthly_quota=100, rate_limit_per_second=1000
+    )

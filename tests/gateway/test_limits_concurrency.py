@@ -1,0 +1,253 @@
+"""The Redis limiter under real concurrency: many callers, two OS processes, dead workers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from django.conf import settings
+
+from agent_registry.gateway.errors import ConcurrencyLimited, QuotaExceeded
+from agent_registry.gateway.limits.base import LimitPolicy
+from agent_registry.gateway.limits.redis import RedisLimiter
+
+pytestmark = pytest.mark.real_services
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# One OS process of the cross-process tests: builds the policy from argv, then
+# either hammers ``admit`` until a deadline and prints what it saw ("hammer"), or
+# takes leases, reports, and waits to be killed ("hold").
+WORKER = """
+import asyncio, json, sys, time
+from agent_registry.gateway.errors import RateLimited
+from agent_registry.gateway.limits.base import LimitPolicy
+from agent_registry.gateway.limits.redis import RedisLimiter
+
+mode, url, access, rate, burst, start, duration, leases, lease_seconds = sys.argv[1:10]
+policy = LimitPolicy(
+    access_id=access, tenant_id=access, agent_pk=access, rate_per_second=int(rate),
+    burst=int(burst), quota_limit=None, quota_period="2031-01", quota_seed=0,
+    quota_resets_at=time.time() + 60, max_concurrent=int(leases),
+    lease_seconds=float(lease_seconds),
+)
+
+async def hammer(limiter, end, seen):
+    while (now := time.time()) < end:
+        seen["first"] = min(seen["first"], now)
+        try:
+            await limiter.admit(policy)
+            seen["admitted"] += 1
+        except RateLimited:
+            await asyncio.sleep(0.0005)
+        seen["last"] = max(seen["last"], now)
+
+async def main():
+    limiter = RedisLimiter(url)
+    if mode == "hold":
+        for _ in range(int(leases)):
+            await limiter.admit(policy)  # and never finish
+        print("held", flush=True)
+        await asyncio.sleep(60)
+        return
+    await limiter.quota_used(access, "2031-01")  # connect before the start line
+    await asyncio.sleep(max(0.0, float(start) - time.time()))
+    seen = {"admitted": 0, "first": float("inf"), "last": 0.0}
+    end = float(start) + float(duration)
+    await asyncio.gather(*(hammer(limiter, end, seen) for _ in range(3)))
+    await limiter.aclose()
+    print(json.dumps(seen), flush=True)
+
+asyncio.run(main())
+"""
+
+
+@pytest.fixture
+def namespace() -> Iterator[str]:
+    """A prefix for every id of one test, and the cleanup of its keys (no FLUSHDB)."""
+    prefix = f"t{secrets.token_hex(6)}"
+    yield prefix
+    with redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2) as client:
+        keys = list(client.scan_iter(match=f"ar:*{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+
+def policy_for(namespace: str, **overrides: Any) -> LimitPolicy:
+    values: dict[str, Any] = {
+        "access_id": f"{namespace}-access-{secrets.token_hex(4)}",
+        "tenant_id": f"{namespace}-tenant",
+        "agent_pk": f"{namespace}-agent-{secrets.token_hex(4)}",
+        "rate_per_second": 100_000,
+        "burst": 100_000,
+        "quota_limit": 20,
+        "quota_period": time.strftime("%Y-%m", time.gmtime()),
+        "quota_seed": 0,
+        "quota_resets_at": time.time() + 3600,
+        "max_concurrent": 1000,
+        "lease_seconds": 30.0,
+    }
+    values.update(overrides)
+    return LimitPolicy(**values)
+
+
+def worker(*args: object) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-c", WORKER, *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_64_concurrent_callers_against_a_quota_of_20_get_exactly_20(namespace):
+    limiter = RedisLimiter(settings.REDIS_URL)
+
+    async def attempt(policy: LimitPolicy):
+        try:
+            return await limiter.admit(policy)
+        except QuotaExceeded:
+            return None
+
+    async def scenario():
+        rounds = []
+        for _ in range(10):
+            policy = policy_for(namespace, quota_limit=20)
+            results = await asyncio.gather(*(attempt(policy) for _ in range(64)))
+            admitted = [a for a in results if a is not None]
+            used = await limiter.quota_used(policy.access_id, policy.quota_period)
+            # Half the admitted calls fail at the runtime: their units come back.
+            await asyncio.gather(
+                *(limiter.finish(policy, a, billable=i % 2 == 0) for i, a in enumerate(admitted))
+            )
+            settled = await limiter.quota_used(policy.access_id, policy.quota_period)
+            rounds.append((len(admitted), used, settled))
+        await limiter.aclose()
+        return rounds
+
+    rounds = asyncio.run(scenario())
+
+    assert rounds == [(20, 20, 10)] * 10
+
+
+def test_reservations_given_back_under_contention_are_never_lost_or_doubled(namespace):
+    limiter = RedisLimiter(settings.REDIS_URL)
+    policy = policy_for(namespace, quota_limit=20, max_concurrent=8)
+    billable = 0
+    in_flight = 0
+    peak = 0
+
+    async def caller():
+        nonlocal billable, in_flight, peak
+        while True:
+            try:
+                admission = await limiter.admit(policy)
+            except ConcurrencyLimited:
+                await asyncio.sleep(0.001)
+                continue
+            except QuotaExceeded:
+                return
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(random.uniform(0, 0.003))  # the runtime "works"
+            in_flight -= 1
+            ok = random.random() < 0.5
+            billable += ok
+            await limiter.finish(policy, admission, billable=ok)
+
+    async def scenario():
+        await asyncio.gather(*(caller() for _ in range(64)))
+        counter = await limiter.quota_used(policy.access_id, policy.quota_period)
+        # A unit given back after the last caller gave up is still there to take.
+        while True:
+            try:
+                await limiter.finish(policy, await limiter.admit(policy), billable=True)
+            except QuotaExceeded:
+                break
+        final = await limiter.quota_used(policy.access_id, policy.quota_period)
+        await limiter.aclose()
+        return counter, final
+
+    counter, final = asyncio.run(scenario())
+
+    assert billable <= 20
+    assert counter == billable
+    assert final == 20
+    assert peak <= 8
+
+
+def test_the_rate_limit_holds_across_two_processes(namespace):
+    rate, burst, duration = 100, 10, 2.0
+    access = f"{namespace}-access"
+    start = time.time() + 2.5  # both workers started and connected by then
+    workers = [
+        worker("hammer", settings.REDIS_URL, access, rate, burst, start, duration, 0, 1)
+        for _ in range(2)
+    ]
+    outputs = [json.loads(w.communicate(timeout=30)[0]) for w in workers]
+
+    total = sum(o["admitted"] for o in outputs)
+    window = max(o["last"] for o in outputs) - min(o["first"] for o in outputs)
+    expected = burst + rate * window
+
+    assert all(o["first"] >= start for o in outputs)
+    assert window == pytest.approx(duration, abs=0.05)
+    # Never more than the bucket allows (+1 for rounding); a little less is the
+    # workers' polling lag (a token nobody asks for at once is not carried over).
+    assert expected * 0.95 <= total <= expected + 1, (total, expected, outputs)
+    # Both processes really competed for the same bucket.
+    assert all(o["admitted"] >= total * 0.2 for o in outputs)
+
+
+def test_the_leases_of_a_killed_worker_expire_by_themselves(namespace):
+    access = f"{namespace}-access"
+    # Leases of 0.5 s: long enough to see them still held after the kill.
+    holder = worker("hold", settings.REDIS_URL, access, 1000, 1000, 0, 0, 2, 0.5)
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        held_at = time.monotonic()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=10)
+    limiter = RedisLimiter(settings.REDIS_URL)
+    policy = policy_for(
+        namespace,
+        access_id=access,
+        tenant_id=access,
+        agent_pk=access,
+        quota_limit=None,
+        quota_period="2031-01",
+        max_concurrent=2,
+        lease_seconds=0.5,
+    )
+
+    async def scenario():
+        try:
+            await limiter.admit(policy)
+            refused_at_once = False
+        except ConcurrencyLimited:
+            refused_at_once = True
+        await asyncio.sleep(max(0.0, held_at + 0.55 - time.monotonic()))
+        admitted = [await limiter.admit(policy) for _ in range(2)]
+        await limiter.aclose()
+        return refused_at_once, admitted
+
+    refused_at_once, admitted = asyncio.run(scenario())
+
+    assert refused_at_once
+    assert all(a.lease_id for a in admitted)

@@ -1,0 +1,198 @@
+"""Gateways in separate OS processes on real PostgreSQL and Redis: what holds across them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from agent_registry.access.services import access_revoke
+from agent_registry.usage.models import UsageRecord
+from tests import factories
+
+pytestmark = pytest.mark.real_services
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class GatewayProcess:
+    """``uvicorn agent_registry.asgi:application`` on the test database."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        db = settings.DATABASES["default"]
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
+            f"{db['PORT'] or 5432}/{db['NAME']}",
+            "REDIS_URL": settings.REDIS_URL,
+            "RUNTIME_ALLOW_PRIVATE_NETWORKS": "true",
+            "LOG_LEVEL": "WARNING",
+        }
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "agent_registry.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{self.url}/health/live", timeout=1)
+                return
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.stop()
+                    raise RuntimeError("gateway process did not start") from None
+                time.sleep(0.1)
+
+    def invoke(
+        self, api_key: str, request_id: str | None = None, client: httpx.Client | None = None
+    ) -> httpx.Response:
+        headers = {"X-API-Key": api_key}
+        if request_id:
+            headers["X-Request-ID"] = request_id
+        # Reuse a client where the caller has one: making one per call costs more CPU
+        # than the call itself and would make the load generator the bottleneck.
+        post = client.post if client is not None else httpx.post
+        return post(
+            f"{self.url}/api/v1/agents/echo/invoke",
+            json={"input": "hi"},
+            headers=headers,
+            timeout=10,
+        )
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def gateways(transactional_db):
+    started: list[GatewayProcess] = []
+
+    def start(count: int = 1) -> list[GatewayProcess]:
+        # Threads so two processes boot in parallel (each takes a second or two).
+        with ThreadPoolExecutor(count) as pool:
+            made = list(pool.map(lambda _: GatewayProcess(), range(count)))
+        started.extend(made)
+        return made
+
+    yield start
+    for process in started:
+        process.stop()
+    connection.close()
+
+
+def subscription(quota=None, rate=10_000, concurrency=100):
+    agent = factories.make_agent(agent_id="echo", max_concurrent_requests=concurrency)
+    return factories.make_subscription(agent=agent, monthly_quota=quota, rate_limit_per_second=rate)
+
+
+def test_revocation_takes_effect_in_every_process_within_a_second(gateways):
+    issued = subscription()
+    first, second = gateways(2)
+    assert first.invoke(issued.api_key).status_code == 200  # both warm: key cached in memory
+    assert second.invoke(issued.api_key).status_code == 200
+
+    access_revoke(access=issued.access, reason="leaked")
+    revoked_at = time.monotonic()
+
+    for process in (first, second):
+        while process.invoke(issued.api_key).status_code != 401:
+            assert time.monotonic() - revoked_at < 1.0, "still accepted a second after revoke"
+            time.sleep(0.05)
+
+
+def test_exact_quota_under_64_concurrent_callers_across_two_processes(gateways):
+    issued = subscription(quota=20)
+    processes = gateways(2)
+    barrier = threading.Barrier(64)
+
+    def call(i: int) -> int:
+        barrier.wait()
+        return processes[i % 2].invoke(issued.api_key).status_code
+
+    with ThreadPoolExecutor(64) as pool:
+        statuses = list(pool.map(call, range(64)))
+
+    assert statuses.count(200) == 20
+    assert statuses.count(429) == 44
+    assert UsageRecord.objects.filter(access=issued.access).count() == 20
+
+
+def test_kill_9_under_load_loses_no_answered_call_and_counts_none_twice(gateways):
+    issued = subscription()
+    [process] = gateways(1)
+    answered: list[str] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client() as client:
+            while not stop.is_set():
+                request_id = f"crash-{uuid.uuid4().hex}"
+                try:
+                    response = process.invoke(issued.api_key, request_id, client)
+                except httpx.HTTPError:
+                    continue
+                if response.status_code == 200:
+                    answered.append(request_id)
+
+    workers = [threading.Thread(target=load) for _ in range(16)]
+    for worker in workers:
+        worker.start()
+    time.sleep(2.0)
+    process.kill()
+    stop.set()
+    for worker in workers:
+        worker.join()
+
+    recorded = set(
+        UsageRecord.objects.filter(access=issued.access).values_list("request_id", flat=True)
+    )
+    assert len(answered) > 30, "the load generator barely ran"
+    missing = set(answered) - recorded
+    assert not missing, f"{len(missing)} answered calls have no usage record"
+    # Counters move with the records in the same transaction: none lost, none doubled.
+    issued.access.refresh_from_db()
+    assert issued.access.total_requests == len(recorded)
