@@ -34,12 +34,15 @@ def tenant_create(*, name: str, slug: str, **fields: Any) -> AgentTenant:
     if unknown:
         raise ValueError(f"Not tenant fields: {sorted(unknown)}")
     if AgentTenant.all_objects.filter(slug=slug).exists():
-        raise Conflict(f"A tenant with slug '{slug}' already exists.",
-                       details={"slug": ["Already taken."]})
+        raise Conflict(
+            f"A tenant with slug '{slug}' already exists.", details={"slug": ["Already taken."]}
+        )
     waldur_uuid = fields.get("waldur_customer_uuid")
     if waldur_uuid and AgentTenant.all_objects.filter(waldur_customer_uuid=waldur_uuid).exists():
-        raise Conflict("A tenant is already linked to that Waldur customer.",
-                       details={"waldur_customer_uuid": ["Already linked."]})
+        raise Conflict(
+            "A tenant is already linked to that Waldur customer.",
+            details={"waldur_customer_uuid": ["Already linked."]},
+        )
     return AgentTenant.objects.create(name=name, slug=slug, **fields)
 
 
