@@ -33,6 +33,9 @@ FOREIGN_PRE_CHAIN: list[Any] = [*SHARED_PROCESSORS, structlog.stdlib.ExtraAdder(
 def build_logging_config(level: str) -> dict[str, Any]:
     structlog.configure(
         processors=[
+            # Drop lines below the level before doing any work on them (the gateway
+            # logs one line per call; at WARNING that must cost nothing).
+            structlog.stdlib.filter_by_level,
             *SHARED_PROCESSORS,
             structlog.processors.StackInfoRenderer(),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
