@@ -35,9 +35,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
-from django.conf import settings
 
 from agent_registry.agents.runtime import is_private_address
+from agent_registry.gateway.config import config
 from agent_registry.gateway.errors import RuntimeFailed, RuntimeTimedOut
 
 if TYPE_CHECKING:  # the runtimes package imports this module; avoid the cycle
@@ -78,7 +78,7 @@ def resolve_secret(ref: str) -> str:
 
 
 def private_networks_allowed() -> bool:
-    return bool(settings.RUNTIME_ALLOW_PRIVATE_NETWORKS)
+    return config().allow_private_networks
 
 
 def is_public_ip(ip: str) -> bool:

@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 
 from agent_registry.agents.models import AgentInstance
 from agent_registry.core import keys
 from agent_registry.gateway import metrics
+from agent_registry.gateway.config import config
 from agent_registry.gateway.errors import (
     AgentNotFound,
     AgentUnavailable,
@@ -253,4 +253,4 @@ async def record(
 
 
 def max_body_bytes() -> int:
-    return settings.GATEWAY_MAX_BODY_BYTES
+    return config().max_body_bytes

@@ -23,12 +23,12 @@ from decimal import Decimal
 import redis.asyncio as aioredis
 import structlog
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.db import close_old_connections
 from django.db.models import Q
 from redis.exceptions import RedisError
 
 from agent_registry.access.models import AgentAccess
+from agent_registry.gateway.config import config
 from agent_registry.gateway.runtimes.base import RuntimeTarget
 from agent_registry.usage.pricing import CallPricing
 
@@ -224,7 +224,7 @@ class SnapshotCache:
         self._shared_url: str | None = None
 
     def _shared_tier(self) -> SharedSnapshots | None:
-        url = settings.REDIS_URL
+        url = config().redis_url
         if url != self._shared_url:
             self._shared_url = url
             self._shared = SharedSnapshots(url) if url else None
@@ -232,7 +232,7 @@ class SnapshotCache:
 
     async def get(self, prefix: str, *, max_age: float | None = None) -> KeySnapshot | None:
         """``max_age=0`` forces a database read (used to re-check a refusal)."""
-        ttl = settings.GATEWAY_SNAPSHOT_TTL_SECONDS if max_age is None else max_age
+        ttl = config().snapshot_ttl_seconds if max_age is None else max_age
         now = time.monotonic()
         entry = self._entries.get(prefix)
         if entry is not None and now - entry.loaded_at < ttl:
@@ -249,7 +249,7 @@ class SnapshotCache:
         if snapshot is None:
             snapshot = await self._load(prefix)
             if snapshot is not None and shared is not None:
-                await shared.put(snapshot, settings.GATEWAY_SNAPSHOT_TTL_SECONDS)
+                await shared.put(snapshot, config().snapshot_ttl_seconds)
         if snapshot is None:
             self._negative[prefix] = now
             if len(self._negative) > 100_000:
