@@ -169,6 +169,7 @@ async def admit(request: CallRequest, snapshot: KeySnapshot, prefix: str) -> Adm
     snapshot = await check_usable(snapshot, request.agent_id, prefix)
     policy = policy_for(snapshot, datetime.now(UTC))
     admission = await get_limiter().admit(policy)
+    metrics.observe_quota(snapshot, admission.quota_limit, admission.quota_remaining)
     call = RuntimeCall(
         target=snapshot.target,
         request_id=request.request_id,

@@ -258,3 +258,17 @@ def test_an_operator_quota_reset_lets_calls_through_again_at_once(live_gateway, 
     access_reset_quota(access=issued.access)
 
     assert invoke(live_gateway, issued.api_key).status_code == 200
+
+
+def test_calls_are_counted_in_the_prometheus_metrics(live_gateway, echo_subscription):
+    invoke(live_gateway, echo_subscription.api_key)
+    tenant = echo_subscription.access.tenant.slug
+
+    with live_gateway.client() as client:
+        text = client.get("/metrics").text
+
+    assert f'agent_registry_api_calls_total{{agent="echo",tenant="{tenant}"}}' in text
+    assert 'agent_registry_requests_total{endpoint="invoke",status="200"}' in text
+    assert 'agent_registry_tokens_total{agent="echo",direction="input"' in text
+    assert "agent_registry_request_duration_seconds_bucket" in text
+    assert f'agent_registry_quota_usage_ratio{{agent="echo",tenant="{tenant}"}}' in text
