@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from agent_registry.core.admin import colored
-from agent_registry.usage.models import UsageRecord
+from agent_registry.usage.models import DailyUsageSummary, UsageRecord
 
 
 @admin.register(UsageRecord)
@@ -46,4 +46,47 @@ class UsageRecordAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: UsageRecord | None = None) -> bool:
+        return False
+
+
+@admin.register(DailyUsageSummary)
+class DailyUsageSummaryAdmin(admin.ModelAdmin):
+    """Computed by ``aggregate_usage``; never edited by hand."""
+
+    list_display = [
+        "tenant",
+        "agent_instance",
+        "date",
+        "total_requests",
+        "successful_requests",
+        "failed_requests",
+        "total_tokens",
+        "avg_response_time_ms",
+        "p95_response_time_ms",
+        "cost_cents",
+        "currency",
+        "computed_at",
+    ]
+    list_filter = ["date", "currency", "tenant"]
+    search_fields = [
+        "tenant__name",
+        "tenant__slug",
+        "agent_instance__name",
+        "agent_instance__agent_id",
+    ]
+    list_select_related = ["tenant", "agent_instance"]
+    date_hierarchy = "date"
+    ordering = ["-date", "tenant__name"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: DailyUsageSummary | None = None
+    ) -> bool:
+        return False
+
+    def has_delete_permission(
+        self, request: HttpRequest, obj: DailyUsageSummary | None = None
+    ) -> bool:
         return False

@@ -52,3 +52,51 @@ class UsageRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.response_status}"
+
+
+class DailyUsageSummary(models.Model):
+    """One row per tenant x agent x UTC day x currency, computed from ``UsageRecord``.
+
+    Written only by ``usage.aggregation`` (upsert), so re-aggregating a day rewrites
+    the same rows in place. ``successful_requests`` counts 2xx responses, everything
+    else is ``failed_requests``. ``cost_cents`` sums ``estimated_cost_cents`` of the
+    billable records only. Latencies are whole milliseconds; see docs/billing.md for
+    how the average and p95 are rounded.
+    """
+
+    tenant = models.ForeignKey(
+        AgentTenant, on_delete=models.PROTECT, related_name="daily_usage_summaries"
+    )
+    agent_instance = models.ForeignKey(
+        AgentInstance, on_delete=models.PROTECT, related_name="daily_usage_summaries"
+    )
+    date = models.DateField(help_text="UTC day")
+    currency = models.CharField(max_length=3)
+    total_requests = models.PositiveBigIntegerField(default=0)
+    successful_requests = models.PositiveBigIntegerField(default=0)
+    failed_requests = models.PositiveBigIntegerField(default=0)
+    billable_requests = models.PositiveBigIntegerField(default=0)
+    tokens_input = models.PositiveBigIntegerField(default=0)
+    tokens_output = models.PositiveBigIntegerField(default=0)
+    total_tokens = models.PositiveBigIntegerField(default=0)
+    avg_response_time_ms = models.PositiveIntegerField(default=0)
+    p95_response_time_ms = models.PositiveIntegerField(default=0)
+    cost_cents = models.DecimalField(max_digits=16, decimal_places=6, default=0)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-date", "tenant_id", "agent_instance_id"]
+        verbose_name_plural = "daily usage summaries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "agent_instance", "date", "currency"],
+                name="daily_usage_summary_unique",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "date"], name="daily_usage_tenant_date"),
+            models.Index(fields=["date"], name="daily_usage_date"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.agent_instance_id} {self.date} {self.currency}"
