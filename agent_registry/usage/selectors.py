@@ -1,0 +1,54 @@
+"""Reads of usage records for the customer-facing API, scoped to what a caller may see."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from django.db.models import QuerySet
+
+from agent_registry.tenants.permissions import is_operator, member_tenant_ids
+from agent_registry.usage.models import UsageRecord
+
+
+def usage_records_visible_to(user) -> QuerySet[UsageRecord]:
+    """Operators see every record; members see their tenants' records, whatever their role.
+
+    The related rows the API shows (subscription key prefix, tenant slug, agent id) are
+    joined in, so a page costs one query however many rows it has.
+    """
+    records = UsageRecord.objects.select_related("access", "tenant", "agent_instance")
+    if is_operator(user):
+        return records
+    return records.filter(tenant_id__in=member_tenant_ids(user))
+
+
+def day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def day_end(day: date) -> datetime | None:
+    """The first instant after ``day`` (UTC); ``None`` past the last representable day."""
+    if day == date.max:
+        return None
+    return day_start(day + timedelta(days=1))
+
+
+def created_between(
+    records: QuerySet[UsageRecord], start: datetime | None, end: datetime | None
+) -> QuerySet[UsageRecord]:
+    """Records with ``start <= created_at < end``; either bound may be open."""
+    if start is not None:
+        records = records.filter(created_at__gte=start)
+    if end is not None:
+        records = records.filter(created_at__lt=end)
+    return records
+
+
+def month_bounds(year: int, month: int) -> tuple[datetime, datetime | None]:
+    """The UTC month ``[start, end)``; ``end`` is ``None`` for December 9999."""
+    start = datetime(year, month, 1, tzinfo=UTC)
+    if month == 12:
+        end = None if year == 9999 else datetime(year + 1, 1, 1, tzinfo=UTC)
+    else:
+        end = datetime(year, month + 1, 1, tzinfo=UTC)
+    return start, end
