@@ -1,4 +1,8 @@
-"""Reads for subscriptions, including the API-key check every caller goes through."""
+"""Reads for subscriptions, and the key check against the database.
+
+The gateway applies the same rules to its cached snapshot (gateway/pipeline.py,
+gateway/snapshots.py ``hash_for``) so that a warm call makes no query.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,9 @@ from django.utils import timezone
 
 from agent_registry.access.models import AccessStatus, AgentAccess
 from agent_registry.core import keys
-from agent_registry.core.errors import Forbidden, RegistryError
+from agent_registry.core.errors import Forbidden
+from agent_registry.gateway.errors import InvalidApiKey
 from agent_registry.tenants.permissions import is_operator, member_tenant_ids
-
-
-class InvalidApiKey(RegistryError):
-    code = "invalid_api_key"
-    status = 401
-    default_message = "The API key is missing, malformed, unknown or revoked."
 
 
 def access_for_key(plaintext: str | None) -> AgentAccess:
