@@ -7,6 +7,7 @@ from agent_registry.access.api.views import SubscriptionViewSet
 from agent_registry.agents.api.views import AgentViewSet, CatalogViewSet
 from agent_registry.core import health, metrics
 from agent_registry.tenants.api.views import ProjectViewSet, TenantViewSet
+from agent_registry.usage.api.daily import DailySummaryViewSet
 from agent_registry.usage.api.records import UsageRecordViewSet
 
 # "/?": a POST without the trailing slash is served, not redirected (and its body lost).
@@ -18,6 +19,7 @@ router.register("agents", AgentViewSet, basename="agent")
 router.register("catalog", CatalogViewSet, basename="catalog")
 router.register("subscriptions", SubscriptionViewSet, basename="subscription")
 router.register("usage/records", UsageRecordViewSet, basename="usage-record")
+router.register("usage/daily", DailySummaryViewSet, basename="usage-daily")
 
 admin.site.site_header = "Agent Registry"
 admin.site.site_title = "Agent Registry admin"

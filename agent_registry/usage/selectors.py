@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from django.db.models import QuerySet
 
 from agent_registry.tenants.permissions import is_operator, member_tenant_ids
-from agent_registry.usage.models import UsageRecord
+from agent_registry.usage.models import DailyUsageSummary, UsageRecord
 
 
 def usage_records_visible_to(user) -> QuerySet[UsageRecord]:
@@ -52,3 +52,10 @@ def month_bounds(year: int, month: int) -> tuple[datetime, datetime | None]:
     else:
         end = datetime(year, month + 1, 1, tzinfo=UTC)
     return start, end
+
+
+def daily_summaries_visible_to(user) -> QuerySet[DailyUsageSummary]:
+    summaries = DailyUsageSummary.objects.select_related("tenant", "agent_instance")
+    if is_operator(user):
+        return summaries
+    return summaries.filter(tenant_id__in=member_tenant_ids(user))

@@ -22,7 +22,7 @@ from agent_registry.usage.models import UsageRecord
 # --- Filters ---------------------------------------------------------------------------
 
 
-class _DateRangeForm(forms.Form):
+class DateRangeForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
         start, end = cleaned.get("from"), cleaned.get("to")
@@ -86,7 +86,7 @@ class UsageRecordFilter(_ScopeFilters):
     billable = django_filters.BooleanFilter()
 
     class Meta(_ScopeFilters.Meta):
-        form = _DateRangeForm
+        form = DateRangeForm
 
     def created_from(self, queryset, name, value):
         return selectors.created_between(queryset, selectors.day_start(value), None)
