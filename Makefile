@@ -18,7 +18,7 @@ run: $(STAMP)
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py seed_demo
 	@$(BIN)/python scripts/run_banner.py $(PORT)
-	RUNTIME_ALLOW_PRIVATE_NETWORKS=true $(BIN)/uvicorn agent_registry.asgi:application \
+	RUNTIME_ALLOW_PRIVATE_NETWORKS=true IN_PROCESS_JOBS=true $(BIN)/uvicorn agent_registry.asgi:application \
 		--host 127.0.0.1 --port $(PORT) --no-access-log
 
 test: $(STAMP) lint

@@ -119,6 +119,13 @@ else:
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
+# The same jobs and intervals as the in-process scheduler (usage/jobs.py SCHEDULE).
+CELERY_BEAT_SCHEDULE = {
+    "aggregate-recent-usage": {"task": "usage.aggregate_recent_usage", "schedule": 5 * 60},
+    "roll-quota-periods": {"task": "usage.roll_quota_periods", "schedule": 10 * 60},
+}
+# Run the scheduled jobs inside the web process (the embedded default; `make run`).
+IN_PROCESS_JOBS = env.bool("IN_PROCESS_JOBS", default=False)
 
 # --- Auth ----------------------------------------------------------------------
 

@@ -77,6 +77,7 @@ class GatewayApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                _start_in_process_jobs()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 from agent_registry.gateway.http_client import close_clients
@@ -157,6 +158,17 @@ class GatewayApp:
                 session_id="",
             )
         log_call(request, snapshot, status, usage)
+
+
+def _start_in_process_jobs() -> None:
+    from django.conf import settings
+
+    if settings.IN_PROCESS_JOBS:
+        from agent_registry.core.scheduler import InProcessScheduler
+        from agent_registry.usage.jobs import SCHEDULE
+
+        InProcessScheduler(SCHEDULE).start()
+        log.info("in_process_jobs_started", jobs=sorted(SCHEDULE))
 
 
 def _api_key(scope: Scope) -> str | None:
