@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -14,7 +14,7 @@ from django.utils import timezone
 from agent_registry.access.models import AccessStatus, AgentAccess, AgentConfiguration
 from agent_registry.agents import lifecycle
 from agent_registry.agents.models import AgentInstance, AgentPlan
-from agent_registry.core import keys
+from agent_registry.core import keys, periods
 from agent_registry.core.errors import AgentUnavailable, Conflict, Forbidden, ValidationFailed
 from agent_registry.gateway import invalidation
 from agent_registry.tenants.models import AgentProject
@@ -26,12 +26,6 @@ class IssuedAccess:
 
     access: AgentAccess
     api_key: str
-
-
-def next_period_start(now: datetime) -> datetime:
-    """Quotas reset at the start of the next calendar month, UTC."""
-    first = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    return (first + timedelta(days=32)).replace(day=1)
 
 
 def _after_commit(action, access: AgentAccess) -> None:
@@ -78,7 +72,7 @@ def access_create(
         key_hash=issued.hash,
         status=AccessStatus.ACTIVE,
         quota_limit=plan.monthly_quota,
-        quota_reset_at=next_period_start(now),
+        quota_reset_at=periods.next_month_start(now),
         rate_limit_per_second=plan.rate_limit_per_second,
         created_by=actor if actor is not None and actor.is_authenticated else None,
         waldur_user_email=waldur_user_email,
@@ -137,7 +131,7 @@ def access_revoke(*, access: AgentAccess, reason: str) -> AgentAccess:
 def access_reset_quota(*, access: AgentAccess) -> AgentAccess:
     access = AgentAccess.objects.select_for_update().get(pk=access.pk)
     access.quota_used = 0
-    access.quota_reset_at = next_period_start(timezone.now())
+    access.quota_reset_at = periods.next_month_start(timezone.now())
     access.save(update_fields=["quota_used", "quota_reset_at", "updated_at"])
     _after_commit(invalidation.quota_reset, access)
     return access

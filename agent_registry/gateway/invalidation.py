@@ -22,6 +22,7 @@ import redis
 import structlog
 from django.conf import settings
 
+from agent_registry.core import periods
 from agent_registry.gateway.limits import get_limiter
 from agent_registry.gateway.limits.base import BlockKind
 from agent_registry.gateway.limits.local import counter_expiry
@@ -115,7 +116,7 @@ def quota_reset(access_id: str) -> None:
     processes from their cached (older) copy of the database's count.
     """
     access_changed(access_id)
-    period = datetime.now(UTC).strftime("%Y-%m")
+    period = periods.period_of(datetime.now(UTC))
     try:
         if settings.REDIS_URL:
             with _redis() as client:

@@ -8,7 +8,6 @@ runtime → one committed usage record → response.
 from __future__ import annotations
 
 import asyncio
-import calendar
 import hmac
 import time
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from decimal import Decimal
 from asgiref.sync import sync_to_async
 
 from agent_registry.agents.models import AgentInstance
-from agent_registry.core import keys
+from agent_registry.core import keys, periods
 from agent_registry.gateway import metrics
 from agent_registry.gateway.config import config
 from agent_registry.gateway.errors import (
@@ -139,14 +138,8 @@ async def check_usable(snapshot: KeySnapshot, agent_id: str, prefix: str) -> Key
     raise refusal
 
 
-def _period(now: datetime) -> tuple[str, float]:
-    days = calendar.monthrange(now.year, now.month)[1]
-    end = datetime(now.year, now.month, days, tzinfo=UTC).timestamp() + 86400
-    return now.strftime("%Y-%m"), end
-
-
 def policy_for(snapshot: KeySnapshot, now: datetime) -> LimitPolicy:
-    period, resets_at = _period(now)
+    period, resets_at = periods.period_of(now), periods.next_month_start(now).timestamp()
     # The database's count seeds the shared counter only if it belongs to this period.
     seed = snapshot.quota_used if snapshot.quota_resets_at == resets_at else 0
     return LimitPolicy(

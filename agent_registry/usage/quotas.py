@@ -11,20 +11,20 @@ so a batch committed meanwhile is neither lost nor counted twice.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
 
 from agent_registry.access.models import AgentAccess
-from agent_registry.access.services import next_period_start
+from agent_registry.core import periods
 from agent_registry.usage.models import UsageRecord
 
 
 def quota_roll_periods(*, now: datetime | None = None) -> int:
     """Roll every subscription whose ``quota_reset_at`` has passed; returns how many."""
     now = now or timezone.now()
-    period_start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    period_start = periods.month_start(now)
     due = AgentAccess.all_objects.filter(quota_reset_at__lte=now).values_list("pk", flat=True)
     rolled = 0
     for access_id in due.iterator(chunk_size=500):
@@ -35,7 +35,7 @@ def quota_roll_periods(*, now: datetime | None = None) -> int:
             access.quota_used = UsageRecord.objects.filter(
                 access_id=access_id, billable=True, created_at__gte=period_start
             ).count()
-            access.quota_reset_at = next_period_start(now)
+            access.quota_reset_at = periods.next_month_start(now)
             access.save(update_fields=["quota_used", "quota_reset_at", "updated_at"])
         rolled += 1
     return rolled

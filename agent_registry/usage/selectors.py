@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from django.db.models import QuerySet
 
+from agent_registry.core import periods
 from agent_registry.tenants.permissions import is_operator, member_tenant_ids
 from agent_registry.usage.models import DailyUsageSummary, UsageRecord
 
@@ -47,11 +48,7 @@ def created_between(
 def month_bounds(year: int, month: int) -> tuple[datetime, datetime | None]:
     """The UTC month ``[start, end)``; ``end`` is ``None`` for December 9999."""
     start = datetime(year, month, 1, tzinfo=UTC)
-    if month == 12:
-        end = None if year == 9999 else datetime(year + 1, 1, 1, tzinfo=UTC)
-    else:
-        end = datetime(year, month + 1, 1, tzinfo=UTC)
-    return start, end
+    return start, None if (year, month) == (9999, 12) else periods.next_month_start(start)
 
 
 def daily_summaries_visible_to(user) -> QuerySet[DailyUsageSummary]:

@@ -27,6 +27,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Greatest
 
 from agent_registry.access.models import AgentAccess
+from agent_registry.core import periods
 from agent_registry.usage.models import UsageRecord
 
 log = structlog.get_logger(__name__)
@@ -162,7 +163,7 @@ def _record(row: UsageRow) -> UsageRecord:
         tokens_estimated=row.tokens_estimated,
         estimated_cost_cents=row.estimated_cost_cents,
         currency=row.currency,
-        billing_period=row.created_at.strftime("%Y-%m"),
+        billing_period=periods.period_of(row.created_at),
         billable=row.billable,
         streamed=row.streamed,
         partial=row.partial,
@@ -249,7 +250,7 @@ def _pg_columns(rows: Sequence[UsageRow]) -> list[list]:
         [r.tokens_estimated for r in rows],
         [r.estimated_cost_cents for r in rows],
         [r.currency for r in rows],
-        [r.created_at.strftime("%Y-%m") for r in rows],
+        [periods.period_of(r.created_at) for r in rows],
         [r.billable for r in rows],
         [r.streamed for r in rows],
         [r.partial for r in rows],

@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from agent_registry.access.admin import AgentAccessAdmin
 from agent_registry.access.models import AccessStatus, AgentAccess, AgentConfiguration
-from agent_registry.access.services import access_revoke, access_rotate_key, next_period_start
+from agent_registry.access.services import access_revoke, access_rotate_key
+from agent_registry.core.periods import next_month_start as next_period_start
 from agent_registry.gateway import invalidation
 from tests import factories
 from tests.admin_support import (

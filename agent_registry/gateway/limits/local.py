@@ -8,12 +8,12 @@ loops and threads, and uncontended it costs well under a microsecond.
 
 from __future__ import annotations
 
-import calendar
 import math
 import secrets
 import threading
 import time
 
+from agent_registry.core import periods
 from agent_registry.gateway.errors import (
     AgentUnavailable,
     ConcurrencyLimited,
@@ -39,9 +39,7 @@ _SWEEP_EVERY_SECONDS = 60.0
 
 def period_end(period: str) -> float:
     """Epoch seconds when the UTC calendar month ``YYYY-MM`` ends."""
-    year, month = (int(part) for part in period.split("-"))
-    year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return float(calendar.timegm((year, month, 1, 0, 0, 0)))
+    return periods.next_month_start(periods.period_start(period)).timestamp()
 
 
 def counter_expiry(period: str, resets_at: float | None = None) -> float:
