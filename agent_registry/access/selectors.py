@@ -6,8 +6,9 @@ gateway/snapshots.py ``hash_for``) so that a warm call makes no query.
 
 from __future__ import annotations
 
+import time
+
 from django.db.models import Q, QuerySet
-from django.utils import timezone
 
 from agent_registry.access.models import AccessStatus, AgentAccess
 from agent_registry.core import keys
@@ -33,14 +34,17 @@ def access_for_key(plaintext: str | None) -> AgentAccess:
     )
     if access is None or access.status == AccessStatus.REVOKED:
         raise InvalidApiKey()
-    if access.key_prefix == parsed.prefix:
-        stored_hash = access.key_hash
-    else:
-        expires = access.previous_key_expires_at
-        if expires is None or expires <= timezone.now():
-            raise InvalidApiKey()
-        stored_hash = access.previous_key_hash
-    if not keys.key_matches(plaintext, stored_hash):
+    expires = access.previous_key_expires_at
+    stored_hash = keys.hash_in_force(
+        parsed.prefix,
+        current_prefix=access.key_prefix,
+        current_hash=access.key_hash,
+        previous_prefix=access.previous_key_prefix,
+        previous_hash=access.previous_key_hash,
+        previous_expires_at=expires.timestamp() if expires is not None else None,
+        now=time.time(),
+    )
+    if stored_hash is None or not keys.key_matches(plaintext, stored_hash):
         raise InvalidApiKey()
     return access
 

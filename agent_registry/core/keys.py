@@ -93,5 +93,28 @@ def parse_key(candidate: str | None, kind: str = API_KEY_KIND) -> ParsedKey | No
     return ParsedKey(kind=kind, prefix=f"{kind}_{match.group(2)[:LOOKUP_LENGTH]}")
 
 
+def hash_in_force(
+    prefix: str,
+    *,
+    current_prefix: str,
+    current_hash: str,
+    previous_prefix: str | None,
+    previous_hash: str,
+    previous_expires_at: float | None,
+    now: float,
+) -> str | None:
+    """The stored hash a key with ``prefix`` must match: the current key's, or the
+    previous key's while its rotation grace lasts (epoch seconds); None otherwise.
+
+    The one rule for the database check (access/selectors.py) and the gateway's cached
+    snapshot (gateway/snapshots.py).
+    """
+    if prefix == current_prefix:
+        return current_hash
+    if prefix == previous_prefix and previous_expires_at is not None and now < previous_expires_at:
+        return previous_hash
+    return None
+
+
 def key_matches(plaintext: str, stored_hash: str) -> bool:
     return hmac.compare_digest(hash_key(plaintext), stored_hash)

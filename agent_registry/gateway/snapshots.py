@@ -28,6 +28,7 @@ from django.db.models import Q
 from redis.exceptions import RedisError
 
 from agent_registry.access.models import AgentAccess
+from agent_registry.core import keys
 from agent_registry.gateway.config import config
 from agent_registry.gateway.runtimes.base import RuntimeTarget
 from agent_registry.usage.pricing import CallPricing
@@ -68,15 +69,15 @@ class KeySnapshot:
     loaded_at: float
 
     def hash_for(self, prefix: str, now: float) -> str | None:
-        if prefix == self.key_prefix:
-            return self.key_hash
-        if (
-            prefix == self.previous_key_prefix
-            and self.previous_key_expires_at is not None
-            and now < self.previous_key_expires_at
-        ):
-            return self.previous_key_hash
-        return None
+        return keys.hash_in_force(
+            prefix,
+            current_prefix=self.key_prefix,
+            current_hash=self.key_hash,
+            previous_prefix=self.previous_key_prefix,
+            previous_hash=self.previous_key_hash,
+            previous_expires_at=self.previous_key_expires_at,
+            now=now,
+        )
 
 
 def _epoch(value: datetime | None) -> float | None:
