@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -202,10 +201,6 @@ def log_call(request: pipeline.CallRequest, snapshot, status: int, usage: Usage 
         stream=request.stream,
         tokens=usage.tokens_total if usage else 0,
     )
-
-
-def dumps(value) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 __all__ = ["Outcome", "StreamFormat", "answer_error", "log_call", "run_call"]

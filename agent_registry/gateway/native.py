@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 
 from agent_registry.core.exceptions import envelope
 from agent_registry.gateway import pipeline, validation
+from agent_registry.gateway.asgi_io import sse
 from agent_registry.gateway.calls import Outcome, StreamFormat
 from agent_registry.gateway.errors import GatewayError
 
@@ -55,16 +55,12 @@ class NativeStream(StreamFormat):
         self.request = request
 
     def piece(self, text: str) -> bytes:
-        return _event("token", {"text": text})
+        return sse(event="token", data={"text": text})
 
     def end(self, outcome: Outcome) -> bytes:
-        return _event("end", render(self.request, outcome))
+        return sse(event="end", data=render(self.request, outcome))
 
     def error(self, error: GatewayError) -> bytes:
         body = envelope(error.code, error.message, error.details)
         body["error"]["request_id"] = self.request.request_id
-        return _event("error", body)
-
-
-def _event(name: str, data: dict) -> bytes:
-    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+        return sse(event="error", data=body)

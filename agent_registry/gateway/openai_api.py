@@ -7,12 +7,12 @@ for with ``stream_options.include_usage``, then ``data: [DONE]``).
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 
 from agent_registry.core.exceptions import envelope
 from agent_registry.gateway import pipeline, validation
+from agent_registry.gateway.asgi_io import sse
 from agent_registry.gateway.calls import Outcome, StreamFormat
 from agent_registry.gateway.errors import BadGatewayRequest, GatewayError
 from agent_registry.gateway.runtimes.base import ChatMessage
@@ -157,21 +157,21 @@ class ChunkStream(StreamFormat):
         }
 
     def start(self) -> bytes:
-        return _data(self._chunk({"role": "assistant", "content": ""}))
+        return sse(self._chunk({"role": "assistant", "content": ""}))
 
     def piece(self, text: str) -> bytes:
-        return _data(self._chunk({"content": text}))
+        return sse(self._chunk({"content": text}))
 
     def end(self, outcome: Outcome) -> bytes:
-        out = _data(self._chunk({}, "stop"))
+        out = sse(self._chunk({}, "stop"))
         if self.include_usage:
             usage_chunk = self._chunk({}, None, usage=_usage(outcome))
             usage_chunk["choices"] = []
-            out += _data(usage_chunk)
+            out += sse(usage_chunk)
         return out + b"data: [DONE]\n\n"
 
     def error(self, error: GatewayError) -> bytes:
-        return _data(envelope(error.code, error.message, error.details)) + b"data: [DONE]\n\n"
+        return sse(envelope(error.code, error.message, error.details)) + b"data: [DONE]\n\n"
 
 
 def models_body(snapshot) -> dict:
@@ -187,7 +187,3 @@ def models_body(snapshot) -> dict:
             }
         ],
     }
-
-
-def _data(payload: dict) -> bytes:
-    return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
