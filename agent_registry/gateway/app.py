@@ -13,26 +13,22 @@ import structlog
 
 from agent_registry.core.request_id import accept_or_create, bind_request_id, reset_request_id
 from agent_registry.gateway import native, openai_api, pipeline
-from agent_registry.gateway.asgi_io import Receive, Scope, Send, header, read_body
+from agent_registry.gateway.asgi_io import (
+    Receive,
+    Scope,
+    Send,
+    encode_headers,
+    header,
+    read_body,
+    send_json,
+)
 from agent_registry.gateway.calls import answer_error, log_call, run_call
-from agent_registry.gateway.errors import GatewayError
+from agent_registry.gateway.errors import GatewayError, MethodNotAllowed, UsageUnavailable
 from agent_registry.usage.writer import UsageWriteFailed
 
 log = structlog.get_logger("agent_registry.gateway")
 
 INVOKE_PATH = re.compile(r"^/api/v1/agents/([-a-zA-Z0-9_]{1,100})/invoke/?$")
-
-
-class UsageUnavailable(GatewayError):
-    code = "usage_unavailable"
-    status = 503
-    default_message = "The call could not be recorded, so it was not answered; retry shortly."
-
-
-class MethodNotAllowed(GatewayError):
-    code = "method_not_allowed"
-    status = 405
-    default_message = "Method not allowed."
 
 
 def _route(scope: Scope):
@@ -87,8 +83,6 @@ class GatewayApp:
                 return
 
     async def _models(self, scope: Scope, send: Send, request_id: str) -> None:
-        from agent_registry.gateway.asgi_io import encode_headers, send_json
-
         try:
             snapshot, _ = await pipeline.authenticate(_api_key(scope))
         except GatewayError as error:

@@ -79,3 +79,15 @@ class PayloadTooLarge(GatewayError):
     code = "payload_too_large"
     status = 413
     default_message = "The request body is too large."
+
+
+class MethodNotAllowed(GatewayError):
+    code = "method_not_allowed"
+    status = 405
+    default_message = "Method not allowed."
+
+
+class UsageUnavailable(GatewayError):
+    code = "usage_unavailable"
+    status = 503
+    default_message = "The call could not be recorded, so it was not answered; retry shortly."
