@@ -1,6 +1,6 @@
 """Daily usage summaries: ``UsageRecord`` rows folded into ``DailyUsageSummary`` per day.
 
-Each UTC day is one unit of work in one transaction: every (tenant, agent, currency)
+Each UTC day is one unit of work in one transaction: every (subscription, currency)
 group with records in ``[day 00:00, next day 00:00)`` is upserted, and summary rows of
 that day whose group has no records any more are deleted. Re-running a day therefore
 gives the same rows (same ids, same values; only ``computed_at`` moves), and late
@@ -105,13 +105,13 @@ def aggregate_range(
 
 _PG_UPSERT = """
 INSERT INTO {summary} (
-    tenant_id, agent_instance_id, date, currency,
+    access_id, tenant_id, agent_instance_id, date, currency,
     total_requests, successful_requests, failed_requests, billable_requests,
     tokens_input, tokens_output, total_tokens,
     avg_response_time_ms, p95_response_time_ms, cost_cents, computed_at
 )
 SELECT
-    r.tenant_id, r.agent_instance_id, %(day)s::date, r.currency,
+    r.access_id, r.tenant_id, r.agent_instance_id, %(day)s::date, r.currency,
     count(*),
     count(*) FILTER (WHERE r.response_status BETWEEN 200 AND 299),
     count(*) FILTER (WHERE r.response_status NOT BETWEEN 200 AND 299),
@@ -125,8 +125,9 @@ SELECT
     %(now)s
 FROM {records} r
 WHERE r.created_at >= %(start)s AND r.created_at < %(end)s
-GROUP BY r.tenant_id, r.agent_instance_id, r.currency
-ON CONFLICT (tenant_id, agent_instance_id, date, currency) DO UPDATE SET
+-- A subscription has one tenant and one agent: the extra keys only carry them along.
+GROUP BY r.access_id, r.tenant_id, r.agent_instance_id, r.currency
+ON CONFLICT (access_id, date, currency) DO UPDATE SET
     total_requests = EXCLUDED.total_requests,
     successful_requests = EXCLUDED.successful_requests,
     failed_requests = EXCLUDED.failed_requests,
@@ -147,8 +148,7 @@ WHERE s.date = %(day)s::date
   AND NOT EXISTS (
     SELECT 1 FROM {records} r
     WHERE r.created_at >= %(start)s AND r.created_at < %(end)s
-      AND r.tenant_id = s.tenant_id
-      AND r.agent_instance_id = s.agent_instance_id
+      AND r.access_id = s.access_id
       AND r.currency = s.currency
   )
 """
@@ -199,11 +199,7 @@ def percentile_cont(sorted_count: int, value_at: Callable[[int], int], fraction:
 
 def _group_p95(records, group: dict, count: int) -> int:
     latencies = (
-        records.filter(
-            tenant_id=group["tenant_id"],
-            agent_instance_id=group["agent_instance_id"],
-            currency=group["currency"],
-        )
+        records.filter(access_id=group["access_id"], currency=group["currency"])
         .order_by("response_time_ms")
         .values_list("response_time_ms", flat=True)
     )
@@ -221,7 +217,7 @@ def _aggregate_day_orm(day: date) -> DayResult:
     records = UsageRecord.objects.filter(created_at__gte=start, created_at__lt=end)
     groups = (
         records.order_by()
-        .values("tenant_id", "agent_instance_id", "currency")
+        .values("access_id", "tenant_id", "agent_instance_id", "currency")
         .annotate(
             total=Count("id"),
             successful=Count("id", filter=success),
@@ -240,7 +236,7 @@ def _aggregate_day_orm(day: date) -> DayResult:
                 0,
             ),
         )
-        .order_by("tenant_id", "agent_instance_id", "currency")
+        .order_by("access_id", "currency")
     )
     now = timezone.now()
     rows = total_records = 0
@@ -248,14 +244,15 @@ def _aggregate_day_orm(day: date) -> DayResult:
         kept: set[tuple] = set()
         for group in groups:
             total = group["total"]
-            key = (group["tenant_id"], group["agent_instance_id"], group["currency"])
+            key = (group["access_id"], group["currency"])
             kept.add(key)
             DailyUsageSummary.objects.update_or_create(
-                tenant_id=key[0],
-                agent_instance_id=key[1],
+                access_id=key[0],
                 date=day,
-                currency=key[2],
+                currency=key[1],
                 defaults={
+                    "tenant_id": group["tenant_id"],
+                    "agent_instance_id": group["agent_instance_id"],
                     "total_requests": total,
                     "successful_requests": group["successful"],
                     "failed_requests": total - group["successful"],
@@ -274,7 +271,7 @@ def _aggregate_day_orm(day: date) -> DayResult:
         stale = [
             pk
             for pk, *key in DailyUsageSummary.objects.filter(date=day).values_list(
-                "pk", "tenant_id", "agent_instance_id", "currency"
+                "pk", "access_id", "currency"
             )
             if tuple(key) not in kept
         ]

@@ -55,7 +55,10 @@ class UsageRecord(models.Model):
 
 
 class DailyUsageSummary(models.Model):
-    """One row per tenant x agent x UTC day x currency, computed from ``UsageRecord``.
+    """One row per subscription x UTC day, computed from ``UsageRecord``.
+
+    A subscription belongs to one tenant and one agent, so the rows of a tenant x agent
+    x day are those of its subscriptions (usually one).
 
     Written only by ``usage.aggregation`` (upsert), so re-aggregating a day rewrites
     the same rows in place. ``successful_requests`` counts 2xx responses, everything
@@ -69,6 +72,11 @@ class DailyUsageSummary(models.Model):
     )
     agent_instance = models.ForeignKey(
         AgentInstance, on_delete=models.PROTECT, related_name="daily_usage_summaries"
+    )
+    # The subscription decides the plan, hence the price: billing cycles price each
+    # subscription from these rows without reading the records again.
+    access = models.ForeignKey(
+        AgentAccess, on_delete=models.PROTECT, related_name="daily_usage_summaries"
     )
     date = models.DateField(help_text="UTC day")
     currency = models.CharField(max_length=3)
@@ -89,8 +97,7 @@ class DailyUsageSummary(models.Model):
         verbose_name_plural = "daily usage summaries"
         constraints = [
             models.UniqueConstraint(
-                fields=["tenant", "agent_instance", "date", "currency"],
-                name="daily_usage_summary_unique",
+                fields=["access", "date", "currency"], name="daily_usage_summary_unique"
             ),
         ]
         indexes = [
@@ -99,4 +106,61 @@ class DailyUsageSummary(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.tenant_id} {self.agent_instance_id} {self.date} {self.currency}"
+        return f"{self.access_id} {self.date} {self.currency}"
+
+
+class TenantQuotaSnapshot(models.Model):
+    """A tenant's billing cycle: one UTC calendar month in one currency.
+
+    Written only by ``usage.billing_cycles``. Refreshed from the daily summaries while
+    the month is open; finalized once the month has ended and the grace period
+    (``BILLING_GRACE_PERIOD_HOURS``) has passed, after which its figures never change.
+    Usage that reaches a finalized month later is billed as an adjustment line in the
+    tenant's next open cycle (``adjustments``), never added to the closed one.
+
+    ``usage_by_agent`` maps agent_id → calls, tokens and cost, with one entry per
+    subscription and its priced invoice lines. ``total_cost_cents`` (minor units of
+    ``currency``) is the sum of every line, adjustments included.
+    """
+
+    tenant = models.ForeignKey(
+        AgentTenant, on_delete=models.PROTECT, related_name="quota_snapshots"
+    )
+    billing_cycle_id = models.CharField(max_length=7, help_text="YYYY-MM, UTC")
+    currency = models.CharField(max_length=3)
+    period_start = models.DateField()
+    period_end = models.DateField(help_text="First day after the cycle.")
+    total_api_calls = models.PositiveBigIntegerField(default=0)
+    billable_api_calls = models.PositiveBigIntegerField(default=0)
+    total_tokens_input = models.PositiveBigIntegerField(default=0)
+    total_tokens_output = models.PositiveBigIntegerField(default=0)
+    total_tokens = models.PositiveBigIntegerField(default=0)
+    usage_cost_cents = models.BigIntegerField(default=0)
+    adjustments_cost_cents = models.BigIntegerField(default=0)
+    total_cost_cents = models.BigIntegerField(default=0)
+    usage_by_agent = models.JSONField(default=dict)
+    adjustments = models.JSONField(default=list)
+    refreshed_at = models.DateTimeField()
+    is_finalized = models.BooleanField(default=False)
+    finalized_at = models.DateTimeField(null=True, blank=True)
+    synced_to_waldur = models.BooleanField(default=False)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    sync_attempts = models.PositiveIntegerField(default=0)
+    sync_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-billing_cycle_id", "tenant_id", "currency"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "billing_cycle_id", "currency"],
+                name="quota_snapshot_unique_cycle",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["billing_cycle_id", "is_finalized"], name="snapshot_cycle"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.billing_cycle_id} {self.currency}"
