@@ -16,6 +16,13 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+def well_formed(incoming: str | None) -> str | None:
+    """The incoming id if it is safe to log and echo, else None."""
+    if incoming and _VALID_INCOMING_ID.match(incoming):
+        return incoming
+    return None
+
+
 def accept_or_create(incoming: str | None) -> str:
     """Echo a well-formed incoming id (so callers can trace across hops), else make one."""
     if incoming and _VALID_INCOMING_ID.match(incoming):

@@ -11,7 +11,12 @@ import time
 
 import structlog
 
-from agent_registry.core.request_id import accept_or_create, bind_request_id, reset_request_id
+from agent_registry.core.request_id import (
+    bind_request_id,
+    new_request_id,
+    reset_request_id,
+    well_formed,
+)
 from agent_registry.gateway import native, openai_api, pipeline
 from agent_registry.gateway.asgi_io import (
     Receive,
@@ -56,8 +61,14 @@ class GatewayApp:
             await self.django_app(scope, receive, send)
             return
         kind, agent_id, method = route
-        request_id = accept_or_create(header(scope, b"x-request-id"))
+        # Every call gets an id of our own: it is the usage record's key, so a client
+        # cannot make two calls share one record (and one bill) by sending the same
+        # X-Request-ID twice. The client's id is kept in the log line for tracing.
+        request_id = new_request_id()
+        client_request_id = well_formed(header(scope, b"x-request-id"))
         token = bind_request_id(request_id)
+        if client_request_id:
+            structlog.contextvars.bind_contextvars(client_request_id=client_request_id)
         try:
             if scope["method"] != method:
                 await answer_error(send, request_id, MethodNotAllowed(), [("Allow", method)])
@@ -68,6 +79,8 @@ class GatewayApp:
                 await self._call(kind, agent_id, scope, receive, send, request_id)
         finally:
             reset_request_id(token)
+            if client_request_id:
+                structlog.contextvars.unbind_contextvars("client_request_id")
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -42,12 +42,12 @@ def test_a_call_returns_the_output_usage_and_limit_headers(live_gateway, echo_su
     body = response.json()
     assert body["output"] == "hello there"
     assert body["agent_id"] == "echo"
-    assert body["request_id"] == "client-req-0001"
+    # the gateway's own id, not the client's (see the metering test below)
+    assert body["request_id"] == response.headers["X-Request-ID"] != "client-req-0001"
     assert (
         body["usage"]["tokens_total"]
         == body["usage"]["tokens_input"] + body["usage"]["tokens_output"]
     )
-    assert response.headers["X-Request-ID"] == "client-req-0001"
     assert response.headers["X-RateLimit-Limit"] == "1000"
     assert response.headers["X-Quota-Limit"] == "100"
     assert response.headers["X-Quota-Remaining"] == "99"
@@ -70,12 +70,22 @@ def test_each_call_leaves_exactly_one_committed_usage_record(live_gateway, echo_
     assert access.last_used_at is not None
 
 
-def test_a_replayed_request_id_is_not_counted_twice(live_gateway, echo_subscription):
-    for _ in range(2):
+def test_a_client_request_id_is_for_tracing_and_every_call_is_metered(
+    live_gateway, echo_subscription
+):
+    # Two calls ran the agent twice: sending the same X-Request-ID must not make the
+    # second one free. Each call gets its own id, which keys its usage record.
+    responses = [
         invoke(live_gateway, echo_subscription.api_key, headers={"X-Request-ID": "same-id-123"})
+        for _ in range(2)
+    ]
 
-    assert UsageRecord.objects.filter(request_id="same-id-123").count() == 1
-    assert AgentAccess.objects.get(pk=echo_subscription.access.pk).total_requests == 1
+    ids = [response.headers["X-Request-ID"] for response in responses]
+    assert len(set(ids)) == 2
+    assert "same-id-123" not in ids
+    assert [response.json()["request_id"] for response in responses] == ids
+    assert sorted(UsageRecord.objects.values_list("request_id", flat=True)) == sorted(ids)
+    assert AgentAccess.objects.get(pk=echo_subscription.access.pk).total_requests == 2
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -170,13 +169,12 @@ def test_kill_9_under_load_loses_no_answered_call_and_counts_none_twice(gateways
     def load() -> None:
         with httpx.Client() as client:
             while not stop.is_set():
-                request_id = f"crash-{uuid.uuid4().hex}"
                 try:
-                    response = process.invoke(issued.api_key, request_id, client)
+                    response = process.invoke(issued.api_key, client=client)
                 except httpx.HTTPError:
                     continue
                 if response.status_code == 200:
-                    answered.append(request_id)
+                    answered.append(response.headers["X-Request-ID"])
 
     workers = [threading.Thread(target=load) for _ in range(16)]
     for worker in workers:
