@@ -7,19 +7,35 @@ from rest_framework import serializers
 
 from agent_registry.access.models import AgentAccess, AgentConfiguration
 from agent_registry.core.api import BoundedJSONField
+from agent_registry.gateway.quota_state import gateway_quota_used, quota_used_shown
+
+
+class SubscriptionList(serializers.ListSerializer):
+    """Reads the gateway's quota counters of a whole page in one round trip."""
+
+    def to_representation(self, data):
+        items = list(data.all() if hasattr(data, "all") else data)
+        self.context["gateway_quota_used"] = gateway_quota_used(item.pk for item in items)
+        return super().to_representation(items)
 
 
 class SubscriptionOutput(serializers.ModelSerializer):
-    """Never includes the key or its hash."""
+    """Never includes the key or its hash.
+
+    ``quota_used`` and ``quota_remaining`` are what the gateway enforces this month
+    (gateway/quota_state.py), not the database's trailing copy.
+    """
 
     tenant = serializers.CharField(source="tenant.slug", read_only=True)
     project = serializers.UUIDField(source="project_id", read_only=True)
     agent = serializers.CharField(source="agent_instance.agent_id", read_only=True)
     plan = serializers.UUIDField(source="plan_id", read_only=True)
+    quota_used = serializers.SerializerMethodField()
     quota_remaining = serializers.SerializerMethodField()
 
     class Meta:
         model = AgentAccess
+        list_serializer_class = SubscriptionList
         fields = [
             "id",
             "name",
@@ -46,10 +62,16 @@ class SubscriptionOutput(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def get_quota_used(self, access) -> int:
+        counters = self.context.get("gateway_quota_used")
+        if counters is None:
+            counters = self.context["gateway_quota_used"] = gateway_quota_used([access.pk])
+        return quota_used_shown(access, counters)
+
     def get_quota_remaining(self, access) -> int | None:
         if access.quota_limit is None:
             return None
-        return max(access.quota_limit - access.quota_used, 0)
+        return max(access.quota_limit - self.get_quota_used(access), 0)
 
 
 class SubscriptionIssuedOutput(SubscriptionOutput):
