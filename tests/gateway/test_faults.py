@@ -100,14 +100,15 @@ def test_a_client_that_leaves_mid_stream_is_billed_for_what_it_got(
             "POST",
             "/api/v1/agents/llm/invoke",
             json={"input": "say hi", "stream": True},
-            headers={"X-API-Key": llm_subscription.api_key, "X-Request-ID": "leaver-000001"},
+            headers={"X-API-Key": llm_subscription.api_key},
         ) as response,
     ):
+        request_id = response.headers["X-Request-ID"]
         for line in response.iter_lines():
             if line.startswith("event: token"):
                 break  # got the first piece; hang up
 
-    record = wait_for_record(request_id="leaver-000001")
+    record = wait_for_record(request_id=request_id)
     assert record.response_status == 499
     assert record.partial is True
     assert record.billable is True

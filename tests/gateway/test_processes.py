@@ -77,12 +77,8 @@ class GatewayProcess:
                     raise RuntimeError("gateway process did not start") from None
                 time.sleep(0.1)
 
-    def invoke(
-        self, api_key: str, request_id: str | None = None, client: httpx.Client | None = None
-    ) -> httpx.Response:
+    def invoke(self, api_key: str, client: httpx.Client | None = None) -> httpx.Response:
         headers = {"X-API-Key": api_key}
-        if request_id:
-            headers["X-Request-ID"] = request_id
         # Reuse a client where the caller has one: making one per call costs more CPU
         # than the call itself and would make the load generator the bottleneck.
         post = client.post if client is not None else httpx.post
