@@ -1,4 +1,9 @@
-"""The Celery application. Without CELERY_BROKER_URL tasks run eagerly in-process."""
+"""The Celery application. Without CELERY_BROKER_URL tasks run eagerly in-process.
+
+``celery -A agent_registry worker`` runs the tasks; ``celery -A agent_registry beat``
+queues the scheduled ones from django-celery-beat's rows, which ``manage.py
+sync_schedules`` (and ``migrate``) write from ``usage/jobs.py SCHEDULE``.
+"""
 
 import os
 

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "auditlog",
+    "django_celery_beat",
     "agent_registry.core",
     "agent_registry.tenants",
     "agent_registry.agents",
@@ -119,11 +120,12 @@ else:
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
-# The same jobs and intervals as the in-process scheduler (usage/jobs.py SCHEDULE).
-CELERY_BEAT_SCHEDULE = {
-    "aggregate-recent-usage": {"task": "usage.aggregate_recent_usage", "schedule": 5 * 60},
-    "roll-quota-periods": {"task": "usage.roll_quota_periods", "schedule": 10 * 60},
-}
+# Beat reads its schedule from the database (django-celery-beat; the admin shows each
+# job's last run and can pause it). The rows are written from usage/jobs.py SCHEDULE by
+# `manage.py sync_schedules` and after every `migrate`: no schedule is kept here.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# SCHEDULE's times of day are UTC.
+CELERY_TIMEZONE = "UTC"
 # Run the scheduled jobs inside the web process (the embedded default; `make run`).
 IN_PROCESS_JOBS = env.bool("IN_PROCESS_JOBS", default=False)
 
@@ -161,6 +163,9 @@ GATEWAY_LIMITS_ON_REDIS_FAILURE = env.str("GATEWAY_LIMITS_ON_REDIS_FAILURE", def
 # "off": it is committed (survives any gateway crash) but a database-server crash may
 # lose the last moments of records; saves one disk flush per batch.
 USAGE_SYNCHRONOUS_COMMIT = env.bool("USAGE_SYNCHRONOUS_COMMIT", default=True)
+# A month's billing cycle is finalized this long after the month ends, so records
+# still in flight at midnight and a late aggregation run are in it (docs/billing.md).
+BILLING_GRACE_PERIOD_HOURS = env.int("BILLING_GRACE_PERIOD_HOURS", default=72)
 
 # --- API -----------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from agent_registry.core import health, metrics
 from agent_registry.tenants.api.views import ProjectViewSet, TenantViewSet
 from agent_registry.usage.api.daily import DailySummaryViewSet
 from agent_registry.usage.api.records import UsageRecordViewSet
+from agent_registry.usage.api.snapshots import SnapshotViewSet
 
 # "/?": a POST without the trailing slash is served, not redirected (and its body lost).
 router = DefaultRouter(trailing_slash="/?")
@@ -20,6 +21,7 @@ router.register("catalog", CatalogViewSet, basename="catalog")
 router.register("subscriptions", SubscriptionViewSet, basename="subscription")
 router.register("usage/records", UsageRecordViewSet, basename="usage-record")
 router.register("usage/daily", DailySummaryViewSet, basename="usage-daily")
+router.register("usage/snapshots", SnapshotViewSet, basename="usage-snapshot")
 
 admin.site.site_header = "Agent Registry"
 admin.site.site_title = "Agent Registry admin"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from decimal import Decimal
 
 import factory
@@ -16,6 +18,7 @@ from agent_registry.agents.services import agent_create, agent_transition, plan_
 from agent_registry.core import keys
 from agent_registry.core.models import OperatorToken
 from agent_registry.tenants.models import AgentProject, AgentTenant, TenantMembership
+from agent_registry.usage.models import UsageRecord
 
 # The path through the lifecycle to reach each state.
 PATH_TO = {
@@ -118,3 +121,36 @@ def make_subscription(
     agent = agent or make_agent(project=ProjectFactory())
     plan = make_plan(agent, **plan_fields)
     return access_create(agent=agent, plan=plan, project=project)
+
+
+def make_usage_record(
+    access,
+    *,
+    at: datetime,
+    status: int = 200,
+    latency: int = 100,
+    tokens=(0, 0),
+    cost="0",
+    **fields,
+) -> UsageRecord:
+    """One usage record as the gateway's writer would store it."""
+    tokens_in, tokens_out = tokens
+    fields.setdefault("billable", 200 <= status < 300)
+    fields.setdefault("currency", access.plan.currency)
+    return UsageRecord.objects.create(
+        request_id=uuid.uuid4().hex,
+        access=access,
+        tenant=access.tenant,
+        agent_instance=access.agent_instance,
+        plan=access.plan,
+        endpoint="invoke",
+        response_status=status,
+        response_time_ms=latency,
+        tokens_input=tokens_in,
+        tokens_output=tokens_out,
+        tokens_total=tokens_in + tokens_out,
+        estimated_cost_cents=Decimal(cost),
+        billing_period=at.strftime("%Y-%m"),
+        created_at=at,
+        **fields,
+    )

@@ -37,6 +37,17 @@ def _new_widget_key() -> str:
     return "agw_" + secrets.token_urlsafe(18)
 
 
+def subscription_quota_limit(plan: AgentPlan) -> int | None:
+    """The gateway's hard limit for a new subscription to ``plan`` (None = unlimited).
+
+    With an overage price the monthly quota is what the fee includes, not a stop:
+    calls beyond it are billed per call (docs/billing.md "Overage").
+    """
+    if plan.overage_price_per_call is not None:
+        return None
+    return plan.monthly_quota
+
+
 @transaction.atomic
 def access_create(
     *,
@@ -71,7 +82,7 @@ def access_create(
         key_prefix=issued.prefix,
         key_hash=issued.hash,
         status=AccessStatus.ACTIVE,
-        quota_limit=plan.monthly_quota,
+        quota_limit=subscription_quota_limit(plan),
         quota_reset_at=periods.next_month_start(now),
         rate_limit_per_second=plan.rate_limit_per_second,
         created_by=actor if actor is not None and actor.is_authenticated else None,

@@ -292,9 +292,21 @@ class AgentPlanForm(forms.ModelForm):
                 price_cents=value("price_cents") or 0,
                 price_per_call=value("price_per_call") or Decimal("0"),
                 price_per_1k_tokens=value("price_per_1k_tokens") or Decimal("0"),
+                overage_price_per_call=value("overage_price_per_call"),
+                monthly_quota=value("monthly_quota"),
             )
         except ValidationFailed as exc:
             add_registry_error(self, exc, {})
+        overage = value("overage_price_per_call")
+        if not plan._state.adding and (overage is None) != (plan.overage_price_per_call is None):
+            # Subscriptions took their quota from the plan when they were made (a hard
+            # limit without overage, none with it): switching would leave them billed
+            # for calls they can't make, or calling beyond the quota for free.
+            self.add_error(
+                "overage_price_per_call",
+                "An overage price can be changed but not added or removed once the plan "
+                "exists; create a new plan instead.",
+            )
         agent = cleaned.get("agent") if "agent" in self.fields else plan.agent
         if "agent" in self.fields and agent is not None and agent.state == AgentState.RETIRED:
             self.add_error("agent", "A retired agent takes no new plans.")
@@ -343,6 +355,7 @@ class AgentPlanAdmin(ServiceModelAdmin):
                     "price_cents",
                     "price_per_call",
                     "price_per_1k_tokens",
+                    "overage_price_per_call",
                 ]
             },
         ),
@@ -358,7 +371,11 @@ class AgentPlanAdmin(ServiceModelAdmin):
         if obj.billing_model == BillingModel.SUBSCRIPTION:
             exponent = CURRENCIES.get(obj.currency, 2)
             monthly = Decimal(obj.price_cents).scaleb(-exponent)
-            return f"{monthly:.{exponent}f} {obj.currency} / month"
+            price = f"{monthly:.{exponent}f} {obj.currency} / month"
+            if obj.overage_price_per_call is not None:
+                overage = obj.overage_price_per_call.normalize()
+                price += f" + {overage:f} {obj.currency} / call beyond {obj.monthly_quota}"
+            return price
         parts = []
         if obj.price_per_call:
             parts.append(f"{obj.price_per_call.normalize():f} {obj.currency} / call")

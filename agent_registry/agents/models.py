@@ -123,6 +123,18 @@ class AgentPlan(SoftDeleteModel):
     monthly_quota = models.PositiveIntegerField(
         null=True, blank=True, help_text="Calls per month; empty = unlimited."
     )
+    # Subscription plans only. Set: monthly_quota is what the fee includes and calls
+    # beyond it are billed at this price instead of refused. Empty: the quota is a
+    # hard stop. (main currency unit, like price_per_call)
+    overage_price_per_call = models.DecimalField(
+        null=True,
+        blank=True,
+        help_text=(
+            "Subscription plans: price per call beyond the monthly quota, which then no "
+            "longer stops calls. Empty = calls beyond the quota are refused."
+        ),
+        **PRICE_DECIMAL,
+    )
     rate_limit_per_second = models.PositiveIntegerField(
         default=10, validators=[MinValueValidator(1), MaxValueValidator(100_000)]
     )
@@ -141,6 +153,11 @@ class AgentPlan(SoftDeleteModel):
             models.CheckConstraint(
                 condition=models.Q(price_per_call__gte=0) & models.Q(price_per_1k_tokens__gte=0),
                 name="plan_prices_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(overage_price_per_call__isnull=True)
+                | models.Q(overage_price_per_call__gte=0),
+                name="plan_overage_price_not_negative",
             ),
         ]
 

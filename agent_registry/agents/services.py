@@ -168,6 +168,7 @@ PLAN_FIELDS = frozenset(
         "price_per_call",
         "price_per_1k_tokens",
         "monthly_quota",
+        "overage_price_per_call",
         "rate_limit_per_second",
         "display_order",
         "is_active",
@@ -181,9 +182,23 @@ def plan_check_prices(
     price_cents: int,
     price_per_call: Decimal,
     price_per_1k_tokens: Decimal,
+    overage_price_per_call: Decimal | None = None,
+    monthly_quota: int | None = None,
 ) -> None:
     """A plan's prices must fit its billing model; refuse plans that can't be billed."""
     errors: dict[str, list[str]] = {}
+    if overage_price_per_call is not None:
+        if billing_model != BillingModel.SUBSCRIPTION:
+            errors["overage_price_per_call"] = ["Only subscription plans have an overage price."]
+        elif overage_price_per_call <= 0:
+            # Zero would make the quota unlimited and free: that is a plan without a quota.
+            errors["overage_price_per_call"] = [
+                "Must be above zero; leave it empty for calls beyond the quota to be refused."
+            ]
+        elif monthly_quota is None:
+            errors["overage_price_per_call"] = [
+                "An overage price needs a monthly_quota: the calls the fee includes."
+            ]
     if billing_model == BillingModel.FREE:
         for field, value in (
             ("price_cents", price_cents),
@@ -218,5 +233,7 @@ def plan_create(*, agent: AgentInstance, name: str, billing_model: str, **fields
         price_cents=fields.get("price_cents", 0),
         price_per_call=fields.get("price_per_call", Decimal("0")),
         price_per_1k_tokens=fields.get("price_per_1k_tokens", Decimal("0")),
+        overage_price_per_call=fields.get("overage_price_per_call"),
+        monthly_quota=fields.get("monthly_quota"),
     )
     return AgentPlan.objects.create(agent=agent, name=name, billing_model=billing_model, **fields)

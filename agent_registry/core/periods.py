@@ -6,7 +6,10 @@ records' ``billing_period`` and the usage API's month filters all use these.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, date, datetime
+
+_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 
 def month_start(moment: datetime) -> datetime:
@@ -25,6 +28,27 @@ def next_month_start(moment: datetime) -> datetime:
 def period_of(moment: datetime) -> str:
     """The ``YYYY-MM`` label of ``moment``'s UTC month."""
     return moment.astimezone(UTC).strftime("%Y-%m")
+
+
+def parse_period(period: str) -> str:
+    """Check a ``YYYY-MM`` label strictly; ValueError saying what is expected."""
+    match = _PERIOD.match(period or "")
+    if match is None or int(match[1]) < 1:
+        raise ValueError(f"{period!r} is not a month like 2026-11 (YYYY-MM)")
+    return period
+
+
+def add_months(period: str, months: int) -> str:
+    """The ``YYYY-MM`` label ``months`` after (or before, if negative) ``period``."""
+    year, month = (int(part) for part in parse_period(period).split("-"))
+    index = year * 12 + (month - 1) + months
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def period_dates(period: str) -> tuple[date, date]:
+    """The half-open UTC day range ``[first day, first day of the next month)``."""
+    start = period_start(period)
+    return start.date(), next_month_start(start).date()
 
 
 def period_start(period: str) -> datetime:

@@ -1,42 +1,69 @@
 """Scheduled jobs in-process, for the embedded default (no broker, no beat).
 
-A daemon thread runs each job of ``usage.jobs.SCHEDULE`` at its interval. Started by
-the ASGI app at startup when ``IN_PROCESS_JOBS`` is on (``make run`` turns it on);
-production runs the same jobs with Celery beat instead.
+A daemon thread runs each job of ``usage.jobs.SCHEDULE`` on that job's schedule, the
+same schedule Celery beat follows in production. Started by the ASGI app at startup
+when ``IN_PROCESS_JOBS`` is on (``make run`` turns it on).
+
+* ``Every(seconds)``: once soon after start, then every ``seconds`` after the
+  previous run.
+* ``DailyAt(hour, minute)``: at the next ``hour:minute`` UTC, then daily — never at
+  start, as with beat's crontab.
+
+Time is the wall clock in UTC, read once per tick, so a daily job runs within one
+tick (5 s) of its time. A daemon that was asleep past several due times (a suspended
+laptop) runs the job once, not once per missed time.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from django.db import close_old_connections
-from django.utils.module_loading import import_string
+
+from agent_registry.usage.jobs import DailyAt, Every, Job
 
 log = structlog.get_logger(__name__)
 
+TICK_SECONDS = 5.0
+
+
+def next_run_after(job: Job, ran_at: datetime) -> datetime:
+    """When ``job`` is next due, given that it (last) ran at ``ran_at``."""
+    if isinstance(job.when, Every):
+        return ran_at + timedelta(seconds=job.when.seconds)
+    return job.when.next_after(ran_at)
+
+
+def first_run(job: Job, started: datetime) -> datetime:
+    """Interval jobs run at once; daily jobs wait for their time of day."""
+    if isinstance(job.when, DailyAt):
+        return job.when.next_after(started)
+    return started
+
 
 class InProcessScheduler:
-    def __init__(self, schedule: dict[str, tuple[str | Callable[[], object], float]]) -> None:
+    def __init__(self, schedule: Mapping[str, Job], *, started: datetime | None = None) -> None:
         self.schedule = schedule
-        self.next_run = dict.fromkeys(schedule, 0.0)  # run each once soon after start
+        started = started or datetime.now(UTC)
+        self.next_run = {name: first_run(job, started) for name, job in schedule.items()}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def run_due(self, now: float) -> list[str]:
+    def run_due(self, now: datetime) -> list[str]:
         """Run every job whose time has come; returns their names."""
         ran = []
-        for name, (path, interval) in self.schedule.items():
+        for name, job in self.schedule.items():
             if now < self.next_run[name]:
                 continue
-            self.next_run[name] = now + interval
+            self.next_run[name] = next_run_after(job, now)
             started = time.monotonic()
             try:
                 close_old_connections()
-                job = path if callable(path) else import_string(path)
-                result = job()
+                result = job.load()()
                 log.info(
                     "job_done",
                     job=name,
@@ -57,5 +84,5 @@ class InProcessScheduler:
         self._stop.set()
 
     def _loop(self) -> None:
-        while not self._stop.wait(5.0):
-            self.run_due(time.monotonic())
+        while not self._stop.wait(TICK_SECONDS):
+            self.run_due(datetime.now(UTC))

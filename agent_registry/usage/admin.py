@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.contrib import admin
 from django.http import HttpRequest
 
 from agent_registry.core.admin import colored
-from agent_registry.usage.models import DailyUsageSummary, UsageRecord
+from agent_registry.core.money import CURRENCIES
+from agent_registry.usage.models import (
+    BillingCycle,
+    DailyUsageSummary,
+    TenantQuotaSnapshot,
+    UsageRecord,
+)
 
 
 @admin.register(UsageRecord)
@@ -56,6 +64,7 @@ class DailyUsageSummaryAdmin(admin.ModelAdmin):
     list_display = [
         "tenant",
         "agent_instance",
+        "access",
         "date",
         "total_requests",
         "successful_requests",
@@ -90,3 +99,69 @@ class DailyUsageSummaryAdmin(admin.ModelAdmin):
         self, request: HttpRequest, obj: DailyUsageSummary | None = None
     ) -> bool:
         return False
+
+
+class _ComputedOnly(admin.ModelAdmin):
+    """Written by the billing jobs only; the admin shows, it never edits."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(BillingCycle)
+class BillingCycleAdmin(_ComputedOnly):
+    list_display = [
+        "billing_cycle_id",
+        "state",
+        "snapshots",
+        "total_cost_cents",
+        "refreshed_at",
+        "finalized_at",
+    ]
+    list_filter = ["is_finalized"]
+    ordering = ["-billing_cycle_id"]
+
+    @admin.display(description="State", ordering="is_finalized")
+    def state(self, obj: BillingCycle) -> str:
+        return colored("green", "finalized") if obj.is_finalized else colored("orange", "open")
+
+
+@admin.register(TenantQuotaSnapshot)
+class TenantQuotaSnapshotAdmin(_ComputedOnly):
+    list_display = [
+        "tenant",
+        "billing_cycle_id",
+        "total_api_calls",
+        "total_tokens",
+        "total_cost_display",
+        "adjustments_cost_cents",
+        "state",
+        "sync_status",
+    ]
+    list_filter = ["billing_cycle_id", "is_finalized", "synced_to_waldur", "currency"]
+    search_fields = ["tenant__name", "tenant__slug", "billing_cycle_id"]
+    list_select_related = ["tenant"]
+    ordering = ["-billing_cycle_id", "tenant__name"]
+
+    @admin.display(description="Cost", ordering="total_cost_cents")
+    def total_cost_display(self, obj: TenantQuotaSnapshot) -> str:
+        exponent = CURRENCIES.get(obj.currency, 2)
+        return f"{Decimal(obj.total_cost_cents).scaleb(-exponent)} {obj.currency}"
+
+    @admin.display(description="State", ordering="is_finalized")
+    def state(self, obj: TenantQuotaSnapshot) -> str:
+        return colored("green", "finalized") if obj.is_finalized else colored("orange", "open")
+
+    @admin.display(description="Waldur sync")
+    def sync_status(self, obj: TenantQuotaSnapshot) -> str:
+        if obj.synced_to_waldur:
+            return colored("green", "synced")
+        if obj.sync_error:
+            return colored("red", "error")
+        return colored("orange", "pending")

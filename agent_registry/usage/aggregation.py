@@ -107,7 +107,7 @@ _PG_UPSERT = """
 INSERT INTO {summary} (
     access_id, tenant_id, agent_instance_id, date, currency,
     total_requests, successful_requests, failed_requests, billable_requests,
-    tokens_input, tokens_output, total_tokens,
+    tokens_input, tokens_output, total_tokens, billable_tokens,
     avg_response_time_ms, p95_response_time_ms, cost_cents, computed_at
 )
 SELECT
@@ -119,6 +119,7 @@ SELECT
     sum(r.tokens_input),
     sum(r.tokens_output),
     sum(r.tokens_total),
+    coalesce(sum(r.tokens_total) FILTER (WHERE r.billable), 0),
     (2 * sum(r.response_time_ms) + count(*)) / (2 * count(*)),
     round(percentile_cont(%(p95)s) WITHIN GROUP (ORDER BY r.response_time_ms))::integer,
     coalesce(sum(r.estimated_cost_cents) FILTER (WHERE r.billable), 0),
@@ -135,6 +136,7 @@ ON CONFLICT (access_id, date, currency) DO UPDATE SET
     tokens_input = EXCLUDED.tokens_input,
     tokens_output = EXCLUDED.tokens_output,
     total_tokens = EXCLUDED.total_tokens,
+    billable_tokens = EXCLUDED.billable_tokens,
     avg_response_time_ms = EXCLUDED.avg_response_time_ms,
     p95_response_time_ms = EXCLUDED.p95_response_time_ms,
     cost_cents = EXCLUDED.cost_cents,
@@ -225,6 +227,7 @@ def _aggregate_day_orm(day: date) -> DayResult:
             tokens_in=Sum("tokens_input"),
             tokens_out=Sum("tokens_output"),
             tokens_all=Sum("tokens_total"),
+            tokens_billable=Coalesce(Sum("tokens_total", filter=Q(billable=True)), 0),
             latency_sum=Sum("response_time_ms"),
             # Whole millionths of a cent, summed as integers: exact even where the
             # backend keeps decimals as floating point.
@@ -260,6 +263,7 @@ def _aggregate_day_orm(day: date) -> DayResult:
                     "tokens_input": group["tokens_in"],
                     "tokens_output": group["tokens_out"],
                     "total_tokens": group["tokens_all"],
+                    "billable_tokens": group["tokens_billable"],
                     "avg_response_time_ms": (2 * group["latency_sum"] + total) // (2 * total),
                     "p95_response_time_ms": _group_p95(records, group, total),
                     "cost_cents": Decimal(group["cost_micro"]) / _MICRO,

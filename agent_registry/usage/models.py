@@ -87,6 +87,8 @@ class DailyUsageSummary(models.Model):
     tokens_input = models.PositiveBigIntegerField(default=0)
     tokens_output = models.PositiveBigIntegerField(default=0)
     total_tokens = models.PositiveBigIntegerField(default=0)
+    # Tokens of the billable calls only: what usage plans charge per 1k tokens.
+    billable_tokens = models.PositiveBigIntegerField(default=0)
     avg_response_time_ms = models.PositiveIntegerField(default=0)
     p95_response_time_ms = models.PositiveIntegerField(default=0)
     cost_cents = models.DecimalField(max_digits=16, decimal_places=6, default=0)
@@ -107,6 +109,32 @@ class DailyUsageSummary(models.Model):
 
     def __str__(self) -> str:
         return f"{self.access_id} {self.date} {self.currency}"
+
+
+class BillingCycle(models.Model):
+    """One UTC calendar month, for every tenant at once: open until finalized.
+
+    Finalizing is one transaction that freezes every tenant's snapshot of the month and
+    flips ``is_finalized``; from then on, usage of that month is billed as adjustment
+    lines in a later open cycle. Keeping the state per month (not only per snapshot)
+    tells "closed, and this tenant had nothing" apart from "not closed yet".
+    """
+
+    billing_cycle_id = models.CharField(max_length=7, unique=True, help_text="YYYY-MM, UTC")
+    is_finalized = models.BooleanField(default=False)
+    finalized_at = models.DateTimeField(null=True, blank=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+    snapshots = models.PositiveIntegerField(default=0, help_text="Tenant snapshots written.")
+    total_cost_cents = models.JSONField(
+        default=dict, help_text="Currency → total of every snapshot, in minor units."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-billing_cycle_id"]
+
+    def __str__(self) -> str:
+        return self.billing_cycle_id
 
 
 class TenantQuotaSnapshot(models.Model):

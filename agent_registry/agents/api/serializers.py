@@ -110,6 +110,7 @@ class PlanOutput(serializers.ModelSerializer):
     agent = serializers.CharField(source="agent.agent_id", read_only=True)
     price_per_call = serializers.DecimalField(**PRICE, read_only=True)
     price_per_1k_tokens = serializers.DecimalField(**PRICE, read_only=True)
+    overage_price_per_call = serializers.DecimalField(**PRICE, read_only=True, allow_null=True)
 
     class Meta:
         model = AgentPlan
@@ -124,6 +125,7 @@ class PlanOutput(serializers.ModelSerializer):
             "price_per_call",
             "price_per_1k_tokens",
             "monthly_quota",
+            "overage_price_per_call",
             "rate_limit_per_second",
             "display_order",
             "is_active",
@@ -137,6 +139,8 @@ class PlanCreateInput(serializers.ModelSerializer):
     currency = serializers.ChoiceField(choices=sorted(CURRENCIES), default="USD")
     price_per_call = serializers.DecimalField(**PRICE, required=False)
     price_per_1k_tokens = serializers.DecimalField(**PRICE, required=False)
+    # Subscription plans only (plan_check_prices says so with a 400 otherwise).
+    overage_price_per_call = serializers.DecimalField(**PRICE, required=False, allow_null=True)
     billing_model = serializers.ChoiceField(choices=BillingModel.choices)
 
     class Meta:
@@ -150,6 +154,7 @@ class PlanCreateInput(serializers.ModelSerializer):
             "price_per_call",
             "price_per_1k_tokens",
             "monthly_quota",
+            "overage_price_per_call",
             "rate_limit_per_second",
             "display_order",
             "is_active",
@@ -169,6 +174,7 @@ class CatalogPlanOutput(PlanOutput):
             "price_per_call",
             "price_per_1k_tokens",
             "monthly_quota",
+            "overage_price_per_call",
             "rate_limit_per_second",
             "display_order",
         ]

@@ -15,6 +15,7 @@ from agent_registry.usage.models import DailyUsageSummary
 class DailySummaryFilter(django_filters.FilterSet):
     tenant = django_filters.CharFilter(field_name="tenant__slug", max_length=63)
     agent = django_filters.CharFilter(field_name="agent_instance__agent_id", max_length=100)
+    subscription = django_filters.UUIDFilter(field_name="access_id")
     # "from" is a Python keyword, so these two are declared through the class namespace.
     locals()["from"] = django_filters.DateFilter(
         field_name="date", lookup_expr="gte", label="From this UTC day, inclusive"
@@ -32,12 +33,14 @@ class DailySummaryFilter(django_filters.FilterSet):
 class DailySummaryOutput(serializers.ModelSerializer):
     tenant = serializers.CharField(source="tenant.slug", read_only=True)
     agent = serializers.CharField(source="agent_instance.agent_id", read_only=True)
+    subscription = serializers.UUIDField(source="access_id", read_only=True)
 
     class Meta:
         model = DailyUsageSummary
         fields = [
             "tenant",
             "agent",
+            "subscription",
             "date",
             "currency",
             "total_requests",
@@ -47,6 +50,7 @@ class DailySummaryOutput(serializers.ModelSerializer):
             "tokens_input",
             "tokens_output",
             "total_tokens",
+            "billable_tokens",
             "avg_response_time_ms",
             "p95_response_time_ms",
             "cost_cents",
@@ -57,7 +61,9 @@ class DailySummaryOutput(serializers.ModelSerializer):
 
 @extend_schema(tags=["usage"], responses={200: DailySummaryOutput(many=True), **COMMON_ERRORS})
 class DailySummaryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
-    """Per tenant, agent and UTC day; newest day first. Refreshed by ``aggregate_usage``."""
+    """Per subscription (with its tenant and agent) and UTC day; newest day first.
+
+    Refreshed by ``aggregate_usage`` and the scheduled jobs."""
 
     serializer_class = DailySummaryOutput
     filterset_class = DailySummaryFilter
