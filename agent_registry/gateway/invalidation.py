@@ -25,8 +25,7 @@ from django.conf import settings
 from agent_registry.core import periods
 from agent_registry.gateway.limits import get_limiter
 from agent_registry.gateway.limits.base import BlockKind
-from agent_registry.gateway.limits.local import counter_expiry
-from agent_registry.gateway.limits.redis import block_key, quota_key
+from agent_registry.gateway.limits.redis import block_key, reset_quota_counter
 from agent_registry.gateway.snapshots import shared_key, snapshots
 
 log = structlog.get_logger(__name__)
@@ -120,7 +119,7 @@ def quota_reset(access_id: str) -> None:
     try:
         if settings.REDIS_URL:
             with _redis() as client:
-                client.set(quota_key(access_id, period), 0, exat=int(counter_expiry(period)))
+                reset_quota_counter(client, access_id, period)
         else:
             _run(get_limiter().set_quota_used(access_id, period, 0))
     except Exception as exc:

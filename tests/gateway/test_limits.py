@@ -326,6 +326,29 @@ def test_set_quota_used_overrides_the_counter(limiter, make_policy):
     assert run(limiter, scenario) == (1, 2, 42)
 
 
+def test_a_unit_reserved_before_a_reset_is_not_given_back_to_the_new_count(
+    limiter, make_policy
+):
+    # An operator resets while 2 calls are in flight; 3 new calls use the quota up
+    # again; then the 2 old calls fail. Giving their units back to the new count
+    # would let 2 calls past the quota.
+    policy = make_policy(quota_limit=3)
+
+    async def scenario():
+        before = [await limiter.admit(policy) for _ in range(2)]
+        await limiter.set_quota_used(policy.access_id, policy.quota_period, 0)
+        after = [await limiter.admit(policy) for _ in range(3)]
+        for admission in before:
+            await limiter.finish(policy, admission, billable=False)
+        used = await limiter.quota_used(policy.access_id, policy.quota_period)
+        with pytest.raises(QuotaExceeded):
+            await limiter.admit(policy)
+        await limiter.finish(policy, after[0], billable=False)  # same generation: given back
+        return used, await limiter.quota_used(policy.access_id, policy.quota_period)
+
+    assert run(limiter, scenario) == (3, 2)
+
+
 # --- Concurrency ------------------------------------------------------------------------
 
 

@@ -44,6 +44,9 @@ class Admission:
     rate_remaining: int
     quota_limit: int | None
     quota_remaining: int | None
+    # Which reset of the quota counter the reserved unit belongs to: a unit reserved
+    # before an operator's reset is not given back to the count started by the reset.
+    quota_generation: str = "0"
 
 
 class Limiter(Protocol):

@@ -82,7 +82,8 @@ class LocalLimiter:
         self._lock = threading.Lock()
         self._blocks: dict[tuple[str, str], str] = {}
         self._tat: dict[str, float] = {}  # access → theoretical arrival time (monotonic)
-        self._quota: dict[tuple[str, str], list[float]] = {}  # → [used, expires_at epoch]
+        # (access, period) → [used, expires_at epoch, generation (bumped by each reset)]
+        self._quota: dict[tuple[str, str], list[float]] = {}
         self._leases: dict[str, dict[str, float]] = {}  # agent → lease id → expiry (monotonic)
         self._next_sweep = time.monotonic() + _SWEEP_EVERY_SECONDS
 
@@ -122,7 +123,7 @@ class LocalLimiter:
             counter = self._quota.get(quota_key)
             if counter is None:
                 expires = counter_expiry(policy.quota_period, policy.quota_resets_at)
-                counter = self._quota[quota_key] = [float(policy.quota_seed), expires]
+                counter = self._quota[quota_key] = [float(policy.quota_seed), expires, 0]
             if policy.quota_limit is not None and counter[0] >= policy.quota_limit:
                 raise quota_exceeded(policy.quota_resets_at - time.time())
             counter[0] += 1
@@ -140,6 +141,7 @@ class LocalLimiter:
                 leases[lease_id] = now + policy.lease_seconds
 
             used = int(counter[0])
+            generation = str(int(counter[2]))
         return Admission(
             lease_id=lease_id,
             quota_reserved=True,
@@ -149,6 +151,7 @@ class LocalLimiter:
             quota_remaining=(
                 None if policy.quota_limit is None else max(0, policy.quota_limit - used)
             ),
+            quota_generation=generation,
         )
 
     async def finish(self, policy: LimitPolicy, admission: Admission, *, billable: bool) -> None:
@@ -157,7 +160,12 @@ class LocalLimiter:
                 self._leases.get(policy.agent_pk, {}).pop(admission.lease_id, None)
             if admission.quota_reserved and not billable:
                 counter = self._quota.get((policy.access_id, policy.quota_period))
-                if counter is not None and counter[0] > 0:
+                # A reset since the reservation started a new count: nothing to give back.
+                if (
+                    counter is not None
+                    and counter[0] > 0
+                    and str(int(counter[2])) == admission.quota_generation
+                ):
                     counter[0] -= 1
 
     async def block(self, kind: BlockKind, object_id: str, code: str) -> None:
@@ -174,8 +182,15 @@ class LocalLimiter:
             return None if counter is None else int(counter[0])
 
     async def set_quota_used(self, access_id: str, period: str, value: int) -> None:
+        """A reset: units reserved before it are not given back to the new count."""
         with self._lock:
-            self._quota[(access_id, period)] = [float(max(0, value)), counter_expiry(period)]
+            previous = self._quota.get((access_id, period))
+            generation = 0 if previous is None else int(previous[2]) + 1
+            self._quota[(access_id, period)] = [
+                float(max(0, value)),
+                counter_expiry(period),
+                generation,
+            ]
 
     async def aclose(self) -> None:
         """Nothing to close; here so both limiters can be shut down alike."""

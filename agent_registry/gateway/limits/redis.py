@@ -55,11 +55,11 @@ RETRY_REDIS_AFTER_SECONDS = 0.5
 FALLBACK_WARNING_EVERY_SECONDS = 60.0
 
 # KEYS: 1-3 block flags (access, tenant, agent), 4 GCRA TAT, 5 quota counter,
-#       6 concurrency lease ZSET.
+#       6 concurrency lease ZSET, 7 quota counter generation (bumped by each reset).
 # ARGV: 1 rate/s, 2 burst, 3 quota limit (-1 = unlimited), 4 quota seed,
 #       5 quota resets at (epoch s), 6 quota counter expiry (epoch s),
 #       7 max concurrent (0 = no limit), 8 lease ms, 9 lease id.
-# Returns {0, rate_remaining, quota_used, leased} or a refusal:
+# Returns {0, rate_remaining, quota_used, leased, generation} or a refusal:
 #   {1, block kind index, code} | {2, retry ms} | {3, retry ms} | {4}.
 ADMIT_LUA = """
 local blocked = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3])
@@ -95,9 +95,10 @@ if limit >= 0 and tonumber(used) >= limit then
   return {3, math.ceil(tonumber(ARGV[5]) * 1000 - now_us / 1000)}
 end
 used = redis.call('INCR', KEYS[5])
+local generation = redis.call('GET', KEYS[7]) or '0'
 
 local max_cc = tonumber(ARGV[7])
-if max_cc <= 0 then return {0, rate_remaining, used, 0} end
+if max_cc <= 0 then return {0, rate_remaining, used, 0, generation} end
 local now_ms = math.floor(now_us / 1000)
 local lease_ms = tonumber(ARGV[8])
 redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now_ms)
@@ -109,14 +110,16 @@ redis.call('ZADD', KEYS[6], now_ms + lease_ms, ARGV[9])
 if redis.call('PTTL', KEYS[6]) < lease_ms + 1000 then
   redis.call('PEXPIRE', KEYS[6], lease_ms + 1000)
 end
-return {0, rate_remaining, used, 1}
+return {0, rate_remaining, used, 1, generation}
 """
 
-# KEYS: 1 concurrency lease ZSET, 2 quota counter. ARGV: 1 lease id ("" = none),
-# 2 "1" to give the reserved quota unit back.
+# KEYS: 1 concurrency lease ZSET, 2 quota counter, 3 its generation.
+# ARGV: 1 lease id ("" = none), 2 "1" to give the reserved quota unit back,
+# 3 the generation the unit was reserved in (a reset since then: nothing to give back).
 FINISH_LUA = """
 if ARGV[1] ~= '' then redis.call('ZREM', KEYS[1], ARGV[1]) end
-if ARGV[2] == '1' and tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then
+if ARGV[2] == '1' and (redis.call('GET', KEYS[3]) or '0') == ARGV[3]
+   and tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then
   redis.call('DECR', KEYS[2])
 end
 return 1
@@ -133,6 +136,28 @@ def rate_key(access_id: str) -> str:
 
 def quota_key(access_id: str, period: str) -> str:
     return f"ar:q:{access_id}:{period}"
+
+
+def quota_generation_key(access_id: str, period: str) -> str:
+    return f"ar:qg:{access_id}:{period}"
+
+
+def reset_quota_counter(client: Any, access_id: str, period: str, value: int = 0) -> Any:
+    """Set the counter and start a new generation, atomically (MULTI).
+
+    Works with the synchronous and the asyncio client alike (returns what
+    ``execute`` returns: a list, or an awaitable of one).
+    """
+    expires = math.ceil(counter_expiry(period))
+    pipe = client.pipeline(transaction=True)
+    pipe.set(quota_key(access_id, period), max(0, value), exat=expires)
+    pipe.incr(quota_generation_key(access_id, period))
+    pipe.expireat(quota_generation_key(access_id, period), expires)
+    return pipe.execute()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def leases_key(agent_pk: str) -> str:
@@ -217,6 +242,7 @@ class RedisLimiter:
             rate_key(policy.access_id),
             quota_key(policy.access_id, policy.quota_period),
             leases_key(policy.agent_pk),
+            quota_generation_key(policy.access_id, policy.quota_period),
         ]
         args = [
             max(1, policy.rate_per_second),
@@ -258,6 +284,7 @@ class RedisLimiter:
             quota_remaining=(
                 None if policy.quota_limit is None else max(0, policy.quota_limit - used)
             ),
+            quota_generation=_text(reply[4]),
         )
 
     async def finish(self, policy: LimitPolicy, admission: Admission, *, billable: bool) -> None:
@@ -268,8 +295,12 @@ class RedisLimiter:
         give_back = admission.quota_reserved and not billable
         if not lease_id and not give_back:
             return
-        keys = [leases_key(policy.agent_pk), quota_key(policy.access_id, policy.quota_period)]
-        args = [lease_id, "1" if give_back else "0"]
+        keys = [
+            leases_key(policy.agent_pk),
+            quota_key(policy.access_id, policy.quota_period),
+            quota_generation_key(policy.access_id, policy.quota_period),
+        ]
+        args = [lease_id, "1" if give_back else "0", admission.quota_generation]
         try:
             await self._call(lambda c: c.finish(keys=keys, args=args))
         except LimiterUnavailable:
@@ -291,9 +322,8 @@ class RedisLimiter:
         return None if value is None else int(value)
 
     async def set_quota_used(self, access_id: str, period: str, value: int) -> None:
-        key = quota_key(access_id, period)
-        expires = math.ceil(counter_expiry(period))
-        await self._call(lambda c: c.client.set(key, max(0, value), exat=expires))
+        """A reset: units reserved before it are not given back to the new count."""
+        await self._call(lambda c: reset_quota_counter(c.client, access_id, period, value))
 
     async def aclose(self) -> None:
         """Close this event loop's client (tests call it before their loop ends)."""
