@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
@@ -26,27 +25,9 @@ DAY = date(2026, 3, 10)
 NOON = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
 
-def record(access, *, at=NOON, status=200, latency=100, tokens=(0, 0), cost="0", **fields):
-    tokens_in, tokens_out = tokens
-    fields.setdefault("billable", 200 <= status < 300)
+def record(access, *, at=NOON, **fields):
     fields.setdefault("currency", "USD")
-    return UsageRecord.objects.create(
-        request_id=uuid.uuid4().hex,
-        access=access,
-        tenant=access.tenant,
-        agent_instance=access.agent_instance,
-        plan=access.plan,
-        endpoint="invoke",
-        response_status=status,
-        response_time_ms=latency,
-        tokens_input=tokens_in,
-        tokens_output=tokens_out,
-        tokens_total=tokens_in + tokens_out,
-        estimated_cost_cents=Decimal(cost),
-        billing_period=at.strftime("%Y-%m"),
-        created_at=at,
-        **fields,
-    )
+    return factories.make_usage_record(access, at=at, **fields)
 
 
 def snapshot() -> list[dict]:

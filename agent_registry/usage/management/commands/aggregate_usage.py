@@ -7,9 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from agent_registry.core.progress import ProgressBar
 from agent_registry.usage.aggregation import DayResult, aggregate_range
-
-BAR_WIDTH = 30
 
 
 def parse_day(value: str, option: str) -> date:
@@ -36,30 +35,23 @@ class Command(BaseCommand):
         if last < first:
             raise CommandError(f"--to {last.isoformat()} is before --from {first.isoformat()}")
 
-        tty = self.stdout.isatty()
+        bar = ProgressBar(self.stdout, "days")
         began = time.monotonic()
 
         def progress(done: int, total: int, day: date, result: DayResult) -> None:
-            filled = BAR_WIDTH * done // total
-            bar = "#" * filled + "." * (BAR_WIDTH - filled)
-            line = f"[{bar}] {done}/{total} days"
-            if tty:
-                self.stdout.write(f"\r{line}", ending="")
-                self.stdout.flush()
-            else:
-                self.stdout.write(
-                    f"{line}  {day.isoformat()}: {result.rows} rows, "
-                    f"{result.records} records, {result.deleted} stale removed"
-                )
+            bar.step(
+                done,
+                total,
+                f"{day.isoformat()}: {result.rows} rows, {result.records} records, "
+                f"{result.deleted} stale removed",
+            )
 
         try:
             result = aggregate_range(first, last, progress=progress)
         except Exception as exc:
-            if tty:
-                self.stdout.write("")
             raise CommandError(f"aggregation failed: {exc}") from exc
-        if tty:
-            self.stdout.write("")
+        finally:
+            bar.close()
         elapsed = time.monotonic() - began
         self.stdout.write(
             f"aggregated {result.days} days, {result.rows} summary rows, "

@@ -11,6 +11,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from agent_registry.core.progress import ProgressBar
 from agent_registry.usage.reconciliation import (
     Difference,
     ReconciliationReport,
@@ -18,7 +19,6 @@ from agent_registry.usage.reconciliation import (
     reconcile_period,
 )
 
-BAR_WIDTH = 30
 EXIT_DRIFT = 2
 
 
@@ -42,29 +42,22 @@ class Command(BaseCommand):
     def handle(self, *args, period: str, tenant: str | None, as_json: bool, **options) -> None:
         # Progress and the summary line go to stderr with --json, so stdout is pure JSON.
         out = self.stderr if as_json else self.stdout
-        tty = out.isatty()
+        bar = ProgressBar(out, "tenants")
         began = time.monotonic()
 
         def progress(done: int, total: int, slug: str, result: TenantResult) -> None:
-            filled = BAR_WIDTH * done // total
-            bar = "#" * filled + "." * (BAR_WIDTH - filled)
-            line = f"[{bar}] {done}/{total} tenants"
-            if tty:
-                out.write(f"\r{line}", ending="")
-                out.flush()
-            else:
-                out.write(
-                    f"{line}  {slug}: {len(result.differences)} differences, "
-                    f"{len(result.notes)} notes"
-                )
+            bar.step(
+                done,
+                total,
+                f"{slug}: {len(result.differences)} differences, {len(result.notes)} notes",
+            )
 
         try:
             report = reconcile_period(period, tenant_slug=tenant, progress=progress)
         except (ValueError, LookupError) as exc:
             raise CommandError(f"{exc}") from exc
         finally:
-            if tty:
-                out.write("")
+            bar.close()
         elapsed = time.monotonic() - began
 
         if as_json:
