@@ -314,7 +314,9 @@ def _lock(period: str) -> None:
             )
 
 
-def _build_snapshots(period: str, now: datetime) -> list[TenantQuotaSnapshot]:
+def _build_snapshots(
+    period: str, now: datetime, progress: ProgressCallback | None = None
+) -> list[TenantQuotaSnapshot]:
     first, after = periods.period_dates(period)
     usage = usage_by_subscription(period)
     origins = _finalized_origins(period)
@@ -326,7 +328,10 @@ def _build_snapshots(period: str, now: datetime) -> list[TenantQuotaSnapshot]:
     }
     elsewhere = _adjustments_elsewhere(period, origins)
     by_tenant: dict[tuple[Any, str], dict[str, Any]] = {}
-    for access in _subscriptions(period, set(usage) | late_accesses):
+    subscriptions = _subscriptions(period, set(usage) | late_accesses)
+    for done, access in enumerate(subscriptions, start=1):
+        if progress is not None and (done % 200 == 0 or done == len(subscriptions)):
+            progress(done, len(subscriptions), period)
         own = usage.get(access.pk, Usage())
         lines, cost = price_subscription(access, period, own)
         late = _late_usage_lines(access, origins, elsewhere) if late_accesses else []
@@ -406,13 +411,15 @@ _UPDATED_FIELDS = [
 ]
 
 
-def _write(period: str, *, finalize: bool, now: datetime) -> CycleResult:
+def _write(
+    period: str, *, finalize: bool, now: datetime, progress: ProgressCallback | None = None
+) -> CycleResult:
     with transaction.atomic():
         _lock(period)
         cycle, _ = BillingCycle.objects.select_for_update().get_or_create(billing_cycle_id=period)
         if cycle.is_finalized:
             raise CycleFinalized(f"billing cycle {period} was finalized at {cycle.finalized_at}")
-        snapshots = _build_snapshots(period, now)
+        snapshots = _build_snapshots(period, now, progress)
         totals: dict[str, int] = defaultdict(int)
         for snapshot in snapshots:
             snapshot.is_finalized = finalize
@@ -456,7 +463,9 @@ def refresh_cycle(period: str, *, now: datetime | None = None) -> CycleResult:
     return _write(periods.parse_period(period), finalize=False, now=now or timezone.now())
 
 
-def close_cycle(period: str, *, now: datetime | None = None) -> CycleResult:
+def close_cycle(
+    period: str, *, now: datetime | None = None, progress: ProgressCallback | None = None
+) -> CycleResult:
     """Refresh a month, and finalize it if its grace period is over.
 
     A month still open is only refreshed. ValueError for a month that has not begun;
@@ -466,7 +475,7 @@ def close_cycle(period: str, *, now: datetime | None = None) -> CycleResult:
     now = now or timezone.now()
     if period > periods.period_of(now):
         raise ValueError(f"billing cycle {period} has not begun yet")
-    return _write(period, finalize=now >= closes_at(period), now=now)
+    return _write(period, finalize=now >= closes_at(period), now=now, progress=progress)
 
 
 def close_due_cycles(*, now: datetime | None = None) -> int:

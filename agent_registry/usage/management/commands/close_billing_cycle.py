@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from agent_registry.core import periods
+from agent_registry.core.progress import ProgressBar
 from agent_registry.usage.billing_cycles import CycleFinalized, close_cycle, closes_at
 
 
@@ -38,12 +39,17 @@ class Command(BaseCommand):
             )
         )
         began = time.monotonic()
+        bar = ProgressBar(self.stdout, "subscriptions priced")
         try:
-            result = close_cycle(period, now=now)
+            result = close_cycle(
+                period, now=now, progress=lambda done, total, _: bar.step(done, total)
+            )
         except CycleFinalized as exc:
             raise CommandError(f"{exc}; finalized cycles never change") from None
         except ValueError as exc:
             raise CommandError(str(exc)) from None
+        finally:
+            bar.close()
         totals = ", ".join(f"{amount} {cur}" for cur, amount in result.total_cost_cents.items())
         self.stdout.write(
             f"{'finalized' if result.finalized else 'refreshed'} {period}: "
