@@ -12,12 +12,23 @@ from agent_registry.tenants.models import AgentTenant
 class UsageRecord(models.Model):
     """Written only by the gateway's usage writer, in batches; never edited.
 
-    ``request_id`` is unique, so a replayed or retried write never counts twice.
-    ``estimated_cost_cents`` keeps sub-cent precision (usage plans price per call in
-    fractions of a cent); it is the call's own price, not the invoice line.
+    ``(request_id, created_at)`` is unique, so a retried write of the same record (same
+    id, same timestamp) never counts twice. ``estimated_cost_cents`` keeps sub-cent
+    precision (usage plans price per call in fractions of a cent); it is the call's own
+    price, not the invoice line.
+
+    On PostgreSQL the table is partitioned by UTC month on ``created_at``
+    (docs/usage-storage.md, migration 0004). A partitioned table's primary key and
+    unique constraints must contain the partition key, so there the database's primary
+    key is ``(id, created_at)`` and ``request_id`` is unique only together with
+    ``created_at``. The model state keeps ``id`` as the primary key on both backends:
+    every id comes from the one sequence, so ``id`` alone still identifies a row and
+    lookups by ``pk`` stay correct, and Django never reads the key back from the
+    database, so it does not notice. SQLite keeps one plain table.
     """
 
-    request_id = models.CharField(max_length=64, unique=True)
+    # Indexed for look-ups; its uniqueness is ``usage_request_unique`` below.
+    request_id = models.CharField(max_length=64, db_index=True)
     access = models.ForeignKey(AgentAccess, on_delete=models.PROTECT, related_name="usage")
     tenant = models.ForeignKey(AgentTenant, on_delete=models.PROTECT, related_name="usage")
     agent_instance = models.ForeignKey(
@@ -44,6 +55,12 @@ class UsageRecord(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            # With the partition key: the only form of uniqueness a partitioned table has.
+            models.UniqueConstraint(
+                fields=["request_id", "created_at"], name="usage_request_unique"
+            ),
+        ]
         indexes = [
             models.Index(fields=["tenant", "created_at"], name="usage_tenant_time"),
             models.Index(fields=["access", "created_at"], name="usage_access_time"),

@@ -2,11 +2,11 @@
 
 A request hands its record to the writer and waits. One writer task per process
 takes everything queued so far, inserts it in one transaction (``ON CONFLICT DO
-NOTHING`` on ``request_id``) together with one stats update per subscription, and
-wakes every waiter when the transaction has committed. While a batch is being
-written the next one fills up, so under load batches grow by themselves and at low
-load a record is written at once — no timer adds latency. The gateway sends no 2xx
-before its record's batch committed. See docs/gateway.md.
+NOTHING`` on ``(request_id, created_at)``) together with one stats update per
+subscription, and wakes every waiter when the transaction has committed. While a
+batch is being written the next one fills up, so under load batches grow by
+themselves and at low load a record is written at once — no timer adds latency. The
+gateway sends no 2xx before its record's batch committed. See docs/gateway.md.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import psycopg
@@ -172,7 +172,8 @@ def _record(row: UsageRow) -> UsageRecord:
 
 
 def _insert_sql(rows: Sequence[UsageRow]) -> tuple[str, list]:
-    """A multi-row ``INSERT … ON CONFLICT (request_id) DO NOTHING`` and its parameters."""
+    """A multi-row ``INSERT … ON CONFLICT (request_id, created_at) DO NOTHING`` and its
+    parameters."""
     fields = [UsageRecord._meta.get_field(name) for name in _COLUMNS]
     params = [
         field.get_db_prep_save(getattr(record, field.attname), connection)
@@ -184,7 +185,8 @@ def _insert_sql(rows: Sequence[UsageRow]) -> tuple[str, list]:
     columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
     values = ", ".join([one_row] * len(rows))
     # Identifiers come from the model; every value is a parameter.
-    sql = f"INSERT INTO {table} ({columns}) VALUES {values} ON CONFLICT (request_id) DO NOTHING"  # noqa: S608
+    conflict = "ON CONFLICT (request_id, created_at) DO NOTHING"
+    sql = f"INSERT INTO {table} ({columns}) VALUES {values} {conflict}"  # noqa: S608
     return sql, params
 
 
@@ -197,17 +199,24 @@ _PG_WRITE = """
 WITH inserted AS (
     INSERT INTO {table} ({columns})
     SELECT * FROM unnest({arrays})
-    ON CONFLICT (request_id) DO NOTHING
+    ON CONFLICT (request_id, created_at) DO NOTHING
     RETURNING access_id, billable, created_at
 ),
 per_access AS (
-    SELECT access_id, count(*) AS calls, count(*) FILTER (WHERE billable) AS billable_calls,
-           max(created_at) AS latest
+    SELECT access_id, count(*) AS calls, max(created_at) AS latest,
+           array_agg(created_at) FILTER (WHERE billable) AS billable_at
     FROM inserted GROUP BY access_id
 )
 UPDATE {access} AS a
 SET total_requests = a.total_requests + p.calls,
-    quota_used = a.quota_used + p.billable_calls,
+    -- Only calls of the subscription's current quota period count. Evaluated on the
+    -- row as locked, so a period roll committed meanwhile is seen (a call made at
+    -- 23:59:59 whose batch commits after the roll belongs to the old month).
+    quota_used = a.quota_used + (
+        SELECT count(*) FROM unnest(p.billable_at) AS b(at)
+        WHERE a.quota_reset_at IS NULL
+           OR b.at >= date_trunc('month', a.quota_reset_at - interval '1 day', 'UTC')
+    ),
     last_used_at = GREATEST(COALESCE(a.last_used_at, p.latest), p.latest)
 FROM per_access AS p
 WHERE a.id = p.access_id
@@ -317,11 +326,26 @@ def _write_portable(rows: Sequence[UsageRow]) -> None:
                 per_access[row.access_id].append(row)
         for access_id, calls in per_access.items():
             latest = Value(max(call.created_at for call in calls))
-            AgentAccess.objects.filter(pk=access_id).update(
+            # The transaction holds the database's write lock: no roll can interleave.
+            resets_at = (
+                AgentAccess.all_objects.filter(pk=access_id)
+                .values_list("quota_reset_at", flat=True)
+                .first()
+            )
+            AgentAccess.all_objects.filter(pk=access_id).update(
                 total_requests=F("total_requests") + len(calls),
-                quota_used=F("quota_used") + sum(1 for call in calls if call.billable),
+                quota_used=F("quota_used")
+                + sum(1 for call in calls if call.billable and in_quota_period(call, resets_at)),
                 last_used_at=Greatest(Coalesce(F("last_used_at"), latest), latest),
             )
+
+
+def in_quota_period(row: UsageRow, resets_at: datetime | None) -> bool:
+    """Whether a call counts toward the subscription's current quota period, the
+    month that ends at ``quota_reset_at`` (the same rule as the PostgreSQL statement)."""
+    if resets_at is None:
+        return True
+    return row.created_at >= periods.month_start(resets_at - timedelta(days=1))
 
 
 def write_batch(rows: Sequence[UsageRow]) -> None:

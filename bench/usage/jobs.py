@@ -1,0 +1,154 @@
+"""One timed job of the usage benchmark, in a process of its own, so its peak RSS is its own.
+
+    python -m bench.usage.jobs {scan,scan-serial,aggregate,snapshot,ensure,attach,explain} \
+        --period YYYY-MM [--tenant SLUG]
+
+Run with ``DATABASE_URL`` pointing at the bench database (``__main__.py`` does). Prints
+progress on stderr and, as its last stdout line, JSON: ``seconds`` (wall time of the
+job alone, after Django's set-up), ``rss_start_kib`` (resident set before the job) and
+``rss_peak_kib`` (``resource.getrusage(RUSAGE_SELF).ru_maxrss``: the process's peak).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from datetime import date, timedelta
+
+import django
+
+JOBS = ("scan", "scan-serial", "aggregate", "snapshot", "ensure", "attach", "explain")
+
+
+def rss_kib() -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.usage.jobs")
+    parser.add_argument("job", choices=JOBS)
+    parser.add_argument("--period", required=True)
+    parser.add_argument("--tenant", help="explain: the tenant whose records are listed")
+    args = parser.parse_args()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agent_registry.settings")
+    django.setup()
+
+    from django.db import connection
+
+    from agent_registry.core import periods
+    from agent_registry.usage import partitions
+
+    start = periods.period_start(args.period)
+    end = periods.next_month_start(start)
+    first_day, after = periods.period_dates(args.period)
+    with connection.cursor() as cursor:  # connect before the clock starts
+        cursor.execute("SELECT 1")
+    rss_start = rss_kib()
+    began = time.monotonic()
+    detail: dict = {}
+
+    if args.job in ("scan", "scan-serial"):
+        with connection.cursor() as cursor:
+            if args.job == "scan-serial":
+                cursor.execute("SET max_parallel_workers_per_gather = 0")
+            cursor.execute(
+                "SELECT count(*), sum(tokens_total) FROM usage_usagerecord "
+                "WHERE created_at >= %s AND created_at < %s",
+                [start, end],
+            )
+            rows, tokens = cursor.fetchone()
+        detail = {"rows": rows, "tokens": int(tokens or 0)}
+    elif args.job == "aggregate":
+        from agent_registry.usage.aggregation import aggregate_range
+
+        def progress(done: int, total: int, day: date, result) -> None:
+            print(
+                f"      aggregated {day.isoformat()} ({done}/{total}): {result.records:,} "
+                f"records -> {result.rows} rows  [{time.monotonic() - began:.1f} s]",
+                file=sys.stderr,
+                flush=True,
+            )
+
+        result = aggregate_range(first_day, after - timedelta(days=1), progress=progress)
+        detail = {"days": result.days, "rows": result.rows, "records": result.records}
+    elif args.job == "snapshot":
+        from agent_registry.usage.billing_cycles import refresh_cycle
+
+        result = refresh_cycle(args.period)
+        detail = {"result": repr(result)[:300]}
+    elif args.job == "ensure":
+        detail = {"created": partitions.ensure_partitions(months_ahead=0, now=start)}
+    elif args.job == "attach":
+        with connection.cursor() as cursor:
+            # Index builds are sorts: give them memory (session only).
+            cursor.execute("SET maintenance_work_mem = '1GB'")
+        detail = {"attached": partitions.attach_partition(args.period)}
+    elif args.job == "explain":
+        detail = {"plans": explain(args.period, args.tenant)}
+
+    seconds = time.monotonic() - began
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        json.dumps(
+            {
+                "job": args.job,
+                "seconds": seconds,
+                "rss_start_kib": rss_start,
+                "rss_peak_kib": peak,
+                **detail,
+            }
+        )
+    )
+
+
+def explain(period: str, tenant_slug: str | None) -> dict[str, str]:
+    """EXPLAIN (ANALYZE, BUFFERS) of the three queries docs/usage-storage.md shows."""
+    from django.contrib.auth.models import User
+    from django.db import connection, transaction
+
+    from agent_registry.core import periods
+    from agent_registry.usage import aggregation, selectors
+
+    first_day, _ = periods.period_dates(period)
+    day = first_day + timedelta(days=14)
+    start, end = aggregation.day_bounds(day)
+    plans = {}
+    params = {"day": day, "start": start, "end": end, "p95": aggregation.P95, "now": start}
+    # The aggregation's own statement, rolled back: EXPLAIN ANALYZE runs it.
+    sql = aggregation._PG_UPSERT.format(**aggregation._tables())
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+        plans[f"daily aggregation of {day.isoformat()}"] = "\n".join(r[0] for r in cursor)
+        transaction.set_rollback(True)
+
+    operator = User(username="bench", is_staff=True)  # never saved: an operator's view
+    visible = selectors.usage_records_visible_to(operator)
+    year, month = (int(part) for part in period.split("-"))
+    listing = selectors.created_between(
+        visible.filter(tenant__slug=tenant_slug),
+        selectors.day_start(first_day + timedelta(days=9)),
+        selectors.day_end(first_day + timedelta(days=15)),
+    ).order_by("-created_at", "-id")[:50]
+    plans[
+        f"records API: tenant {tenant_slug}, {first_day + timedelta(days=9)} to "
+        f"{first_day + timedelta(days=15)}, first page of 50"
+    ] = listing.explain(analyze=True, buffers=True)
+    export = selectors.created_between(
+        visible.filter(tenant__slug=tenant_slug), *selectors.month_bounds(year, month)
+    ).order_by("created_at", "id")
+    plans[f"CSV export: tenant {tenant_slug}, {period}"] = export.explain(
+        analyze=True, buffers=True
+    )
+    return plans
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""The usage writer's batch: records in, subscription counters advanced, once."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from agent_registry.access.models import AgentAccess
+from agent_registry.core import periods
+from agent_registry.usage.models import UsageRecord
+from agent_registry.usage.writer import UsageRow, write_batch
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+def row(access, *, at: datetime, billable: bool = True) -> UsageRow:
+    return UsageRow(
+        request_id=uuid.uuid4().hex,
+        access_id=str(access.pk),
+        tenant_id=str(access.tenant_id),
+        agent_pk=str(access.agent_instance_id),
+        plan_id=str(access.plan_id),
+        endpoint="invoke",
+        request_method="POST",
+        response_status=200 if billable else 502,
+        response_time_ms=5,
+        tokens_input=1,
+        tokens_output=2,
+        tokens_estimated=False,
+        estimated_cost_cents=Decimal("1.25") if billable else Decimal(0),
+        currency="USD",
+        billable=billable,
+        streamed=False,
+        partial=False,
+        created_at=at,
+    )
+
+
+@pytest.fixture
+def access():
+    access = factories.make_subscription().access
+    now = datetime.now(UTC)
+    AgentAccess.objects.filter(pk=access.pk).update(
+        quota_used=0, total_requests=0, quota_reset_at=periods.next_month_start(now)
+    )
+    return access
+
+
+def counters(access) -> tuple[int, int]:
+    fresh = AgentAccess.objects.get(pk=access.pk)
+    return fresh.total_requests, fresh.quota_used
+
+
+def test_a_batch_counts_calls_and_billable_calls(access):
+    now = datetime.now(UTC)
+
+    write_batch([row(access, at=now), row(access, at=now), row(access, at=now, billable=False)])
+
+    assert UsageRecord.objects.filter(access=access).count() == 3
+    assert counters(access) == (3, 2)
+
+
+def test_a_batch_written_twice_counts_once(access):
+    batch = [row(access, at=datetime.now(UTC)) for _ in range(2)]
+
+    write_batch(batch)
+    write_batch(batch)
+
+    assert UsageRecord.objects.filter(access=access).count() == 2
+    assert counters(access) == (2, 2)
+
+
+def test_a_call_of_a_month_before_the_quota_period_does_not_use_its_quota(access):
+    # a call at 23:59:59.999 last month whose batch commits after the period rolled
+    boundary = periods.month_start(datetime.now(UTC))
+    late = row(access, at=boundary - timedelta(milliseconds=1))
+
+    write_batch([late, row(access, at=boundary + timedelta(seconds=1))])
+
+    assert counters(access) == (2, 1)  # both recorded and counted as calls
