@@ -128,6 +128,28 @@ def test_a_subscription_fee_is_prorated_by_day_and_owed_without_usage():
     assert snapshot_of(access).total_cost_cents == 981
 
 
+def test_calls_beyond_the_included_quota_are_billed_as_overage():
+    # given $10.00 a month with 2 included calls and $0.05 per extra call: 5 calls
+    access = subscribe(
+        billing_model=BillingModel.SUBSCRIPTION,
+        price_cents=1000,
+        monthly_quota=2,
+        overage_price_per_call=Decimal("0.05"),
+    )
+    calls(access, 5)
+    calls(access, 1, status=500)  # not billable, not overage
+    aggregate(MARCH)
+
+    refresh_cycle(MARCH, now=IN_APRIL)
+
+    lines = entry(snapshot_of(access), access)["lines"]
+    assert [(line["description"], line["quantity"], line["amount_cents"]) for line in lines] == [
+        ("Monthly fee", "1", 1000),
+        ("Overage beyond 2 included calls", "3", 15),
+    ]
+    assert snapshot_of(access).total_cost_cents == 1015
+
+
 def test_a_revoked_subscription_pays_up_to_the_day_it_was_revoked():
     access = subscribe(billing_model=BillingModel.SUBSCRIPTION, price_cents=3100)
     AgentAccess.all_objects.filter(pk=access.pk).update(
