@@ -1,0 +1,152 @@
+"""The reconciliation report: differences, notes, and the figures they compare."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from agent_registry.usage.reconciliation.rules import EXTERNAL
+
+# --- The report ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """Two sources disagree. ``expected`` comes from the side closer to the records."""
+
+    tenant: str
+    subscription: str | None  # access id; None for a tenant-wide figure
+    check: str  # summary | snapshot | snapshot_totals | snapshot_missing | counter | quota_used
+    compared: str
+    expected: dict[str, Any]
+    actual: dict[str, Any]
+    advice: str
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Something that could not be compared, or an expected lag: not drift."""
+
+    tenant: str
+    subscription: str | None
+    check: str
+    message: str
+
+
+Finding = Difference | Note
+
+
+@dataclass(slots=True)
+class TenantResult:
+    tenant: str
+    subscriptions: int = 0  # subscriptions with records in the period
+    records: int = 0
+    differences: list[Difference] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ReconciliationReport:
+    period: str
+    now: datetime
+    tenants: list[TenantResult] = field(default_factory=list)
+    external: str = EXTERNAL
+
+    @property
+    def differences(self) -> list[Difference]:
+        return [d for t in self.tenants for d in t.differences]
+
+    @property
+    def notes(self) -> list[Note]:
+        return [n for t in self.tenants for n in t.notes]
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+    def summary(self) -> str:
+        subscriptions = sum(t.subscriptions for t in self.tenants)
+        records = sum(t.records for t in self.tenants)
+        return (
+            f"reconciled {self.period}: {len(self.tenants)} tenants, {subscriptions} "
+            f"subscriptions, {records} records; {len(self.differences)} differences, "
+            f"{len(self.notes)} notes; external: {self.external}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "period": self.period,
+            "now": self.now.isoformat(),
+            "ok": self.ok,
+            "external": self.external,
+            "differences": [asdict(d) for d in self.differences],
+            "notes": [asdict(n) for n in self.notes],
+            "tenants": [
+                {
+                    "tenant": t.tenant,
+                    "subscriptions": t.subscriptions,
+                    "records": t.records,
+                    "differences": len(t.differences),
+                    "notes": len(t.notes),
+                }
+                for t in self.tenants
+            ],
+        }
+
+
+# --- Figures --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """Usage of one subscription over some span; the same names in every source."""
+
+    calls: int = 0
+    billable_calls: int = 0
+    tokens_input: int = 0
+    tokens_output: int = 0
+    tokens_total: int = 0
+    usage_cost_cents: Decimal = Decimal(0)  # exact; billable records only
+
+    def __add__(self, other: Figures) -> Figures:
+        return Figures(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+
+FIGURE_NAMES = tuple(f.name for f in fields(Figures))
+ZERO = Figures()
+
+
+def shown(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return f"{value.quantize(Decimal('0.000001'))}"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def compare_figures(
+    expected: Figures, actual: Figures, skip: Iterable[str] = ()
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The differing fields as (expected, actual), or None when they agree."""
+    names = [n for n in FIGURE_NAMES if n not in skip]
+    differing = [n for n in names if getattr(expected, n) != getattr(actual, n)]
+    if not differing:
+        return None
+    return (
+        {n: shown(getattr(expected, n)) for n in differing},
+        {n: shown(getattr(actual, n)) for n in differing},
+    )
+
+
+def figures_from_entry(entry: Mapping[str, Any]) -> tuple[Figures, set[str]]:
+    """Figures stored in a snapshot entry or adjustment line, and the names it lacks."""
+    missing = {n for n in FIGURE_NAMES if n not in entry}
+    values = {n: entry.get(n, 0) for n in FIGURE_NAMES}
+    for name in FIGURE_NAMES[:-1]:
+        if not isinstance(values[name], int) or isinstance(values[name], bool):
+            raise ValueError(f"{name} is not an integer: {values[name]!r}")
+    values["usage_cost_cents"] = Decimal(str(values["usage_cost_cents"]))
+    return Figures(**values), missing
