@@ -326,9 +326,7 @@ def test_set_quota_used_overrides_the_counter(limiter, make_policy):
     assert run(limiter, scenario) == (1, 2, 42)
 
 
-def test_a_unit_reserved_before_a_reset_is_not_given_back_to_the_new_count(
-    limiter, make_policy
-):
+def test_a_unit_reserved_before_a_reset_is_not_given_back_to_the_new_count(limiter, make_policy):
     # An operator resets while 2 calls are in flight; 3 new calls use the quota up
     # again; then the 2 old calls fail. Giving their units back to the new count
     # would let 2 calls past the quota.
