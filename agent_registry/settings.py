@@ -163,6 +163,9 @@ GATEWAY_LIMITS_ON_REDIS_FAILURE = env.str("GATEWAY_LIMITS_ON_REDIS_FAILURE", def
 # "off": it is committed (survives any gateway crash) but a database-server crash may
 # lose the last moments of records; saves one disk flush per batch.
 USAGE_SYNCHRONOUS_COMMIT = env.bool("USAGE_SYNCHRONOUS_COMMIT", default=True)
+# PostgreSQL work_mem of the daily aggregation's transactions (SET LOCAL): it hashes a
+# month's records by day and subscription, with each group's latencies for the p95.
+USAGE_AGGREGATION_WORK_MEM = env.str("USAGE_AGGREGATION_WORK_MEM", default="256MB")
 # A month's billing cycle is finalized this long after the month ends, so records
 # still in flight at midnight and a late aggregation run are in it (docs/billing.md).
 BILLING_GRACE_PERIOD_HOURS = env.int("BILLING_GRACE_PERIOD_HOURS", default=72)

@@ -22,7 +22,7 @@ from django.utils import timezone
 from agent_registry.access.models import AgentAccess
 from agent_registry.core import periods
 from agent_registry.usage import aggregation, partitions, selectors
-from agent_registry.usage.models import UsageRecord
+from agent_registry.usage.models import DailyUsageSummary, UsageRecord
 from agent_registry.usage.writer import UsageRow, write_batch
 from tests import factories
 
@@ -248,6 +248,35 @@ def test_detaching_a_past_month_keeps_its_table_and_takes_its_rows_off_the_paren
         partitions.create_partition("2020-02")
 
 
+@postgresql_only
+def test_aggregating_a_detached_month_is_refused_and_keeps_its_summaries(access):
+    partitions.ensure_partitions(months_ahead=1, now=datetime(2020, 2, 1, tzinfo=UTC))
+    record(access, datetime(2020, 2, 10, 12, tzinfo=UTC))
+    record(access, datetime(2020, 3, 1, 12, tzinfo=UTC))
+    aggregation.aggregate_range(date(2020, 2, 10), date(2020, 3, 1))
+    kept = list(DailyUsageSummary.objects.order_by("date").values_list("date", "total_requests"))
+    partitions.detach_partition("2020-02")
+
+    # Its records are not readable any more: re-aggregating would delete the summaries.
+    refused = "the usage records of 2020-02 are detached .*usage_partitions --attach 2020-02"
+    with pytest.raises(ValueError, match=refused):
+        aggregation.aggregate_day(date(2020, 2, 10))
+    with pytest.raises(ValueError, match=refused):
+        aggregation.aggregate_range(date(2020, 2, 28), date(2020, 3, 1))
+    with pytest.raises(CommandError, match="2020-02 are detached"):
+        call_command(
+            "aggregate_usage", "--from", "2020-02-10", "--to", "2020-02-10", stdout=StringIO()
+        )
+
+    assert (
+        list(DailyUsageSummary.objects.order_by("date").values_list("date", "total_requests"))
+        == kept
+        == [(date(2020, 2, 10), 1), (date(2020, 3, 1), 1)]
+    )
+    # An attached month still aggregates.
+    assert aggregation.aggregate_day(date(2020, 3, 1)) == 1
+
+
 def inherited(partition: str) -> tuple[int, int]:
     """(indexes, primary/unique/foreign keys) of ``partition``, each only if it belongs
     to one of the parent's; raises if the partition has any other."""
@@ -375,11 +404,16 @@ def test_the_daily_aggregation_reads_only_that_months_partition():
     start, end = aggregation.day_bounds(day)
     params = {"day": day, "start": start, "end": end, "p95": 0.95, "now": timezone.now()}
 
-    upsert = plan_of(aggregation._PG_UPSERT.format(**aggregation._tables()), params)
-    stale = plan_of(aggregation._PG_DELETE_STALE.format(**aggregation._tables()), params)
+    tables = aggregation._tables()
+    with connection.cursor() as cursor:  # the day's groups, as aggregate_day creates them
+        aggregation._create_groups_table(cursor, aggregation._DAY_GROUPS, on_commit="DROP")
+    # The one statement that reads the records; the upsert and the deletion of stale
+    # rows read the groups it computed.
+    upsert = plan_of(aggregation._PG_GROUPS.format(**tables), params)
+    stale = plan_of(aggregation._PG_DELETE_STALE.format(**tables), params)
 
     assert scanned(upsert) == {"usage_usagerecord_p2026_03"}, upsert
-    assert scanned(stale) == {"usage_usagerecord_p2026_03"}, stale
+    assert scanned(stale) == set(), stale
 
 
 @postgresql_only
