@@ -11,6 +11,7 @@ so a batch committed meanwhile is neither lost nor counted twice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from django.db import transaction
@@ -21,21 +22,36 @@ from agent_registry.core import periods
 from agent_registry.usage.models import UsageRecord
 
 
-def quota_roll_periods(*, now: datetime | None = None) -> int:
-    """Roll every subscription whose ``quota_reset_at`` has passed; returns how many."""
+def quota_roll_periods(
+    *, now: datetime | None = None, progress: Callable[[int, int], None] | None = None
+) -> int:
+    """Roll every subscription whose ``quota_reset_at`` has passed; returns how many.
+
+    ``progress(done, total)`` is called every 100 subscriptions and at the end.
+    """
     now = now or timezone.now()
-    period_start = periods.month_start(now)
-    due = AgentAccess.all_objects.filter(quota_reset_at__lte=now).values_list("pk", flat=True)
+    due = list(
+        AgentAccess.all_objects.filter(quota_reset_at__lte=now)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
     rolled = 0
-    for access_id in due.iterator(chunk_size=500):
-        with transaction.atomic():
-            access = AgentAccess.all_objects.select_for_update().get(pk=access_id)
-            if access.quota_reset_at is None or access.quota_reset_at > now:
-                continue  # another run rolled it meanwhile
-            access.quota_used = UsageRecord.objects.filter(
-                access_id=access_id, billable=True, created_at__gte=period_start
-            ).count()
-            access.quota_reset_at = periods.next_month_start(now)
-            access.save(update_fields=["quota_used", "quota_reset_at", "updated_at"])
-        rolled += 1
+    for done, access_id in enumerate(due, start=1):
+        rolled += _roll(access_id, now)
+        if progress is not None and (done % 100 == 0 or done == len(due)):
+            progress(done, len(due))
     return rolled
+
+
+def _roll(access_id, now: datetime) -> bool:
+    """One subscription, in one transaction holding its row lock."""
+    with transaction.atomic():
+        access = AgentAccess.all_objects.select_for_update().get(pk=access_id)
+        if access.quota_reset_at is None or access.quota_reset_at > now:
+            return False  # another run rolled it meanwhile
+        access.quota_used = UsageRecord.objects.filter(
+            access_id=access_id, billable=True, created_at__gte=periods.month_start(now)
+        ).count()
+        access.quota_reset_at = periods.next_month_start(now)
+        access.save(update_fields=["quota_used", "quota_reset_at", "updated_at"])
+    return True

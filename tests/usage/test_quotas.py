@@ -54,3 +54,18 @@ def test_the_command_reports_what_it_did():
     call_command("reset_quotas", stdout=out)
 
     assert out.getvalue().startswith("rolled 0 subscription(s) into the current quota period")
+
+
+def test_the_command_shows_its_progress_over_the_subscriptions_it_rolls():
+    for _ in range(2):
+        access = factories.make_subscription().access
+        AgentAccess.objects.filter(pk=access.pk).update(
+            quota_used=5, quota_reset_at=datetime(2026, 1, 1, tzinfo=UTC)
+        )
+    out = StringIO()
+
+    call_command("reset_quotas", stdout=out)
+
+    lines = out.getvalue().splitlines()
+    assert lines[0].endswith("2/2 subscriptions")
+    assert lines[-1].startswith("rolled 2 subscription(s) into the current quota period")

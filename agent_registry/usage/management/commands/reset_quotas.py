@@ -7,6 +7,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
+from agent_registry.core.progress import ProgressBar
 from agent_registry.usage.quotas import quota_roll_periods
 
 
@@ -15,7 +16,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         started = time.monotonic()
-        rolled = quota_roll_periods()
+        bar = ProgressBar(self.stdout, "subscriptions")
+        try:
+            rolled = quota_roll_periods(progress=bar.step)
+        finally:
+            bar.close()
         self.stdout.write(
             f"rolled {rolled} subscription(s) into the current quota period "
             f"in {time.monotonic() - started:.1f}s"
