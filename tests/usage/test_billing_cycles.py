@@ -5,12 +5,14 @@ Worked examples here are the ones in docs/billing.md ("Billing cycles").
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection, connections
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -402,6 +404,43 @@ def test_a_subscription_revoked_before_the_late_usage_arrives_is_still_billed_fo
     refresh_cycle(APRIL, now=IN_APRIL)
 
     assert snapshot_of(access, APRIL).adjustments_cost_cents == 5
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL only")
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_closing_the_same_month_end_as_one():
+    # each refreshes under the month's advisory lock; the second finds it finalized
+    access = subscribe()
+    calls(access, 7)
+    aggregate(MARCH)
+    outcomes: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def close() -> None:
+        try:
+            barrier.wait()
+            result = close_cycle(MARCH, now=MAY_1)
+            outcomes.append("finalized" if result.finalized else "refreshed")
+        except CycleFinalized:
+            outcomes.append("already final")
+        except BaseException as exc:  # reported by the assertion below
+            outcomes.append(repr(exc))
+        finally:
+            connections.close_all()
+
+    workers = [threading.Thread(target=close) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+    assert sorted(outcomes) == ["already final", "finalized"]
+    snapshot = TenantQuotaSnapshot.objects.get(billing_cycle_id=MARCH)
+    assert (snapshot.total_api_calls, snapshot.total_cost_cents, snapshot.is_finalized) == (
+        7,
+        9,  # 7 x 1.25 cents = 8.75
+        True,
+    )
 
 
 # --- The scheduled job ------------------------------------------------------------------
