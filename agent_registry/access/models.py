@@ -48,6 +48,10 @@ class AgentAccess(SoftDeleteModel):
     quota_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Empty = unlimited.")
     quota_used = models.PositiveIntegerField(default=0)
     quota_reset_at = models.DateTimeField(null=True, blank=True)
+    # Where the current count starts: the subscription's creation, the start of the
+    # month it was rolled into, or an operator's reset. Reconciliation compares
+    # quota_used with the billable records from here on.
+    quota_counted_since = models.DateTimeField(null=True, blank=True)
     rate_limit_per_second = models.PositiveIntegerField(default=10)
 
     last_used_at = models.DateTimeField(null=True, blank=True)

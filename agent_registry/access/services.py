@@ -84,6 +84,7 @@ def access_create(
         status=AccessStatus.ACTIVE,
         quota_limit=subscription_quota_limit(plan),
         quota_reset_at=periods.next_month_start(now),
+        quota_counted_since=now,
         rate_limit_per_second=plan.rate_limit_per_second,
         created_by=actor if actor is not None and actor.is_authenticated else None,
         waldur_user_email=waldur_user_email,
@@ -141,9 +142,11 @@ def access_revoke(*, access: AgentAccess, reason: str) -> AgentAccess:
 @transaction.atomic
 def access_reset_quota(*, access: AgentAccess) -> AgentAccess:
     access = AgentAccess.objects.select_for_update().get(pk=access.pk)
+    now = timezone.now()
     access.quota_used = 0
-    access.quota_reset_at = periods.next_month_start(timezone.now())
-    access.save(update_fields=["quota_used", "quota_reset_at", "updated_at"])
+    access.quota_reset_at = periods.next_month_start(now)
+    access.quota_counted_since = now
+    access.save(update_fields=["quota_used", "quota_reset_at", "quota_counted_since", "updated_at"])
     _after_commit(invalidation.quota_reset, access)
     return access
 

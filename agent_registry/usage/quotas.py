@@ -53,5 +53,8 @@ def _roll(access_id, now: datetime) -> bool:
             access_id=access_id, billable=True, created_at__gte=periods.month_start(now)
         ).count()
         access.quota_reset_at = periods.next_month_start(now)
-        access.save(update_fields=["quota_used", "quota_reset_at", "updated_at"])
+        access.quota_counted_since = periods.month_start(now)
+        access.save(
+            update_fields=["quota_used", "quota_reset_at", "quota_counted_since", "updated_at"]
+        )
     return True

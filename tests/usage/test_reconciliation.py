@@ -16,6 +16,7 @@ from io import StringIO
 
 import pytest
 import redis
+from auditlog.models import LogEntry
 from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connection
@@ -561,6 +562,19 @@ def test_after_a_manual_reset_quota_used_counts_from_the_reset(access):
     access_reset_quota(access=access)
     billable_now(access, 2)
     set_quota_used(access, 2)  # and after it
+
+    report = reconcile_period(periods.period_of(timezone.now()))
+
+    assert drift(report, "quota_used") == []
+
+
+def test_the_reset_is_known_from_the_subscription_even_without_its_audit_trail(access):
+    billable_now(access, 3)
+    set_quota_used(access, 3)
+    access_reset_quota(access=access)  # sets quota_counted_since
+    LogEntry.objects.all().delete()  # audit entries pruned
+    billable_now(access, 2)
+    set_quota_used(access, 2)
 
     report = reconcile_period(periods.period_of(timezone.now()))
 

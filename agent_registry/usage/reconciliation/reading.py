@@ -47,6 +47,7 @@ class Subscription:
     agent_id: str
     quota_used: int
     quota_reset_at: datetime | None
+    quota_counted_since: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -225,10 +226,16 @@ def load_tenant(tenant: AgentTenant, period: str, now: datetime) -> TenantData:
     end = periods.next_month_start(start)
     with _one_read():
         subscriptions = {
-            str(pk): Subscription(agent_id, quota_used, quota_reset_at)
-            for pk, agent_id, quota_used, quota_reset_at in AgentAccess.all_objects.filter(
-                tenant=tenant
-            ).values_list("pk", "agent_instance__agent_id", "quota_used", "quota_reset_at")
+            str(pk): Subscription(agent_id, quota_used, quota_reset_at, counted_since)
+            for pk, agent_id, quota_used, quota_reset_at, counted_since in (
+                AgentAccess.all_objects.filter(tenant=tenant).values_list(
+                    "pk",
+                    "agent_instance__agent_id",
+                    "quota_used",
+                    "quota_reset_at",
+                    "quota_counted_since",
+                )
+            )
         }
         snapshots = {
             s.currency: s
@@ -242,7 +249,12 @@ def load_tenant(tenant: AgentTenant, period: str, now: datetime) -> TenantData:
                 if isinstance(line, dict) and line.get("origin_cycle") == period:
                     adjustments[(currency, str(line.get("subscription")))].append(line)
         quota_since = dict.fromkeys(subscriptions, start)
+        # Rows from before quota_counted_since existed: the audit trail tells.
         quota_since.update(_quota_zeroed(list(subscriptions), start, end))
+        for access, subscription in subscriptions.items():
+            since = subscription.quota_counted_since
+            if since is not None and start <= since < end:
+                quota_since[access] = since
         data = TenantData(
             tenant=tenant.slug,
             period=period,
