@@ -19,6 +19,7 @@ from agent_registry.core import keys
 from agent_registry.core.models import OperatorToken
 from agent_registry.tenants.models import AgentProject, AgentTenant, TenantMembership
 from agent_registry.usage.models import UsageRecord
+from agent_registry.usage.writer import UsageRow
 
 # The path through the lifecycle to reach each state.
 PATH_TO = {
@@ -152,5 +153,49 @@ def make_usage_record(
         estimated_cost_cents=Decimal(cost),
         billing_period=at.strftime("%Y-%m"),
         created_at=at,
+        **fields,
+    )
+
+
+def make_usage_row(
+    *,
+    access_id,
+    tenant_id,
+    agent_pk,
+    plan_id,
+    at: datetime,
+    billable: bool = True,
+    request_id: str | None = None,
+) -> UsageRow:
+    """What the gateway hands its usage writer for one call (not yet written)."""
+    return UsageRow(
+        request_id=request_id or uuid.uuid4().hex,
+        access_id=str(access_id),
+        tenant_id=str(tenant_id),
+        agent_pk=str(agent_pk),
+        plan_id=str(plan_id),
+        endpoint="invoke",
+        request_method="POST",
+        response_status=200 if billable else 502,
+        response_time_ms=5,
+        tokens_input=1,
+        tokens_output=2,
+        tokens_estimated=False,
+        estimated_cost_cents=Decimal("1.25") if billable else Decimal(0),
+        currency="USD",
+        billable=billable,
+        streamed=False,
+        partial=False,
+        created_at=at,
+    )
+
+
+def usage_row_for(access, *, at: datetime, **fields) -> UsageRow:
+    return make_usage_row(
+        access_id=access.pk,
+        tenant_id=access.tenant_id,
+        agent_pk=access.agent_instance_id,
+        plan_id=access.plan_id,
+        at=at,
         **fields,
     )

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import uuid
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from io import StringIO
 from pathlib import Path
 
@@ -126,26 +125,7 @@ def test_records_land_in_their_months_partition(access):
     partitions.ensure_partitions(months_ahead=1, now=datetime(2026, 3, 15, tzinfo=UTC))
     last_instant = record(access, datetime(2026, 3, 31, 23, 59, 59, 999999, tzinfo=UTC))
     next_month = record(access, datetime(2026, 4, 1, tzinfo=UTC))
-    row = UsageRow(
-        request_id=uuid.uuid4().hex,
-        access_id=access.pk,
-        tenant_id=access.tenant_id,
-        agent_pk=access.agent_instance_id,
-        plan_id=access.plan_id,
-        endpoint="invoke",
-        request_method="POST",
-        response_status=200,
-        response_time_ms=5,
-        tokens_input=1,
-        tokens_output=1,
-        tokens_estimated=False,
-        estimated_cost_cents=Decimal("0.5"),
-        currency="USD",
-        billable=True,
-        streamed=False,
-        partial=False,
-        created_at=datetime(2026, 4, 2, 8, tzinfo=UTC),
-    )
+    row = factories.usage_row_for(access, at=datetime(2026, 4, 2, 8, tzinfo=UTC))
     write_batch([row])  # the gateway's own path
     written = UsageRecord.objects.get(request_id=row.request_id)
 
@@ -342,26 +322,7 @@ def test_a_table_with_rows_outside_its_month_is_not_attached():
 
 
 def usage_row(access: AgentAccess, request_id: str, at: datetime) -> UsageRow:
-    return UsageRow(
-        request_id=request_id,
-        access_id=access.pk,
-        tenant_id=access.tenant_id,
-        agent_pk=access.agent_instance_id,
-        plan_id=access.plan_id,
-        endpoint="invoke",
-        request_method="POST",
-        response_status=200,
-        response_time_ms=12,
-        tokens_input=10,
-        tokens_output=20,
-        tokens_estimated=False,
-        estimated_cost_cents=Decimal("1.25"),
-        currency="USD",
-        billable=True,
-        streamed=False,
-        partial=False,
-        created_at=at,
-    )
+    return factories.usage_row_for(access, at=at, request_id=request_id)
 
 
 @pytest.mark.django_db(transaction=True)

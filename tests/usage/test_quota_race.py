@@ -45,11 +45,9 @@ import asyncio
 import random
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 import pytest
 import redis
@@ -115,25 +113,13 @@ def gateway_policy(issued: IssuedAccess) -> LimitPolicy:
 
 
 def usage_row(policy: LimitPolicy, plan_id: str, *, billable: bool, at: datetime) -> UsageRow:
-    return UsageRow(
-        request_id=uuid.uuid4().hex,
+    return factories.make_usage_row(
         access_id=policy.access_id,
         tenant_id=policy.tenant_id,
         agent_pk=policy.agent_pk,
         plan_id=plan_id,
-        endpoint="invoke",
-        request_method="POST",
-        response_status=200 if billable else 502,
-        response_time_ms=3,
-        tokens_input=2,
-        tokens_output=3,
-        tokens_estimated=True,
-        estimated_cost_cents=Decimal("1.25") if billable else Decimal(0),
-        currency="USD",
         billable=billable,
-        streamed=False,
-        partial=False,
-        created_at=at,
+        at=at,
     )
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 import pytest
 
@@ -18,26 +16,7 @@ pytestmark = pytest.mark.django_db
 
 
 def row(access, *, at: datetime, billable: bool = True) -> UsageRow:
-    return UsageRow(
-        request_id=uuid.uuid4().hex,
-        access_id=str(access.pk),
-        tenant_id=str(access.tenant_id),
-        agent_pk=str(access.agent_instance_id),
-        plan_id=str(access.plan_id),
-        endpoint="invoke",
-        request_method="POST",
-        response_status=200 if billable else 502,
-        response_time_ms=5,
-        tokens_input=1,
-        tokens_output=2,
-        tokens_estimated=False,
-        estimated_cost_cents=Decimal("1.25") if billable else Decimal(0),
-        currency="USD",
-        billable=billable,
-        streamed=False,
-        partial=False,
-        created_at=at,
-    )
+    return factories.usage_row_for(access, at=at, billable=billable)
 
 
 @pytest.fixture
