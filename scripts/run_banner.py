@@ -22,7 +22,7 @@ print(
   Catalog       curl {base}/api/v1/catalog/
   Operator API  curl -H "Authorization: Token {values.get("OPERATOR_TOKEN", "<token>")}" {base}/api/v1/agents/
   Demo API key  {values.get("DEMO_API_KEY", "(see var/demo-credentials.txt)")}
-  Call the demo agent (free plan: 5 calls/s, 1,000 calls/month):
+  Call the demo agent (pay as you go: $0.002 a call, 5 calls/s, 1,000 calls/month):
     curl -X POST {base}/api/v1/agents/echo-demo/invoke -H "X-API-Key: {values.get("DEMO_API_KEY", "<key>")}" -d '{{"input": "hello"}}'
   OpenAI SDK    OpenAI(base_url="{base}/v1", api_key="<demo API key>"), model="echo-demo"
   Health        {base}/health/ready

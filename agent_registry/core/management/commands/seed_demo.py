@@ -1,7 +1,8 @@
 """``manage.py seed_demo``: the embedded demo, created once and left alone afterwards.
 
 A tenant and project, an active ``echo-demo`` agent on the built-in echo runtime with
-a free and a paid plan, an admin login, and a demo subscription. Secrets made here
+three plans (free, pay as you go, a monthly subscription), an admin login, and a demo
+subscription on the pay-as-you-go plan. Secrets made here
 (the admin password, the demo API key, an operator token) are written once to
 ``var/demo-credentials.txt`` (mode 600) and printed on every run.
 """
@@ -82,7 +83,7 @@ class Command(BaseCommand):
         )
         for action in ("deploy", "publish", "activate"):
             agent = agent_run_action(agent=agent, action=action, actor=admin, reason="demo seed")
-        free = plan_create(
+        plan_create(
             agent=agent,
             name="Free",
             billing_model=BillingModel.FREE,
@@ -90,18 +91,30 @@ class Command(BaseCommand):
             rate_limit_per_second=5,
             display_order=1,
         )
+        pay_as_you_go = plan_create(
+            agent=agent,
+            name="Pay as you go",
+            billing_model=BillingModel.USAGE,
+            price_per_call=Decimal("0.002"),
+            price_per_1k_tokens=Decimal("0.0004"),
+            monthly_quota=1_000,
+            rate_limit_per_second=5,
+            display_order=2,
+        )
         plan_create(
             agent=agent,
             name="Pro",
             billing_model=BillingModel.SUBSCRIPTION,
             price_cents=1900,
-            price_per_call=Decimal("0.002"),
             monthly_quota=100_000,
+            overage_price_per_call=Decimal("0.001"),
             rate_limit_per_second=50,
-            display_order=2,
+            display_order=3,
         )
+        # On the metered plan, so every demo call shows up with a price in the usage
+        # records, the daily summaries and the month's billing snapshot.
         issued = access_create(
-            agent=agent, plan=free, project=project, name="Demo key", actor=admin
+            agent=agent, plan=pay_as_you_go, project=project, name="Demo key", actor=admin
         )
         secrets_out["DEMO_SUBSCRIPTION_ID"] = str(issued.access.id)
         secrets_out["DEMO_API_KEY"] = issued.api_key
