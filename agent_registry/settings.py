@@ -169,6 +169,10 @@ USAGE_AGGREGATION_WORK_MEM = env.str("USAGE_AGGREGATION_WORK_MEM", default="256M
 # A month's billing cycle is finalized this long after the month ends, so records
 # still in flight at midnight and a late aggregation run are in it (docs/billing.md).
 BILLING_GRACE_PERIOD_HOURS = env.int("BILLING_GRACE_PERIOD_HOURS", default=72)
+# The first month (YYYY-MM) the scheduled job bills; empty: every month it looks back
+# on. Set it when deploying onto existing usage, so no statements appear for months
+# that were billed elsewhere.
+BILLING_FIRST_CYCLE = env.str("BILLING_FIRST_CYCLE", default="")
 
 # --- API -----------------------------------------------------------------------
 

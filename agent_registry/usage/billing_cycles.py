@@ -37,6 +37,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
@@ -481,13 +482,16 @@ def close_cycle(
 def close_due_cycles(*, now: datetime | None = None) -> int:
     """The scheduled job: finalize every month past its grace, refresh the open ones.
 
-    Looks back ``LATE_USAGE_LOOKBACK_MONTHS``; oldest first, so late usage lands in the
-    oldest open cycle. Returns how many cycles were written.
+    Looks back ``LATE_USAGE_LOOKBACK_MONTHS``, but never before ``BILLING_FIRST_CYCLE``
+    (when set: a deployment that starts billing mid-history does not invent statements
+    for the months before); oldest first, so late usage lands in the oldest open cycle.
+    Returns how many cycles were written.
     """
     now = now or timezone.now()
     current = periods.period_of(now)
-    period = periods.add_months(current, -LATE_USAGE_LOOKBACK_MONTHS)
-    written = 0
+    period = max(
+        periods.add_months(current, -LATE_USAGE_LOOKBACK_MONTHS), first_cycle() or "0000-01"
+    )
     finalized = set(
         BillingCycle.objects.filter(is_finalized=True, billing_cycle_id__gte=period).values_list(
             "billing_cycle_id", flat=True
@@ -500,3 +504,14 @@ def close_due_cycles(*, now: datetime | None = None) -> int:
             written += 1
         period = periods.add_months(period, 1)
     return written
+
+
+def first_cycle() -> str | None:
+    """``BILLING_FIRST_CYCLE`` checked, or None when every month may be billed."""
+    configured = settings.BILLING_FIRST_CYCLE
+    if not configured:
+        return None
+    try:
+        return periods.parse_period(configured)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"BILLING_FIRST_CYCLE: {exc}") from None

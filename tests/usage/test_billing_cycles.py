@@ -11,6 +11,7 @@ from decimal import Decimal
 from io import StringIO
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.db import connection, connections
 from hypothesis import HealthCheck, given, settings
@@ -465,6 +466,22 @@ def test_the_job_finalizes_past_months_and_refreshes_the_current_one(settings):
     # run again: nothing finalized twice, nothing raised, nothing added
     close_due_cycles(now=IN_APRIL)
     assert TenantQuotaSnapshot.objects.count() == 4
+
+
+def test_the_job_leaves_months_before_the_first_billed_cycle_alone(settings):
+    settings.BILLING_FIRST_CYCLE = APRIL
+    subscribe()
+
+    assert close_due_cycles(now=IN_APRIL) == 1  # April only, not January to March
+
+    assert list(BillingCycle.objects.values_list("billing_cycle_id", flat=True)) == [APRIL]
+
+
+def test_a_malformed_first_billed_cycle_is_a_configuration_error(settings):
+    settings.BILLING_FIRST_CYCLE = "April"
+
+    with pytest.raises(ImproperlyConfigured, match="BILLING_FIRST_CYCLE"):
+        close_due_cycles(now=IN_APRIL)
 
 
 # --- The command --------------------------------------------------------------------------
