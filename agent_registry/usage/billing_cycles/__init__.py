@@ -31,23 +31,48 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
-from django.db.models import Q, Sum
+from django.db.models import Q
 from django.utils import timezone
 
-from agent_registry.access.models import AccessStatus, AgentAccess
+from agent_registry.access.models import AgentAccess
 from agent_registry.core import periods
-from agent_registry.usage.models import BillingCycle, DailyUsageSummary, TenantQuotaSnapshot
-from agent_registry.usage.pricing import PlanPrice, price_period
+from agent_registry.usage.billing_cycles.figures import (
+    Usage,
+    decimal_text,
+    usage_by_subscription,
+    usage_figures,
+)
+from agent_registry.usage.billing_cycles.late_usage import (
+    LATE_USAGE_LOOKBACK_MONTHS,
+    adjustments_elsewhere,
+    finalized_origins,
+    late_usage_lines,
+)
+from agent_registry.usage.billing_cycles.pricing import active_days, price_subscription
+from agent_registry.usage.models import BillingCycle, TenantQuotaSnapshot
 
-LATE_USAGE_LOOKBACK_MONTHS = 3
+__all__ = [
+    "LATE_USAGE_LOOKBACK_MONTHS",
+    "CycleFinalized",
+    "CycleResult",
+    "Usage",
+    "active_days",
+    "close_cycle",
+    "close_due_cycles",
+    "closes_at",
+    "first_cycle",
+    "price_subscription",
+    "refresh_cycle",
+    "usage_by_subscription",
+]
+
 # First key of the two-key advisory lock ("BILL"); the second is the month's index.
 _LOCK_NAMESPACE = 0x42494C4C
 
@@ -56,217 +81,6 @@ ProgressCallback = Callable[[int, int, str], None]
 
 class CycleFinalized(Exception):
     """The cycle is finalized; its snapshots are immutable."""
-
-
-# --- Usage figures --------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """One subscription's usage over some days, summed from the daily summaries."""
-
-    calls: int = 0
-    billable_calls: int = 0
-    tokens_input: int = 0
-    tokens_output: int = 0
-    tokens_total: int = 0
-    billable_tokens: int = 0
-    usage_cost_cents: Decimal = Decimal(0)
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
-
-    def __sub__(self, other: Usage) -> Usage:
-        return Usage(*(getattr(self, f.name) - getattr(other, f.name) for f in fields(self)))
-
-    def is_zero(self) -> bool:
-        return not any(getattr(self, f.name) for f in fields(self))
-
-    @classmethod
-    def from_entry(cls, entry: dict[str, Any]) -> Usage:
-        """Read back the figures stored in a snapshot's subscription entry."""
-        return cls(
-            calls=entry.get("calls", 0),
-            billable_calls=entry.get("billable_calls", 0),
-            tokens_input=entry.get("tokens_input", 0),
-            tokens_output=entry.get("tokens_output", 0),
-            tokens_total=entry.get("tokens_total", 0),
-            billable_tokens=entry.get("billable_tokens", 0),
-            usage_cost_cents=Decimal(entry.get("usage_cost_cents", "0")),
-        )
-
-
-def usage_by_subscription(period: str, tenant_id: Any = None) -> dict[Any, Usage]:
-    """access id → summed usage of the month, one grouped query over the summaries."""
-    first, after = periods.period_dates(period)
-    rows = DailyUsageSummary.objects.filter(date__gte=first, date__lt=after)
-    if tenant_id is not None:
-        rows = rows.filter(tenant_id=tenant_id)
-    grouped = (
-        rows.order_by()
-        .values("access_id")
-        .annotate(
-            calls=Sum("total_requests"),
-            billable_calls=Sum("billable_requests"),
-            tokens_input=Sum("tokens_input"),
-            tokens_output=Sum("tokens_output"),
-            tokens_total=Sum("total_tokens"),
-            billable_tokens=Sum("billable_tokens"),
-            usage_cost_cents=Sum("cost_cents"),
-        )
-    )
-    return {
-        row["access_id"]: Usage(
-            calls=row["calls"],
-            billable_calls=row["billable_calls"],
-            tokens_input=row["tokens_input"],
-            tokens_output=row["tokens_output"],
-            tokens_total=row["tokens_total"],
-            billable_tokens=row["billable_tokens"],
-            usage_cost_cents=Decimal(row["usage_cost_cents"] or 0),
-        )
-        for row in grouped
-    }
-
-
-# --- Pricing one subscription ---------------------------------------------------------
-
-
-def active_days(access: AgentAccess) -> tuple[date, date | None] | None:
-    """``(first active day, first day no longer active)``; None if never billable.
-
-    A subscription is active from the day it was created until the day it was revoked
-    or deleted, that day included. One still waiting for its first payment owes no fee.
-    """
-    if access.status == AccessStatus.PENDING_PAYMENT:
-        return None
-    ends = [moment for moment in (access.revoked_at, access.deleted_at) if moment is not None]
-    until = min(ends).astimezone(UTC).date() + timedelta(days=1) if ends else None
-    return access.created_at.astimezone(UTC).date(), until
-
-
-def price_subscription(access: AgentAccess, period: str, usage: Usage) -> tuple[list[dict], int]:
-    """The invoice lines of one subscription for one month, and their total (minor units)."""
-    first, after = periods.period_dates(period)
-    days = active_days(access)
-    if days is None:
-        active_from, active_until = after, None  # no overlap: no fee, usage still priced
-    else:
-        active_from, active_until = days
-    charge = price_period(
-        PlanPrice.from_plan(access.plan),
-        period_start=first,
-        period_end=after,
-        active_from=active_from,
-        active_until=active_until,
-        calls=max(usage.billable_calls, 0),
-        tokens=max(usage.billable_tokens, 0),
-    )
-    lines = [
-        {
-            "description": line.description,
-            "quantity": str(line.quantity),
-            "unit_price": str(line.unit_price),
-            "amount_cents": line.amount_minor,
-        }
-        for line in charge.lines
-    ]
-    return lines, charge.total_minor
-
-
-def decimal_text(value: Decimal) -> str:
-    """A plain decimal string without exponent or trailing zeros, the same on every backend."""
-    return f"{value.normalize():f}"
-
-
-def _figures(usage: Usage) -> dict[str, Any]:
-    return {
-        "calls": usage.calls,
-        "billable_calls": usage.billable_calls,
-        "tokens_input": usage.tokens_input,
-        "tokens_output": usage.tokens_output,
-        "tokens_total": usage.tokens_total,
-        "billable_tokens": usage.billable_tokens,
-    }
-
-
-# --- Late usage -----------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Origin:
-    """A finalized month as billed, and how it looks now."""
-
-    period: str
-    billed: dict[Any, tuple[Usage, int]]  # access id → (usage, cost) in the final snapshot
-    now: dict[Any, Usage]  # access id → usage per the summaries today
-
-
-def _finalized_origins(period: str) -> list[_Origin]:
-    earliest = periods.add_months(period, -LATE_USAGE_LOOKBACK_MONTHS)
-    finalized = BillingCycle.objects.filter(
-        is_finalized=True, billing_cycle_id__gte=earliest, billing_cycle_id__lt=period
-    ).values_list("billing_cycle_id", flat=True)
-    origins = []
-    for origin in sorted(finalized):
-        billed: dict[Any, tuple[Usage, int]] = {}
-        for snapshot in TenantQuotaSnapshot.objects.filter(billing_cycle_id=origin).only(
-            "usage_by_agent"
-        ):
-            for agent in snapshot.usage_by_agent.values():
-                for access_id, entry in agent["subscriptions"].items():
-                    billed[access_id] = (Usage.from_entry(entry), entry["cost_cents"])
-        current = {str(k): v for k, v in usage_by_subscription(origin).items()}
-        origins.append(_Origin(origin, billed, current))
-    return origins
-
-
-def _adjustments_elsewhere(period: str, origins: Iterable[_Origin]) -> dict:
-    """(origin, access id) → (usage, amount) already written into other cycles."""
-    names = [origin.period for origin in origins]
-    if not names:
-        return {}
-    placed: dict[tuple[str, str], tuple[Usage, int]] = {}
-    snapshots = (
-        TenantQuotaSnapshot.objects.filter(billing_cycle_id__gt=min(names))
-        .exclude(billing_cycle_id=period)
-        .exclude(adjustments=[])
-        .only("adjustments")
-    )
-    for snapshot in snapshots:
-        for line in snapshot.adjustments:
-            key = (line["origin_cycle"], line["subscription"])
-            usage, amount = placed.get(key, (Usage(), 0))
-            placed[key] = (usage + Usage.from_entry(line), amount + line["amount_cents"])
-    return placed
-
-
-def _late_usage_lines(
-    access: AgentAccess, origins: list[_Origin], elsewhere: dict
-) -> list[dict[str, Any]]:
-    lines = []
-    key = str(access.pk)
-    for origin in origins:
-        billed_usage, billed_cost = origin.billed.get(key, (Usage(), 0))
-        placed_usage, placed_cost = elsewhere.get((origin.period, key), (Usage(), 0))
-        current = origin.now.get(key, Usage())
-        delta = current - billed_usage - placed_usage
-        if delta.is_zero():
-            continue
-        _, cost_now = price_subscription(access, origin.period, current)
-        amount = cost_now - billed_cost - placed_cost
-        lines.append(
-            {
-                "origin_cycle": origin.period,
-                "agent": access.agent_instance.agent_id,
-                "subscription": key,
-                "description": f"Usage of {origin.period} recorded after it was closed",
-                **_figures(delta),
-                "usage_cost_cents": decimal_text(delta.usage_cost_cents),
-                "amount_cents": amount,
-            }
-        )
-    return lines
 
 
 # --- Refresh and close ----------------------------------------------------------------
@@ -320,14 +134,14 @@ def _build_snapshots(
 ) -> list[TenantQuotaSnapshot]:
     first, after = periods.period_dates(period)
     usage = usage_by_subscription(period)
-    origins = _finalized_origins(period)
+    origins = finalized_origins(period)
     late_accesses = {
         access_id
         for origin in origins
         for access_id in set(origin.now) | set(origin.billed)
         if origin.now.get(access_id, Usage()) != origin.billed.get(access_id, (Usage(), 0))[0]
     }
-    elsewhere = _adjustments_elsewhere(period, origins)
+    elsewhere = adjustments_elsewhere(period, origins)
     by_tenant: dict[tuple[Any, str], dict[str, Any]] = {}
     subscriptions = _subscriptions(period, set(usage) | late_accesses)
     for done, access in enumerate(subscriptions, start=1):
@@ -335,7 +149,7 @@ def _build_snapshots(
             progress(done, len(subscriptions), period)
         own = usage.get(access.pk, Usage())
         lines, cost = price_subscription(access, period, own)
-        late = _late_usage_lines(access, origins, elsewhere) if late_accesses else []
+        late = late_usage_lines(access, origins, elsewhere) if late_accesses else []
         snapshot = by_tenant.setdefault(
             (access.tenant_id, access.plan.currency),
             {"usage": Usage(), "cost": 0, "agents": {}, "adjustments": []},
@@ -353,7 +167,7 @@ def _build_snapshots(
             "plan": str(access.plan_id),
             "plan_name": access.plan.name,
             "billing_model": access.plan.billing_model,
-            **_figures(own),
+            **usage_figures(own),
             "usage_cost_cents": decimal_text(own.usage_cost_cents),
             "cost_cents": cost,
             "lines": lines,
@@ -379,7 +193,7 @@ def _build_snapshots(
                 total_cost_cents=data["cost"] + adjustments_cost,
                 usage_by_agent={
                     agent_id: {
-                        **_figures(agent["usage"]),
+                        **usage_figures(agent["usage"]),
                         "cost_cents": agent["cost"],
                         "subscriptions": agent["subscriptions"],
                     }

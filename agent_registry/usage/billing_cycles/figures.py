@@ -1,0 +1,98 @@
+"""One subscription's usage over some days, summed from the daily summaries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Sum
+
+from agent_registry.core import periods
+from agent_registry.usage.models import DailyUsageSummary
+
+# --- Usage figures --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """One subscription's usage over some days, summed from the daily summaries."""
+
+    calls: int = 0
+    billable_calls: int = 0
+    tokens_input: int = 0
+    tokens_output: int = 0
+    tokens_total: int = 0
+    billable_tokens: int = 0
+    usage_cost_cents: Decimal = Decimal(0)
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+    def __sub__(self, other: Usage) -> Usage:
+        return Usage(*(getattr(self, f.name) - getattr(other, f.name) for f in fields(self)))
+
+    def is_zero(self) -> bool:
+        return not any(getattr(self, f.name) for f in fields(self))
+
+    @classmethod
+    def from_entry(cls, entry: dict[str, Any]) -> Usage:
+        """Read back the figures stored in a snapshot's subscription entry."""
+        return cls(
+            calls=entry.get("calls", 0),
+            billable_calls=entry.get("billable_calls", 0),
+            tokens_input=entry.get("tokens_input", 0),
+            tokens_output=entry.get("tokens_output", 0),
+            tokens_total=entry.get("tokens_total", 0),
+            billable_tokens=entry.get("billable_tokens", 0),
+            usage_cost_cents=Decimal(entry.get("usage_cost_cents", "0")),
+        )
+
+
+def usage_by_subscription(period: str, tenant_id: Any = None) -> dict[Any, Usage]:
+    """access id → summed usage of the month, one grouped query over the summaries."""
+    first, after = periods.period_dates(period)
+    rows = DailyUsageSummary.objects.filter(date__gte=first, date__lt=after)
+    if tenant_id is not None:
+        rows = rows.filter(tenant_id=tenant_id)
+    grouped = (
+        rows.order_by()
+        .values("access_id")
+        .annotate(
+            calls=Sum("total_requests"),
+            billable_calls=Sum("billable_requests"),
+            tokens_input=Sum("tokens_input"),
+            tokens_output=Sum("tokens_output"),
+            tokens_total=Sum("total_tokens"),
+            billable_tokens=Sum("billable_tokens"),
+            usage_cost_cents=Sum("cost_cents"),
+        )
+    )
+    return {
+        row["access_id"]: Usage(
+            calls=row["calls"],
+            billable_calls=row["billable_calls"],
+            tokens_input=row["tokens_input"],
+            tokens_output=row["tokens_output"],
+            tokens_total=row["tokens_total"],
+            billable_tokens=row["billable_tokens"],
+            usage_cost_cents=Decimal(row["usage_cost_cents"] or 0),
+        )
+        for row in grouped
+    }
+
+
+def decimal_text(value: Decimal) -> str:
+    """A plain decimal string without exponent or trailing zeros, the same on every backend."""
+    return f"{value.normalize():f}"
+
+
+def usage_figures(usage: Usage) -> dict[str, Any]:
+    return {
+        "calls": usage.calls,
+        "billable_calls": usage.billable_calls,
+        "tokens_input": usage.tokens_input,
+        "tokens_output": usage.tokens_output,
+        "tokens_total": usage.tokens_total,
+        "billable_tokens": usage.billable_tokens,
+    }
