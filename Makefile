@@ -27,6 +27,7 @@ test: $(STAMP) lint
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy agent_registry
 	$(BIN)/python manage.py makemigrations --check --dry-run --verbosity 0
 
 format: $(STAMP)

@@ -12,7 +12,7 @@ from agent_registry.usage.api.records import UsageRecordViewSet
 from agent_registry.usage.api.snapshots import SnapshotViewSet
 
 # "/?": a POST without the trailing slash is served, not redirected (and its body lost).
-router = DefaultRouter(trailing_slash="/?")
+router = DefaultRouter(trailing_slash="/?")  # type: ignore[arg-type]  # DRF takes a pattern here
 router.include_root_view = False
 router.register("tenants", TenantViewSet, basename="tenant")
 router.register("projects", ProjectViewSet, basename="project")

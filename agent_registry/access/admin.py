@@ -30,7 +30,7 @@ from agent_registry.gateway import invalidation
 
 ADMIN_REASON = "admin action"
 
-STATUS_COLORS = {
+STATUS_COLORS: dict[str, str] = {
     AccessStatus.ACTIVE: "green",
     AccessStatus.PENDING_PAYMENT: "orange",
     AccessStatus.REVOKED: "red",
@@ -191,7 +191,8 @@ class AgentConfigurationForm(forms.ModelForm):
     # No Meta: ModelAdmin.get_form supplies the model and the fields of its fieldsets.
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         size, overlap = cleaned.get("rag_chunk_size"), cleaned.get("rag_chunk_overlap")
         if size is not None and overlap is not None and overlap >= size:
             self.add_error("rag_chunk_overlap", "Must be smaller than the RAG chunk size.")

@@ -40,7 +40,7 @@ from agent_registry.core.money import CURRENCIES
 
 ADMIN_REASON = "admin action"
 
-STATE_COLORS = {
+STATE_COLORS: dict[str, str] = {
     AgentState.DRAFT: "gray",
     AgentState.DEPLOYED: "blue",
     AgentState.LISTED: "orange",
@@ -94,7 +94,8 @@ class AgentInstanceForm(forms.ModelForm):
     runtime_description: RuntimeDescription | None = None
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if set(RUNTIME_COLUMNS.values()) <= set(self.fields):
             data = {name: cleaned.get(column) or "" for name, column in RUNTIME_COLUMNS.items()}
             try:
@@ -118,8 +119,7 @@ class AgentStateTransitionInline(admin.TabularInline):
     """The agent's lifecycle history, newest first; rows are written by the service only."""
 
     model = AgentStateTransition
-    fields = ["created_at", "from_state", "to_state", "actor_label", "reason"]
-    readonly_fields = fields
+    fields = readonly_fields = ("created_at", "from_state", "to_state", "actor_label", "reason")
     ordering = ["-created_at"]
     extra = 0
     can_delete = False
@@ -234,7 +234,7 @@ class AgentInstanceAdmin(ServiceModelAdmin):
                 project=obj.project,
                 agent_id=obj.agent_id,
                 name=obj.name,
-                runtime=form.runtime_description,
+                runtime=form.runtime_description,  # type: ignore[arg-type]  # clean() set it
                 actor=request.user,
                 **form_values(form, services.AGENT_EDITABLE_FIELDS - {"name"}),
             )
@@ -258,8 +258,15 @@ class AgentStateTransitionAdmin(admin.ModelAdmin):
     search_fields = ["agent__agent_id", "agent__name", "actor_label", "reason"]
     list_select_related = ["agent"]
     ordering = ["-created_at"]
-    fields = ["agent", "from_state", "to_state", "actor", "actor_label", "reason", "created_at"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "agent",
+        "from_state",
+        "to_state",
+        "actor",
+        "actor_label",
+        "reason",
+        "created_at",
+    )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -279,7 +286,8 @@ class AgentPlanForm(forms.ModelForm):
     # No Meta: ModelAdmin.get_form supplies the model and the fields of its fieldsets.
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         plan = self.instance
 
         def value(name: str) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -106,7 +107,7 @@ class BillingModel(models.TextChoices):
 
 
 # Sub-cent prices: six decimal places of the currency's main unit.
-PRICE_DECIMAL = {"max_digits": 12, "decimal_places": 6}
+PRICE_DECIMAL: dict[str, Any] = {"max_digits": 12, "decimal_places": 6}
 
 
 class AgentPlan(SoftDeleteModel):

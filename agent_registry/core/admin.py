@@ -56,7 +56,7 @@ def adopt(obj: models.Model, saved: models.Model) -> None:
     obj._state.db = saved._state.db
 
 
-def add_registry_error(form: forms.Form, error: RegistryError, columns: dict[str, str]) -> None:
+def add_registry_error(form: forms.BaseForm, error: RegistryError, columns: dict[str, str]) -> None:
     """Show a service's validation error on the form fields it names.
 
     ``columns`` maps the names in ``error.details`` (API names) to form field names;
@@ -155,8 +155,14 @@ class OperatorTokenAdmin(admin.ModelAdmin):
     search_fields = ["token_prefix", "name", "user__username", "user__email"]
     list_select_related = ["user"]
     ordering = ["-created_at"]
-    fields = ["token_prefix", "name", "user", "created_at", "last_used_at", "revoked_at"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "token_prefix",
+        "name",
+        "user",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
     actions = ["revoke_tokens"]
 
     @admin.display(description="Status", ordering="revoked_at")

@@ -87,7 +87,7 @@ class OIDCAuthentication(authentication.BaseAuthentication):
                 algorithms=settings.OIDC_ALGORITHMS,
                 audience=settings.OIDC_AUDIENCE or None,
                 issuer=settings.OIDC_ISSUER or None,
-                options=options,
+                options=options,  # type: ignore[arg-type]  # a plain dict of PyJWT options
                 leeway=30,
             )
         except (jwt.PyJWKClientConnectionError, json.JSONDecodeError) as exc:

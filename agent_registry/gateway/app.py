@@ -27,7 +27,7 @@ from agent_registry.gateway.asgi_io import (
     read_body,
     send_json,
 )
-from agent_registry.gateway.calls import answer_error, log_call, run_call
+from agent_registry.gateway.calls import StreamFormat, answer_error, log_call, run_call
 from agent_registry.gateway.errors import GatewayError, MethodNotAllowed, UsageUnavailable
 from agent_registry.usage.writer import UsageWriteFailed
 
@@ -110,7 +110,8 @@ class GatewayApp:
 
     async def _call(self, kind, agent_id, scope, receive, send, request_id) -> None:
         started = time.perf_counter()
-        request = None
+        request: pipeline.CallRequest | None = None
+        stream_format: StreamFormat | None
         snapshot = None
         admitted = None
         status = 500
@@ -121,17 +122,16 @@ class GatewayApp:
             # Key checks come before the body is judged: strangers learn nothing.
             snapshot, prefix = await pipeline.authenticate(api_key)
             if kind == "invoke":
-                request = native.parse(
+                call = native.parse(
                     body, agent_id=agent_id, request_id=request_id, accept=header(scope, b"accept")
                 )
-                render = lambda outcome: native.render(request, outcome)  # noqa: E731
-                stream_format = native.NativeStream(request) if request.stream else None
+                render = lambda outcome: native.render(call, outcome)  # noqa: E731
+                stream_format = native.NativeStream(call) if call.stream else None
             else:
-                request, include_usage = openai_api.parse(body, request_id=request_id)
-                render = lambda outcome: openai_api.render(request, outcome)  # noqa: E731
-                stream_format = (
-                    openai_api.ChunkStream(request, include_usage) if request.stream else None
-                )
+                call, include_usage = openai_api.parse(body, request_id=request_id)
+                render = lambda outcome: openai_api.render(call, outcome)  # noqa: E731
+                stream_format = openai_api.ChunkStream(call, include_usage) if call.stream else None
+            request = call
             request.started = started
             admitted = await pipeline.admit(request, snapshot, prefix)
             snapshot = admitted.snapshot

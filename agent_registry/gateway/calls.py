@@ -122,7 +122,7 @@ async def _run_stream(
 
     async def pump() -> RuntimeResult:
         # aclosing: leaving early (result, disconnect) releases the upstream at once.
-        async with contextlib.aclosing(adapter.stream(admitted.runtime_call)) as items:
+        async with contextlib.aclosing(adapter.stream(admitted.runtime_call)) as items:  # type: ignore[type-var]
             async for item in items:
                 if isinstance(item, RuntimeResult):
                     return item

@@ -200,7 +200,7 @@ def _new_client() -> aiohttp.ClientSession:
         keepalive_timeout=KEEPALIVE_EXPIRY_SECONDS,
         resolver=GuardedResolver(),
         use_dns_cache=True,
-        ttl_dns_cache=DNS_CACHE_SECONDS,
+        ttl_dns_cache=int(DNS_CACHE_SECONDS),
     )
     return aiohttp.ClientSession(
         connector=connector,

@@ -111,7 +111,7 @@ GATEWAY_ERRORS = {
         504: "runtime_timeout",
     }.items()
 }
-SECURITY = [{"apiKeyHeader": []}, {"apiKeyBearer": []}]
+SECURITY: list[dict[str, list[str]]] = [{"apiKeyHeader": []}, {"apiKeyBearer": []}]
 
 
 def _json(schema_name: str) -> dict:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 import structlog
@@ -33,6 +34,7 @@ def gateway_quota_used(access_ids: Iterable[str], *, now: datetime | None = None
     is logged and yields an empty mapping (callers fall back to the database).
     """
     ids = [str(access_id) for access_id in access_ids]
+    values: list[Any]
     if not ids:
         return {}
     period = periods.period_of(now or datetime.now(UTC))

@@ -122,7 +122,8 @@ class AgentProjectForm(forms.ModelForm):
     # No Meta: ModelAdmin.get_form supplies the model and the fields of its fieldsets.
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         # The model's conditional unique constraint is skipped by form validation
         # (it reads deleted_at, which is not a form field), so check it here.
         tenant = cleaned.get("tenant") if "tenant" in self.fields else self.instance.tenant

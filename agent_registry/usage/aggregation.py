@@ -29,12 +29,13 @@ Rounding, identical on both backends (docs/billing.md):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -344,7 +345,7 @@ def _aggregate_day_postgresql(day: date) -> DayResult:
             result = _write_day(cursor, _DAY_GROUPS, day)
             # ON COMMIT DROP alone would keep it until an enclosing transaction ends.
             cursor.execute(f"DROP TABLE {connection.ops.quote_name(_DAY_GROUPS)}")
-    if ahead:
+    if ahead and computed is not None:
         # Committed: another worker may have the day now.
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s, %s)", _lock_key(day))
@@ -423,7 +424,7 @@ def percentile_cont(sorted_count: int, value_at: Callable[[int], int], fraction:
     return first + (second - first) * proportion
 
 
-def _group_p95(records, group: dict, count: int) -> int:
+def _group_p95(records, group: Mapping[str, Any], count: int) -> int:
     latencies = (
         records.filter(access_id=group["access_id"], currency=group["currency"])
         .order_by("response_time_ms")

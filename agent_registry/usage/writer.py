@@ -23,7 +23,7 @@ import psycopg
 import structlog
 from django.conf import settings
 from django.db import connection, connections, transaction
-from django.db.models import F, Value
+from django.db.models import F, Field, Value
 from django.db.models.functions import Coalesce, Greatest
 
 from agent_registry.access.models import AgentAccess
@@ -171,10 +171,18 @@ def _record(row: UsageRow) -> UsageRecord:
     )
 
 
+def _column(name: str) -> Field:
+    """A concrete column of ``UsageRecord`` (never a reverse relation)."""
+    field = UsageRecord._meta.get_field(name)
+    if not isinstance(field, Field):
+        raise TypeError(f"UsageRecord.{name} is not a column")
+    return field
+
+
 def _insert_sql(rows: Sequence[UsageRow]) -> tuple[str, list]:
     """A multi-row ``INSERT … ON CONFLICT (request_id, created_at) DO NOTHING`` and its
     parameters."""
-    fields = [UsageRecord._meta.get_field(name) for name in _COLUMNS]
+    fields = [_column(name) for name in _COLUMNS]
     params = [
         field.get_db_prep_save(getattr(record, field.attname), connection)
         for record in map(_record, rows)
@@ -182,7 +190,7 @@ def _insert_sql(rows: Sequence[UsageRow]) -> tuple[str, list]:
     ]
     one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     table = connection.ops.quote_name(UsageRecord._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
     values = ", ".join([one_row] * len(rows))
     # Identifiers come from the model; every value is a parameter.
     conflict = "ON CONFLICT (request_id, created_at) DO NOTHING"
@@ -227,10 +235,10 @@ def _pg_statement() -> str:
     global _pg_statement_text
     if _pg_statement_text is None:
         quote = connection.ops.quote_name
-        fields = [UsageRecord._meta.get_field(name) for name in _COLUMNS]
+        fields = [_column(name) for name in _COLUMNS]
         _pg_statement_text = _PG_WRITE.format(
             table=quote(UsageRecord._meta.db_table),
-            columns=", ".join(quote(field.column) for field in fields),
+            columns=", ".join(quote(str(field.column)) for field in fields),
             arrays=", ".join(f"%s::{field.db_type(connection)}[]" for field in fields),
             access=quote(AgentAccess._meta.db_table),
         )

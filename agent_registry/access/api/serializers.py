@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import cast
 from urllib.parse import urlsplit
 
 from rest_framework import serializers
@@ -15,7 +16,9 @@ class SubscriptionList(serializers.ListSerializer):
 
     def to_representation(self, data):
         items = list(data.all() if hasattr(data, "all") else data)
-        self.context["gateway_quota_used"] = gateway_quota_used(item.pk for item in items)
+        cast(dict, self.context)["gateway_quota_used"] = gateway_quota_used(
+            item.pk for item in items
+        )
         return super().to_representation(items)
 
 
@@ -65,7 +68,8 @@ class SubscriptionOutput(serializers.ModelSerializer):
     def get_quota_used(self, access) -> int:
         counters = self.context.get("gateway_quota_used")
         if counters is None:
-            counters = self.context["gateway_quota_used"] = gateway_quota_used([access.pk])
+            counters = gateway_quota_used([access.pk])
+            cast(dict, self.context)["gateway_quota_used"] = counters
         return quota_used_shown(access, counters)
 
     def get_quota_remaining(self, access) -> int | None:

@@ -151,6 +151,6 @@ class SubscriptionViewSet(
             or is_operator(user)
             or agent.project.tenant_id in member_tenant_ids(user)
         )
-        if not visible:
+        if agent is None or not visible:
             raise ValidationFailed(details={"agent": ["No such agent."]})
         return agent

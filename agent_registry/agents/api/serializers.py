@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from rest_framework import serializers
 
@@ -85,7 +86,8 @@ class AgentCreateInput(serializers.ModelSerializer):
             "config",
             "metadata",
         ]
-        extra_kwargs = {"agent_id": {"validators": []}}  # duplicates → 409 from the service
+        # duplicates → 409 from the service
+        extra_kwargs: dict[str, dict[str, Any]] = {"agent_id": {"validators": []}}
 
 
 class AgentUpdateInput(AgentCreateInput):
@@ -103,7 +105,12 @@ class TransitionOutput(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-PRICE = {"max_digits": 12, "decimal_places": 6, "min_value": Decimal("0"), "coerce_to_string": True}
+PRICE: dict[str, Any] = {
+    "max_digits": 12,
+    "decimal_places": 6,
+    "min_value": Decimal("0"),
+    "coerce_to_string": True,
+}
 
 
 class PlanOutput(serializers.ModelSerializer):
@@ -159,7 +166,7 @@ class PlanCreateInput(serializers.ModelSerializer):
             "display_order",
             "is_active",
         ]
-        extra_kwargs = {"name": {"validators": []}}
+        extra_kwargs: dict[str, dict[str, Any]] = {"name": {"validators": []}}
 
 
 class CatalogPlanOutput(PlanOutput):

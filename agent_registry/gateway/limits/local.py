@@ -55,7 +55,7 @@ def counter_expiry(period: str, resets_at: float | None = None) -> float:
 def check_kind(kind: str) -> BlockKind:
     if kind not in BLOCK_KINDS:
         raise ValueError(f"unknown block kind {kind!r}")
-    return kind  # type: ignore[return-value]
+    return kind
 
 
 def block_error(kind: BlockKind, code: str) -> Exception:

@@ -185,7 +185,7 @@ class LangflowAdapter:
             ) as response:
                 pieces: list[str] = []
                 frames = iter_frames(response, EVENT_SEPARATOR, upstream=UPSTREAM)
-                async with aclosing(frames):
+                async with aclosing(frames):  # type: ignore[type-var]  # async generators
                     async for frame in frames:
                         if not frame.strip():
                             continue

@@ -122,7 +122,8 @@ def parse_completion(payload: Any, call: RuntimeCall) -> RuntimeResult:
         raise RuntimeFailed("the OpenAI-compatible upstream answered without choices[0].message")
     content = message.get("content")
     output = "" if content is None else require_text(content, "choices[0].message.content")
-    usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else {}
+    reported = payload.get("usage")
+    usage = reported if isinstance(reported, dict) else {}
     return RuntimeResult(
         output=output,
         usage=usage_or_estimate(
@@ -136,7 +137,7 @@ async def sse_data(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
     """The ``data`` of each Server-Sent Event (multi-line data joined by newlines)."""
     lines: list[bytes] = []
     frames = iter_frames(response, b"\n", upstream=UPSTREAM)
-    async with aclosing(frames):
+    async with aclosing(frames):  # type: ignore[type-var]  # async generators
         async for raw in frames:
             line = raw.rstrip(b"\r")
             if not line:
@@ -178,7 +179,7 @@ class OpenAIAdapter:
                 call.target, url, json_body=body, headers=headers, upstream=UPSTREAM, stream=True
             ) as response:
                 events = sse_data(response)
-                async with aclosing(events):
+                async with aclosing(events):  # type: ignore[type-var]  # async generators
                     async for data in events:
                         if data.strip() == DONE:
                             finished = True

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from agent_registry.core.api import BoundedJSONField
@@ -48,7 +50,10 @@ class TenantCreateInput(serializers.ModelSerializer):
             "metadata",
         ]
         # Duplicates are conflicts (409), decided by the service like every other one.
-        extra_kwargs = {"slug": {"validators": []}, "waldur_customer_uuid": {"validators": []}}
+        extra_kwargs: dict[str, dict[str, Any]] = {
+            "slug": {"validators": []},
+            "waldur_customer_uuid": {"validators": []},
+        }
 
 
 class TenantUpdateInput(TenantCreateInput):
@@ -57,7 +62,9 @@ class TenantUpdateInput(TenantCreateInput):
 
 
 class ProjectOutput(serializers.ModelSerializer):
-    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    tenant: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
 
     class Meta:
         model = AgentProject

@@ -110,8 +110,10 @@ def reconcile_period(
             )
             for check in CHECKS:
                 for finding in check(data):
-                    target = result.differences if isinstance(finding, Difference) else result.notes
-                    target.append(finding)
+                    if isinstance(finding, Difference):
+                        result.differences.append(finding)
+                    else:
+                        result.notes.append(finding)
             report.tenants.append(result)
             if progress is not None:
                 progress(index, len(tenants), tenant.slug, result)

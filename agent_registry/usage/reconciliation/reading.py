@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import redis
 from auditlog.models import LogEntry
@@ -165,7 +165,7 @@ def _summaries_by_day(tenant_id: Any, start: datetime, end: datetime) -> dict:
         "computed_at",
     )
     return {
-        (str(access), currency, day): DaySummary(Figures(*figures), computed_at)
+        (str(access), currency, day): DaySummary(Figures(*cast(list[Any], figures)), computed_at)
         for access, currency, day, *figures, computed_at in rows
     }
 
@@ -207,7 +207,7 @@ def _admitted_before(tenant_id: Any, boundary: datetime, access: str | None = No
         created_at__lt=boundary + STRADDLE_WINDOW,
     )
     if access is not None:
-        window = window.filter(access_id=access)
+        window = window.filter(access_id=cast(Any, access))
     longest = window.aggregate(longest=Max("response_time_ms"))["longest"]
     if not longest:
         return {}
@@ -279,7 +279,10 @@ def load_tenant(tenant: AgentTenant, period: str, now: datetime) -> TenantData:
                 data.billable_since[access] = in_period[access]
                 continue
             data.billable_since[access] = UsageRecord.objects.filter(
-                access_id=access, billable=True, created_at__gte=since, created_at__lt=end
+                access_id=cast(Any, access),
+                billable=True,
+                created_at__gte=since,
+                created_at__lt=end,
             ).count()
             data.straddling_in[access] = _admitted_before(tenant.pk, since, access).get(access, 0)
     return data
