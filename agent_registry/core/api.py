@@ -56,7 +56,7 @@ class TagListField(serializers.ListField):
         kwargs.setdefault("max_length", 20)
         super().__init__(**kwargs)
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: Any) -> list[str]:
         tags = super().to_internal_value(data)
         cleaned: list[str] = []
         for tag in tags:
