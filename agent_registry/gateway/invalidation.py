@@ -14,15 +14,14 @@ the synchronous client; the embedded default's in-process limiter is driven dire
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 
-import redis
 import structlog
 from django.conf import settings
 
 from agent_registry.core import periods
+from agent_registry.gateway import sync_redis
 from agent_registry.gateway.limits import get_limiter
 from agent_registry.gateway.limits.base import BlockKind
 from agent_registry.gateway.limits.redis import block_key, reset_quota_counter
@@ -30,15 +29,6 @@ from agent_registry.gateway.snapshots import shared_key, snapshots
 
 log = structlog.get_logger(__name__)
 _background: set[asyncio.Future] = set()
-
-
-@contextlib.contextmanager
-def _redis() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 def _run(coroutine: Coroutine) -> None:
@@ -55,7 +45,7 @@ def _set_block(kind: BlockKind, object_id: str, code: str | None) -> None:
     """``code`` None lifts the block."""
     try:
         if settings.REDIS_URL:
-            with _redis() as client:
+            with sync_redis.session() as client:
                 if code is None:
                     client.delete(block_key(kind, object_id))
                 else:
@@ -90,7 +80,7 @@ def _forget_shared_snapshots(access_id: str) -> None:
         or ()
     )
     try:
-        with _redis() as client:
+        with sync_redis.session() as client:
             for prefix in filter(None, prefixes):
                 client.delete(shared_key(prefix))
     except Exception as exc:
@@ -118,7 +108,7 @@ def quota_reset(access_id: str) -> None:
     period = periods.period_of(datetime.now(UTC))
     try:
         if settings.REDIS_URL:
-            with _redis() as client:
+            with sync_redis.session() as client:
                 reset_quota_counter(client, access_id, period)
         else:
             _run(get_limiter().set_quota_used(access_id, period, 0))

@@ -14,15 +14,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
 
-import redis
 import structlog
 from django.conf import settings
 
 from agent_registry.core import periods
+from agent_registry.gateway import sync_redis
 from agent_registry.gateway.limits import get_limiter
-from agent_registry.gateway.limits.redis import quota_key
 
 log = structlog.get_logger(__name__)
 
@@ -34,34 +32,24 @@ def gateway_quota_used(access_ids: Iterable[str], *, now: datetime | None = None
     is logged and yields an empty mapping (callers fall back to the database).
     """
     ids = [str(access_id) for access_id in access_ids]
-    values: list[Any]
     if not ids:
         return {}
     period = periods.period_of(now or datetime.now(UTC))
     try:
         if settings.REDIS_URL:
-            client = redis.Redis.from_url(
-                settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1
-            )
-            try:
-                values = client.mget([quota_key(access_id, period) for access_id in ids])
-            finally:
-                client.close()
+            with sync_redis.session(timeout=1) as client:
+                counters = sync_redis.quota_counters(client, ids, period)
         else:
-            values = asyncio.run(_local_counters(ids, period))
+            counters = asyncio.run(_local_counters(ids, period))
     except Exception as exc:  # the database's figure is still a fair answer
         log.warning("gateway_quota_read_failed", error=str(exc)[:300])
         return {}
-    return {
-        access_id: int(value)
-        for access_id, value in zip(ids, values, strict=True)
-        if value is not None
-    }
+    return {access_id: value for access_id, value in counters.items() if value is not None}
 
 
-async def _local_counters(ids: list[str], period: str) -> list[int | None]:
+async def _local_counters(ids: list[str], period: str) -> dict[str, int | None]:
     limiter = get_limiter()
-    return [await limiter.quota_used(access_id, period) for access_id in ids]
+    return {access_id: await limiter.quota_used(access_id, period) for access_id in ids}
 
 
 def quota_used_shown(access, counters: dict[str, int], *, now: datetime | None = None) -> int:

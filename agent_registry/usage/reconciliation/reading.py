@@ -20,7 +20,7 @@ from django.db.models.functions import Cast, Coalesce, Round, TruncDate
 
 from agent_registry.access.models import AgentAccess
 from agent_registry.core import periods
-from agent_registry.gateway.limits.redis import quota_key
+from agent_registry.gateway import sync_redis
 from agent_registry.tenants.models import AgentTenant
 from agent_registry.usage.models import DailyUsageSummary, TenantQuotaSnapshot, UsageRecord
 from agent_registry.usage.reconciliation.report import Difference, Figures, Note
@@ -294,9 +294,7 @@ class Counters:
     def __init__(self) -> None:
         self.client: redis.Redis | None = None
         if settings.REDIS_URL:
-            self.client = redis.Redis.from_url(
-                settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
-            )
+            self.client = sync_redis.connect()
 
     def read(self, data: TenantData) -> None:
         if self.client is None:
@@ -309,13 +307,9 @@ class Counters:
             data.counters = {}
             return
         try:
-            values = self.client.mget([quota_key(a, data.period) for a in access_ids])
+            data.counters = sync_redis.quota_counters(self.client, access_ids, data.period)
         except redis.RedisError as exc:
             data.counters_unavailable = f"Redis unreachable ({exc.__class__.__name__})"
-            return
-        data.counters = {
-            a: None if v is None else int(v) for a, v in zip(access_ids, values, strict=True)
-        }
 
     def close(self) -> None:
         if self.client is not None:
