@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime
 
-_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+PERIOD_PATTERN = r"^(\d{4})-(0[1-9]|1[0-2])$"
+_PERIOD = re.compile(PERIOD_PATTERN)
 
 
 def month_start(moment: datetime) -> datetime:

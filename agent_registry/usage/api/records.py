@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import re
 from collections.abc import Iterator
 
 import django_filters
@@ -16,6 +15,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 
 from agent_registry.agents.models import AgentInstance
+from agent_registry.core import periods
 from agent_registry.core.api import COMMON_ERRORS
 from agent_registry.tenants.models import AgentTenant
 from agent_registry.usage import selectors
@@ -33,20 +33,18 @@ class DateRangeForm(forms.Form):
         return cleaned
 
 
-_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-
-
 class PeriodField(forms.CharField):
-    """``YYYY-MM`` → ``(year, month)``."""
+    """``YYYY-MM`` → ``(year, month)``, by the one rule in core/periods.py."""
 
     def to_python(self, value):
         value = super().to_python(value)
         if value in self.empty_values:
             return None
-        match = _PERIOD.match(value)
-        if match is None or int(match[1]) < 1:
-            raise forms.ValidationError("Must be a month like 2026-11 (YYYY-MM).")
-        return int(match[1]), int(match[2])
+        try:
+            year, month = periods.parse_period(value).split("-")
+        except ValueError:
+            raise forms.ValidationError("Must be a month like 2026-11 (YYYY-MM).") from None
+        return int(year), int(month)
 
 
 class PeriodFilter(django_filters.CharFilter):
@@ -231,7 +229,11 @@ class UsageRecordViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @extend_schema(
         parameters=[
             OpenApiParameter(
-                "period", str, required=True, pattern=_PERIOD.pattern, description="UTC month"
+                "period",
+                str,
+                required=True,
+                pattern=periods.PERIOD_PATTERN,
+                description="UTC month",
             ),
             OpenApiParameter("tenant", str, description="Tenant slug"),
             OpenApiParameter("agent", str, description="Agent id"),
