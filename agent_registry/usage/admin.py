@@ -17,8 +17,21 @@ from agent_registry.usage.models import (
 )
 
 
+class ComputedOnlyAdmin(admin.ModelAdmin):
+    """Rows written only by the system (gateway, jobs): the admin shows, it never edits."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
 @admin.register(UsageRecord)
-class UsageRecordAdmin(admin.ModelAdmin):
+class UsageRecordAdmin(ComputedOnlyAdmin):
     list_display = [
         "request_id",
         "key_prefix",
@@ -47,18 +60,9 @@ class UsageRecordAdmin(admin.ModelAdmin):
     def status_display(self, obj: UsageRecord) -> str:
         return colored("green" if 200 <= obj.response_status < 300 else "red", obj.response_status)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: UsageRecord | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: UsageRecord | None = None) -> bool:
-        return False
-
 
 @admin.register(DailyUsageSummary)
-class DailyUsageSummaryAdmin(admin.ModelAdmin):
+class DailyUsageSummaryAdmin(ComputedOnlyAdmin):
     """Computed by ``aggregate_usage``; never edited by hand."""
 
     list_display = [
@@ -87,35 +91,9 @@ class DailyUsageSummaryAdmin(admin.ModelAdmin):
     date_hierarchy = "date"
     ordering = ["-date", "tenant__name"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(
-        self, request: HttpRequest, obj: DailyUsageSummary | None = None
-    ) -> bool:
-        return False
-
-    def has_delete_permission(
-        self, request: HttpRequest, obj: DailyUsageSummary | None = None
-    ) -> bool:
-        return False
-
-
-class _ComputedOnly(admin.ModelAdmin):
-    """Written by the billing jobs only; the admin shows, it never edits."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
 
 @admin.register(BillingCycle)
-class BillingCycleAdmin(_ComputedOnly):
+class BillingCycleAdmin(ComputedOnlyAdmin):
     list_display = [
         "billing_cycle_id",
         "state",
@@ -133,7 +111,7 @@ class BillingCycleAdmin(_ComputedOnly):
 
 
 @admin.register(TenantQuotaSnapshot)
-class TenantQuotaSnapshotAdmin(_ComputedOnly):
+class TenantQuotaSnapshotAdmin(ComputedOnlyAdmin):
     list_display = [
         "tenant",
         "billing_cycle_id",
