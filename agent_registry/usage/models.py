@@ -6,6 +6,7 @@ from django.db import models
 
 from agent_registry.access.models import AgentAccess
 from agent_registry.agents.models import AgentInstance, AgentPlan
+from agent_registry.core.fields import PostgresCollationCharField
 from agent_registry.tenants.models import AgentTenant
 
 
@@ -29,8 +30,9 @@ class UsageRecord(models.Model):
 
     # Indexed for look-ups; its uniqueness is ``usage_request_unique`` below. Hex/ASCII
     # ids only, compared byte by byte: the "C" collation makes its index cheaper to
-    # build and to keep up on every insert (PostgreSQL; SQLite has no "C", see 0005).
-    request_id = models.CharField(max_length=64, db_index=True, db_collation="C")
+    # build and to keep up on every insert (PostgreSQL; SQLite compares bytes already,
+    # see core/fields.py).
+    request_id = PostgresCollationCharField(max_length=64, db_index=True, db_collation="C")
     access = models.ForeignKey(AgentAccess, on_delete=models.PROTECT, related_name="usage")
     tenant = models.ForeignKey(AgentTenant, on_delete=models.PROTECT, related_name="usage")
     agent_instance = models.ForeignKey(

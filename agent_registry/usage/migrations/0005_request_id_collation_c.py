@@ -11,25 +11,15 @@ partition) are rebuilt under an ACCESS EXCLUSIVE lock: on a large table, run it 
 maintenance window. A partition detached at that time keeps its old collation and gets
 it again when attached (``attach_partition`` builds the parent's indexes).
 
-SQLite has no collation named "C" (its default, BINARY, already compares bytes): the
-operation only changes the model state there.
+SQLite has no "C" collation and compares bytes already: the field
+(``core.fields.PostgresCollationCharField``) declares none there.
 """
 
 from __future__ import annotations
 
-from django.db import migrations, models
+from django.db import migrations
 
-
-class AlterFieldOnPostgreSQL(migrations.AlterField):
-    """``AlterField`` whose database side runs on PostgreSQL only."""
-
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
+import agent_registry.core.fields
 
 
 class Migration(migrations.Migration):
@@ -38,9 +28,11 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        AlterFieldOnPostgreSQL(
+        migrations.AlterField(
             model_name="usagerecord",
             name="request_id",
-            field=models.CharField(db_collation="C", db_index=True, max_length=64),
+            field=agent_registry.core.fields.PostgresCollationCharField(
+                db_collation="C", db_index=True, max_length=64
+            ),
         ),
     ]
