@@ -44,7 +44,7 @@ def access_for_key(plaintext: str | None) -> AgentAccess:
         previous_expires_at=expires.timestamp() if expires is not None else None,
         now=time.time(),
     )
-    if plaintext is None or stored_hash is None or not keys.key_matches(plaintext, stored_hash):
+    if stored_hash is None or not keys.key_matches(parsed.text, stored_hash):
         raise InvalidApiKey()
     return access
 

@@ -20,7 +20,7 @@ import hmac
 import re
 import secrets
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 
@@ -50,6 +50,7 @@ class IssuedKey:
 class ParsedKey:
     kind: str
     prefix: str
+    text: str = field(repr=False)  # the whole key, as checked; never in a repr or a log
 
 
 def _base62(number: int, width: int) -> str:
@@ -90,7 +91,7 @@ def parse_key(candidate: str | None, kind: str = API_KEY_KIND) -> ParsedKey | No
     head, checksum = candidate[:-CHECKSUM_LENGTH], candidate[-CHECKSUM_LENGTH:]
     if not hmac.compare_digest(_checksum(head), checksum):
         return None
-    return ParsedKey(kind=kind, prefix=f"{kind}_{match.group(2)[:LOOKUP_LENGTH]}")
+    return ParsedKey(kind=kind, prefix=f"{kind}_{match.group(2)[:LOOKUP_LENGTH]}", text=candidate)
 
 
 def hash_in_force(

@@ -94,7 +94,7 @@ async def authenticate(api_key: str | None) -> tuple[KeySnapshot, str]:
     if snapshot is None:
         raise InvalidApiKey()
     stored = snapshot.hash_for(parsed.prefix, time.time())
-    if api_key is None or stored is None or not hmac.compare_digest(keys.hash_key(api_key), stored):
+    if stored is None or not hmac.compare_digest(keys.hash_key(parsed.text), stored):
         raise InvalidApiKey()
     return snapshot, parsed.prefix
 
