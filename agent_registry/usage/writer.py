@@ -201,12 +201,14 @@ def _insert_sql(rows: Sequence[UsageRow]) -> tuple[str, list]:
 # PostgreSQL: records and counters in ONE statement, so a batch costs one round trip.
 # Rows travel as one array per column (``unnest``): the statement text never changes,
 # so it is parsed once, and adapting 20 arrays is far cheaper than 20 x N parameters.
+# A batch of one row (every call, at low load) uses plain VALUES instead: unpacking
+# 20 one-element arrays costs the server about 0.3 ms, a third of the call's budget.
 # The counters are computed from the rows the insert actually created, so a replayed
 # request id changes nothing.
 _PG_WRITE = """
 WITH inserted AS (
     INSERT INTO {table} ({columns})
-    SELECT * FROM unnest({arrays})
+    {rows}
     ON CONFLICT (request_id, created_at) DO NOTHING
     RETURNING access_id, billable, created_at
 ),
@@ -231,21 +233,34 @@ WHERE a.id = p.access_id
 """
 
 
-def _pg_statement() -> str:
-    global _pg_statement_text
-    if _pg_statement_text is None:
+def _pg_statement(*, single_row: bool = False) -> str:
+    """The batch statement; ``single_row``: its VALUES form, for a batch of one."""
+    text = _pg_statements.get(single_row)
+    if text is None:
         quote = connection.ops.quote_name
         fields = [_column(name) for name in _COLUMNS]
-        _pg_statement_text = _PG_WRITE.format(
+        if single_row:
+            rows = "VALUES (" + ", ".join(f"%s::{f.db_type(connection)}" for f in fields) + ")"
+        else:
+            arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+            rows = f"SELECT * FROM unnest({arrays})"  # noqa: S608 (types from the model)
+        text = _pg_statements[single_row] = _PG_WRITE.format(
             table=quote(UsageRecord._meta.db_table),
             columns=", ".join(quote(str(field.column)) for field in fields),
-            arrays=", ".join(f"%s::{field.db_type(connection)}[]" for field in fields),
+            rows=rows,
             access=quote(AgentAccess._meta.db_table),
         )
-    return _pg_statement_text
+    return text
 
 
-_pg_statement_text: str | None = None
+_pg_statements: dict[bool, str] = {}
+
+
+def _pg_statement_and_params(rows: Sequence[UsageRow]) -> tuple[str, list]:
+    columns = _pg_columns(rows)
+    if len(rows) == 1:
+        return _pg_statement(single_row=True), [column[0] for column in columns]
+    return _pg_statement(), columns
 
 
 def _pg_columns(rows: Sequence[UsageRow]) -> list[list]:
@@ -276,10 +291,9 @@ def _pg_columns(rows: Sequence[UsageRow]) -> list[list]:
 
 
 def _write_postgresql(rows: Sequence[UsageRow]) -> None:
-    columns = _pg_columns(rows)
     with connection.cursor() as cursor:
         _prepare_session(cursor)
-        cursor.execute(_pg_statement(), columns)
+        cursor.execute(*_pg_statement_and_params(rows))
 
 
 class AsyncPostgresSink:
@@ -305,7 +319,7 @@ class AsyncPostgresSink:
     async def write(self, rows: Sequence[UsageRow]) -> None:
         try:
             conn = await self._connect()
-            await conn.execute(_pg_statement(), _pg_columns(rows))
+            await conn.execute(*_pg_statement_and_params(rows))
         except Exception:
             if self._connection is not None:
                 await self._connection.close()

@@ -61,3 +61,49 @@ def test_a_call_of_a_month_before_the_quota_period_does_not_use_its_quota(access
     write_batch([late, row(access, at=boundary + timedelta(seconds=1))])
 
     assert counters(access) == (2, 1)  # both recorded and counted as calls
+
+
+# A batch of one row takes its own statement on PostgreSQL (VALUES, not unnest):
+# the same rules must hold for it.
+
+
+def test_a_batch_of_one_is_recorded_and_counted(access):
+    write_batch([row(access, at=datetime.now(UTC))])
+    write_batch([row(access, at=datetime.now(UTC), billable=False)])
+
+    assert UsageRecord.objects.filter(access=access).count() == 2
+    assert counters(access) == (2, 1)
+
+
+def test_a_single_row_written_twice_counts_once(access):
+    call = row(access, at=datetime.now(UTC))
+
+    write_batch([call])
+    write_batch([call])
+
+    assert UsageRecord.objects.filter(access=access).count() == 1
+    assert counters(access) == (1, 1)
+
+
+def test_a_single_call_of_the_month_before_the_quota_period_uses_no_quota(access):
+    boundary = periods.month_start(datetime.now(UTC))
+
+    write_batch([row(access, at=boundary - timedelta(milliseconds=1))])
+
+    assert counters(access) == (1, 0)
+
+
+def test_a_single_row_keeps_every_field(access):
+    call = row(access, at=datetime.now(UTC))
+
+    write_batch([call])
+
+    stored = UsageRecord.objects.get(request_id=call.request_id)
+    assert (stored.tokens_input, stored.tokens_output, stored.tokens_total) == (
+        call.tokens_input,
+        call.tokens_output,
+        call.tokens_input + call.tokens_output,
+    )
+    assert stored.estimated_cost_cents == call.estimated_cost_cents
+    assert stored.created_at == call.created_at
+    assert stored.billing_period == periods.period_of(call.created_at)
