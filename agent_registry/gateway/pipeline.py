@@ -7,7 +7,6 @@ runtime → one committed usage record → response.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import time
 from dataclasses import dataclass, field
@@ -187,19 +186,11 @@ async def finish(admitted: AdmittedCall, *, billable: bool) -> None:
         await get_limiter().finish(admitted.policy, admitted.admission, billable=billable)
 
 
-_settling: set[asyncio.Task] = set()
-
-
 def finish_later(admitted: AdmittedCall, *, billable: bool) -> None:
-    """Settle after the answer has gone out: the client needn't wait for the lease's release."""
-    if admitted.finished:
-        return
-    admitted.finished = True
-    task = asyncio.get_running_loop().create_task(
-        get_limiter().finish(admitted.policy, admitted.admission, billable=billable)
-    )
-    _settling.add(task)
-    task.add_done_callback(_settling.discard)
+    """Settle without waiting: the client needn't wait for the lease's release."""
+    if not admitted.finished:
+        admitted.finished = True
+        get_limiter().finish_soon(admitted.policy, admitted.admission, billable=billable)
 
 
 async def record(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import socket
 import threading
 import time
@@ -10,7 +11,9 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+import redis
 import uvicorn
+from django.conf import settings
 
 from agent_registry.gateway.limits import reset_limiter
 from agent_registry.gateway.snapshots import snapshots
@@ -70,3 +73,15 @@ def echo_subscription(transactional_db):
     return factories.make_subscription(
         project=project, agent=agent, monthly_quota=100, rate_limit_per_second=1000
     )
+
+
+@pytest.fixture
+def namespace() -> Iterator[str]:
+    """A prefix for every id of one test, and the cleanup of its Redis keys (no FLUSHDB)."""
+    prefix = f"t{secrets.token_hex(6)}"
+    yield prefix
+    if settings.REDIS_URL:
+        with redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2) as client:
+            keys = list(client.scan_iter(match=f"ar:*{prefix}*", count=1000))
+            if keys:
+                client.delete(*keys)

@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
-import redis
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
@@ -29,18 +28,6 @@ from agent_registry.gateway.limits.local import LOCAL_LEASE_PREFIX
 from agent_registry.gateway.limits.redis import RedisLimiter
 
 REDIS_DOWN_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1: refused at once
-
-
-@pytest.fixture
-def namespace() -> Iterator[str]:
-    """A prefix for every id of one test, and the cleanup of its Redis keys."""
-    prefix = f"t{secrets.token_hex(6)}"
-    yield prefix
-    if settings.REDIS_URL:
-        with redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2) as client:
-            keys = list(client.scan_iter(match=f"ar:*{prefix}*", count=1000))
-            if keys:
-                client.delete(*keys)
 
 
 @pytest.fixture(params=["local", pytest.param("redis", marks=pytest.mark.real_services)])

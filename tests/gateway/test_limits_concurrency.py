@@ -11,12 +11,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from django.conf import settings
 
 from agent_registry.gateway.errors import ConcurrencyLimited, QuotaExceeded
@@ -72,17 +70,6 @@ async def main():
 
 asyncio.run(main())
 """
-
-
-@pytest.fixture
-def namespace() -> Iterator[str]:
-    """A prefix for every id of one test, and the cleanup of its keys (no FLUSHDB)."""
-    prefix = f"t{secrets.token_hex(6)}"
-    yield prefix
-    with redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2) as client:
-        keys = list(client.scan_iter(match=f"ar:*{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
 
 
 def policy_for(namespace: str, **overrides: Any) -> LimitPolicy:

@@ -59,6 +59,11 @@ class Limiter(Protocol):
         self, policy: LimitPolicy, admission: Admission, *, billable: bool
     ) -> None: ...
 
+    def finish_soon(self, policy: LimitPolicy, admission: Admission, *, billable: bool) -> None:
+        """``finish`` for a call already answered: nobody waits, so the settlement may
+        travel with the next round trip (a few milliseconds later at most)."""
+        ...
+
     async def block(self, kind: BlockKind, object_id: str, code: str) -> None:
         """Mark an access/tenant/agent as blocked; ``code`` says why (e.g. "revoked")."""
         ...

@@ -155,6 +155,10 @@ class LocalLimiter:
         )
 
     async def finish(self, policy: LimitPolicy, admission: Admission, *, billable: bool) -> None:
+        self.finish_soon(policy, admission, billable=billable)
+
+    def finish_soon(self, policy: LimitPolicy, admission: Admission, *, billable: bool) -> None:
+        """In process there is nothing to wait for: settle now."""
         with self._lock:
             if admission.lease_id is not None:
                 self._leases.get(policy.agent_pk, {}).pop(admission.lease_id, None)

@@ -2,9 +2,10 @@
 
 ``admit`` is one Lua script, one round trip, atomic on the server: block flags →
 GCRA rate limit → quota reservation → concurrency lease, each refusal undoing the
-reservations of the steps before it. ``finish`` is a second, smaller script. The
-clock is Redis's ``TIME``, so all processes and machines share it. docs/gateway.md
-("Limits") explains the design.
+reservations of the steps before it. ``finish`` is a second, smaller script. Both
+are auto-pipelined (pipelining.py): calls made while a round trip is in flight share
+the next one. The clock is Redis's ``TIME``, so all processes and machines share it.
+docs/gateway.md ("Limits") explains the design.
 
 Transport failures become ``LimiterUnavailable`` (503); with a ``fallback`` limiter
 (GATEWAY_LIMITS_ON_REDIS_FAILURE="local") ``admit`` asks it instead, approximate
@@ -39,6 +40,7 @@ from agent_registry.gateway.limits.local import (
     quota_exceeded,
     rate_limited,
 )
+from agent_registry.gateway.limits.pipelining import ScriptPipeline, script_sha
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ logger = logging.getLogger(__name__)
 TRANSPORT_ERRORS = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
 
 SOCKET_TIMEOUT_SECONDS = 0.5
-POOL_SIZE = 64  # per process and event loop; each script holds a connection ~0.1 ms
+POOL_SIZE = 64  # per process and event loop: the scripts use one, other commands the rest
 HEALTH_CHECK_INTERVAL_SECONDS = 15
 # After a transport failure, skip Redis this long, so an outage costs requests
 # one fast refusal (or fallback) each instead of a socket timeout each.
@@ -112,6 +114,7 @@ if redis.call('PTTL', KEYS[6]) < lease_ms + 1000 then
 end
 return {0, rate_remaining, used, 1, generation}
 """
+ADMIT_SHA = script_sha(ADMIT_LUA)
 
 # KEYS: 1 concurrency lease ZSET, 2 quota counter, 3 its generation.
 # ARGV: 1 lease id ("" = none), 2 "1" to give the reserved quota unit back,
@@ -124,6 +127,7 @@ if ARGV[2] == '1' and (redis.call('GET', KEYS[3]) or '0') == ARGV[3]
 end
 return 1
 """
+FINISH_SHA = script_sha(FINISH_LUA)
 
 
 def block_key(kind: str, object_id: str) -> str:
@@ -164,6 +168,23 @@ def leases_key(agent_pk: str) -> str:
     return f"ar:cc:{agent_pk}"
 
 
+def _unsettled() -> None:
+    # The call is over and answered; failing it now helps no one. The lease expires by
+    # itself; an unreturned unit errs against the quota, never for free traffic.
+    logger.warning("limiter: could not settle request (Redis down)")
+
+
+def _finish_call(
+    policy: LimitPolicy, lease_id: str, give_back: bool, generation: str
+) -> tuple[list[str], list[str]]:
+    keys = [
+        leases_key(policy.agent_pk),
+        quota_key(policy.access_id, policy.quota_period),
+        quota_generation_key(policy.access_id, policy.quota_period),
+    ]
+    return keys, [lease_id, "1" if give_back else "0", generation]
+
+
 class _LoopClient:
     """A client and its scripts, bound to the event loop that created them."""
 
@@ -185,8 +206,10 @@ class _LoopClient:
             # re-sending a script that timed out could reserve twice.
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
-        self.admit = self.client.register_script(ADMIT_LUA)
-        self.finish = self.client.register_script(FINISH_LUA)
+        # admit and finish: auto-pipelined on one connection of the same pool.
+        self.scripts = ScriptPipeline(
+            pool, scripts=(ADMIT_LUA, FINISH_LUA), batch_timeout=SOCKET_TIMEOUT_SECONDS
+        )
 
 
 class RedisLimiter:
@@ -255,8 +278,18 @@ class RedisLimiter:
             max(1, round(policy.lease_seconds * 1000)),
             lease_id,
         ]
+
+        def undo(reply: Any) -> None:
+            # The request stopped waiting (cancelled) after Redis admitted it: give the
+            # unit and the lease back rather than leave them to expire.
+            if int(reply[0]) == 0:
+                lease = lease_id if int(reply[3]) else ""
+                self._undo_later(policy, lease, _text(reply[4]))
+
         try:
-            reply = await self._call(lambda c: c.admit(keys=keys, args=args))
+            reply = await self._call(
+                lambda c: c.scripts.call(ADMIT_LUA, ADMIT_SHA, keys, args, on_orphan=undo)
+            )
         except LimiterUnavailable:
             if self.fallback is None:
                 raise
@@ -288,26 +321,56 @@ class RedisLimiter:
         )
 
     async def finish(self, policy: LimitPolicy, admission: Admission, *, billable: bool) -> None:
+        settlement = self._settlement(policy, admission, billable)
+        if settlement is None:
+            return
+        keys, args = settlement
+        try:
+            await self._call(lambda c: c.scripts.call(FINISH_LUA, FINISH_SHA, keys, args))
+        except LimiterUnavailable:
+            _unsettled()
+
+    def finish_soon(self, policy: LimitPolicy, admission: Admission, *, billable: bool) -> None:
+        settlement = self._settlement(policy, admission, billable)
+        if settlement is None:
+            return
+        if time.monotonic() < self._down_until:
+            _unsettled()
+            return
+        future = self._loop_client().scripts.submit(
+            FINISH_LUA, FINISH_SHA, *settlement, deferred=True
+        )
+        future.add_done_callback(self._settled)
+
+    def _settlement(
+        self, policy: LimitPolicy, admission: Admission, billable: bool
+    ) -> tuple[list[str], list[str]] | None:
+        """The finish script's keys and args; None when there is nothing to settle
+        in Redis (no lease, unit kept, or the fallback admitted the call)."""
         lease_id = admission.lease_id or ""
         if self.fallback is not None and lease_id.startswith(LOCAL_LEASE_PREFIX):
-            await self.fallback.finish(policy, admission, billable=billable)
-            return
+            self.fallback.finish_soon(policy, admission, billable=billable)
+            return None
         give_back = admission.quota_reserved and not billable
         if not lease_id and not give_back:
+            return None
+        return _finish_call(policy, lease_id, give_back, admission.quota_generation)
+
+    def _settled(self, future: asyncio.Future[Any]) -> None:
+        if future.cancelled():
             return
-        keys = [
-            leases_key(policy.agent_pk),
-            quota_key(policy.access_id, policy.quota_period),
-            quota_generation_key(policy.access_id, policy.quota_period),
-        ]
-        args = [lease_id, "1" if give_back else "0", admission.quota_generation]
-        try:
-            await self._call(lambda c: c.finish(keys=keys, args=args))
-        except LimiterUnavailable:
-            # The call is over and answered; failing it now helps no one. The lease
-            # expires by itself; an unreturned unit errs against the quota, never
-            # for free traffic.
-            logger.warning("limiter: could not settle request (Redis down)")
+        exc = future.exception()
+        if isinstance(exc, TRANSPORT_ERRORS):
+            self._mark_down(exc)
+            _unsettled()
+        elif exc is not None:
+            logger.error("limiter: settling failed: %r", exc)
+
+    def _undo_later(self, policy: LimitPolicy, lease_id: str, generation: str) -> None:
+        keys, args = _finish_call(policy, lease_id, True, generation)
+        loop_client = self._clients.get(asyncio.get_running_loop())
+        if loop_client is not None:
+            loop_client.scripts.submit(FINISH_LUA, FINISH_SHA, keys, args)
 
     async def block(self, kind: BlockKind, object_id: str, code: str) -> None:
         key = block_key(check_kind(kind), object_id)
@@ -329,6 +392,7 @@ class RedisLimiter:
         """Close this event loop's client (tests call it before their loop ends)."""
         loop_client = self._clients.pop(asyncio.get_running_loop(), None)
         if loop_client is not None:
+            await loop_client.scripts.aclose()
             await loop_client.client.aclose()
 
     def _warn_fallback(self) -> None:
