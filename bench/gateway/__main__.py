@@ -3,8 +3,10 @@
 Throughput mode (default): a fast upstream on loopback; the gateway in production
 mode (PostgreSQL, Redis, one uvicorn worker; keys, limits, quota and usage records
 all on); for each concurrency, wrk (a) straight to the upstream and (b) through the
-gateway; then the figures against the issue's targets. Soak mode (``--soak``): 1,000
-streams held open through the gateway against a slow upstream; memory per connection.
+gateway, then the two reference floors of floors.py (an empty ASGI app and a bare
+aiohttp proxy on the same uvicorn); then the figures against the issue's targets.
+Soak mode (``--soak``): 1,000 streams held open through the gateway against a slow
+upstream; memory per connection.
 
 Only 127.0.0.1 is contacted. Every process started here is stopped on exit, Ctrl+C
 included. See bench/gateway/README.md.
@@ -94,6 +96,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--wrk-cpu", type=_cpu, default=0, help="'none' to float")
     parser.add_argument("--gateway-cpu", type=_cpu, default=None, help="default: floats")
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "bench-gateway")
+    parser.add_argument(
+        "--no-floors", action="store_true", help="skip the reference floors (empty app, proxy)"
+    )
     args = parser.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
     if not args.database.replace("_", "").isalnum():
@@ -233,33 +238,9 @@ def start_stack(args, procs: Processes, *, soak: bool) -> dict:
         )
 
     with phase("gateway: uvicorn, 1 worker, uvloop, httptools, APP_ENV=production"):
-        port = free_port()
-        gateway = procs.start(
-            "gateway",
-            [
-                PYTHON,
-                "-m",
-                "uvicorn",
-                "agent_registry.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-            cwd=ROOT,
-            cpu=args.gateway_cpu,
+        gateway, base = start_uvicorn(
+            procs, "gateway", "agent_registry.asgi:application", env, cpu=args.gateway_cpu
         )
-        base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/health/live", gateway)
         say(
             f"gateway on {base} (pid {gateway.pid}); PostgreSQL + Redis limits, usage records; "
@@ -283,6 +264,73 @@ def start_stack(args, procs: Processes, *, soak: bool) -> dict:
         "keys": keys,
         "versions": {"postgresql": pg_version, "redis": redis_version},
     }
+
+
+def start_uvicorn(
+    procs: Processes, name: str, app: str, env: dict[str, str], *, cpu: int | None
+) -> tuple[subprocess.Popen, str]:
+    """``app`` under uvicorn exactly as the gateway runs: one worker, uvloop, httptools."""
+    port = free_port()
+    process = procs.start(
+        name,
+        [
+            PYTHON,
+            "-m",
+            "uvicorn",
+            app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=ROOT,
+        cpu=cpu,
+    )
+    return process, f"http://127.0.0.1:{port}"
+
+
+def start_floors(args, procs: Processes, upstream_url: str) -> dict[str, str]:
+    """The reference floors (floors.py), or nothing with --no-floors."""
+    if args.no_floors:
+        return {}
+    env = {**gateway_env(args), "FLOOR_UPSTREAM": upstream_url}
+    urls = {}
+    with phase("reference floors: an empty ASGI app and a bare aiohttp proxy, same uvicorn"):
+        for name in ("empty", "proxy"):
+            process, base = start_uvicorn(
+                procs, f"floor-{name}", f"bench.gateway.floors:{name}", env, cpu=args.gateway_cpu
+            )
+            wait_port(int(base.rsplit(":", 1)[1]), process)
+            urls[name] = f"{base}/run"
+    return urls
+
+
+def measure_floors(args, procs: Processes, runs: list[dict], direct_url: str, script: Path) -> None:
+    """After the gateway's runs (so nothing else is running then): each floor at each
+    concurrency, against the same direct baseline as the gateway."""
+    floors = start_floors(args, procs, direct_url)
+    for name, url in floors.items():
+        wrk.run(url, script, connections=16, seconds=args.warmup, cpu=args.wrk_cpu)
+        for run in runs:
+            connections = run["connections"]
+            floor = wrk.run(
+                url, script, connections=connections, seconds=args.duration, cpu=args.wrk_cpu
+            )
+            say(
+                f"floor: {name:<5} c={connections:<3} {describe(floor)}  "
+                f"[{floor.rps / run['direct']['rps']:.1%} of direct]"
+            )
+            run.setdefault("floors", {})[name] = _figures(floor)
 
 
 # --- throughput -----------------------------------------------------------------------
@@ -405,6 +453,7 @@ def throughput(args, procs: Processes) -> dict:
                     }
                 )
         totals = db.settled(agent["agent_id"])
+        measure_floors(args, procs, runs, direct_url, direct_script)
     finally:
         db.close()
         gateway_script.unlink(missing_ok=True)  # it holds the (bench-only) API key
@@ -508,7 +557,31 @@ def report_throughput(args, outcome: dict) -> dict:
     for name, status, value in verdicts:
         print(f"  {status:<5} {name:<58} {value}")
     print()
+    report_floors(runs)
     return {"verdicts": verdicts}
+
+
+def report_floors(runs: list[dict]) -> None:
+    """The gateway next to what the same server and client allow with no work at all."""
+    if not any(run.get("floors") for run in runs):
+        return
+    print("  reference floors, measured after the gateway on the same uvicorn:")
+    print("  share of the direct upstream's req/s, and added p50")
+    print("  c | empty ASGI app         | bare aiohttp proxy     | gateway")
+    print("-" * 75)
+    for run in runs:
+        direct = run["direct"]
+        cells = []
+        floors = run.get("floors", {})
+        for side in (floors.get("empty"), floors.get("proxy"), run["gateway"]):
+            if not side:
+                cells.append(f"{'n/a':<22}")
+                continue
+            share = side["rps"] / direct["rps"]
+            added = side["p50_ms"] - direct["p50_ms"]
+            cells.append(f"{share:6.1%}  {added:+8.3f} ms    ")
+        print(f"{run['connections']:>3} | " + " | ".join(cells))
+    print()
 
 
 # --- soak -------------------------------------------------------------------------------
