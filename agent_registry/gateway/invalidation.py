@@ -45,11 +45,11 @@ def _set_block(kind: BlockKind, object_id: str, code: str | None) -> None:
     """``code`` None lifts the block."""
     try:
         if settings.REDIS_URL:
-            with sync_redis.session() as client:
-                if code is None:
-                    client.delete(block_key(kind, object_id))
-                else:
-                    client.set(block_key(kind, object_id), code)
+            client = sync_redis.shared()
+            if code is None:
+                client.delete(block_key(kind, object_id))
+            else:
+                client.set(block_key(kind, object_id), code)
             return
         limiter = get_limiter()
         _run(
@@ -80,9 +80,9 @@ def _forget_shared_snapshots(access_id: str) -> None:
         or ()
     )
     try:
-        with sync_redis.session() as client:
-            for prefix in filter(None, prefixes):
-                client.delete(shared_key(prefix))
+        keys = [shared_key(prefix) for prefix in prefixes if prefix]
+        if keys:
+            sync_redis.shared().delete(*keys)
     except Exception as exc:
         log.error("gateway_snapshot_forget_failed", access_id=access_id, error=str(exc)[:300])
 
@@ -108,8 +108,7 @@ def quota_reset(access_id: str) -> None:
     period = periods.period_of(datetime.now(UTC))
     try:
         if settings.REDIS_URL:
-            with sync_redis.session() as client:
-                reset_quota_counter(client, access_id, period)
+            reset_quota_counter(sync_redis.shared(), access_id, period)
         else:
             _run(get_limiter().set_quota_used(access_id, period, 0))
     except Exception as exc:

@@ -37,8 +37,7 @@ def gateway_quota_used(access_ids: Iterable[str], *, now: datetime | None = None
     period = periods.period_of(now or datetime.now(UTC))
     try:
         if settings.REDIS_URL:
-            with sync_redis.session(timeout=1) as client:
-                counters = sync_redis.quota_counters(client, ids, period)
+            counters = sync_redis.quota_counters(sync_redis.shared(timeout=1), ids, period)
         else:
             counters = asyncio.run(_local_counters(ids, period))
     except Exception as exc:  # the database's figure is still a fair answer

@@ -8,29 +8,37 @@ costs a request seconds at most.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Iterable
 
 import redis
 from django.conf import settings
 
 from agent_registry.gateway.limits.redis import quota_key
 
+_shared: dict[tuple[str, float], redis.Redis] = {}
+_lock = threading.Lock()
+
 
 def connect(*, timeout: float = 2.0) -> redis.Redis:
+    """A client of its own (close it): for a long job that should not share."""
     return redis.Redis.from_url(
         settings.REDIS_URL, socket_timeout=timeout, socket_connect_timeout=timeout
     )
 
 
-@contextlib.contextmanager
-def session(*, timeout: float = 2.0) -> Iterator[redis.Redis]:
-    """A client for a few commands, closed afterwards."""
-    client = connect(timeout=timeout)
-    try:
-        yield client
-    finally:
-        client.close()
+def shared(*, timeout: float = 2.0) -> redis.Redis:
+    """The process's pooled client: API requests and signal handlers reuse its
+    connections instead of opening one each. Thread-safe; redis-py's pool notices a
+    fork and starts afresh in the child."""
+    key = (settings.REDIS_URL, timeout)
+    client = _shared.get(key)
+    if client is None:
+        with _lock:
+            client = _shared.get(key)
+            if client is None:
+                client = _shared[key] = connect(timeout=timeout)
+    return client
 
 
 def quota_counters(
