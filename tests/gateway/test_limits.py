@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -26,6 +26,7 @@ from agent_registry.gateway.limits import LocalLimiter, get_limiter, reset_limit
 from agent_registry.gateway.limits.base import LimitPolicy
 from agent_registry.gateway.limits.local import LOCAL_LEASE_PREFIX
 from agent_registry.gateway.limits.redis import RedisLimiter
+from tests.gateway.limits_support import limit_policy, run
 
 REDIS_DOWN_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1: refused at once
 
@@ -39,36 +40,7 @@ def limiter(request: pytest.FixtureRequest) -> Any:
 
 @pytest.fixture
 def make_policy(namespace: str) -> Callable[..., LimitPolicy]:
-    def make(**overrides: Any) -> LimitPolicy:
-        values: dict[str, Any] = {
-            "access_id": f"{namespace}-access-{secrets.token_hex(4)}",
-            "tenant_id": f"{namespace}-tenant-{secrets.token_hex(4)}",
-            "agent_pk": f"{namespace}-agent-{secrets.token_hex(4)}",
-            "rate_per_second": 1000,
-            "burst": 1000,
-            "quota_limit": 100,
-            "quota_period": time.strftime("%Y-%m", time.gmtime()),
-            "quota_seed": 0,
-            "quota_resets_at": time.time() + 3600,
-            "max_concurrent": 100,
-            "lease_seconds": 30.0,
-        }
-        values.update(overrides)
-        return LimitPolicy(**values)
-
-    return make
-
-
-def run(limiter: Any, scenario: Callable[[], Awaitable[Any]]) -> Any:
-    """Run ``scenario`` in a fresh event loop, closing the limiter's client for it."""
-
-    async def main() -> Any:
-        try:
-            return await scenario()
-        finally:
-            await limiter.aclose()
-
-    return asyncio.run(main())
+    return functools.partial(limit_policy, namespace)
 
 
 # --- Admission ----------------------------------------------------------------------

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import random
-import secrets
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from django.conf import settings
 from agent_registry.gateway.errors import ConcurrencyLimited, QuotaExceeded
 from agent_registry.gateway.limits.base import LimitPolicy
 from agent_registry.gateway.limits.redis import RedisLimiter
+from tests.gateway.limits_support import limit_policy
 
 pytestmark = pytest.mark.real_services
 
@@ -74,20 +74,14 @@ asyncio.run(main())
 
 def policy_for(namespace: str, **overrides: Any) -> LimitPolicy:
     values: dict[str, Any] = {
-        "access_id": f"{namespace}-access-{secrets.token_hex(4)}",
         "tenant_id": f"{namespace}-tenant",
-        "agent_pk": f"{namespace}-agent-{secrets.token_hex(4)}",
         "rate_per_second": 100_000,
         "burst": 100_000,
         "quota_limit": 20,
-        "quota_period": time.strftime("%Y-%m", time.gmtime()),
-        "quota_seed": 0,
-        "quota_resets_at": time.time() + 3600,
         "max_concurrent": 1000,
-        "lease_seconds": 30.0,
+        **overrides,
     }
-    values.update(overrides)
-    return LimitPolicy(**values)
+    return limit_policy(namespace, **values)
 
 
 def worker(*args: object) -> subprocess.Popen[str]:

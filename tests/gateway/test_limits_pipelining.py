@@ -4,8 +4,6 @@ calls share round trips without changing what each one does."""
 from __future__ import annotations
 
 import asyncio
-import secrets
-import time
 from typing import Any
 
 import pytest
@@ -15,40 +13,18 @@ from django.conf import settings
 from agent_registry.gateway.errors import ConcurrencyLimited, LimiterUnavailable
 from agent_registry.gateway.limits.base import LimitPolicy
 from agent_registry.gateway.limits.redis import RedisLimiter, leases_key, quota_key
+from tests.gateway.limits_support import limit_policy, run
 
 pytestmark = pytest.mark.real_services
 
 
 def policy(namespace: str, **overrides: Any) -> LimitPolicy:
-    values: dict[str, Any] = {
-        "access_id": f"{namespace}-access-{secrets.token_hex(4)}",
-        "tenant_id": f"{namespace}-tenant",
-        "agent_pk": f"{namespace}-agent-{secrets.token_hex(4)}",
-        "rate_per_second": 100_000,
-        "burst": 100_000,
-        "quota_limit": 1000,
-        "quota_period": time.strftime("%Y-%m", time.gmtime()),
-        "quota_seed": 0,
-        "quota_resets_at": time.time() + 3600,
-        "max_concurrent": 1000,
-        "lease_seconds": 30.0,
-    }
-    values.update(overrides)
-    return LimitPolicy(**values)
+    defaults = {"rate_per_second": 100_000, "burst": 100_000, "quota_limit": 1000}
+    return limit_policy(namespace, **{**defaults, "max_concurrent": 1000, **overrides})
 
 
 def in_redis() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
-
-
-def run(limiter: RedisLimiter, scenario) -> Any:
-    async def main() -> Any:
-        try:
-            return await scenario()
-        finally:
-            await limiter.aclose()
-
-    return asyncio.run(main())
 
 
 def round_trips(limiter: RedisLimiter) -> int:

@@ -82,18 +82,6 @@ class ScriptPipeline:
         self._connection: Any = None
         self.round_trips = 0  # for tests and the benchmark's curiosity
 
-    async def call(
-        self,
-        script: str,
-        sha: str,
-        keys: Sequence[Any],
-        args: Sequence[Any],
-        *,
-        on_orphan: Orphaned | None = None,
-    ) -> Any:
-        """Run ``script`` (whose SHA-1 is ``sha``) and return its reply."""
-        return await self.submit(script, sha, keys, args, on_orphan=on_orphan)
-
     def submit(
         self,
         script: str,
@@ -104,7 +92,8 @@ class ScriptPipeline:
         on_orphan: Orphaned | None = None,
         deferred: bool = False,
     ) -> asyncio.Future[Any]:
-        """Queue the call; the future holds its reply (or the transport error)."""
+        """Queue a run of ``script`` (whose SHA-1 is ``sha``); the future holds its reply
+        (or the transport error)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         call = _Call(script, sha, keys, args, future, on_orphan)

@@ -288,7 +288,7 @@ class RedisLimiter:
 
         try:
             reply = await self._call(
-                lambda c: c.scripts.call(ADMIT_LUA, ADMIT_SHA, keys, args, on_orphan=undo)
+                lambda c: c.scripts.submit(ADMIT_LUA, ADMIT_SHA, keys, args, on_orphan=undo)
             )
         except LimiterUnavailable:
             if self.fallback is None:
@@ -326,7 +326,7 @@ class RedisLimiter:
             return
         keys, args = settlement
         try:
-            await self._call(lambda c: c.scripts.call(FINISH_LUA, FINISH_SHA, keys, args))
+            await self._call(lambda c: c.scripts.submit(FINISH_LUA, FINISH_SHA, keys, args))
         except LimiterUnavailable:
             _unsettled()
 
