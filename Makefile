@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test lint format lock clean bench-gateway bench-gateway-soak bench-usage
+.PHONY: run test lint format lock clean bench-gateway bench-gateway-soak bench-limiter bench-usage
 
 $(STAMP): requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ bench-gateway: $(STAMP)
 
 bench-gateway-soak: $(STAMP)
 	$(BIN)/python -m bench.gateway --soak $(BENCH_ARGS)
+
+# The Redis limiter alone: one round trip per script against auto-pipelining (Redis only).
+bench-limiter: $(STAMP)
+	$(BIN)/python -m bench.gateway.limiter $(BENCH_ARGS)
 
 # The usage benchmark (not a test): 10M records into a throwaway PostgreSQL database on
 # 127.0.0.1, then aggregation and billing against a bare scan. See bench/usage/README.md.
