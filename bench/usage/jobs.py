@@ -117,6 +117,7 @@ def explain(period: str, tenant_slug: str | None) -> dict[str, str]:
 
     from agent_registry.core import periods
     from agent_registry.usage import aggregation, selectors
+    from agent_registry.usage.aggregation import postgresql
 
     first_day, after = periods.period_dates(period)
     start, _ = aggregation.day_bounds(first_day)
@@ -124,9 +125,9 @@ def explain(period: str, tenant_slug: str | None) -> dict[str, str]:
     plans = {}
     # The aggregation's one read of the records: the month's groups, as aggregate_range
     # computes them before writing each day; rolled back (EXPLAIN ANALYZE runs it).
-    sql = aggregation._PG_GROUPS.format(**aggregation._tables())
+    sql = postgresql.GROUPS_SQL.format(**postgresql.tables())
     with transaction.atomic(), connection.cursor() as cursor:
-        aggregation._create_groups_table(cursor, aggregation._DAY_GROUPS, on_commit="DROP")
+        postgresql.create_groups_table(cursor, postgresql.DAY_GROUPS, on_commit="DROP")
         cursor.execute(
             "SELECT set_config('work_mem', %s, true)", [settings.USAGE_AGGREGATION_WORK_MEM]
         )

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent_registry.usage import aggregation
-from agent_registry.usage.aggregation import aggregate_day, aggregate_range
+from agent_registry.usage.aggregation import aggregate_day, aggregate_range, portable
 from agent_registry.usage.models import DailyUsageSummary, UsageRecord
 from tests import factories
 
@@ -191,9 +191,9 @@ def test_empty_day_writes_nothing():
 def test_percentile_cont_matches_postgresql_definition():
     values = [10, 20, 30, 40]
 
-    assert aggregation.percentile_cont(1, lambda i: 7, 0.95) == 7
+    assert portable.percentile_cont(1, lambda i: 7, 0.95) == 7
     # position 0.95 * 3 = 2.85 -> 30 + 0.85 * 10
-    assert aggregation.percentile_cont(4, values.__getitem__, 0.95) == pytest.approx(38.5)
+    assert portable.percentile_cont(4, values.__getitem__, 0.95) == pytest.approx(38.5)
 
 
 # --- against PostgreSQL's own aggregates -----------------------------------------------
@@ -208,7 +208,7 @@ def test_python_percentile_equals_postgresql_percentile_cont(access):
 
     aggregate_day(DAY)
 
-    expected = round(aggregation.percentile_cont(len(ordered), ordered.__getitem__, 0.95))
+    expected = round(portable.percentile_cont(len(ordered), ordered.__getitem__, 0.95))
     assert DailyUsageSummary.objects.get().p95_response_time_ms == expected
 
 

@@ -33,8 +33,7 @@ import pytest
 from django.conf import settings
 from django.db import connection, connections, transaction
 
-from agent_registry.usage import aggregation
-from agent_registry.usage.aggregation import aggregate_range
+from agent_registry.usage.aggregation import aggregate_range, postgresql
 from agent_registry.usage.models import DailyUsageSummary, UsageRecord
 from tests import factories
 
@@ -321,7 +320,7 @@ def test_two_concurrent_runs_of_the_same_range_give_the_rows_of_one(usage, jobs,
 
     # Both queue on the first day's lock, then race through the same days together.
     holder.execute(
-        "SELECT pg_advisory_lock(%s, %s)", (aggregation._LOCK_NAMESPACE, FIRST.toordinal())
+        "SELECT pg_advisory_lock(%s, %s)", (postgresql.LOCK_NAMESPACE, FIRST.toordinal())
     )
     first, second = jobs(), jobs()
     wait_for(
@@ -332,7 +331,7 @@ def test_two_concurrent_runs_of_the_same_range_give_the_rows_of_one(usage, jobs,
         "both jobs to wait on the first day",
     )
     holder.execute(
-        "SELECT pg_advisory_unlock(%s, %s)", (aggregation._LOCK_NAMESPACE, FIRST.toordinal())
+        "SELECT pg_advisory_unlock(%s, %s)", (postgresql.LOCK_NAMESPACE, FIRST.toordinal())
     )
     outputs = [first.finish(), second.finish()]
 

@@ -21,6 +21,7 @@ from django.utils import timezone
 from agent_registry.access.models import AgentAccess
 from agent_registry.core import periods
 from agent_registry.usage import aggregation, partitions, selectors
+from agent_registry.usage.aggregation import postgresql
 from agent_registry.usage.models import DailyUsageSummary, UsageRecord
 from agent_registry.usage.writer import UsageRow, write_batch
 from tests import factories
@@ -365,13 +366,13 @@ def test_the_daily_aggregation_reads_only_that_months_partition():
     start, end = aggregation.day_bounds(day)
     params = {"day": day, "start": start, "end": end, "p95": 0.95, "now": timezone.now()}
 
-    tables = aggregation._tables()
+    tables = postgresql.tables()
     with connection.cursor() as cursor:  # the day's groups, as aggregate_day creates them
-        aggregation._create_groups_table(cursor, aggregation._DAY_GROUPS, on_commit="DROP")
+        postgresql.create_groups_table(cursor, postgresql.DAY_GROUPS, on_commit="DROP")
     # The one statement that reads the records; the upsert and the deletion of stale
     # rows read the groups it computed.
-    upsert = plan_of(aggregation._PG_GROUPS.format(**tables), params)
-    stale = plan_of(aggregation._PG_DELETE_STALE.format(**tables), params)
+    upsert = plan_of(postgresql.GROUPS_SQL.format(**tables), params)
+    stale = plan_of(postgresql.DELETE_STALE_SQL.format(**tables), params)
 
     assert scanned(upsert) == {"usage_usagerecord_p2026_03"}, upsert
     assert scanned(stale) == set(), stale
