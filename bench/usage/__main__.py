@@ -303,6 +303,14 @@ def timed_jobs(args) -> dict:
             + f" s (median {out['scan']['seconds']:.2f} s; without parallel workers "
             f"{serial['seconds']:.2f} s)"
         )
+    with phase("references for the aggregation: the month grouped by day x subscription"):
+        out["group_sums"] = job(args, "group-sums")
+        out["group_read"] = job(args, "group-read")
+        say(
+            f"   plain sums only, no p95, nothing written: {out['group_sums']['seconds']:.2f} s"
+            f" ({out['group_sums']['groups']:,} groups); the aggregation's own read (p95 "
+            f"included, nothing written): {out['group_read']['seconds']:.2f} s"
+        )
     with phase(f"daily aggregation of {args.period} (aggregate_range over every day)"):
         out["aggregate"] = job(args, "aggregate")
         say(
@@ -347,6 +355,16 @@ def report(args, loaded: dict, kept: dict, timed: dict) -> list[tuple[str, str, 
             "bare scan of the month (floor)",
             f"{scan:.2f} s",
             f"{rows / scan:,.0f} rows/s; {kept['heap_bytes'] / 2**30:.2f} GiB heap",
+        ),
+        (
+            "  reference: group by day, sums only",
+            f"{timed['group_sums']['seconds']:.2f} s",
+            f"{timed['group_sums']['seconds'] / scan:.2f} x scan (no p95, nothing written)",
+        ),
+        (
+            "  reference: the aggregation's read",
+            f"{timed['group_read']['seconds']:.2f} s",
+            f"{timed['group_read']['seconds'] / scan:.2f} x scan (p95 included, no writes)",
         ),
         (
             "daily aggregation, whole month",

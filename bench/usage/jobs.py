@@ -21,7 +21,31 @@ from datetime import date, timedelta
 
 import django
 
-JOBS = ("scan", "scan-serial", "aggregate", "snapshot", "ensure", "attach", "explain")
+JOBS = (
+    "scan",
+    "scan-serial",
+    "group-sums",
+    "group-read",
+    "aggregate",
+    "snapshot",
+    "ensure",
+    "attach",
+    "explain",
+)
+
+# The reference for the aggregation: the month's records grouped by UTC day x
+# subscription with plain sums only (no p95, nothing written back), into a temporary
+# table so that every aggregate is really computed (a count over a subquery would let
+# PostgreSQL skip them). Same work_mem as the aggregation.
+GROUP_SUMS_SQL = """
+CREATE TEMP TABLE bench_group_sums AS
+SELECT date_bin('1 day', created_at, %(start)s) AS day, access_id, count(*) AS calls,
+       sum(tokens_input) AS tokens_input, sum(tokens_output) AS tokens_output,
+       sum(response_time_ms) AS latency_sum
+FROM usage_usagerecord
+WHERE created_at >= %(start)s AND created_at < %(end)s
+GROUP BY 1, 2
+"""
 
 
 def rss_kib() -> int:
@@ -66,6 +90,8 @@ def main() -> None:
             )
             rows, tokens = cursor.fetchone()
         detail = {"rows": rows, "tokens": int(tokens or 0)}
+    elif args.job in ("group-sums", "group-read"):
+        detail = {"groups": group_reference(args.job, start, end)}
     elif args.job == "aggregate":
         from agent_registry.usage.aggregation import aggregate_range
 
@@ -107,6 +133,28 @@ def main() -> None:
             }
         )
     )
+
+
+def group_reference(job: str, start, end) -> int:
+    """``group-sums``: GROUP_SUMS_SQL. ``group-read``: the aggregation's own read of the
+    month (its groups, p95 included, into its temporary table) without the writes of
+    the summaries. Returns the number of groups."""
+    from django.conf import settings
+    from django.db import connection, transaction
+
+    from agent_registry.usage.aggregation import P95, postgresql
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('work_mem', %s, true)", [settings.USAGE_AGGREGATION_WORK_MEM]
+        )
+        params = {"start": start, "end": end, "p95": P95}
+        if job == "group-sums":
+            cursor.execute(GROUP_SUMS_SQL, params)
+        else:
+            postgresql.create_groups_table(cursor, postgresql.DAY_GROUPS, on_commit="DROP")
+            cursor.execute(postgresql.GROUPS_SQL.format(**postgresql.tables()), params)
+        return cursor.rowcount
 
 
 def explain(period: str, tenant_slug: str | None) -> dict[str, str]:
