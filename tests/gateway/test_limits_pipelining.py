@@ -12,7 +12,13 @@ from django.conf import settings
 
 from agent_registry.gateway.errors import ConcurrencyLimited, LimiterUnavailable
 from agent_registry.gateway.limits.base import LimitPolicy
-from agent_registry.gateway.limits.redis import RedisLimiter, leases_key, quota_key
+from agent_registry.gateway.limits.redis import (
+    FINISH_LUA,
+    FINISH_SHA,
+    RedisLimiter,
+    leases_key,
+    quota_key,
+)
 from tests.gateway.limits_support import limit_policy, run
 
 pytestmark = pytest.mark.real_services
@@ -154,3 +160,26 @@ def test_when_redis_goes_away_every_call_of_the_batch_is_refused(namespace):
         return [type(result) for result in results]
 
     assert run(limiter, scenario) == [LimiterUnavailable] * 5
+
+
+def test_a_failing_undo_does_not_keep_the_batch_from_its_replies(namespace, caplog):
+    limiter = RedisLimiter(settings.REDIS_URL)
+    limits = policy(namespace)
+
+    async def scenario():
+        scripts = limiter._loop_client().scripts
+        await limiter.quota_used(limits.access_id, limits.quota_period)  # connect first
+
+        def broken_undo(reply: Any) -> None:
+            raise RuntimeError("undo failed")
+
+        keys = [f"ar:cc:{namespace}", f"ar:q:{namespace}", f"ar:qg:{namespace}"]
+        orphan = scripts.submit(FINISH_LUA, FINISH_SHA, keys, ["", "0", "0"], on_orphan=broken_undo)
+        orphan.cancel()
+        other = asyncio.ensure_future(limiter.admit(limits))
+        return await asyncio.wait_for(other, 2)
+
+    admission = run(limiter, scenario)
+
+    assert admission.quota_reserved
+    assert "undoing a cancelled call failed" in caplog.text

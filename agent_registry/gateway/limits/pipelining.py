@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+logger = logging.getLogger(__name__)
 
 Orphaned = Callable[[Any], None]
 
@@ -114,12 +117,19 @@ class ScriptPipeline:
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
 
     async def _flush(self) -> None:
+        batch: list[_Call] = []
         try:
             while self._queue or self._deferred:
                 # Settlements first: a lease they release is free for this batch's admits.
                 batch = self._deferred + self._queue
                 self._deferred, self._queue = [], []
                 await self._send(batch)
+                batch = []
+        except Exception as exc:  # a bug, not Redis: no caller may be left waiting
+            logger.exception("limiter: script pipeline failed")
+            for call in [*batch, *self._deferred, *self._queue]:
+                _fail(call, exc)
+            self._deferred, self._queue = [], []
         finally:
             self._flusher = None
 
@@ -215,7 +225,10 @@ class ScriptPipeline:
 def _resolve(call: _Call, reply: Any) -> None:
     if call.future.cancelled():
         if call.on_orphan is not None:
-            call.on_orphan(reply)
+            try:
+                call.on_orphan(reply)
+            except Exception:  # the batch's other callers still get their replies
+                logger.exception("limiter: undoing a cancelled call failed")
         return
     call.future.set_result(reply)
 
