@@ -59,6 +59,25 @@ def create_usage_partitions() -> object:
     return jobs.run("create-usage-partitions")
 
 
+# Names two of these jobs had before 2aad765 (2026-11-27). A message queued under one
+# of them (a worker upgraded while the broker still held it) runs the same job instead
+# of being refused as an unknown task. Remove once no broker can hold such a message.
+LEGACY_TASK_NAMES = {
+    "usage.aggregate_recent_usage": "aggregate-recent-usage",
+    "usage.roll_quota_periods": "roll-quota-periods",
+}
+
+
+@shared_task(name="usage.aggregate_recent_usage", **_TASK_OPTIONS)
+def legacy_aggregate_recent_usage() -> object:
+    return jobs.run(LEGACY_TASK_NAMES["usage.aggregate_recent_usage"])
+
+
+@shared_task(name="usage.roll_quota_periods", **_TASK_OPTIONS)
+def legacy_roll_quota_periods() -> object:
+    return jobs.run(LEGACY_TASK_NAMES["usage.roll_quota_periods"])
+
+
 # --- Beat's rows ----------------------------------------------------------------------
 
 

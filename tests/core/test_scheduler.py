@@ -344,6 +344,14 @@ def test_each_task_runs_its_job(monkeypatch, name):
     assert ran == [1]
 
 
+@pytest.mark.parametrize(("legacy", "name"), list(tasks.LEGACY_TASK_NAMES.items()))
+def test_a_message_queued_under_a_former_task_name_still_runs_its_job(monkeypatch, legacy, name):
+    ran = fake_job(monkeypatch, jobs.SCHEDULE[name].func, result=f"{name} done")
+
+    assert celery_app.tasks[legacy]() == f"{name} done"
+    assert ran == [1]
+
+
 @pytest.mark.django_db
 def test_the_celery_tasks_call_the_jobs():
     assert tasks.roll_quota_periods.apply().get() == 0
