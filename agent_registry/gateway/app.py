@@ -90,8 +90,11 @@ class GatewayApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 from agent_registry.gateway.http_client import close_clients
+                from agent_registry.gateway.limits import get_limiter
 
                 await close_clients()
+                # Sends the settlements still waiting to ride with a next admission.
+                await get_limiter().aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

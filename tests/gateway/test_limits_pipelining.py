@@ -183,3 +183,33 @@ def test_a_failing_undo_does_not_keep_the_batch_from_its_replies(namespace, capl
 
     assert admission.quota_reserved
     assert "undoing a cancelled call failed" in caplog.text
+
+
+def test_the_gateways_shutdown_sends_the_settlements_still_waiting(namespace, monkeypatch):
+    from agent_registry.gateway import limits as limits_module
+    from agent_registry.gateway.app import GatewayApp
+
+    limiter = RedisLimiter(settings.REDIS_URL)
+    monkeypatch.setattr(limits_module, "_limiter", limiter)
+    limits = policy(namespace)
+
+    async def scenario():
+        admission = await limiter.admit(limits)
+        limiter._loop_client().scripts._max_delay = 60.0  # only the shutdown can send it
+        limiter.finish_soon(limits, admission, billable=False)
+        messages = iter([{"type": "lifespan.shutdown"}])
+        sent = []
+
+        async def receive():
+            return next(messages)
+
+        async def send(message):
+            sent.append(message["type"])
+
+        await GatewayApp(django_app=None)({"type": "lifespan"}, receive, send)
+        return sent
+
+    assert asyncio.run(scenario()) == ["lifespan.shutdown.complete"]
+    with in_redis() as client:
+        assert client.zcard(leases_key(limits.agent_pk)) == 0
+        assert int(client.get(quota_key(limits.access_id, limits.quota_period))) == 0
