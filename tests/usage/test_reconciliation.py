@@ -71,6 +71,7 @@ def write_snapshot(tenant, period: str = PERIOD, **fields) -> TenantQuotaSnapsho
                 "tokens_input": 0,
                 "tokens_output": 0,
                 "tokens_total": 0,
+                "billable_tokens": 0,
                 "usage_cost_cents": Decimal(0),
             },
         )
@@ -79,6 +80,7 @@ def write_snapshot(tenant, period: str = PERIOD, **fields) -> TenantQuotaSnapsho
         entry["tokens_input"] += summary.tokens_input
         entry["tokens_output"] += summary.tokens_output
         entry["tokens_total"] += summary.total_tokens
+        entry["billable_tokens"] += summary.billable_tokens
         entry["usage_cost_cents"] += summary.cost_cents
     names = ("calls", "billable_calls", "tokens_input", "tokens_output", "tokens_total")
     for agent in agents.values():
@@ -192,6 +194,7 @@ def test_a_record_added_after_aggregation_is_found_with_the_day_to_re_aggregate(
         "tokens_input": 18,
         "tokens_output": 29,
         "tokens_total": 47,
+        "billable_tokens": 47,  # the failed call carried no tokens
         "usage_cost_cents": "4.500000",
     }
     assert difference.actual == {
@@ -200,6 +203,7 @@ def test_a_record_added_after_aggregation_is_found_with_the_day_to_re_aggregate(
         "tokens_input": 15,
         "tokens_output": 25,
         "tokens_total": 40,
+        "billable_tokens": 40,
         "usage_cost_cents": "2.500000",
     }
     assert difference.advice == "re-run aggregate_usage --from 2025-03-10 --to 2025-03-10"
@@ -228,6 +232,36 @@ def test_an_edited_summary_is_found_and_so_is_the_snapshot_that_no_longer_matche
     [snapshot] = drift(report, "snapshot")
     assert (snapshot.expected, snapshot.actual) == ({"billable_calls": 9}, {"billable_calls": 3})
     assert len(report.differences) == 2
+
+
+def test_summary_billable_tokens_off_from_the_records_are_found(clean_march, access):
+    # Usage plans charge per 1k billable tokens: this figure is billed, so it is checked.
+    DailyUsageSummary.objects.filter(date=date(2025, 3, 11)).update(billable_tokens=9_000)
+
+    report = reconcile_period(PERIOD)
+
+    [summary] = drift(report, "summary")
+    assert "daily summary 2025-03-11" in summary.compared
+    assert (summary.expected, summary.actual) == (
+        {"billable_tokens": 150},
+        {"billable_tokens": 9_000},
+    )
+    [snapshot] = drift(report, "snapshot")
+    assert snapshot.expected == {"billable_tokens": 9_040}  # the summaries, as they stand now
+
+
+def test_an_edited_snapshot_billable_token_count_is_found(clean_march, access):
+    edit_entry(clean_march, access, billable_tokens=1)
+    clean_march.save()
+
+    report = reconcile_period(PERIOD)
+
+    [difference] = report.differences
+    assert difference.check == "snapshot"
+    assert (difference.expected, difference.actual) == (
+        {"billable_tokens": 190},
+        {"billable_tokens": 1},
+    )
 
 
 def test_days_still_being_aggregated_are_not_compared(access):

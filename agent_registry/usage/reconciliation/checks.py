@@ -12,8 +12,8 @@ from agent_registry.usage.models import TenantQuotaSnapshot
 from agent_registry.usage.reconciliation.reading import TenantData
 from agent_registry.usage.reconciliation.report import (
     ZERO,
-    Figures,
     Finding,
+    Usage,
     compare_figures,
     figures_from_entry,
     shown,
@@ -69,7 +69,7 @@ def check_summaries(data: TenantData) -> Iterator[Finding]:
 
 def check_snapshots(data: TenantData) -> Iterator[Finding]:
     """Each billing snapshot of the period against the summaries, and against itself."""
-    expected: dict[tuple[str, str], Figures] = defaultdict(Figures)
+    expected: dict[tuple[str, str], Usage] = defaultdict(Usage)
     latest: dict[tuple[str, str], datetime] = {}
     for (access, currency, _), summary in data.summaries.items():
         key = (currency, access)
@@ -82,7 +82,7 @@ def check_snapshots(data: TenantData) -> Iterator[Finding]:
         if snapshot is None and not any(c == currency for c, _ in data.adjustments):
             yield from _missing_snapshot(data, currency)
             continue
-        entries: dict[str, tuple[str, Figures, set[str]]] = {}
+        entries: dict[str, tuple[str, Usage, set[str]]] = {}
         if snapshot is not None:
             try:  # the JSON is another module's output: a bad shape is drift, not a crash
                 entries = _snapshot_entries(snapshot)
@@ -115,7 +115,7 @@ def _missing_snapshot(data: TenantData, currency: str) -> Iterator[Finding]:
     yield data.drift("snapshot_missing", compared, present, missing, _close_advice(data.period))
 
 
-def _snapshot_entries(snapshot: TenantQuotaSnapshot) -> dict[str, tuple[str, Figures, set[str]]]:
+def _snapshot_entries(snapshot: TenantQuotaSnapshot) -> dict[str, tuple[str, Usage, set[str]]]:
     """access → (agent key, figures, missing names) of every subscription entry."""
     entries = {}
     for agent_key, agent in snapshot.usage_by_agent.items():
@@ -173,8 +173,8 @@ def _snapshot_subscription(
     data: TenantData,
     snapshot: TenantQuotaSnapshot | None,
     key: tuple[str, str],
-    expected: Figures,
-    entry: tuple[str, Figures, set[str]] | None,
+    expected: Usage,
+    entry: tuple[str, Usage, set[str]] | None,
     summaries_at: datetime | None,
 ) -> Iterator[Finding]:
     """Snapshot figures plus later adjustments for this period vs the summaries now."""

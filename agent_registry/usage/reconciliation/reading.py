@@ -23,7 +23,7 @@ from agent_registry.core import periods
 from agent_registry.gateway import sync_redis
 from agent_registry.tenants.models import AgentTenant
 from agent_registry.usage.models import DailyUsageSummary, TenantQuotaSnapshot, UsageRecord
-from agent_registry.usage.reconciliation.report import Difference, Figures, Note
+from agent_registry.usage.reconciliation.report import Difference, Note, Usage
 from agent_registry.usage.reconciliation.rules import STRADDLE_WINDOW
 
 # --- Reading one tenant ---------------------------------------------------------------
@@ -31,14 +31,14 @@ from agent_registry.usage.reconciliation.rules import STRADDLE_WINDOW
 
 @dataclass(frozen=True, slots=True)
 class DayRecords:
-    figures: Figures
+    figures: Usage
     first_created_at: datetime
     last_created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
 class DaySummary:
-    figures: Figures
+    figures: Usage
     computed_at: datetime
 
 
@@ -124,6 +124,8 @@ def _records_by_day(tenant_id: Any, start: datetime, end: datetime) -> dict:
         .annotate(
             calls=Count("id"),
             billable_calls=Count("id", filter=Q(billable=True)),
+            # Before tokens_total: after it, that name would mean the aggregate.
+            billable_tokens=Coalesce(Sum("tokens_total", filter=Q(billable=True)), 0),
             tokens_input=Sum("tokens_input"),
             tokens_output=Sum("tokens_output"),
             tokens_total=Sum("tokens_total"),
@@ -134,12 +136,13 @@ def _records_by_day(tenant_id: Any, start: datetime, end: datetime) -> dict:
     )
     return {
         (str(row["access_id"]), row["currency"], row["day"]): DayRecords(
-            Figures(
+            Usage(
                 calls=row["calls"],
                 billable_calls=row["billable_calls"],
                 tokens_input=row["tokens_input"],
                 tokens_output=row["tokens_output"],
                 tokens_total=row["tokens_total"],
+                billable_tokens=row["billable_tokens"],
                 usage_cost_cents=Decimal(row["cost_micro"]) / _MICRO,
             ),
             row["first"],
@@ -161,11 +164,12 @@ def _summaries_by_day(tenant_id: Any, start: datetime, end: datetime) -> dict:
         "tokens_input",
         "tokens_output",
         "total_tokens",
+        "billable_tokens",
         "cost_cents",
         "computed_at",
     )
     return {
-        (str(access), currency, day): DaySummary(Figures(*cast(list[Any], figures)), computed_at)
+        (str(access), currency, day): DaySummary(Usage(*cast(list[Any], figures)), computed_at)
         for access, currency, day, *figures, computed_at in rows
     }
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from agent_registry.usage.billing_cycles.figures import Usage
 from agent_registry.usage.reconciliation.rules import EXTERNAL
 
 # --- The report ---------------------------------------------------------------------
@@ -99,24 +100,11 @@ class ReconciliationReport:
 
 # --- Figures --------------------------------------------------------------------------
 
-
-@dataclass(frozen=True, slots=True)
-class Figures:
-    """Usage of one subscription over some span; the same names in every source."""
-
-    calls: int = 0
-    billable_calls: int = 0
-    tokens_input: int = 0
-    tokens_output: int = 0
-    tokens_total: int = 0
-    usage_cost_cents: Decimal = Decimal(0)  # exact; billable records only
-
-    def __add__(self, other: Figures) -> Figures:
-        return Figures(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
-
-
-FIGURE_NAMES = tuple(f.name for f in fields(Figures))
-ZERO = Figures()
+# Every source is compared on billing's own figures (``Usage``: calls, billable calls,
+# tokens in/out/total, billable tokens, usage cost), so reconciliation checks exactly
+# what billing charges for, per-1k-token prices included.
+FIGURE_NAMES = tuple(f.name for f in fields(Usage))
+ZERO = Usage()
 
 
 def shown(value: Any) -> Any:
@@ -128,7 +116,7 @@ def shown(value: Any) -> Any:
 
 
 def compare_figures(
-    expected: Figures, actual: Figures, skip: Iterable[str] = ()
+    expected: Usage, actual: Usage, skip: Iterable[str] = ()
 ) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """The differing fields as (expected, actual), or None when they agree."""
     names = [n for n in FIGURE_NAMES if n not in skip]
@@ -141,12 +129,12 @@ def compare_figures(
     )
 
 
-def figures_from_entry(entry: Mapping[str, Any]) -> tuple[Figures, set[str]]:
-    """Figures stored in a snapshot entry or adjustment line, and the names it lacks."""
+def figures_from_entry(entry: Mapping[str, Any]) -> tuple[Usage, set[str]]:
+    """The figures stored in a snapshot entry or adjustment line, and the names it lacks."""
     missing = {n for n in FIGURE_NAMES if n not in entry}
     values = {n: entry.get(n, 0) for n in FIGURE_NAMES}
     for name in FIGURE_NAMES[:-1]:
         if not isinstance(values[name], int) or isinstance(values[name], bool):
             raise ValueError(f"{name} is not an integer: {values[name]!r}")
     values["usage_cost_cents"] = Decimal(str(values["usage_cost_cents"]))
-    return Figures(**values), missing
+    return Usage(**values), missing
