@@ -28,6 +28,7 @@ from agent_registry.access.services import access_reset_quota
 from agent_registry.core import periods
 from agent_registry.gateway.limits.redis import quota_key
 from agent_registry.usage.aggregation import aggregate_range
+from agent_registry.usage.billing_cycles import close_cycle
 from agent_registry.usage.models import DailyUsageSummary, TenantQuotaSnapshot
 from agent_registry.usage.reconciliation import reconcile_period, reconcile_recent
 from tests import factories
@@ -82,7 +83,14 @@ def write_snapshot(tenant, period: str = PERIOD, **fields) -> TenantQuotaSnapsho
         entry["tokens_total"] += summary.total_tokens
         entry["billable_tokens"] += summary.billable_tokens
         entry["usage_cost_cents"] += summary.cost_cents
-    names = ("calls", "billable_calls", "tokens_input", "tokens_output", "tokens_total")
+    names = (
+        "calls",
+        "billable_calls",
+        "tokens_input",
+        "tokens_output",
+        "tokens_total",
+        "billable_tokens",
+    )
     for agent in agents.values():
         for entry in agent["subscriptions"].values():
             calls = entry["billable_calls"]
@@ -151,6 +159,22 @@ def edit_entry(snapshot: TenantQuotaSnapshot, access: AgentAccess, **changes) ->
 
 
 # --- A clean month -------------------------------------------------------------------------
+
+
+def test_a_month_billed_by_close_billing_cycle_reconciles_clean(tenant, access):
+    # The real writer, not this module's snapshot helper: whatever billing stores, every
+    # figure reconciliation compares must agree with the records.
+    record(access, at=MARCH_10, tokens=(10, 20), cost="1.25")
+    record(access, at=MARCH_10 + timedelta(hours=2), status=502, tokens=(3, 0), cost="0.5")
+    record(access, at=MARCH_11, tokens=(100, 50), cost="0.012345")
+    aggregate_march()
+    close_cycle(PERIOD)
+
+    report = reconcile_period(PERIOD)
+
+    assert report.differences == []
+    [snapshot] = TenantQuotaSnapshot.objects.filter(tenant=tenant, billing_cycle_id=PERIOD)
+    assert snapshot.is_finalized
 
 
 def test_a_clean_month_has_no_differences(clean_march):
@@ -256,11 +280,15 @@ def test_an_edited_snapshot_billable_token_count_is_found(clean_march, access):
 
     report = reconcile_period(PERIOD)
 
-    [difference] = report.differences
-    assert difference.check == "snapshot"
-    assert (difference.expected, difference.actual) == (
+    [against_summaries] = drift(report, "snapshot")
+    assert (against_summaries.expected, against_summaries.actual) == (
         {"billable_tokens": 190},
         {"billable_tokens": 1},
+    )
+    [against_itself] = drift(report, "snapshot_totals")  # the agent still says 190
+    assert (against_itself.expected, against_itself.actual) == (
+        {"billable_tokens": 1},
+        {"billable_tokens": 190},
     )
 
 
@@ -309,6 +337,22 @@ def test_a_snapshot_total_that_is_not_the_sum_of_its_lines_is_found(clean_march)
         {"total_cost_cents": 4},
     )
     assert difference.advice == "run close_billing_cycle --period 2025-03"
+
+
+def test_an_agents_billable_tokens_that_are_not_the_sum_of_its_subscriptions_are_found(
+    clean_march, access
+):
+    clean_march.usage_by_agent[access.agent_instance.agent_id]["billable_tokens"] = 5
+    clean_march.save()
+
+    [difference] = reconcile_period(PERIOD).differences
+
+    assert difference.check == "snapshot_totals"
+    assert "vs the sum of its subscriptions" in difference.compared
+    assert (difference.expected, difference.actual) == (
+        {"billable_tokens": 190},
+        {"billable_tokens": 5},
+    )
 
 
 def test_a_subscription_cost_that_is_not_the_sum_of_its_lines_is_found(clean_march, access):

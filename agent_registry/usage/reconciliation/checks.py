@@ -125,6 +125,9 @@ def _snapshot_entries(snapshot: TenantQuotaSnapshot) -> dict[str, tuple[str, Usa
 
 
 _SUMMED = ("calls", "billable_calls", "tokens_input", "tokens_output", "tokens_total", "cost_cents")
+# Summed where the agent and all its subscriptions carry it (snapshots written before it
+# was stored do not).
+_SUMMED_WHERE_PRESENT = ("billable_tokens",)
 
 
 def _snapshot_totals(data: TenantData, snapshot: TenantQuotaSnapshot) -> Iterator[Finding]:
@@ -144,6 +147,10 @@ def _snapshot_totals(data: TenantData, snapshot: TenantQuotaSnapshot) -> Iterato
                 yield data.drift("snapshot_totals", compared, want, got, advice, access)
             for name in _SUMMED:
                 agent_sums[name] += entry[name]
+        entries = agent["subscriptions"].values()
+        for name in _SUMMED_WHERE_PRESENT:
+            if name in agent and all(name in entry for entry in entries):
+                agent_sums[name] = sum(entry[name] for entry in entries)
         want = {n: v for n, v in agent_sums.items() if agent.get(n) != v}
         if want:
             compared = prefix + f"agent {agent_key} vs the sum of its subscriptions"
