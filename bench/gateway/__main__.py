@@ -15,22 +15,20 @@ included. See bench/gateway/README.md.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import redis
 import uvloop
 
+from bench.console import only_run, phase, say, stop_on_signals
 from bench.gateway import wrk
 from bench.gateway.procs import (
     Processes,
@@ -46,28 +44,12 @@ from bench.gateway.procs import (
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
-STARTED = time.monotonic()
 
 TARGETS = {
     "ratio_c64": 0.10,  # gateway throughput at c=64 ≥ 10 % of direct
     "added_p50_c1_ms": 1.0,  # added p50 at c=1 < 1 ms
     "added_p99_c16_ms": 5.0,  # added p99 at c=16 < 5 ms
 }
-
-
-def say(message: str) -> None:
-    print(f"[{time.monotonic() - STARTED:6.1f}s] {message}", flush=True)
-
-
-@contextmanager
-def phase(name: str):
-    say(f"-- {name}  (load average {loadavg()})")
-    yield
-    say(f"   {name}: done  (load average {loadavg()})")
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _where(cpu: int | None) -> str:
@@ -678,14 +660,9 @@ def soak(args, procs: Processes) -> dict:
 
 def main() -> int:
     args = parse_args()
-    # Explicit handlers: a shell starts background jobs with SIGINT ignored.
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, _interrupt)
-    args.out.mkdir(parents=True, exist_ok=True)
-    lock = (args.out / ".lock").open("w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    stop_on_signals()
+    lock = only_run(args.out)
+    if lock is None:
         print("another gateway benchmark is running (same database and Redis db)", file=sys.stderr)
         return 1
     if not args.soak:

@@ -12,26 +12,23 @@ from __future__ import annotations
 
 import argparse
 import calendar
-import fcntl
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 
+from bench.console import only_run, phase, say, stop_on_signals
 from bench.gateway.procs import loadavg, machine
 from bench.usage.load import load
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
-STARTED = time.monotonic()
 TABLE = "usage_usagerecord"
 
 TARGETS = {
@@ -39,18 +36,6 @@ TARGETS = {
     "aggregate_x_scan": 3.0,  # the month's daily aggregation <= 3 x the bare scan
     "snapshot_x_scan": 1.0,  # the month's snapshot for all tenants <= 1 x the bare scan
 }
-
-
-def say(message: str) -> None:
-    print(f"[{time.monotonic() - STARTED:7.1f}s] {message}", flush=True)
-
-
-@contextmanager
-def phase(name: str):
-    say(f"-- {name}  (load average {loadavg()})")
-    began = time.monotonic()
-    yield
-    say(f"   {name}: {time.monotonic() - began:.1f} s  (load average {loadavg()})")
 
 
 def previous_month() -> str:
@@ -426,19 +411,11 @@ def report(args, loaded: dict, kept: dict, timed: dict) -> list[tuple[str, str, 
     return verdicts
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main() -> int:
     args = parse_args()
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, _interrupt)
-    args.out.mkdir(parents=True, exist_ok=True)
-    lock = (args.out / ".lock").open("w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    stop_on_signals()
+    lock = only_run(args.out)
+    if lock is None:
         print("another usage benchmark is running (same database)", file=sys.stderr)
         return 1
     facts = machine()
