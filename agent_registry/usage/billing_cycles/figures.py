@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any
@@ -36,8 +37,9 @@ class Usage:
         return not any(getattr(self, f.name) for f in fields(self))
 
     @classmethod
-    def from_entry(cls, entry: dict[str, Any]) -> Usage:
-        """Read back the figures stored in a snapshot's subscription entry."""
+    def from_entry(cls, entry: Mapping[str, Any]) -> Usage:
+        """The figures of a mapping with their names: a snapshot's subscription entry, an
+        adjustment line, or a grouped query's row. A missing figure is zero."""
         return cls(
             calls=entry.get("calls", 0),
             billable_calls=entry.get("billable_calls", 0),
@@ -68,18 +70,7 @@ def usage_by_subscription(period: str, tenant_id: Any = None) -> dict[Any, Usage
             usage_cost_cents=Sum("cost_cents"),
         )
     )
-    return {
-        row["access_id"]: Usage(
-            calls=row["calls"],
-            billable_calls=row["billable_calls"],
-            tokens_input=row["tokens_input"],
-            tokens_output=row["tokens_output"],
-            tokens_total=row["tokens_total"],
-            billable_tokens=row["billable_tokens"],
-            usage_cost_cents=Decimal(row["usage_cost_cents"] or 0),
-        )
-        for row in grouped
-    }
+    return {row["access_id"]: Usage.from_entry(row) for row in grouped}
 
 
 def decimal_text(value: Decimal) -> str:

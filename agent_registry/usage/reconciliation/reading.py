@@ -136,15 +136,7 @@ def _records_by_day(tenant_id: Any, start: datetime, end: datetime) -> dict:
     )
     return {
         (str(row["access_id"]), row["currency"], row["day"]): DayRecords(
-            Usage(
-                calls=row["calls"],
-                billable_calls=row["billable_calls"],
-                tokens_input=row["tokens_input"],
-                tokens_output=row["tokens_output"],
-                tokens_total=row["tokens_total"],
-                billable_tokens=row["billable_tokens"],
-                usage_cost_cents=Decimal(row["cost_micro"]) / _MICRO,
-            ),
+            Usage.from_entry({**row, "usage_cost_cents": Decimal(row["cost_micro"]) / _MICRO}),
             row["first"],
             row["last"],
         )
