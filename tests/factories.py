@@ -124,7 +124,14 @@ def make_subscription(
     return access_create(agent=agent, plan=plan, project=project)
 
 
-def make_usage_record(
+def make_usage_record(access, *, at: datetime, **fields) -> UsageRecord:
+    """One usage record as the gateway's writer would store it, saved."""
+    record = build_usage_record(access, at=at, **fields)
+    record.save(force_insert=True)
+    return record
+
+
+def build_usage_record(
     access,
     *,
     at: datetime,
@@ -134,11 +141,11 @@ def make_usage_record(
     cost="0",
     **fields,
 ) -> UsageRecord:
-    """One usage record as the gateway's writer would store it."""
+    """``make_usage_record`` without saving it (for ``bulk_create``)."""
     tokens_in, tokens_out = tokens
     fields.setdefault("billable", 200 <= status < 300)
     fields.setdefault("currency", access.plan.currency)
-    return UsageRecord.objects.create(
+    return UsageRecord(
         request_id=uuid.uuid4().hex,
         access=access,
         tenant=access.tenant,

@@ -79,24 +79,15 @@ def _records(access, day: date, count: int, *, seed: int) -> list[UsageRecord]:
     for index in range(count):
         status = (200, 201, 500, 404, 200)[(index + seed) % 5]
         made.append(
-            UsageRecord(
-                request_id=uuid.uuid4().hex,
-                access=access,
-                tenant=access.tenant,
-                agent_instance=access.agent_instance,
-                plan=access.plan,
-                endpoint="invoke",
-                response_status=status,
-                response_time_ms=37 * index + seed,
-                tokens_input=index,
-                tokens_output=2 * index,
-                tokens_total=3 * index,
-                estimated_cost_cents=Decimal("0.012345") * (index + 1),
-                currency="USD",
-                billing_period=f"{day:%Y-%m}",
-                billable=200 <= status < 300,
-                created_at=datetime.combine(day, clock(hour=index % 24), tzinfo=UTC)
+            factories.build_usage_record(
+                access,
+                at=datetime.combine(day, clock(hour=index % 24), tzinfo=UTC)
                 + timedelta(minutes=seed),
+                status=status,
+                latency=37 * index + seed,
+                tokens=(index, 2 * index),
+                cost=Decimal("0.012345") * (index + 1),
+                currency="USD",
             )
         )
     return made
