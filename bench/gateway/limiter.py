@@ -72,8 +72,13 @@ class OneRoundTripPerScript:
         return [reply, lease]
 
     async def finish(self, policy, admitted: list) -> None:
-        keys, args = self.limits._finish_call(policy, admitted[1], False, "0")
-        await self.finish_script(keys=keys, args=args)
+        limits = self.limits
+        keys = [
+            limits.leases_key(policy.agent_pk),
+            limits.quota_key(policy.access_id, policy.quota_period),
+            limits.quota_generation_key(policy.access_id, policy.quota_period),
+        ]
+        await self.finish_script(keys=keys, args=[admitted[1], "0", "0"])
 
     async def aclose(self) -> None:
         await self.client.aclose()

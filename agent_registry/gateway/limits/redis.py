@@ -15,6 +15,7 @@ across processes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import secrets
@@ -174,15 +175,12 @@ def _unsettled() -> None:
     logger.warning("limiter: could not settle request (Redis down)")
 
 
-def _finish_call(
-    policy: LimitPolicy, lease_id: str, give_back: bool, generation: str
-) -> tuple[list[str], list[str]]:
-    keys = [
-        leases_key(policy.agent_pk),
-        quota_key(policy.access_id, policy.quota_period),
-        quota_generation_key(policy.access_id, policy.quota_period),
-    ]
-    return keys, [lease_id, "1" if give_back else "0", generation]
+def _pool_busy(exc: BaseException) -> bool:
+    """Our own pool had no connection free: overload, not a Redis outage."""
+    if isinstance(exc, MaxConnectionsError):
+        return True
+    # The blocking pool's wait for a connection ran out.
+    return isinstance(exc, RedisConnectionError) and str(exc).startswith("No connection available")
 
 
 class _LoopClient:
@@ -239,18 +237,13 @@ class RedisLimiter:
             raise LimiterUnavailable()
         try:
             return await make(self._loop_client())
-        except MaxConnectionsError as exc:  # our own pool is busy: overload, not an outage
-            raise LimiterUnavailable("The limiter is busy; retry shortly.") from exc
-        except RedisConnectionError as exc:
-            if str(exc).startswith("No connection available"):  # blocking pool waited in vain
+        except TRANSPORT_ERRORS as exc:
+            if _pool_busy(exc):
                 raise LimiterUnavailable("The limiter is busy; retry shortly.") from exc
             self._mark_down(exc)
             raise LimiterUnavailable() from exc
-        except TRANSPORT_ERRORS as exc:
-            self._mark_down(exc)
-            raise LimiterUnavailable() from exc
 
-    def _mark_down(self, exc: Exception) -> None:
+    def _mark_down(self, exc: BaseException) -> None:
         """Skip Redis for a moment, so an outage answers fast instead of timing out."""
         self._down_until = time.monotonic() + RETRY_REDIS_AFTER_SECONDS
         logger.error("limiter: Redis unreachable: %s", exc.__class__.__name__)
@@ -284,7 +277,7 @@ class RedisLimiter:
             # unit and the lease back rather than leave them to expire.
             if int(reply[0]) == 0:
                 lease = lease_id if int(reply[3]) else ""
-                self._undo_later(policy, lease, _text(reply[4]))
+                self._send_finish(policy, lease, True, _text(reply[4]), deferred=False)
 
         try:
             reply = await self._call(
@@ -321,32 +314,20 @@ class RedisLimiter:
         )
 
     async def finish(self, policy: LimitPolicy, admission: Admission, *, billable: bool) -> None:
-        settlement = self._settlement(policy, admission, billable)
-        if settlement is None:
-            return
-        keys, args = settlement
-        try:
-            await self._call(lambda c: c.scripts.submit(FINISH_LUA, FINISH_SHA, keys, args))
-        except LimiterUnavailable:
-            _unsettled()
+        settling = self._settle(policy, admission, billable, deferred=False)
+        if settling is not None:
+            # A failure is logged by _settled; the call it settles is over either way.
+            with contextlib.suppress(Exception):
+                await settling
 
     def finish_soon(self, policy: LimitPolicy, admission: Admission, *, billable: bool) -> None:
-        settlement = self._settlement(policy, admission, billable)
-        if settlement is None:
-            return
-        if time.monotonic() < self._down_until:
-            _unsettled()
-            return
-        future = self._loop_client().scripts.submit(
-            FINISH_LUA, FINISH_SHA, *settlement, deferred=True
-        )
-        future.add_done_callback(self._settled)
+        self._settle(policy, admission, billable, deferred=True)
 
-    def _settlement(
-        self, policy: LimitPolicy, admission: Admission, billable: bool
-    ) -> tuple[list[str], list[str]] | None:
-        """The finish script's keys and args; None when there is nothing to settle
-        in Redis (no lease, unit kept, or the fallback admitted the call)."""
+    def _settle(
+        self, policy: LimitPolicy, admission: Admission, billable: bool, *, deferred: bool
+    ) -> asyncio.Future[Any] | None:
+        """Queue the finish script; None when there is nothing to settle in Redis (no
+        lease and the unit kept, the fallback admitted the call, or Redis is down)."""
         lease_id = admission.lease_id or ""
         if self.fallback is not None and lease_id.startswith(LOCAL_LEASE_PREFIX):
             self.fallback.finish_soon(policy, admission, billable=billable)
@@ -354,23 +335,44 @@ class RedisLimiter:
         give_back = admission.quota_reserved and not billable
         if not lease_id and not give_back:
             return None
-        return _finish_call(policy, lease_id, give_back, admission.quota_generation)
+        return self._send_finish(
+            policy, lease_id, give_back, admission.quota_generation, deferred=deferred
+        )
+
+    def _send_finish(
+        self,
+        policy: LimitPolicy,
+        lease_id: str,
+        give_back: bool,
+        generation: str,
+        *,
+        deferred: bool,
+    ) -> asyncio.Future[Any] | None:
+        if time.monotonic() < self._down_until:
+            _unsettled()
+            return None
+        keys = [
+            leases_key(policy.agent_pk),
+            quota_key(policy.access_id, policy.quota_period),
+            quota_generation_key(policy.access_id, policy.quota_period),
+        ]
+        args = [lease_id, "1" if give_back else "0", generation]
+        future = self._loop_client().scripts.submit(
+            FINISH_LUA, FINISH_SHA, keys, args, deferred=deferred
+        )
+        future.add_done_callback(self._settled)
+        return future
 
     def _settled(self, future: asyncio.Future[Any]) -> None:
         if future.cancelled():
             return
         exc = future.exception()
         if isinstance(exc, TRANSPORT_ERRORS):
-            self._mark_down(exc)
+            if not _pool_busy(exc):
+                self._mark_down(exc)
             _unsettled()
         elif exc is not None:
             logger.error("limiter: settling failed: %r", exc)
-
-    def _undo_later(self, policy: LimitPolicy, lease_id: str, generation: str) -> None:
-        keys, args = _finish_call(policy, lease_id, True, generation)
-        loop_client = self._clients.get(asyncio.get_running_loop())
-        if loop_client is not None:
-            loop_client.scripts.submit(FINISH_LUA, FINISH_SHA, keys, args)
 
     async def block(self, kind: BlockKind, object_id: str, code: str) -> None:
         key = block_key(check_kind(kind), object_id)
