@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "agent_registry.core",
     "agent_registry.tenants",
+    "agent_registry.secrets",
     "agent_registry.agents",
     "agent_registry.access",
     "agent_registry.usage",
@@ -151,6 +152,14 @@ API_KEY_PEPPER = env.str("API_KEY_PEPPER", default=SECRET_KEY)
 API_KEY_ROTATION_GRACE_SECONDS = env.int("API_KEY_ROTATION_GRACE_SECONDS", default=24 * 3600)
 
 RUNTIME_ALLOW_PRIVATE_NETWORKS = env.bool("RUNTIME_ALLOW_PRIVATE_NETWORKS", default=False)
+# Runtime secrets (secrets/): Fernet keys, comma-separated, the first encrypts and all
+# decrypt; empty derives a development key from SECRET_KEY (refused in production).
+RUNTIME_SECRETS_KEYS = env.list("RUNTIME_SECRETS_KEYS", default=[])
+RUNTIME_SECRETS_BACKEND = env.str(
+    "RUNTIME_SECRETS_BACKEND", default="agent_registry.secrets.backends.DatabaseBackend"
+)
+# How long a process keeps a resolved secret (or a miss) in memory; 0 turns caching off.
+RUNTIME_SECRETS_CACHE_SECONDS = env.float("RUNTIME_SECRETS_CACHE_SECONDS", default=10.0)
 
 # --- Gateway --------------------------------------------------------------------
 

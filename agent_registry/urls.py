@@ -6,6 +6,7 @@ from rest_framework.routers import DefaultRouter
 from agent_registry.access.api.views import SubscriptionViewSet
 from agent_registry.agents.api.views import AgentViewSet, CatalogViewSet
 from agent_registry.core import health, metrics
+from agent_registry.secrets.api.views import EnvironmentSecretGrantViewSet, RuntimeSecretViewSet
 from agent_registry.tenants.api.views import ProjectViewSet, TenantViewSet
 from agent_registry.usage.api.daily import DailySummaryViewSet
 from agent_registry.usage.api.records import UsageRecordViewSet
@@ -16,6 +17,11 @@ router = DefaultRouter(trailing_slash="/?")  # type: ignore[arg-type]  # DRF tak
 router.include_root_view = False
 router.register("tenants", TenantViewSet, basename="tenant")
 router.register("projects", ProjectViewSet, basename="project")
+_TENANT = r"tenants/(?P<slug>[-a-zA-Z0-9_]+)"
+router.register(f"{_TENANT}/runtime-secrets", RuntimeSecretViewSet, basename="runtime-secret")
+router.register(
+    f"{_TENANT}/environment-secrets", EnvironmentSecretGrantViewSet, basename="environment-secret"
+)
 router.register("agents", AgentViewSet, basename="agent")
 router.register("catalog", CatalogViewSet, basename="catalog")
 router.register("subscriptions", SubscriptionViewSet, basename="subscription")

@@ -17,6 +17,8 @@ from agent_registry.agents.runtime import RuntimeDescription
 from agent_registry.agents.services import agent_create, agent_transition, plan_create
 from agent_registry.core import keys
 from agent_registry.core.models import OperatorToken
+from agent_registry.secrets.models import EnvironmentSecretGrant, RuntimeSecret
+from agent_registry.secrets.services import grant_create, secret_create
 from agent_registry.tenants.models import AgentProject, AgentTenant, TenantMembership
 from agent_registry.usage.models import UsageRecord
 from agent_registry.usage.writer import UsageRow
@@ -80,6 +82,16 @@ def token_client(user) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(user)}")
     return client
+
+
+def make_runtime_secret(tenant: AgentTenant, name: str, value: str) -> RuntimeSecret:
+    """A secret of ``tenant`` its agents may name in ``api_key_ref``."""
+    return secret_create(tenant=tenant, name=name, value=value)
+
+
+def grant_environment_secret(tenant: AgentTenant, name: str) -> EnvironmentSecretGrant:
+    """Let ``tenant``'s agents use the environment secret RUNTIME_SECRET_<name>."""
+    return grant_create(tenant=tenant, name=name)
 
 
 _agent_counter = iter(range(1, 10**9))

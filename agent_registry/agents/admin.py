@@ -100,6 +100,11 @@ class AgentInstanceForm(forms.ModelForm):
             data = {name: cleaned.get(column) or "" for name, column in RUNTIME_COLUMNS.items()}
             try:
                 self.runtime_description = parse_runtime(data)
+                project = cleaned.get("project") or getattr(self.instance, "project", None)
+                if project is not None:
+                    services.runtime_secret_check(
+                        tenant_id=str(project.tenant_id), runtime=self.runtime_description
+                    )
             except ValidationFailed as exc:
                 add_registry_error(self, exc, RUNTIME_COLUMNS)
         agent_id = cleaned.get("agent_id")

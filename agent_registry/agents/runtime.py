@@ -117,7 +117,7 @@ def parse_runtime(data: dict[str, Any]) -> RuntimeDescription:
             details={
                 "runtime": {
                     "api_key_ref": [
-                        "Name a secret (A-Z, 0-9, _), read from RUNTIME_SECRET_<NAME>; "
+                        "Name a runtime secret of this tenant (A-Z, 0-9, _); "
                         "never the secret itself."
                     ]
                 }

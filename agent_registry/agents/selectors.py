@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 from django.db.models import Prefetch, Q, QuerySet
 
@@ -31,6 +32,20 @@ def filter_agents(
         # on every backend (SQLite has no JSON containment lookup).
         agents = agents.filter(tags__icontains=json.dumps(tag.lower()))
     return agents
+
+
+def secret_references(tenant_id: str) -> dict[str, list[str]]:
+    """Secret name → the tenant's live agents whose runtime references it."""
+    found: dict[str, list[str]] = {}
+    rows = (
+        AgentInstance.objects.filter(project__tenant_id=uuid.UUID(str(tenant_id)))
+        .exclude(state=AgentState.RETIRED)
+        .exclude(runtime_api_key_ref="")
+        .values_list("runtime_api_key_ref", "agent_id")
+    )
+    for name, agent_id in rows:
+        found.setdefault(name, []).append(agent_id)
+    return found
 
 
 def catalog_agents() -> QuerySet[AgentInstance]:

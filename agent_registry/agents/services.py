@@ -20,6 +20,7 @@ from agent_registry.agents.runtime import RuntimeDescription
 from agent_registry.core.errors import Conflict, InvalidTransition, ValidationFailed
 from agent_registry.core.metrics import state_transitions_total
 from agent_registry.gateway import invalidation
+from agent_registry.secrets.backends import get_backend as secrets_backend
 from agent_registry.tenants.models import AgentProject
 
 AGENT_EDITABLE_FIELDS = frozenset(
@@ -40,6 +41,27 @@ AGENT_EDITABLE_FIELDS = frozenset(
 )
 
 
+def runtime_secret_check(*, tenant_id: str, runtime: RuntimeDescription) -> None:
+    """``api_key_ref`` must name a secret the agent's own tenant may use (400 otherwise).
+
+    Only the tenant's own secrets and the environment secrets an operator granted it
+    resolve; anything else would let one tenant's agent receive another's credentials.
+    """
+    ref = runtime.api_key_ref
+    if ref and not secrets_backend().exists(str(tenant_id), ref):
+        raise ValidationFailed(
+            details={
+                "runtime": {
+                    "api_key_ref": [
+                        f"This tenant has no runtime secret '{ref}': create it under "
+                        "/api/v1/tenants/<slug>/runtime-secrets/ (or ask an operator to "
+                        "grant an environment secret)."
+                    ]
+                }
+            }
+        )
+
+
 def _actor_label(actor) -> str:
     return actor.get_username() if actor is not None else "system"
 
@@ -57,6 +79,7 @@ def agent_create(
     unknown = set(fields) - AGENT_EDITABLE_FIELDS
     if unknown:
         raise ValueError(f"Not agent fields: {sorted(unknown)}")
+    runtime_secret_check(tenant_id=str(project.tenant_id), runtime=runtime)
     tenant = project.tenant
     # Lock the tenant row so two concurrent creates can't both pass the limit.
     tenant = type(tenant).objects.select_for_update().get(pk=tenant.pk)
@@ -95,6 +118,7 @@ def agent_update(
     for field, value in fields.items():
         setattr(agent, field, value)
     if runtime is not None:
+        runtime_secret_check(tenant_id=str(agent.project.tenant_id), runtime=runtime)
         for column, value in runtime.as_columns().items():
             setattr(agent, column, value)
     agent.save()

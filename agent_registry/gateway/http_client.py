@@ -25,7 +25,6 @@ import functools
 import ipaddress
 import json
 import logging
-import os
 import random
 import socket
 import time
@@ -35,10 +34,13 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
+from django.db import DatabaseError
 
 from agent_registry.agents.runtime import is_private_address
 from agent_registry.gateway.config import config
 from agent_registry.gateway.errors import RuntimeFailed, RuntimeTimedOut
+from agent_registry.secrets import cache as secret_cache
+from agent_registry.secrets.backends import SecretNotFound
 
 if TYPE_CHECKING:  # the runtimes package imports this module; avoid the cycle
     from agent_registry.gateway.runtimes.base import RuntimeTarget
@@ -55,7 +57,6 @@ DNS_CACHE_SECONDS = 60.0
 DNS_CACHE_MAX_HOSTS = 4096
 # A runtime answer larger than this is refused rather than buffered (memory safety).
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
-SECRET_ENV_PREFIX = "RUNTIME_SECRET_"
 
 _clients: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
 # (host, port) → (expires at, addresses in resolver order, first non-public address or None)
@@ -65,13 +66,24 @@ _dns_cache: dict[tuple[str, int], tuple[float, tuple[str, ...], str | None]] = {
 # --- Secrets -----------------------------------------------------------------------
 
 
-def resolve_secret(ref: str) -> str:
-    """``api_key_ref: "NAME"`` → the value of ``RUNTIME_SECRET_NAME`` in the environment."""
-    name = f"{SECRET_ENV_PREFIX}{ref}"
-    value = os.environ.get(name, "")
-    if not value:
-        raise RuntimeFailed(f"runtime secret {name} is not configured")
-    return value
+async def resolve_secret(target: RuntimeTarget) -> str:
+    """The value of the agent's ``api_key_ref``, resolved for the agent's own tenant.
+
+    Through the secrets backend only (a tenant's own secret, or an environment secret an
+    operator granted it), cached briefly in this process. A reference that does not
+    resolve is a generic runtime error for the caller; the reason goes to the log.
+    """
+    try:
+        return await secret_cache.resolve_async(target.owner_tenant_id, target.api_key_ref)
+    except (SecretNotFound, DatabaseError) as exc:
+        logger.warning(
+            "runtime secret %s of agent %s does not resolve for its tenant %s: %s",
+            target.api_key_ref,
+            target.agent_id,
+            target.owner_tenant_id or "(unknown)",
+            exc if isinstance(exc, SecretNotFound) else type(exc).__name__,
+        )
+        raise RuntimeFailed() from None
 
 
 # --- Private-network guard -----------------------------------------------------------

@@ -88,7 +88,9 @@ def load_snapshot(prefix: str) -> KeySnapshot | None:
     """One query: the subscription whose current or previous key has this prefix."""
     close_old_connections()
     access = (
-        AgentAccess.objects.select_related("tenant", "agent_instance", "plan", "configuration")
+        AgentAccess.objects.select_related(
+            "tenant", "agent_instance__project", "plan", "configuration"
+        )
         .filter(Q(key_prefix=prefix) | Q(previous_key_prefix=prefix))
         .first()
     )
@@ -125,6 +127,7 @@ def load_snapshot(prefix: str) -> KeySnapshot | None:
             model=agent.runtime_model,
             api_key_ref=agent.runtime_api_key_ref,
             timeout_seconds=float(agent.timeout_seconds),
+            owner_tenant_id=str(agent.project.tenant_id),
         ),
         plan_id=str(plan.pk),
         pricing=CallPricing(

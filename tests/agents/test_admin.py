@@ -337,6 +337,7 @@ def test_the_runtime_is_validated_like_the_api_does(admin_browser):
 
 def test_changing_the_runtime_goes_through_the_service_and_keeps_the_history(admin_browser):
     agent = factories.make_agent(state=AgentState.ACTIVE)
+    factories.make_runtime_secret(agent.project.tenant, "EXAMPLE_KEY", "sk-example")
     history = AgentStateTransition.objects.filter(agent=agent).count()
     data = form_data(admin_browser.get(change_url(agent)))
     assert "agent_id" not in data

@@ -10,6 +10,12 @@ from tests import factories
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def langflow_secret(project):
+    """The secret the runtime of ``agent_body`` names, owned by the project's tenant."""
+    return factories.make_runtime_secret(project.tenant, "LANGFLOW_PROD", "lf-prod-key")
+
+
 def agent_body(project, **overrides):
     body = {
         "agent_id": "support-bot",

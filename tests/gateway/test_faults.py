@@ -16,8 +16,7 @@ from tests.fakes.openai_upstream import FakeOpenAIUpstream
 
 
 @pytest.fixture
-def upstream(monkeypatch):
-    monkeypatch.setenv("RUNTIME_SECRET_OPENAI_KEY", "sk-fake-openai-key")
+def upstream():
     with FakeOpenAIUpstream(api_key="sk-fake-openai-key") as fake:
         fake.slow_seconds = 2.0
         yield fake
@@ -26,7 +25,10 @@ def upstream(monkeypatch):
 @pytest.fixture
 def llm_subscription(transactional_db, upstream, settings):
     settings.RUNTIME_ALLOW_PRIVATE_NETWORKS = True
+    provider = factories.ProjectFactory()
+    factories.make_runtime_secret(provider.tenant, "OPENAI_KEY", "sk-fake-openai-key")
     agent = factories.make_agent(
+        project=provider,
         agent_id="llm",
         runtime=RuntimeDescription(
             type="openai", endpoint=upstream.v1, model="fake-model", api_key_ref="OPENAI_KEY"

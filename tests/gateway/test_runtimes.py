@@ -13,7 +13,7 @@ import math
 import re
 import socket
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import aclosing
 from typing import Any
 
@@ -33,9 +33,11 @@ from agent_registry.gateway.runtimes.base import (
 )
 from agent_registry.gateway.runtimes.echo import split_pieces
 from agent_registry.gateway.runtimes.http import parse_answer
+from agent_registry.secrets import cache as secret_cache
 from tests.fakes import langflow as lf
 from tests.fakes.langflow import FakeLangflow
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
+from tests.fakes.secrets import InMemorySecrets
 
 QUESTION = "What is the capital of France?"
 ANSWER = "echo: What is the capital of France?"
@@ -107,16 +109,31 @@ def _fresh_dns_cache():
     http_client._dns_cache.clear()
 
 
+# The tenant that owns the agents of these tests; secrets resolve for it alone.
+PROVIDER = "provider-tenant"
+
+
+@pytest.fixture(autouse=True)
+def runtime_secrets(settings) -> Iterator[dict[tuple[str, str], str]]:
+    """(tenant id, name) → value, through an in-memory secrets backend."""
+    settings.RUNTIME_SECRETS_BACKEND = "tests.fakes.secrets.InMemorySecrets"
+    InMemorySecrets.values.clear()
+    secret_cache.clear()
+    yield InMemorySecrets.values
+    InMemorySecrets.values.clear()
+    secret_cache.clear()
+
+
 @pytest.fixture
-def fake_langflow(monkeypatch):
-    monkeypatch.setenv("RUNTIME_SECRET_LANGFLOW_KEY", lf.API_KEY)
+def fake_langflow(runtime_secrets):
+    runtime_secrets[PROVIDER, "LANGFLOW_KEY"] = lf.API_KEY
     with FakeLangflow() as fake:
         yield fake
 
 
 @pytest.fixture
-def fake_openai(monkeypatch):
-    monkeypatch.setenv("RUNTIME_SECRET_OPENAI_KEY", "sk-fake-openai-key")
+def fake_openai(runtime_secrets):
+    runtime_secrets[PROVIDER, "OPENAI_KEY"] = "sk-fake-openai-key"
     with FakeOpenAIUpstream(api_key="sk-fake-openai-key") as fake:
         yield fake
 
@@ -139,6 +156,7 @@ def langflow_call(
         flow_id=flow,
         api_key_ref=api_key_ref,
         timeout_seconds=timeout,
+        owner_tenant_id=PROVIDER,
     )
     return RuntimeCall(
         target=target, request_id="req-1", input=text, session_id="sess-1", **options
@@ -161,6 +179,7 @@ def openai_call(
         model="gpt-fake",
         api_key_ref=api_key_ref,
         timeout_seconds=timeout,
+        owner_tenant_id=PROVIDER,
     )
     return RuntimeCall(
         target=target, request_id="req-2", input=text, session_id="sess-2", **options
@@ -177,6 +196,7 @@ def http_call(
         endpoint=f"{fake.base_url}/run",
         api_key_ref=api_key_ref,
         timeout_seconds=timeout,
+        owner_tenant_id=PROVIDER,
     )
     return RuntimeCall(
         target=target, request_id="req-3", input="ping pong", session_id="sess-3", **opts
@@ -338,18 +358,27 @@ def test_langflow_refuses_a_flow_id_that_would_change_the_path(fake_langflow):
 # --- Langflow: secrets and upstream refusals ------------------------------------------------
 
 
-def test_a_missing_runtime_secret_is_named_and_nothing_is_sent(fake_langflow):
+def test_a_missing_runtime_secret_is_logged_generic_to_the_caller_and_nothing_is_sent(
+    fake_langflow, caplog
+):
     call = langflow_call(fake_langflow, api_key_ref="NOT_SET_ANYWHERE")
     with pytest.raises(RuntimeFailed) as caught:
         run(get_adapter("langflow").invoke(call))
-    assert (
-        caught.value.message == "runtime secret RUNTIME_SECRET_NOT_SET_ANYWHERE is not configured"
-    )
+    assert caught.value.message == RuntimeFailed.default_message
+    assert "NOT_SET_ANYWHERE" in caplog.text
     assert fake_langflow.requests == []
 
 
-def test_langflow_rejecting_the_key_is_a_502_with_the_status(fake_langflow, monkeypatch):
-    monkeypatch.setenv("RUNTIME_SECRET_LANGFLOW_KEY", "sk-wrong")
+def test_a_secret_of_another_tenant_is_not_sent(fake_langflow, runtime_secrets):
+    runtime_secrets["another-tenant", "THEIR_KEY"] = "sk-theirs"
+    call = langflow_call(fake_langflow, api_key_ref="THEIR_KEY")
+    with pytest.raises(RuntimeFailed):
+        run(get_adapter("langflow").invoke(call))
+    assert fake_langflow.requests == []
+
+
+def test_langflow_rejecting_the_key_is_a_502_with_the_status(fake_langflow, runtime_secrets):
+    runtime_secrets[PROVIDER, "LANGFLOW_KEY"] = "sk-wrong"
     with pytest.raises(RuntimeFailed, match="HTTP 403"):
         run(get_adapter("langflow").invoke(langflow_call(fake_langflow)))
 
@@ -537,8 +566,8 @@ def test_openai_stream_without_usage_is_estimated(fake_openai):
     assert result.usage.tokens_output == estimate("echo: hello there")
 
 
-def test_openai_wrong_key_is_a_502_with_401(fake_openai, monkeypatch):
-    monkeypatch.setenv("RUNTIME_SECRET_OPENAI_KEY", "sk-wrong")
+def test_openai_wrong_key_is_a_502_with_401(fake_openai, runtime_secrets):
+    runtime_secrets[PROVIDER, "OPENAI_KEY"] = "sk-wrong"
     with pytest.raises(RuntimeFailed, match="HTTP 401"):
         run(get_adapter("openai").invoke(openai_call(fake_openai)))
 

@@ -26,6 +26,8 @@ class RuntimeTarget:
     model: str = ""
     api_key_ref: str = ""
     timeout_seconds: float = 60.0
+    # The tenant that owns the agent: ``api_key_ref`` is resolved for it alone.
+    owner_tenant_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

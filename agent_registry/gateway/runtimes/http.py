@@ -61,7 +61,7 @@ class HttpAdapter:
                 raise RuntimeFailed("the HTTP runtime has no endpoint configured")
             headers = {}
             if call.target.api_key_ref:
-                headers["Authorization"] = f"Bearer {resolve_secret(call.target.api_key_ref)}"
+                headers["Authorization"] = f"Bearer {await resolve_secret(call.target)}"
             async with (
                 deadline(call.target),
                 open_post(

@@ -76,10 +76,10 @@ def build_body(call: RuntimeCall) -> dict[str, Any]:
     }
 
 
-def build_headers(call: RuntimeCall) -> dict[str, str | bytes]:
+async def build_headers(call: RuntimeCall) -> dict[str, str | bytes]:
     headers: dict[str, str | bytes] = {}
     if call.target.api_key_ref:
-        headers["x-api-key"] = resolve_secret(call.target.api_key_ref)
+        headers["x-api-key"] = await resolve_secret(call.target)
     variables: dict[str, str] = {}
     origin: dict[str, str] = {}
     for name, value in call.variables.items():
@@ -156,7 +156,7 @@ def _event(frame: bytes) -> dict[str, Any]:
 class LangflowAdapter:
     async def invoke(self, call: RuntimeCall) -> RuntimeResult:
         with contained(UPSTREAM, call):
-            url, body, headers = build_url(call), build_body(call), build_headers(call)
+            url, body, headers = build_url(call), build_body(call), await build_headers(call)
             async with (
                 deadline(call.target),
                 open_post(
@@ -173,7 +173,7 @@ class LangflowAdapter:
 
     async def stream(self, call: RuntimeCall) -> AsyncIterator[str | RuntimeResult]:
         with contained(UPSTREAM, call):
-            url, body, headers = build_url(call), build_body(call), build_headers(call)
+            url, body, headers = build_url(call), build_body(call), await build_headers(call)
             async with open_post(
                 call.target,
                 url,

@@ -48,10 +48,10 @@ def build_url(call: RuntimeCall) -> str:
     return f"{call.target.endpoint.rstrip('/')}/chat/completions"
 
 
-def build_headers(call: RuntimeCall) -> dict[str, str]:
+async def build_headers(call: RuntimeCall) -> dict[str, str]:
     if not call.target.api_key_ref:
         return {}
-    return {"Authorization": f"Bearer {resolve_secret(call.target.api_key_ref)}"}
+    return {"Authorization": f"Bearer {await resolve_secret(call.target)}"}
 
 
 def build_messages(call: RuntimeCall) -> list[dict[str, str]]:
@@ -157,7 +157,7 @@ async def sse_data(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
 class OpenAIAdapter:
     async def invoke(self, call: RuntimeCall) -> RuntimeResult:
         with contained(UPSTREAM, call):
-            url, headers = build_url(call), build_headers(call)
+            url, headers = build_url(call), await build_headers(call)
             body = build_body(call, stream=False)
             async with (
                 deadline(call.target),
@@ -170,7 +170,7 @@ class OpenAIAdapter:
 
     async def stream(self, call: RuntimeCall) -> AsyncIterator[str | RuntimeResult]:
         with contained(UPSTREAM, call):
-            url, headers = build_url(call), build_headers(call)
+            url, headers = build_url(call), await build_headers(call)
             body = build_body(call, stream=True)
             pieces: list[str] = []
             usage: dict[str, Any] = {}
