@@ -100,6 +100,8 @@ def world(operator, tenant, project) -> World:
     foreign_plan = factories.make_plan(foreign, name="Globex plan")
 
     ours = access_create(agent=active, plan=free, project=project).access
+    factories.make_runtime_secret(tenant, "ACME_KEY", "sk-acme")
+    factories.grant_environment_secret(tenant, "ACME_ENV")
     theirs = access_create(agent=foreign, plan=foreign_plan, project=other_project).access
 
     return World(
@@ -129,6 +131,10 @@ def _path_pools(world: World, path: str) -> dict[str, list[str]]:
         "agent_id": world.agent_ids,
         "username": world.usernames,
     }
+    if "/runtime-secrets/" in path:
+        pools["name"] = ["ACME_KEY"]
+    elif "/environment-secrets/" in path:
+        pools["name"] = ["ACME_ENV"]
     if path.startswith("/api/v1/projects/"):
         pools["id"] = world.project_ids
     elif path.startswith("/api/v1/subscriptions/"):

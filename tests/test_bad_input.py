@@ -18,6 +18,7 @@ import pytest
 from django.db import connection
 
 from agent_registry.agents.models import AgentState, BillingModel
+from agent_registry.agents.runtime import RuntimeDescription
 from tests import factories
 from tests.db_state import database_fingerprint
 
@@ -42,6 +43,16 @@ def world(operator_client, member_client, tenant, project) -> World:
     factories.make_plan(agent, name="Free", billing_model=BillingModel.FREE)
     factories.make_agent(project=project, agent_id="drafty", state=AgentState.DRAFT)
     factories.ProjectFactory(tenant=tenant, name="Other")
+    factories.make_runtime_secret(tenant, "ACME_KEY", "sk-acme")
+    factories.grant_environment_secret(tenant, "ACME_ENV")
+    factories.make_agent(
+        project=project,
+        agent_id="keyed",
+        state=AgentState.DRAFT,
+        runtime=RuntimeDescription(
+            type="http", endpoint="https://keyed.example.com/run", api_key_ref="ACME_KEY"
+        ),
+    )
     issued = factories.make_subscription(project=project, agent=agent)
     return World(
         clients={"operator": operator_client, "developer": member_client("developer")},
@@ -105,6 +116,8 @@ PLANS = "/api/v1/agents/helper/plans/"
 SUBSCRIPTIONS = "/api/v1/subscriptions/"
 CONFIGURATION = "/api/v1/subscriptions/{access}/configuration/"
 MEMBERS = "/api/v1/tenants/acme/members/"
+SECRETS = "/api/v1/tenants/acme/runtime-secrets/"
+GRANTS = "/api/v1/tenants/acme/environment-secrets/"
 
 VALID_WRITES = [
     ("POST", TENANTS, tenant_body()),
@@ -115,6 +128,10 @@ VALID_WRITES = [
     ("POST", SUBSCRIPTIONS, subscription_body()),
     ("PATCH", CONFIGURATION, {"allowed_domains": ["https://shop.example.com"]}),
     ("POST", MEMBERS, {"username": "zed", "role": "viewer", "email": "zed@example.com"}),
+    ("POST", SECRETS, {"name": "NEW_KEY", "value": "sk-new"}),
+    ("PUT", SECRETS + "ACME_KEY/", {"value": "sk-replaced"}),
+    ("POST", GRANTS, {"name": "NEW_ENV", "note": "ticket 1"}),
+    ("POST", AGENTS, runtime(type="http", endpoint="https://x.io", api_key_ref="ACME_KEY")),
 ]
 
 
@@ -179,6 +196,13 @@ bad_config = one_field("configuration", "PATCH", CONFIGURATION, dict)
 bad_member = one_field(
     "member", "POST", MEMBERS, lambda **f: {"username": "zed", "role": "viewer", **f}
 )
+
+
+bad_secret = one_field(
+    "runtime secret", "POST", SECRETS, lambda **f: {"name": "NEW_KEY", "value": "sk-x", **f}
+)
+bad_secret_value = one_field("secret replace", "PUT", SECRETS + "ACME_KEY/", dict)
+bad_grant = one_field("grant", "POST", GRANTS, lambda **f: {"name": "NEW_ENV", **f})
 
 
 def bad_runtime(id: str, **fields: Any) -> Bad:
@@ -517,6 +541,51 @@ TRANSITIONS = [
     ),
 ]
 
+SECRETS_CASES = [
+    bad_secret("name", "lower_key"),
+    bad_secret("name", "1KEY"),
+    bad_secret("name", "RUNTIME-KEY"),
+    bad_secret("name", "K" * 65),
+    bad_secret("name", ["A"]),
+    bad_secret("value", ""),
+    bad_secret("value", "x" * 4097),
+    bad_secret("value", " padded "),
+    bad_secret("value", "line\nbreak"),
+    bad_secret("value", "ünïcode"),
+    bad_secret("value", {"a": 1}),
+    bad_secret("value", None),
+    invalid("secret without value", "POST", SECRETS, {"name": "NEW_KEY"}, "value"),
+    invalid("secret without name", "POST", SECRETS, {"value": "sk-x"}, "name"),
+    invalid("secret replace without value", "PUT", SECRETS + "ACME_KEY/", {}, "value"),
+    bad_secret_value("value", "tab\there"),
+    bad_secret_value("value", "v" * 4097),
+    bad_grant("name", "lower"),
+    bad_grant("note", "n" * 501),
+    Bad(
+        "duplicate runtime secret",
+        "POST",
+        SECRETS,
+        {"name": "ACME_KEY", "value": "sk-x"},
+        409,
+        "conflict",
+    ),
+    Bad("delete a secret in use", "DELETE", SECRETS + "ACME_KEY/", None, 409, "conflict"),
+    Bad("duplicate grant", "POST", GRANTS, {"name": "ACME_ENV"}, 409, "conflict"),
+    not_found("unknown runtime secret", "GET", SECRETS + "NO_SUCH_KEY/"),
+    not_found("replace unknown runtime secret", "PUT", SECRETS + "NO_SUCH_KEY/", {"value": "x"}),
+    not_found("delete unknown runtime secret", "DELETE", SECRETS + "NO_SUCH_KEY/"),
+    not_found("runtime secret named NUL", "GET", SECRETS + "%00/"),
+    not_found("runtime secret in lower case", "GET", SECRETS + "acme_key/"),
+    not_found("secrets of an unknown tenant", "GET", "/api/v1/tenants/no-such/runtime-secrets/"),
+    not_found("revoke unknown grant", "DELETE", GRANTS + "NO_SUCH_ENV/"),
+    not_allowed("PATCH", SECRETS + "ACME_KEY/", {"value": "x"}),
+    not_allowed("PUT", SECRETS, {"value": "x"}),
+    not_allowed("PUT", GRANTS + "ACME_ENV/", {"name": "ACME_ENV"}),
+    bad_runtime(
+        "key ref to no secret", type="http", endpoint="https://x.io", api_key_ref="NO_SUCH_KEY"
+    ),
+]
+
 CASES = [
     *MALFORMED_JSON,
     *WRONG_SHAPES,
@@ -530,6 +599,7 @@ CASES = [
     *TRANSPORT,
     *QUERIES,
     *TRANSITIONS,
+    *SECRETS_CASES,
 ]
 
 

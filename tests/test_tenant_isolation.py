@@ -51,6 +51,8 @@ class Side:
         )
         issued = factories.make_subscription(project=project, agent=agent)
         member = factories.member(tenant, "developer", username=f"{slug}-dev")
+        factories.make_runtime_secret(tenant, f"{slug.upper()}_KEY", f"sk-{slug}-value")
+        factories.grant_environment_secret(tenant, f"{slug.upper()}_ENV")
         return cls(
             tenant, project, agent, draft, issued.access.plan, issued.access, member.username
         )
@@ -67,6 +69,8 @@ class Ids:
     plan: str
     access: str
     member: str
+    secret: str
+    grant: str
 
     @classmethod
     def of(cls, side: Side) -> Ids:
@@ -78,6 +82,8 @@ class Ids:
             plan=str(side.plan.id),
             access=str(side.access.id),
             member=side.member,
+            secret=f"{side.tenant.slug.upper()}_KEY",
+            grant=f"{side.tenant.slug.upper()}_ENV",
         )
 
 
@@ -89,6 +95,8 @@ GHOST = Ids(
     plan=str(uuid.uuid4()),
     access=str(uuid.uuid4()),
     member="nobody",
+    secret="NO_SUCH_KEY",
+    grant="NO_SUCH_ENV",
 )
 
 # --- Endpoints with the other tenant's id in the URL: 404 --------------------------------
@@ -109,6 +117,28 @@ URL_CALLS = {
         f"/api/v1/tenants/{i.slug}/members/", {"username": "mole", "role": "owner"}, format="json"
     ),
     "tenant remove member": lambda c, i: c.delete(f"/api/v1/tenants/{i.slug}/members/{i.member}/"),
+    "runtime secrets": lambda c, i: c.get(f"/api/v1/tenants/{i.slug}/runtime-secrets/"),
+    "runtime secret detail": lambda c, i: c.get(
+        f"/api/v1/tenants/{i.slug}/runtime-secrets/{i.secret}/"
+    ),
+    "create runtime secret": lambda c, i: c.post(
+        f"/api/v1/tenants/{i.slug}/runtime-secrets/",
+        {"name": "MOLE_KEY", "value": "sk-mole"},
+        format="json",
+    ),
+    "replace runtime secret": lambda c, i: c.put(
+        f"/api/v1/tenants/{i.slug}/runtime-secrets/{i.secret}/", {"value": "x"}, format="json"
+    ),
+    "delete runtime secret": lambda c, i: c.delete(
+        f"/api/v1/tenants/{i.slug}/runtime-secrets/{i.secret}/"
+    ),
+    "environment secrets": lambda c, i: c.get(f"/api/v1/tenants/{i.slug}/environment-secrets/"),
+    "grant environment secret": lambda c, i: c.post(
+        f"/api/v1/tenants/{i.slug}/environment-secrets/", {"name": "MOLE_ENV"}, format="json"
+    ),
+    "revoke environment secret": lambda c, i: c.delete(
+        f"/api/v1/tenants/{i.slug}/environment-secrets/{i.grant}/"
+    ),
     "project detail": lambda c, i: c.get(f"/api/v1/projects/{i.project}/"),
     "project patch": lambda c, i: c.patch(
         f"/api/v1/projects/{i.project}/", {"name": "Mine now"}, format="json"
@@ -166,6 +196,40 @@ BODY_CALLS = {
             format="json",
         ),
     ),
+    "name the other tenant's runtime secret": (
+        "runtime",
+        lambda c, own, other: c.post(
+            "/api/v1/agents/",
+            {
+                "agent_id": "mole",
+                "name": "Mole",
+                "project": own.project,
+                "runtime": {
+                    "type": "http",
+                    "endpoint": "https://mole.example.com/run",
+                    "api_key_ref": other.secret,
+                },
+            },
+            format="json",
+        ),
+    ),
+    "name the other tenant's environment grant": (
+        "runtime",
+        lambda c, own, other: c.post(
+            "/api/v1/agents/",
+            {
+                "agent_id": "mole",
+                "name": "Mole",
+                "project": own.project,
+                "runtime": {
+                    "type": "http",
+                    "endpoint": "https://mole.example.com/run",
+                    "api_key_ref": other.grant,
+                },
+            },
+            format="json",
+        ),
+    ),
     "subscribe the other tenant's project": (
         "project",
         lambda c, own, other: c.post(
@@ -203,7 +267,7 @@ LISTS = {
 def database_state() -> dict[str, list[dict]]:
     """Every row of the registry's tables (soft-deleted ones too), users and audit log."""
     models = [get_user_model()]
-    for label in ("tenants", "agents", "access", "core", "auditlog"):
+    for label in ("tenants", "secrets", "agents", "access", "core", "auditlog"):
         models.extend(apps.get_app_config(label).get_models())
     return {
         model._meta.label: list(model._base_manager.order_by("pk").values()) for model in models

@@ -53,7 +53,7 @@ def runtime_secret_check(*, tenant_id: str, runtime: RuntimeDescription) -> None
             details={
                 "runtime": {
                     "api_key_ref": [
-                        f"This tenant has no runtime secret '{ref}': create it under "
+                        "The agent's tenant has no runtime secret of this name: create it under "
                         "/api/v1/tenants/<slug>/runtime-secrets/ (or ask an operator to "
                         "grant an environment secret)."
                     ]

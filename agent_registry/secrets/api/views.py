@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 
 from django.db.models import QuerySet
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.response import Response
@@ -27,7 +26,13 @@ from agent_registry.tenants.models import AgentTenant, TenantRole
 from agent_registry.tenants.permissions import require_operator, require_role, visible_tenants
 
 _NAME = re.compile(SECRET_NAME_PATTERN)
-SLUG = OpenApiParameter("slug", OpenApiTypes.STR, OpenApiParameter.PATH, description="Tenant slug")
+# The tenant's slug in the path, as the tenants' own routes match it.
+SLUG = OpenApiParameter(
+    "slug",
+    {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$"},
+    OpenApiParameter.PATH,
+    description="Tenant slug",
+)
 
 
 def _by_name(rows: QuerySet, name: str):
@@ -50,7 +55,7 @@ class RuntimeSecretViewSet(viewsets.GenericViewSet):
     queryset = RuntimeSecret.objects.none()
     serializer_class = s.SecretOutput
     lookup_field = "name"
-    lookup_value_regex = r"[^/]+"
+    lookup_value_regex = r"[^/]{1,100}"
 
     def _secret(self, tenant: AgentTenant, name: str) -> RuntimeSecret:
         secret = _by_name(selectors.secrets_of(tenant), name)
@@ -117,7 +122,7 @@ class EnvironmentSecretGrantViewSet(viewsets.GenericViewSet):
     queryset = EnvironmentSecretGrant.objects.none()
     serializer_class = s.GrantOutput
     lookup_field = "name"
-    lookup_value_regex = r"[^/]+"
+    lookup_value_regex = r"[^/]{1,100}"
 
     def _out(self, tenant: AgentTenant, grants, many: bool = False) -> dict:
         references = selectors.references_to(str(tenant.pk))
