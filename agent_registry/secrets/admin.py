@@ -31,7 +31,7 @@ class RuntimeSecretForm(forms.ModelForm):
         super().clean()
         cleaned = self.cleaned_data
         value = cleaned.get("value") or ""
-        if self.instance.pk is None and not value:
+        if self.instance._state.adding and not value:
             self.add_error("value", "A new secret needs a value.")
         elif value:
             try:
