@@ -101,7 +101,8 @@ class AgentInstanceForm(forms.ModelForm):
             try:
                 self.runtime_description = parse_runtime(data)
                 project = cleaned.get("project") or getattr(self.instance, "project", None)
-                if project is not None:
+                runtime_changed = set(self.changed_data) & set(RUNTIME_COLUMNS.values())
+                if project is not None and (self.instance._state.adding or runtime_changed):
                     services.runtime_secret_check(
                         tenant_id=str(project.tenant_id), runtime=self.runtime_description
                     )
