@@ -159,6 +159,8 @@ def _to_json(snapshot: KeySnapshot) -> str:
 def _from_json(raw: bytes | str) -> KeySnapshot:
     data = json.loads(raw)
     age = max(time.time() - data.pop("stored_at"), 0.0)
+    if "owner_tenant_id" not in data["target"]:  # written before secrets had an owner
+        raise KeyError("owner_tenant_id")
     data["target"] = RuntimeTarget(**data["target"])
     pricing = data["pricing"]
     data["pricing"] = CallPricing(
