@@ -37,6 +37,7 @@ FAULTS = [
     Fault("private", 502, "Loopback, private"),
     Fault("500", 502, "HTTP 500"),
     Fault("garbage", 502, "not JSON"),
+    Fault("error_event", 502, "reported an error: {'message': 'model overloaded'"),
     Fault("slow", 504, "the OpenAI-compatible upstream timed out"),
 ]
 MID_STREAM = Fault("close_mid_stream", 502, "connection failed")
@@ -78,7 +79,8 @@ def arrange(fault: Fault, upstream: FakeOpenAIUpstream, settings) -> tuple[objec
     elif fault.name != "refused":
         upstream.set_fault(fault.name)
     port = endpoint.split(":")[2].split("/")[0]
-    leaks = ["127.0.0.1", f":{port}", "HTTP 5", "upstream exploded", "OpenAI-compatible"]
+    leaks = ["127.0.0.1", f":{port}", "HTTP 5", "upstream exploded", "model overloaded"]
+    leaks.append("OpenAI-compatible")
     return issued, [*leaks, "RUNTIME_", SECRET, "Loopback", "unreachable", "not JSON"]
 
 
