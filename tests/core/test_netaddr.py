@@ -120,6 +120,38 @@ def test_every_spelling_of_a_non_public_ipv4_address_is_refused(address, kind, r
     assert refusal(url) is not None, url
 
 
+NON_PUBLIC_V6 = [
+    "::/127",  # unspecified and loopback
+    "::/96",  # IPv4-compatible
+    "64:ff9b:1::/48",
+    "100::/64",
+    "2001::/23",
+    "2001:db8::/32",
+    "fc00::/7",
+    "fe80::/10",
+    "fec0::/10",
+    "ff00::/8",
+]
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    network=st.sampled_from(NON_PUBLIC_V6),
+    offset=st.integers(min_value=0, max_value=2**128),
+    form=st.sampled_from(["compressed", "exploded", "upper"]),
+)
+def test_every_non_public_ipv6_address_is_refused_however_it_is_written(network, offset, form):
+    net = ipaddress.IPv6Network(network)
+    address = net[offset % net.num_addresses]
+    text = {
+        "compressed": address.compressed,
+        "exploded": address.exploded,
+        "upper": address.compressed.upper(),
+    }[form]
+
+    assert refusal(f"https://[{text}]:443/") is not None, text
+
+
 @pytest.mark.parametrize("address", PUBLIC_V4)
 def test_a_public_address_in_dotted_decimal_is_accepted(address):
     assert refusal(f"https://{address}/v1") is None
