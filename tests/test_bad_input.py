@@ -446,6 +446,12 @@ RUNTIMES = [
     bad_runtime("credentials", type="http", endpoint="https://user:pw@api.example.com/run"),
     bad_runtime("not http", type="http", endpoint="ftp://files.example.com/"),
     bad_runtime("broken ipv6", type="http", endpoint="http://[::1"),
+    bad_runtime("loopback as a number", type="http", endpoint="http://2130706433/"),
+    bad_runtime("loopback in hex", type="http", endpoint="http://0x7f.0.0.1/"),
+    bad_runtime("mapped loopback", type="http", endpoint="http://[::ffff:7f00:1]/"),
+    bad_runtime("port out of range", type="http", endpoint="https://x.example.com:99999/"),
+    bad_runtime("port not a number", type="http", endpoint="https://x.example.com:8o/"),
+    bad_runtime("line break", type="http", endpoint="https://x.example.com/\r\nX-A: 1"),
     bad_runtime("endpoint a number", type="http", endpoint=8080),
     bad_runtime("endpoint 502 chars", type="http", endpoint="https://x.example.com/" + "p" * 480),
     bad_runtime(

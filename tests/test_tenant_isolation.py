@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pytest
 from django.apps import apps
@@ -418,6 +419,23 @@ def test_subscribing_to_the_other_tenants_public_agent_is_the_marketplace(a, b):
     subscription = response.json()["id"]
     member_of_b = factories.token_client(factories.member(b.tenant, "owner"))
     assert member_of_b.get(f"/api/v1/subscriptions/{subscription}/").status_code == 404
+
+
+def test_a_customer_never_reads_the_providers_detail_of_a_failed_call(a, b, member_of_a):
+    """A calls B's agent and it fails: why (B's hosts, addresses, upstream answers) is B's."""
+    a_calls_b = factories.make_subscription(project=a.project, agent=b.agent).access
+    factories.make_usage_record(
+        a_calls_b,
+        at=datetime.now(UTC),
+        status=502,
+        error_detail="the HTTP runtime at 'runtime.beta.example' answered HTTP 500",
+    )
+
+    [row] = member_of_a.get("/api/v1/usage/records/").json()["results"]
+
+    assert row["agent"] == b.agent.agent_id
+    assert row["error_detail"] is None
+    assert "beta.example" not in str(row)
 
 
 def test_a_member_of_no_tenant_sees_nothing(a, b):

@@ -1,25 +1,24 @@
 """Validate an agent's runtime description (the ``runtime`` object of the API).
 
-Checks what can be checked without a network: required fields per runtime type, URL
-shape, secret reference names, and literal loopback/private targets. The gateway
-repeats the address check on every resolved IP before it connects.
+Checks what can be checked without a network: required fields per runtime type, secret
+reference names, and the endpoint by the gateway's own rules (core/netaddr.py: URL
+shape, port, and every spelling of a non-public address). The gateway applies the same
+rules at call time and checks every resolved IP before it connects.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 
 from agent_registry.agents.models import RuntimeType
+from agent_registry.core import netaddr
 from agent_registry.core.errors import ValidationFailed
 
 SECRET_REF_PATTERN = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
-_LOCAL_HOSTNAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
 
 # Which runtime fields each type takes, and which of them it requires.
 FIELDS: dict[str, tuple[set[str], set[str]]] = {
@@ -51,41 +50,12 @@ class RuntimeDescription:
         return {column: getattr(self, name) for name, column in COLUMNS.items()}
 
 
-def is_private_address(host: str) -> bool:
-    """True for loopback, private, link-local and other non-public literal addresses."""
-    if host.lower().rstrip(".") in _LOCAL_HOSTNAMES or host.lower().endswith(".localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return not address.is_global
-
-
 def validate_endpoint(url: str) -> str:
+    """The gateway's own rules (core/netaddr.py), so registration and call time agree."""
     try:
-        parts = urlsplit(url)
-    except ValueError:  # e.g. an unclosed or invalid "[IPv6]" host
-        parts = None
-    if parts is None or parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ValidationFailed(details={"runtime": {"endpoint": ["Must be an http(s) URL."]}})
-    if parts.username or parts.password:
-        raise ValidationFailed(
-            details={
-                "runtime": {"endpoint": ["Credentials do not belong in the URL; use api_key_ref."]}
-            }
-        )
-    if not settings.RUNTIME_ALLOW_PRIVATE_NETWORKS and is_private_address(parts.hostname):
-        raise ValidationFailed(
-            details={
-                "runtime": {
-                    "endpoint": [
-                        "Loopback and private-network endpoints are refused "
-                        "(set RUNTIME_ALLOW_PRIVATE_NETWORKS=true to allow them)."
-                    ]
-                }
-            }
-        )
+        netaddr.parse_endpoint(url, allow_private=settings.RUNTIME_ALLOW_PRIVATE_NETWORKS)
+    except netaddr.EndpointRefused as refused:
+        raise ValidationFailed(details={"runtime": {"endpoint": [str(refused)]}}) from None
     return url
 
 

@@ -25,7 +25,7 @@ from agent_registry.gateway.asgi_io import (
     send_json,
     start_event_stream,
 )
-from agent_registry.gateway.errors import GatewayError, RuntimeFailed
+from agent_registry.gateway.errors import GatewayError, RuntimeFailed, UpstreamError
 from agent_registry.gateway.runtimes import get_adapter
 from agent_registry.gateway.runtimes.base import RuntimeResult, Usage, estimated_usage
 
@@ -100,7 +100,12 @@ async def _run_plain(request: pipeline.CallRequest, admitted: pipeline.AdmittedC
     except GatewayError as error:
         # Runtime failures are recorded with their status and not billed.
         await pipeline.record(
-            request, admitted, status=error.status, usage=Usage(0, 0), billable=False
+            request,
+            admitted,
+            status=error.status,
+            usage=Usage(0, 0),
+            billable=False,
+            error_detail=failure_detail(request, admitted, error),
         )
         raise
     latency = await pipeline.record(
@@ -167,6 +172,7 @@ async def _run_stream(
             usage=usage,
             billable=bool(text),
             partial=bool(text),
+            error_detail=failure_detail(request, admitted, error),
         )
         await send_chunk(send, fmt.error(error), more=False)
         return Outcome(
@@ -185,6 +191,24 @@ async def _run_stream(
     )
     await send_chunk(send, fmt.end(outcome), more=False)
     return outcome
+
+
+def failure_detail(
+    request: pipeline.CallRequest, admitted: pipeline.AdmittedCall, error: GatewayError
+) -> str:
+    """Log why the runtime failed, for operators; return it for the usage record (the
+    provider's view). The caller's answer carries only the error's generic message."""
+    detail = error.detail if isinstance(error, UpstreamError) else ""
+    log.warning(
+        "runtime_failed",
+        request_id=request.request_id,
+        agent=request.agent_id,
+        tenant=admitted.snapshot.tenant_slug,
+        code=error.code,
+        status=error.status,
+        detail=detail,
+    )
+    return detail
 
 
 def log_call(request: pipeline.CallRequest, snapshot, status: int, usage: Usage | None) -> None:

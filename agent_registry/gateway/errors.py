@@ -57,13 +57,32 @@ class LimiterUnavailable(GatewayError):
     default_message = "Limits cannot be checked right now; retry shortly."
 
 
-class RuntimeFailed(GatewayError):
+class UpstreamError(GatewayError):
+    """A runtime failure. The caller only ever sees the class's generic message; what
+    went wrong (host, address, upstream status and body, secret names) is ``detail``,
+    for the logs and the provider's view of the call (docs/security.md)."""
+
+    DETAIL_MAX_CHARS = 500
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__()
+        self.detail = bounded_detail(detail, self.DETAIL_MAX_CHARS)
+
+
+def bounded_detail(text: str, limit: int) -> str:
+    """``text`` on one line (control characters as spaces), at most ``limit`` chars."""
+    flat = "".join(" " if not char.isprintable() else char for char in str(text))
+    flat = " ".join(flat.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+class RuntimeFailed(UpstreamError):
     code = "runtime_error"
     status = 502
     default_message = "The agent's runtime failed or answered garbage."
 
 
-class RuntimeTimedOut(GatewayError):
+class RuntimeTimedOut(UpstreamError):
     code = "runtime_timeout"
     status = 504
     default_message = "The agent's runtime did not answer in time."

@@ -7,14 +7,17 @@
 * Timeouts from the agent's ``timeout_seconds`` (t): a new connection gets ``min(5, t)``;
   a non-streamed call is bounded by t in total (``deadline()`` and the session's own
   ``total``); a stream may run longer but may not go silent for more than t.
-* Private-network guard: unless ``RUNTIME_ALLOW_PRIVATE_NETWORKS`` is true, a runtime host
-  must resolve only to global addresses. The check runs before the request and again in
-  the connector's resolver (``GuardedResolver``), which hands the connector only the
-  addresses it checked, so the socket connects to exactly those: a DNS answer that
-  changes between check and connect (rebinding) cannot slip a private address through.
+* Private-network guard: the endpoint must pass the rules registration applied
+  (core/netaddr.py, one module for both), and unless ``RUNTIME_ALLOW_PRIVATE_NETWORKS``
+  is true, a runtime host must resolve only to global addresses. The check runs before
+  the request and again in the connector's resolver (``GuardedResolver``), which hands
+  the connector only the addresses it checked, so the socket connects to exactly those:
+  a DNS answer that changes between check and connect (rebinding) cannot slip a private
+  address through.
 * One retry, on connect errors only: nothing has reached the upstream yet, so a retry
   can never run a paid call twice.
-* Every transport failure becomes ``RuntimeFailed`` (502) or ``RuntimeTimedOut`` (504).
+* Every transport failure becomes ``RuntimeFailed`` (502) or ``RuntimeTimedOut`` (504),
+  whose text is an internal ``detail``: the caller sees only the generic message.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import ipaddress
 import json
 import logging
 import random
@@ -30,13 +32,13 @@ import socket
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from django.db import DatabaseError
 
-from agent_registry.agents.runtime import is_private_address
+from agent_registry.core import netaddr
+from agent_registry.core.netaddr import is_public_ip
 from agent_registry.gateway.config import config
 from agent_registry.gateway.errors import RuntimeFailed, RuntimeTimedOut
 from agent_registry.secrets import cache as secret_cache
@@ -93,24 +95,6 @@ def private_networks_allowed() -> bool:
     return config().allow_private_networks
 
 
-def is_public_ip(ip: str) -> bool:
-    """True only for globally routable unicast addresses."""
-    try:
-        address = ipaddress.ip_address(ip.split("%", 1)[0])  # drop an IPv6 zone id
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # ::ffff:127.0.0.1 is loopback, not "global"
-    return address.is_global and not (
-        address.is_multicast
-        or address.is_reserved
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_private
-        or address.is_unspecified
-    )
-
-
 def _refused(host: str, address: str | None = None) -> RuntimeFailed:
     where = f"{host!r}" if address is None or address == host else f"{host!r} ({address})"
     return RuntimeFailed(
@@ -131,16 +115,11 @@ async def resolve_public(host: str, port: int, timeout: float | None = None) -> 
     not resolve, nor re-classify addresses, on every request.
     """
     host = host.strip("[]")
-    if is_private_address(host):
+    if netaddr.host_refusal(host) is not None:
         raise _refused(host)
-    try:
-        ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        pass  # a name: resolve it below
-    else:
-        if not is_public_ip(host):
-            raise _refused(host)
-        return (host,)
+    literal = netaddr.host_address(host)
+    if literal is not None:  # public, in whatever spelling: connect to what was checked
+        return (str(literal),)
 
     key = (host.lower(), port)
     now = time.monotonic()
@@ -342,18 +321,16 @@ async def _send(
     upstream: str,
     stream: bool,
 ) -> aiohttp.ClientResponse:
-    parts = urlsplit(url)
+    guarded = not private_networks_allowed()
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:  # a port out of range
-        port = 0
-    if parts.scheme not in {"http", "https"} or not parts.hostname or not port:
-        raise RuntimeFailed(f"{upstream} endpoint is not a valid http(s) URL")
+        endpoint = netaddr.parse_endpoint(url, allow_private=not guarded)
+    except netaddr.EndpointRefused as refused:
+        raise RuntimeFailed(f"{upstream} endpoint {url!r} is refused: {refused}") from None
     timeout = timeout_for(target.timeout_seconds, stream=stream)
-    if not private_networks_allowed():
+    if guarded:
         # Literal addresses are only checked here (aiohttp does not resolve them); names
         # are checked here and again by GuardedResolver when a connection is opened.
-        await resolve_public(parts.hostname, port, timeout.sock_connect)
+        await resolve_public(endpoint.host, endpoint.port, timeout.sock_connect)
     body = _encode_json(json_body, upstream)
     request_headers = _request_headers(headers)
     client = get_client()
@@ -388,18 +365,25 @@ async def _send(
         snippet = b""
     finally:
         response.release()
+    excerpt = _redacted(snippet[:2048].decode("utf-8", "replace"), request_headers)
     logger.warning(
-        "runtime %s (%s) answered HTTP %s: %s",
-        target.agent_id,
-        upstream,
-        status,
-        snippet[:2048].decode("utf-8", "replace"),
+        "runtime %s (%s) answered HTTP %s: %s", target.agent_id, upstream, status, excerpt
     )
     if 300 <= status < 400:
         hint = " (a redirect; redirects are not followed)"
     else:
         hint = _STATUS_HINTS.get(status, "")
-    raise RuntimeFailed(f"{upstream} answered HTTP {status}{hint}")
+    raise RuntimeFailed(f"{upstream} answered HTTP {status}{hint}: {excerpt[:200]}")
+
+
+def _redacted(text: str, headers: Mapping[str, str]) -> str:
+    """``text`` without the credentials sent (an upstream may echo a rejected key)."""
+    for name, value in headers.items():
+        if name.lower() in {"authorization", "x-api-key"}:
+            secret = value.removeprefix("Bearer ").strip()
+            if len(secret) >= 4:
+                text = text.replace(secret, "[redacted]")
+    return text
 
 
 @contextlib.asynccontextmanager

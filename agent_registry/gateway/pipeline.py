@@ -201,6 +201,7 @@ async def record(
     usage: Usage,
     billable: bool,
     partial: bool = False,
+    error_detail: str = "",
 ) -> int:
     """Commit the call's usage record, then settle its quota unit. Returns latency (ms)."""
     snapshot = admitted.snapshot
@@ -226,6 +227,7 @@ async def record(
         streamed=request.stream,
         partial=partial,
         created_at=datetime.now(UTC),
+        error_detail=error_detail,
     )
     try:
         await usage_writer.record(row)

@@ -56,6 +56,9 @@ class UsageRecord(models.Model):
     # what was delivered.
     partial = models.BooleanField(default=False)
     created_at = models.DateTimeField(db_index=True)
+    # Why a runtime call failed, as the provider needs it (host, address, upstream
+    # status): shown to operators and the agent's provider, never to the caller.
+    error_detail = models.CharField(max_length=500, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["-created_at"]

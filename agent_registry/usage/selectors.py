@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from django.db.models import QuerySet
 
+from agent_registry.agents.models import AgentInstance
 from agent_registry.core import periods
 from agent_registry.tenants.permissions import is_operator, member_tenant_ids
 from agent_registry.usage.models import DailyUsageSummary, TenantQuotaSnapshot, UsageRecord
@@ -21,6 +22,20 @@ def usage_records_visible_to(user) -> QuerySet[UsageRecord]:
     if is_operator(user):
         return records
     return records.filter(tenant_id__in=member_tenant_ids(user))
+
+
+def agents_provided_by(user) -> set | None:
+    """The agents (pks) whose provider tenant ``user`` is a member of; None for an
+    operator, who sees every agent's. A failed call's ``error_detail`` is shown only for
+    these: it is the provider's business, not the calling customer's."""
+    if is_operator(user):
+        return None
+    tenants = member_tenant_ids(user)
+    return set(
+        AgentInstance.all_objects.filter(project__tenant_id__in=tenants).values_list(
+            "pk", flat=True
+        )
+    )
 
 
 def day_start(day: date) -> datetime:

@@ -55,6 +55,7 @@ class UsageRow:
     streamed: bool
     partial: bool
     created_at: datetime
+    error_detail: str = ""  # a failed call's provider-side detail, bounded, no secrets
 
 
 class UsageWriteFailed(Exception):
@@ -143,6 +144,7 @@ _COLUMNS = [
     "streamed",
     "partial",
     "created_at",
+    "error_detail",
 ]
 
 
@@ -168,6 +170,7 @@ def _record(row: UsageRow) -> UsageRecord:
         streamed=row.streamed,
         partial=row.partial,
         created_at=row.created_at,
+        error_detail=row.error_detail,
     )
 
 
@@ -287,6 +290,7 @@ def _pg_columns(rows: Sequence[UsageRow]) -> list[list]:
         [r.streamed for r in rows],
         [r.partial for r in rows],
         [r.created_at for r in rows],
+        [r.error_detail for r in rows],
     ]
 
 

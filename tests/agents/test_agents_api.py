@@ -114,6 +114,56 @@ def test_a_bad_runtime_is_refused_with_the_field_named(operator_client, project,
     assert not AgentInstance.objects.exists()
 
 
+REFUSED_ENDPOINTS = [
+    "http://2130706433/",  # 127.0.0.1 as one decimal number
+    "http://0x7f000001/",
+    "http://0x7f.0.0.1/",
+    "http://0177.0.0.1/",
+    "http://127.1/",
+    "http://10.1/",
+    "http://0/",
+    "http://127.0.0.1./",
+    "http://[::ffff:127.0.0.1]/",
+    "http://[::ffff:7f00:1]/",
+    "http://[::127.0.0.1]/",
+    "http://[2002:a9fe:a9fe::1]/",  # 6to4 around 169.254.169.254
+    "http://[64:ff9b::a9fe:a9fe]/",  # NAT64 around it
+    "http://[fd12:3456::1]/",
+    "http://[fe80::1%25eth0]/",
+    "http://100.64.0.1/",
+    "http://198.18.0.1/",
+    "http://localhost./",
+    "http://metadata.google.internal/computeMetadata/v1/",
+    "https://api.example.com:99999/",
+    "https://api.example.com:0/",
+    "https://api.example.com:abc/",
+    "https://api.example.com/run\r\nX-Injected: 1",
+    "https://api.example.com/r un",
+    "https://@api.example.com/",
+]
+
+
+@pytest.mark.parametrize("endpoint", REFUSED_ENDPOINTS)
+def test_a_refused_endpoint_is_a_400_naming_it_on_create_and_on_patch(
+    operator_client, project, endpoint
+):
+    runtime = {"type": "http", "endpoint": endpoint}
+    agent = factories.make_agent(project=project, agent_id="existing")
+
+    created = operator_client.post("/api/v1/agents/", agent_body(project, runtime=runtime))
+    patched = operator_client.patch("/api/v1/agents/existing/", {"runtime": runtime})
+
+    for response in (created, patched):
+        assert response.status_code == 400, response.json()
+        error = response.json()["error"]
+        assert error["code"] == "validation_error"
+        assert list(error["details"]) == ["runtime"]
+        assert list(error["details"]["runtime"]) == ["endpoint"]
+    assert AgentInstance.objects.count() == 1
+    agent.refresh_from_db()
+    assert agent.runtime_endpoint == ""
+
+
 def test_private_endpoints_are_allowed_when_the_setting_says_so(operator_client, project, settings):
     settings.RUNTIME_ALLOW_PRIVATE_NETWORKS = True
     runtime = {"type": "http", "endpoint": "http://127.0.0.1:9000/run"}

@@ -43,6 +43,10 @@ class FakeOpenAIUpstream(FakeHTTPServer):
         super().__init__()
         self.api_key = api_key
         self.fault: str | None = None
+        # What the "500" fault answers.
+        self.error_body: dict[str, Any] = {
+            "error": {"message": "upstream exploded", "type": "server"}
+        }
         self.report_usage = True
         self.slow_seconds = 3.0
 
@@ -91,7 +95,7 @@ class FakeOpenAIUpstream(FakeHTTPServer):
             exchange.send(302, b"", headers={"location": f"{self.base_url}/elsewhere"})
             return
         if fault == "500":
-            exchange.send_json(500, {"error": {"message": "upstream exploded", "type": "server"}})
+            exchange.send_json(500, self.error_body)
             return
         body = request.json or {}
         if request.path.endswith("/chat/completions"):

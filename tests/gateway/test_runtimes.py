@@ -7,6 +7,7 @@ RuntimeFailed (502) / RuntimeTimedOut (504) — quickly, whatever the upstream d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import ipaddress
 import math
@@ -21,8 +22,10 @@ import aiohappyeyeballs
 import aiohttp
 import pytest
 
+from agent_registry.agents.runtime import validate_endpoint
+from agent_registry.core.errors import ValidationFailed
 from agent_registry.gateway import http_client
-from agent_registry.gateway.errors import RuntimeFailed, RuntimeTimedOut
+from agent_registry.gateway.errors import RuntimeFailed, RuntimeTimedOut, UpstreamError
 from agent_registry.gateway.runtimes import get_adapter, langflow
 from agent_registry.gateway.runtimes.base import (
     ChatMessage,
@@ -86,6 +89,15 @@ async def collect_until_error(
     except Exception as exc:
         return pieces, exc
     raise AssertionError(f"the stream did not fail; it yielded {pieces!r}")
+
+
+@contextlib.contextmanager
+def fails_with(kind: type[UpstreamError], pattern: str) -> Iterator[None]:
+    """Expect ``kind``, its internal detail matching ``pattern`` (its message is generic)."""
+    with pytest.raises(kind) as caught:
+        yield
+    assert re.search(pattern, caught.value.detail), caught.value.detail
+    assert caught.value.message == kind.default_message
 
 
 def timed(coro: Coroutine[Any, Any, Any]) -> tuple[Any, float]:
@@ -216,7 +228,7 @@ def test_every_runtime_type_has_one_shared_adapter(runtime_type):
 
 
 def test_an_unknown_runtime_type_is_a_runtime_failure():
-    with pytest.raises(RuntimeFailed, match="unknown runtime type"):
+    with fails_with(RuntimeFailed, "unknown runtime type"):
         get_adapter("carrier-pigeon")
 
 
@@ -344,13 +356,13 @@ def test_langflow_variables_and_configuration_become_global_variable_headers(fak
     ],
 )
 def test_langflow_refuses_variables_it_cannot_send_safely(fake_langflow, variables):
-    with pytest.raises(RuntimeFailed, match="variable"):
+    with fails_with(RuntimeFailed, "variable"):
         run(get_adapter("langflow").invoke(langflow_call(fake_langflow, variables=variables)))
     assert fake_langflow.runs == []
 
 
 def test_langflow_refuses_a_flow_id_that_would_change_the_path(fake_langflow):
-    with pytest.raises(RuntimeFailed, match="flow_id"):
+    with fails_with(RuntimeFailed, "flow_id"):
         run(get_adapter("langflow").invoke(langflow_call(fake_langflow, flow="../admin")))
     assert fake_langflow.requests == []
 
@@ -379,18 +391,18 @@ def test_a_secret_of_another_tenant_is_not_sent(fake_langflow, runtime_secrets):
 
 def test_langflow_rejecting_the_key_is_a_502_with_the_status(fake_langflow, runtime_secrets):
     runtime_secrets[PROVIDER, "LANGFLOW_KEY"] = "sk-wrong"
-    with pytest.raises(RuntimeFailed, match="HTTP 403"):
+    with fails_with(RuntimeFailed, "HTTP 403"):
         run(get_adapter("langflow").invoke(langflow_call(fake_langflow)))
 
 
 def test_langflow_without_a_key_is_refused_by_langflow(fake_langflow):
-    with pytest.raises(RuntimeFailed, match="HTTP 403"):
+    with fails_with(RuntimeFailed, "HTTP 403"):
         run(get_adapter("langflow").invoke(langflow_call(fake_langflow, api_key_ref="")))
     assert "x-api-key" not in fake_langflow.runs[0].headers
 
 
 def test_langflow_unknown_flow_is_a_502_with_404(fake_langflow):
-    with pytest.raises(RuntimeFailed, match="HTTP 404"):
+    with fails_with(RuntimeFailed, "HTTP 404"):
         run(get_adapter("langflow").invoke(langflow_call(fake_langflow, flow="nope-agent")))
 
 
@@ -413,7 +425,7 @@ def test_langflow_invoke_faults_are_runtime_failures(fake_langflow, fault, messa
 
     assert isinstance(outcome, RuntimeFailed)
     assert outcome.status == 502
-    assert re.search(message, outcome.message), outcome.message
+    assert re.search(message, outcome.detail), outcome.detail
     assert elapsed < 3
     assert len(fake_langflow.runs) == 1, "a request that reached the upstream is never retried"
     assert fake_langflow.requests_to("/elsewhere") == []
@@ -437,7 +449,7 @@ def test_langflow_stream_faults_are_runtime_failures(fake_langflow, fault, messa
     )
 
     assert isinstance(error, RuntimeFailed), error
-    assert message in error.message
+    assert message in error.detail
     assert pieces[: len(delivered)] == delivered
 
 
@@ -477,7 +489,7 @@ def test_nothing_but_runtime_errors_escape_an_adapter(fake_langflow, monkeypatch
         raise KeyError("a bug")
 
     monkeypatch.setattr(langflow, "parse_result", broken)
-    with pytest.raises(RuntimeFailed, match="failed unexpectedly"):
+    with fails_with(RuntimeFailed, "failed unexpectedly"):
         run(get_adapter("langflow").invoke(langflow_call(fake_langflow)))
 
 
@@ -568,7 +580,7 @@ def test_openai_stream_without_usage_is_estimated(fake_openai):
 
 def test_openai_wrong_key_is_a_502_with_401(fake_openai, runtime_secrets):
     runtime_secrets[PROVIDER, "OPENAI_KEY"] = "sk-wrong"
-    with pytest.raises(RuntimeFailed, match="HTTP 401"):
+    with fails_with(RuntimeFailed, "HTTP 401"):
         run(get_adapter("openai").invoke(openai_call(fake_openai)))
 
 
@@ -584,7 +596,7 @@ def test_openai_wrong_key_is_a_502_with_401(fake_openai, runtime_secrets):
 )
 def test_openai_invoke_faults_are_runtime_failures(fake_openai, fault, message):
     fake_openai.set_fault(fault)
-    with pytest.raises(RuntimeFailed, match=message):
+    with fails_with(RuntimeFailed, message):
         run(get_adapter("openai").invoke(openai_call(fake_openai)))
     assert len(fake_openai.requests) == 1
 
@@ -604,7 +616,7 @@ def test_openai_stream_faults_are_runtime_failures(fake_openai, fault, message, 
     pieces, error = run(collect_until_error(get_adapter("openai").stream(openai_call(fake_openai))))
 
     assert isinstance(error, RuntimeFailed), error
-    assert message in error.message
+    assert message in error.detail
     assert pieces == delivered
 
 
@@ -653,7 +665,7 @@ def test_http_without_usage_is_estimated_and_streams_once(fake_openai):
 )
 def test_http_answers_of_the_wrong_shape_are_runtime_failures(fake_openai, fault, message):
     fake_openai.set_fault(fault)
-    with pytest.raises(RuntimeFailed, match=message):
+    with fails_with(RuntimeFailed, message):
         run(get_adapter("http").invoke(http_call(fake_openai)))
 
 
@@ -662,7 +674,7 @@ def test_http_answers_of_the_wrong_shape_are_runtime_failures(fake_openai, fault
 )
 def test_http_usage_must_hold_counts(usage):
     call = echo_call("x")
-    with pytest.raises(RuntimeFailed, match="usage"):
+    with fails_with(RuntimeFailed, "usage"):
         parse_answer({"output": "y", "usage": usage}, call)
 
 
@@ -761,7 +773,7 @@ def test_an_unreachable_runtime_fails_after_one_retry(connect_attempts):
     outcome, elapsed = timed(get_adapter("http").invoke(call))
 
     assert isinstance(outcome, RuntimeFailed)
-    assert "unreachable" in outcome.message
+    assert "unreachable" in outcome.detail
     assert len(attempts) == 2
     assert elapsed < 2
 
@@ -825,7 +837,7 @@ def guard_on(settings):
 
 
 def test_the_guard_refuses_a_loopback_endpoint(fake_langflow, guard_on):
-    with pytest.raises(RuntimeFailed, match=r"non-public.*RUNTIME_ALLOW_PRIVATE_NETWORKS"):
+    with fails_with(RuntimeFailed, r"non-public.*RUNTIME_ALLOW_PRIVATE_NETWORKS"):
         run(get_adapter("langflow").invoke(langflow_call(fake_langflow)))
     assert fake_langflow.requests == []
 
@@ -833,7 +845,7 @@ def test_the_guard_refuses_a_loopback_endpoint(fake_langflow, guard_on):
 def test_the_guard_refuses_localhost_without_asking_dns(fake_langflow, guard_on, resolver):
     _, calls = resolver
     call = langflow_call(fake_langflow, endpoint=f"http://localhost:{fake_langflow.port}")
-    with pytest.raises(RuntimeFailed, match="non-public"):
+    with fails_with(RuntimeFailed, "non-public"):
         run(get_adapter("langflow").invoke(call))
     assert calls == []
 
@@ -842,7 +854,7 @@ def test_the_guard_refuses_a_name_resolving_to_loopback(fake_langflow, guard_on,
     table, _ = resolver
     table["agents.example.com"] = ["127.0.0.1"]
     call = langflow_call(fake_langflow, endpoint=f"http://agents.example.com:{fake_langflow.port}")
-    with pytest.raises(RuntimeFailed, match=r"agents.example.com.*\(127.0.0.1\)"):
+    with fails_with(RuntimeFailed, r"agents.example.com.*\(127.0.0.1\)"):
         run(get_adapter("langflow").invoke(call))
     assert fake_langflow.requests == []
 
@@ -850,12 +862,12 @@ def test_the_guard_refuses_a_name_resolving_to_loopback(fake_langflow, guard_on,
 def test_the_guard_refuses_a_name_if_any_address_is_private(guard_on, resolver):
     table, _ = resolver
     table["mixed.example.com"] = ["8.8.8.8", "10.0.0.7"]
-    with pytest.raises(RuntimeFailed, match=r"10\.0\.0\.7"):
+    with fails_with(RuntimeFailed, r"10\.0\.0\.7"):
         run(http_client.resolve_public("mixed.example.com", 443))
 
 
 def test_an_unresolvable_host_is_a_runtime_failure(guard_on, resolver):
-    with pytest.raises(RuntimeFailed, match="cannot resolve"):
+    with fails_with(RuntimeFailed, "cannot resolve"):
         run(http_client.resolve_public("nowhere.invalid", 443))
 
 
@@ -892,7 +904,7 @@ def test_the_connection_goes_to_the_checked_address(guard_on, resolver, connect_
         input="x",
         session_id="s",
     )
-    with pytest.raises(RuntimeFailed, match="unreachable"):  # tests may not leave loopback
+    with fails_with(RuntimeFailed, "unreachable"):  # tests may not leave loopback
         run(get_adapter("http").invoke(call))
     assert set(attempts) == {"93.184.216.34"}
     assert calls == ["api.example.com"]
@@ -915,7 +927,7 @@ def test_the_resolver_returns_only_checked_addresses(guard_on, resolver):
         ("93.184.216.34", 443, "api.example.com"),
         ("2606:2800:220:1::1", 443, "api.example.com"),
     ]
-    with pytest.raises(RuntimeFailed, match="non-public"):
+    with fails_with(RuntimeFailed, "non-public"):
         run(resolve("rebind.example.com", 80))
 
 
@@ -930,7 +942,7 @@ def test_the_connector_itself_checks_addresses_at_connect_time(
     async def post_directly() -> None:
         await http_client.get_client().post("http://rebind.example.com/run", data=b"{}")
 
-    with pytest.raises(RuntimeFailed, match=r"rebind.example.com.*\(127.0.0.1\)"):
+    with fails_with(RuntimeFailed, r"rebind.example.com.*\(127.0.0.1\)"):
         run(post_directly())
     assert attempts == []
 
@@ -962,5 +974,31 @@ def test_closing_a_stream_early_releases_the_upstream_at_once(fake_langflow, fak
 def test_a_broken_endpoint_is_a_runtime_failure(endpoint):
     target = RuntimeTarget(agent_id="b", name="B", runtime_type="http", endpoint=endpoint)
     call = RuntimeCall(target=target, request_id="r", input="x", session_id="s")
-    with pytest.raises(RuntimeFailed, match="valid http"):
+    with fails_with(RuntimeFailed, "is refused"):
         run(get_adapter("http").invoke(call))
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "http://2130706433/run",
+        "http://0x7f.1/run",
+        "http://[::ffff:7f00:1]/run",
+        "http://[2002:a9fe:a9fe::1]/run",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "http://api.example.com:0/run",
+    ],
+)
+def test_the_gateway_refuses_at_call_time_what_registration_refuses(guard_on, resolver, endpoint):
+    """One rule set (core/netaddr.py): an endpoint stored before the rules tightened, or
+    written to the database by hand, is refused before any lookup or connection."""
+    _, lookups = resolver
+    with pytest.raises(ValidationFailed) as refused_at_registration:
+        validate_endpoint(endpoint)
+    target = RuntimeTarget(agent_id="a", name="A", runtime_type="http", endpoint=endpoint)
+    call = RuntimeCall(target=target, request_id="r", input="x", session_id="s")
+
+    [reason] = refused_at_registration.value.details["runtime"]["endpoint"]
+    with fails_with(RuntimeFailed, re.escape(reason)):
+        run(get_adapter("http").invoke(call))
+    assert lookups == []

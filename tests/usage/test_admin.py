@@ -55,6 +55,16 @@ def test_records_are_listed_searchable_and_read_only(admin_client, record):
     assert admin_client.get("/admin/usage/usagerecord/add/").status_code == 403
 
 
+def test_operators_see_why_a_call_failed(admin_client, record):
+    UsageRecord.objects.filter(pk=record.pk).update(
+        error_detail="the HTTP runtime is unreachable (connection failed)"
+    )
+
+    detail = admin_client.get(f"/admin/usage/usagerecord/{record.pk}/change/")
+
+    assert "the HTTP runtime is unreachable (connection failed)" in detail.content.decode()
+
+
 @pytest.fixture
 def closed_cycle(record):
     AgentAccess.all_objects.filter(pk=record.access_id).update(

@@ -12,6 +12,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from agent_registry.tenants.models import TenantMembership
 from agent_registry.usage.models import UsageRecord
 from tests import factories
 
@@ -106,7 +107,56 @@ def test_a_record_has_the_documents_fields(member_client, ours):
         "streamed": True,
         "partial": False,
         "created_at": "2026-11-03T12:00:00Z",
+        "error_detail": None,  # the provider's business, not the calling customer's
     }
+
+
+DETAIL = "the HTTP runtime answered HTTP 500: upstream exploded"
+
+
+def test_a_failed_calls_detail_is_shown_to_the_agents_provider_not_the_customer(tenant):
+    provider = factories.TenantFactory(slug="provider")
+    agent = factories.make_agent(project=factories.ProjectFactory(tenant=provider))
+    subscription = factories.make_subscription(
+        project=factories.ProjectFactory(tenant=tenant), agent=agent
+    )
+    record(subscription.access, at(3), response_status=502, billable=False, error_detail=DETAIL)
+    customer = factories.member(tenant, "owner")
+    # Someone in both tenants sees the customer's record, and the detail as the provider.
+    both = factories.member(tenant, "viewer")
+    TenantMembership.objects.create(tenant=provider, user=both, role="viewer")
+
+    [as_customer] = factories.token_client(customer).get(URL).json()["results"]
+    [as_provider] = factories.token_client(both).get(URL).json()["results"]
+
+    assert as_customer["error_detail"] is None
+    assert as_provider["error_detail"] == DETAIL
+
+
+def test_operators_see_the_detail_of_every_failed_call(operator_client, ours):
+    record(ours, at(3), response_status=502, billable=False, error_detail=DETAIL)
+
+    [row] = operator_client.get(URL).json()["results"]
+
+    assert row["error_detail"] == DETAIL
+
+
+def test_a_provider_calling_its_own_agent_sees_the_detail(member_client, project):
+    own = factories.make_subscription(project=project, agent=factories.make_agent(project=project))
+    record(own.access, at(3), response_status=504, billable=False, error_detail=DETAIL)
+
+    [row] = member_client("viewer").get(URL).json()["results"]
+
+    assert row["error_detail"] == DETAIL
+
+
+def test_the_export_carries_no_error_detail(operator_client, ours):
+    record(ours, at(3), response_status=502, billable=False, error_detail=DETAIL)
+
+    rows = parse_csv(operator_client.get(EXPORT, {"period": "2026-11"}))
+
+    assert "error_detail" not in rows[0]
+    assert DETAIL not in str(rows)
 
 
 def test_members_see_only_their_tenants_records_newest_first(member_client, ours, theirs):

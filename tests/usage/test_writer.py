@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -107,3 +108,17 @@ def test_a_single_row_keeps_every_field(access):
     assert stored.estimated_cost_cents == call.estimated_cost_cents
     assert stored.created_at == call.created_at
     assert stored.billing_period == periods.period_of(call.created_at)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3], ids=["single row", "batch"])
+def test_a_failed_calls_detail_is_stored_with_it(access, batch_size):
+    now = datetime.now(UTC)
+    failed = dataclasses.replace(
+        row(access, at=now, billable=False), error_detail="the HTTP runtime answered HTTP 500"
+    )
+
+    write_batch([failed] + [row(access, at=now) for _ in range(batch_size - 1)])
+
+    details = dict(UsageRecord.objects.values_list("request_id", "error_detail"))
+    assert details.pop(failed.request_id) == "the HTTP runtime answered HTTP 500"
+    assert set(details.values()) <= {""}

@@ -203,7 +203,9 @@ class LangflowAdapter:
                                 call.request_id,
                                 data,
                             )
-                            raise RuntimeFailed("Langflow reported an error during the run")
+                            raise RuntimeFailed(  # the detail, for the provider only
+                                f"Langflow reported an error during the run: {str(data)[:200]}"
+                            )
                         elif name == "end":
                             result = self._end(data, pieces, call)
                             if not pieces and result.output:

@@ -99,7 +99,9 @@ def _check_error(payload: dict[str, Any], call: RuntimeCall) -> None:
             call.request_id,
             payload["error"],
         )
-        raise RuntimeFailed("the OpenAI-compatible upstream reported an error")
+        raise RuntimeFailed(  # the detail, for the provider only
+            f"the OpenAI-compatible upstream reported an error: {str(payload['error'])[:200]}"
+        )
 
 
 def _first_choice(payload: dict[str, Any]) -> dict[str, Any] | None:

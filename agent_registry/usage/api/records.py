@@ -124,6 +124,10 @@ class UsageRecordOutput(serializers.ModelSerializer):
     tenant = serializers.CharField(source="tenant.slug", read_only=True)
     agent = serializers.CharField(source="agent_instance.agent_id", read_only=True)
     plan = serializers.UUIDField(source="plan_id", read_only=True)
+    error_detail = serializers.SerializerMethodField(
+        help_text="Why the runtime failed, for operators and the agent's provider; "
+        "null for the calling customer."
+    )
 
     class Meta:
         model = UsageRecord
@@ -149,11 +153,21 @@ class UsageRecordOutput(serializers.ModelSerializer):
             "streamed",
             "partial",
             "created_at",
+            "error_detail",
         ]
         read_only_fields = fields
 
+    def get_error_detail(self, record: UsageRecord) -> str | None:
+        provided = self.context.get("provided_agents", set())
+        return (
+            record.error_detail
+            if provided is None or record.agent_instance_id in provided
+            else None
+        )
 
-CSV_COLUMNS = UsageRecordOutput.Meta.fields
+
+# The export is the customer's bill: no provider-side detail.
+CSV_COLUMNS = [name for name in UsageRecordOutput.Meta.fields if name != "error_detail"]
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -217,6 +231,10 @@ class UsageRecordViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     def get_queryset(self):
         return selectors.usage_records_visible_to(self.request.user).order_by("-created_at", "-id")
+
+    def get_serializer_context(self):
+        provided = selectors.agents_provided_by(self.request.user)
+        return {**super().get_serializer_context(), "provided_agents": provided}
 
     @extend_schema(responses={200: UsageRecordOutput(many=True), **COMMON_ERRORS})
     def list(self, request, *args, **kwargs):
