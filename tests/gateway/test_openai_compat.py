@@ -140,3 +140,11 @@ def test_a_revoked_key_gets_401_as_a_call_would(live_gateway, echo_subscription)
         client.models.list()
     with pytest.raises(openai.AuthenticationError):
         client.models.retrieve("echo")
+
+
+@pytest.mark.django_db
+def test_the_schema_documents_the_list_and_the_model(client):
+    paths = client.get("/api/schema/?format=json").json()["paths"]
+
+    assert set(paths["/v1/models"]["get"]["responses"]) == {"200", "401"}
+    assert set(paths["/v1/models/{model}"]["get"]["responses"]) == {"200", "401", "404"}

@@ -386,3 +386,11 @@ def test_bad_filters_are_validation_errors(market, path, query, field):
 def test_strangers_are_refused(anonymous_client):
     assert anonymous_client.get(USAGE).status_code == 401
     assert anonymous_client.get(REVENUE).status_code == 401
+
+
+def test_the_schema_documents_a_page_with_totals(client):
+    paths = client.get("/api/schema/?format=json").json()["paths"]
+
+    for path, page in ((USAGE, "ProviderUsagePage"), (REVENUE, "ProviderRevenuePage")):
+        ok = paths[path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert ok == {"$ref": f"#/components/schemas/{page}"}
