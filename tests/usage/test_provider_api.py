@@ -35,6 +35,7 @@ from agent_registry.agents.models import BillingModel
 from agent_registry.tenants.models import TenantMembership
 from agent_registry.usage.aggregation import aggregate_range
 from agent_registry.usage.billing_cycles import close_cycle, refresh_cycle
+from agent_registry.usage.models import TenantQuotaSnapshot
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -394,3 +395,18 @@ def test_the_schema_documents_a_page_with_totals(client):
     for path, page in ((USAGE, "ProviderUsagePage"), (REVENUE, "ProviderRevenuePage")):
         ok = paths[path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
         assert ok == {"$ref": f"#/components/schemas/{page}"}
+
+
+def test_every_agents_revenue_adds_up_to_each_customers_snapshot(market, operator_client):
+    rows = operator_client.get(REVENUE, {"page_size": 200}).json()["results"]
+
+    by_snapshot: dict[tuple, int] = {}
+    for row in rows:
+        key = (row["customer"], row["period"], row["currency"])
+        by_snapshot[key] = by_snapshot.get(key, 0) + row["revenue_cents"]
+    snapshots = {
+        (s.tenant.slug, s.billing_cycle_id, s.currency): s.total_cost_cents
+        for s in TenantQuotaSnapshot.objects.select_related("tenant")
+    }
+    assert by_snapshot == snapshots
+    assert snapshots["acme", "2026-04", "USD"] == 8  # 3 ¢ + the 5 ¢ adjustment; sb-translate 0
