@@ -174,7 +174,8 @@ def provider_usage(query: UsageQuery) -> QuerySet:
 
 def provider_usage_totals(query: UsageQuery) -> list[dict[str, Any]]:
     """The figures of every row the query selects (not only one page), per currency."""
-    return list(_summaries(query).order_by("currency").values("currency").annotate(**_SUMS))
+    rows = _summaries(query).order_by("currency").values("currency").annotate(**_SUMS)
+    return [dict(row) for row in rows]
 
 
 # --- Revenue, from the billing snapshots -----------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -204,9 +205,16 @@ class ProviderRevenuePage(serializers.Serializer):
 # --- Views -----------------------------------------------------------------------------
 
 
-def _page(view: viewsets.ViewSet, request: Request, rows, serialize, totals) -> Response:
+def _page(
+    view: viewsets.ViewSet,
+    request: Request,
+    rows: Any,
+    serialize: Callable[[list[Any] | None], Any],
+    totals: Any,
+) -> Response:
+    """A page of ``rows`` with the totals of all of them."""
     paginator = Pagination()
-    page = paginator.paginate_queryset(rows, request, view=view)
+    page: list[Any] | None = paginator.paginate_queryset(rows, request, view=view)
     response = paginator.get_paginated_response(serialize(page))
     response.data["totals"] = totals
     return response
