@@ -250,11 +250,36 @@ def provider_revenue(query: RevenueQuery) -> list[dict[str, Any]]:
                     "usage_revenue_cents": usage_revenue,
                     "adjustments_cents": adjustments[agent_id],
                     "revenue_cents": usage_revenue + adjustments[agent_id],
+                    "plans": _by_plan(entry.get("subscriptions", {})),
                     "finalized": snapshot.is_finalized,
                     "refreshed_at": snapshot.refreshed_at,
                 }
             )
     return rows
+
+
+def _by_plan(subscriptions: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """An agent entry's subscriptions summed per plan (the provider's own price lists):
+    how many subscriptions, their calls and invoice lines; no subscription id."""
+    plans: dict[str, dict[str, Any]] = {}
+    for entry in subscriptions.values():
+        plan = plans.setdefault(
+            entry["plan"],
+            {
+                "plan": entry["plan"],
+                "plan_name": entry["plan_name"],
+                "billing_model": entry["billing_model"],
+                "subscriptions": 0,
+                "calls": 0,
+                "billable_calls": 0,
+                "revenue_cents": 0,
+            },
+        )
+        plan["subscriptions"] += 1
+        plan["calls"] += entry["calls"]
+        plan["billable_calls"] += entry["billable_calls"]
+        plan["revenue_cents"] += entry["cost_cents"]
+    return sorted(plans.values(), key=lambda plan: (plan["plan_name"], plan["plan"]))
 
 
 def revenue_totals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

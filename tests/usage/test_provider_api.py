@@ -31,6 +31,7 @@ import pytest
 from django.db import transaction
 
 from agent_registry.access.models import AgentAccess
+from agent_registry.access.services import access_create
 from agent_registry.agents.models import BillingModel
 from agent_registry.tenants.models import TenantMembership
 from agent_registry.usage.aggregation import aggregate_range
@@ -51,7 +52,7 @@ def at(day: str, second: int = 0) -> datetime:
 
 
 def subscribe(customer, agent, **plan_fields) -> AgentAccess:
-    project = customer.projects.first()
+    project = customer.projects.get(name=f"{customer.slug} main")
     access = factories.make_subscription(project=project, agent=agent, **plan_fields).access
     AgentAccess.all_objects.filter(pk=access.pk).update(created_at=LONG_AGO)
     access.refresh_from_db()
@@ -92,7 +93,13 @@ class Market:
         per_token = {"price_per_call": Decimal(0), "price_per_1k_tokens": Decimal("0.5")}
         initech_translate = subscribe(tenants["initech"], translate, **per_token)
         acme_translate = subscribe(tenants["acme"], translate, **per_token)
-        self.accesses = [acme_chat, globex_chat, globex_search, initech_translate]
+        # A second subscription of acme (another project) on the same plan, never used:
+        # the plan's figures sum both.
+        second_project = factories.ProjectFactory(tenant=tenants["acme"], name="acme second")
+        acme_chat_2 = access_create(agent=chat, plan=acme_chat.plan, project=second_project).access
+        AgentAccess.all_objects.filter(pk=acme_chat_2.pk).update(created_at=LONG_AGO)
+        self.plans = {"acme chat": acme_chat.plan, "globex search": globex_search.plan}
+        self.accesses = [acme_chat, acme_chat_2, globex_chat, globex_search, initech_translate]
 
         calls(acme_chat, 10, "2026-03-10", cost="1.25")
         calls(acme_chat, 2, "2026-03-11", status=502)
@@ -232,6 +239,21 @@ def test_revenue_is_what_billing_charged_each_customer_for_each_agent(market):
         ("2026-03", "globex", "nw-chat"): (3, 3, 4, 0, 4),
         ("2026-03", "globex", "nw-search"): (5, 5, 1900, 0, 1900),
     }
+    assert rows["2026-03", "acme", "nw-chat"]["plans"] == [
+        {
+            "plan": str(market.plans["acme chat"].pk),
+            "plan_name": market.plans["acme chat"].name,
+            "billing_model": "usage",
+            "subscriptions": 2,
+            "calls": 12,
+            "billable_calls": 10,
+            "revenue_cents": 13,
+        }
+    ]
+    assert [
+        (p["billing_model"], p["revenue_cents"])
+        for p in rows["2026-03", "globex", "nw-search"]["plans"]
+    ] == [("subscription", 1900)]
     assert rows["2026-03", "acme", "nw-chat"]["finalized"] is True
     assert rows["2026-04", "acme", "nw-chat"]["finalized"] is False
     assert all(row["currency"] == "USD" for row in rows.values())
@@ -354,6 +376,7 @@ def test_rows_hold_no_private_data_of_the_customers(market, path):
         "usage_revenue_cents",
         "adjustments_cents",
         "revenue_cents",
+        "plans",
         "finalized",
         "refreshed_at",
     }

@@ -177,6 +177,16 @@ class _RevenueFigures(serializers.Serializer):
     revenue_cents = serializers.IntegerField(help_text="Both, in minor units of currency.")
 
 
+class ProviderRevenuePlan(serializers.Serializer):
+    plan = serializers.UUIDField()
+    plan_name = serializers.CharField()
+    billing_model = serializers.CharField()
+    subscriptions = serializers.IntegerField(help_text="Customer's subscriptions on the plan.")
+    calls = serializers.IntegerField()
+    billable_calls = serializers.IntegerField()
+    revenue_cents = serializers.IntegerField(help_text="Their invoice lines, minor units.")
+
+
 class ProviderRevenueRow(_RevenueFigures):
     period = serializers.CharField(help_text="Billing month, YYYY-MM.")
     customer = serializers.CharField(help_text="Customer tenant slug.")
@@ -184,6 +194,9 @@ class ProviderRevenueRow(_RevenueFigures):
     provider = serializers.CharField(help_text="Provider tenant slug.")
     agent = serializers.CharField()
     currency = serializers.CharField()
+    plans = ProviderRevenuePlan(
+        many=True, help_text="usage_revenue_cents per plan of the agent (adjustments aside)."
+    )
     finalized = serializers.BooleanField(help_text="The month is closed: final figures.")
     refreshed_at = serializers.DateTimeField()
 
