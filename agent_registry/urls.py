@@ -9,6 +9,7 @@ from agent_registry.core import health, metrics
 from agent_registry.secrets.api.views import EnvironmentSecretGrantViewSet, RuntimeSecretViewSet
 from agent_registry.tenants.api.views import ProjectViewSet, TenantViewSet
 from agent_registry.usage.api.daily import DailySummaryViewSet
+from agent_registry.usage.api.provider import ProviderRevenueViewSet, ProviderUsageViewSet
 from agent_registry.usage.api.records import UsageRecordViewSet
 from agent_registry.usage.api.snapshots import SnapshotViewSet
 
@@ -28,6 +29,8 @@ router.register("subscriptions", SubscriptionViewSet, basename="subscription")
 router.register("usage/records", UsageRecordViewSet, basename="usage-record")
 router.register("usage/daily", DailySummaryViewSet, basename="usage-daily")
 router.register("usage/snapshots", SnapshotViewSet, basename="usage-snapshot")
+router.register("provider/usage", ProviderUsageViewSet, basename="provider-usage")
+router.register("provider/revenue", ProviderRevenueViewSet, basename="provider-revenue")
 
 admin.site.site_header = "Agent Registry"
 admin.site.site_title = "Agent Registry admin"

@@ -118,6 +118,8 @@ CONFIGURATION = "/api/v1/subscriptions/{access}/configuration/"
 MEMBERS = "/api/v1/tenants/acme/members/"
 SECRETS = "/api/v1/tenants/acme/runtime-secrets/"
 GRANTS = "/api/v1/tenants/acme/environment-secrets/"
+PROVIDER_USAGE = "/api/v1/provider/usage/"
+PROVIDER_REVENUE = "/api/v1/provider/revenue/"
 
 VALID_WRITES = [
     ("POST", TENANTS, tenant_body()),
@@ -525,6 +527,49 @@ QUERIES = [
     not_found("page not a number", "GET", AGENTS + "?page=first"),
 ]
 
+# The provider's figures (usage/api/provider.py): dates, months, slugs and the role.
+PROVIDER_QUERIES = [
+    Bad("provider usage day 30 Feb", "GET", PROVIDER_USAGE + "?from=2026-02-30", field="from"),
+    Bad(
+        "provider usage to before from",
+        "GET",
+        PROVIDER_USAGE + "?from=2026-03-02&to=2026-03-01",
+        field="to",
+    ),
+    Bad("provider usage period 13", "GET", PROVIDER_USAGE + "?period=2026-13", field="period"),
+    Bad(
+        "provider usage period and from",
+        "GET",
+        PROVIDER_USAGE + "?period=2026-03&from=2026-03-01",
+        field="period",
+    ),
+    Bad(
+        "provider usage granularity",
+        "GET",
+        PROVIDER_USAGE + "?granularity=week",
+        field="granularity",
+    ),
+    Bad("provider revenue from a day", "GET", PROVIDER_REVENUE + "?from=2026-03-01", field="from"),
+    Bad(
+        "provider revenue slug with NUL", "GET", PROVIDER_REVENUE + "?tenant=a%00b", field="tenant"
+    ),
+    Bad(
+        "provider revenue customer not a slug",
+        "GET",
+        PROVIDER_REVENUE + "?customer=a+b",
+        field="customer",
+    ),
+    not_found("provider usage unknown tenant", "GET", PROVIDER_USAGE + "?tenant=no-such-tenant"),
+    Bad(
+        "provider figures, developer",
+        "GET",
+        PROVIDER_REVENUE,
+        status=403,
+        code="forbidden",
+        caller="developer",
+    ),
+]
+
 TRANSITIONS = [
     Bad(
         "activate a draft", "POST", "/api/v1/agents/drafty/activate/", {}, 409, "invalid_transition"
@@ -604,6 +649,7 @@ CASES = [
     *ORIGINS,
     *TRANSPORT,
     *QUERIES,
+    *PROVIDER_QUERIES,
     *TRANSITIONS,
     *SECRETS_CASES,
 ]

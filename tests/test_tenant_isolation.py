@@ -27,6 +27,7 @@ from rest_framework.test import APIClient
 from agent_registry.access.models import AgentAccess
 from agent_registry.agents.models import AgentInstance, AgentPlan, AgentState
 from agent_registry.tenants.models import AgentProject, AgentTenant
+from agent_registry.usage.aggregation import aggregate_range
 from tests import factories
 
 
@@ -177,6 +178,8 @@ URL_CALLS = {
         format="json",
     ),
     "subscription embed-code": lambda c, i: c.get(f"/api/v1/subscriptions/{i.access}/embed-code/"),
+    "provider usage": lambda c, i: c.get(f"/api/v1/provider/usage/?tenant={i.slug}"),
+    "provider revenue": lambda c, i: c.get(f"/api/v1/provider/revenue/?tenant={i.slug}"),
 }
 
 # --- Endpoints with the other tenant's id in the body: 400 -------------------------------
@@ -436,6 +439,33 @@ def test_a_customer_never_reads_the_providers_detail_of_a_failed_call(a, b, memb
     assert row["agent"] == b.agent.agent_id
     assert row["error_detail"] is None
     assert "beta.example" not in str(row)
+
+
+def test_a_provider_sees_its_customers_numbers_and_a_customer_sees_no_providers(a, b):
+    """B buys A's agent: A's provider view shows what B used of it; B's own provider view
+    shows its own agent only, never A's agent or A's other customers."""
+    b_buys_a = factories.make_subscription(project=b.project, agent=a.agent).access
+    day = datetime(2026, 3, 10, 12, tzinfo=UTC)
+    for access in (a.access, b.access, b_buys_a):
+        factories.make_usage_record(access, at=day)
+    aggregate_range(day.date(), day.date())
+    owner_of = {
+        side.tenant.slug: factories.token_client(factories.member(side.tenant, "owner"))
+        for side in (a, b)
+    }
+
+    seen = {
+        slug: {
+            (row["customer"], row["agent"])
+            for row in client.get("/api/v1/provider/usage/").json()["results"]
+        }
+        for slug, client in owner_of.items()
+    }
+
+    assert seen == {
+        "alpha": {("alpha", "alpha-agent"), ("beta", "alpha-agent")},
+        "beta": {("beta", "beta-agent")},
+    }
 
 
 def test_a_member_of_no_tenant_sees_nothing(a, b):

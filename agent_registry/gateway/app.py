@@ -34,6 +34,8 @@ from agent_registry.usage.writer import UsageWriteFailed
 log = structlog.get_logger("agent_registry.gateway")
 
 INVOKE_PATH = re.compile(r"^/api/v1/agents/([-a-zA-Z0-9_]{1,100})/invoke/?$")
+# Any id at all: an id that is no agent answers like another agent's (OpenAI's 404).
+MODEL_PATH = re.compile(r"^/v1/models/(.+?)/?$", re.DOTALL)
 
 
 def _route(scope: Scope):
@@ -45,6 +47,9 @@ def _route(scope: Scope):
         return "chat", None, "POST"
     if path in ("/v1/models", "/v1/models/"):
         return "models", None, "GET"
+    match = MODEL_PATH.match(path)
+    if match:
+        return "models", match.group(1), "GET"
     return None
 
 
@@ -74,7 +79,7 @@ class GatewayApp:
                 await answer_error(send, request_id, MethodNotAllowed(), [("Allow", method)])
                 return
             if kind == "models":
-                await self._models(scope, send, request_id)
+                await self._models(scope, send, request_id, agent_id)
             else:
                 await self._call(kind, agent_id, scope, receive, send, request_id)
         finally:
@@ -98,16 +103,18 @@ class GatewayApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _models(self, scope: Scope, send: Send, request_id: str) -> None:
+    async def _models(
+        self, scope: Scope, send: Send, request_id: str, model_id: str | None
+    ) -> None:
         try:
-            snapshot, _ = await pipeline.authenticate(_api_key(scope))
+            body = await openai_api.models_answer(_api_key(scope), model_id)
         except GatewayError as error:
             await answer_error(send, request_id, error)
             return
         await send_json(
             send,
             200,
-            openai_api.models_body(snapshot),
+            body,
             encode_headers([("X-Request-ID", request_id)]),
         )
 

@@ -1,4 +1,4 @@
-"""OpenAI-compatible surface: ``POST /v1/chat/completions`` and ``GET /v1/models``.
+"""OpenAI-compatible surface: ``POST /v1/chat/completions``, ``GET /v1/models[/{id}]``.
 
 ``model`` is the agent_id. The official OpenAI SDKs work against it unchanged,
 streaming included (``data: {chunk}`` lines, ``usage`` in a last chunk when asked
@@ -10,12 +10,23 @@ from __future__ import annotations
 import time
 import uuid
 
+from asgiref.sync import sync_to_async
+
+from agent_registry.agents.models import AgentInstance
 from agent_registry.core.exceptions import envelope
 from agent_registry.gateway import pipeline, validation
 from agent_registry.gateway.asgi_io import sse
 from agent_registry.gateway.calls import Outcome, StreamFormat
-from agent_registry.gateway.errors import BadGatewayRequest, GatewayError
+from agent_registry.gateway.errors import (
+    AgentNotFound,
+    AgentUnavailable,
+    BadGatewayRequest,
+    GatewayError,
+    GatewayForbidden,
+    InvalidApiKey,
+)
 from agent_registry.gateway.runtimes.base import ChatMessage
+from agent_registry.gateway.snapshots import KeySnapshot, snapshots
 
 ENDPOINT = "chat.completions"
 ROLES = {"system", "developer", "user", "assistant", "tool"}
@@ -174,16 +185,57 @@ class ChunkStream(StreamFormat):
         return sse(envelope(error.code, error.message, error.details)) + b"data: [DONE]\n\n"
 
 
-def models_body(snapshot) -> dict:
+# --- /v1/models ---------------------------------------------------------------------
+
+
+async def callable_snapshot(api_key: str | None) -> KeySnapshot | None:
+    """The key's snapshot if it may call its agent right now, else None.
+
+    Read fresh from the database (a listing is not the hot path, and a cached "callable"
+    could be a few seconds behind a pause or a suspension in another process), then held
+    to the same rules as a call (``pipeline.check_usable``). A key that would get 401 on a
+    call (unknown, wrong, revoked) gets 401 here too.
+    """
+    _, prefix = await pipeline.authenticate(api_key)
+    snapshot = await snapshots.get(prefix, max_age=0.0)
+    if snapshot is None or snapshot.hash_for(prefix, time.time()) is None:
+        raise InvalidApiKey()
+    try:
+        return await pipeline.check_usable(snapshot, snapshot.agent_id, prefix)
+    except (GatewayForbidden, AgentUnavailable):
+        return None
+
+
+def _agent_facts(agent_pk: str) -> tuple[int, str]:
+    created_at, provider = AgentInstance.all_objects.filter(pk=agent_pk).values_list(
+        "created_at", "project__tenant__slug"
+    )[0]
+    return int(created_at.timestamp()), provider
+
+
+_load_agent_facts = sync_to_async(_agent_facts, thread_sensitive=False)
+
+
+async def model_object(snapshot: KeySnapshot) -> dict:
+    """OpenAI's model object: ``owned_by`` is the provider tenant (the agent's owner)."""
+    created, provider = await _load_agent_facts(snapshot.agent_pk)
     return {
-        "object": "list",
-        "data": [
-            {
-                "id": snapshot.agent_id,
-                "object": "model",
-                "created": 0,
-                "owned_by": snapshot.tenant_slug,
-                "name": snapshot.target.name,
-            }
-        ],
+        "id": snapshot.agent_id,
+        "object": "model",
+        "created": created,
+        "owned_by": provider,
+        "name": snapshot.target.name,
     }
+
+
+async def models_answer(api_key: str | None, model_id: str | None) -> dict:
+    """``GET /v1/models`` (``model_id`` None): the list, empty unless the key's agent is
+    callable. ``GET /v1/models/{id}``: that model, or 404 ``agent_not_found`` for any
+    other id, an unknown one and another agent's alike."""
+    snapshot = await callable_snapshot(api_key)
+    if model_id is None:
+        models = [await model_object(snapshot)] if snapshot is not None else []
+        return {"object": "list", "data": models}
+    if snapshot is None or snapshot.agent_id != model_id:
+        raise AgentNotFound("No such model.")
+    return await model_object(snapshot)

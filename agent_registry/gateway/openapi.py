@@ -87,11 +87,22 @@ SCHEMAS: dict[str, Any] = {
             "usage": {"type": "object"},
         },
     },
+    "Model": {
+        "type": "object",
+        "description": "OpenAI's model object: an agent the key may call.",
+        "properties": {
+            "id": {"type": "string", "description": "The agent_id"},
+            "object": {"type": "string", "enum": ["model"]},
+            "created": {"type": "integer", "description": "When the agent was registered"},
+            "owned_by": {"type": "string", "description": "The provider tenant's slug"},
+            "name": {"type": "string"},
+        },
+    },
     "ModelList": {
         "type": "object",
         "properties": {
-            "object": {"type": "string"},
-            "data": {"type": "array", "items": {"type": "object"}},
+            "object": {"type": "string", "enum": ["list"]},
+            "data": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}},
         },
     },
 }
@@ -164,10 +175,29 @@ PATHS: dict[str, Any] = {
             "operationId": "gateway_models",
             "tags": ["gateway"],
             "summary": "The agents this key may call, as OpenAI models",
+            "description": "Only an agent callable right now (agent active, subscription "
+            "active, tenant not suspended); an empty list otherwise.",
             "security": SECURITY,
             "responses": {
                 "200": {"description": "model list", "content": _json("ModelList")},
                 "401": GATEWAY_ERRORS["401"],
+            },
+        }
+    },
+    "/v1/models/{model}": {
+        "get": {
+            "operationId": "gateway_model",
+            "tags": ["gateway"],
+            "summary": "One model (agent) this key may call",
+            "description": "Any other id, unknown or another agent's, is 404 agent_not_found.",
+            "security": SECURITY,
+            "parameters": [
+                {"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": {"description": "model", "content": _json("Model")},
+                "401": GATEWAY_ERRORS["401"],
+                "404": GATEWAY_ERRORS["404"],
             },
         }
     },

@@ -9,6 +9,7 @@ tenant, what they may change depends on their role (document 3.1):
 | subscribe, rotate keys, edit configuration      |        |     ✓     |   ✓   |   ✓   |
 | revoke keys, create projects, edit agents/plans |        |           |   ✓   |   ✓   |
 | manage members                                   |        |           |       |   ✓   |
+| see its agents' usage and revenue (as provider)  |        |           |   ✓   |   ✓   |
 
 Objects of other tenants are simply not found (404), so ids don't leak.
 """
@@ -19,6 +20,10 @@ from django.db.models import QuerySet
 
 from agent_registry.core.errors import Forbidden
 from agent_registry.tenants.models import ROLE_RANK, AgentTenant, TenantMembership, TenantRole
+
+# A provider's figures cover all its customers and their money: the role that sets the
+# agents' prices sees them (usage/provider_selectors.py).
+PROVIDER_FIGURES_ROLE = TenantRole.ADMIN
 
 
 def is_operator(user) -> bool:

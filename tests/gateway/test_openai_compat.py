@@ -5,7 +5,12 @@ from __future__ import annotations
 import openai
 import pytest
 
+from agent_registry.access.models import AccessStatus, AgentAccess
+from agent_registry.access.services import access_revoke
+from agent_registry.agents.models import AgentInstance, AgentState
+from agent_registry.tenants.models import AgentTenant
 from agent_registry.usage.models import UsageRecord
+from tests import factories
 
 
 def sdk(gateway, api_key):
@@ -65,3 +70,81 @@ def test_sdk_errors_carry_the_envelope(live_gateway, echo_subscription):
     assert raised.value.body["code"] == "agent_not_found"
     with pytest.raises(openai.AuthenticationError):
         sdk(live_gateway, "agr_wrong").models.list()
+
+
+# --- /v1/models: only what the key may call right now ----------------------------------
+
+
+def test_the_model_object_names_the_provider_and_retrieve_returns_it(
+    live_gateway, echo_subscription
+):
+    client = sdk(live_gateway, echo_subscription.api_key)
+    agent = echo_subscription.access.agent_instance
+
+    [listed] = client.models.list().data
+    retrieved = client.models.retrieve("echo")
+
+    assert listed == retrieved
+    assert retrieved.id == "echo"
+    assert retrieved.object == "model"
+    assert retrieved.owned_by == agent.project.tenant.slug  # the provider, not the customer
+    assert retrieved.created == int(agent.created_at.timestamp())
+
+
+def test_another_agents_id_answers_like_an_unknown_one(live_gateway, echo_subscription):
+    factories.make_agent(agent_id="someone-elses")
+    client = sdk(live_gateway, echo_subscription.api_key)
+
+    with pytest.raises(openai.NotFoundError) as other:
+        client.models.retrieve("someone-elses")
+    with pytest.raises(openai.NotFoundError) as unknown:
+        client.models.retrieve("no-such-agent")
+
+    without_request_id = [
+        {k: v for k, v in raised.value.body.items() if k != "request_id"}
+        for raised in (other, unknown)
+    ]
+    assert without_request_id[0] == without_request_id[1]
+    assert without_request_id[0]["code"] == "agent_not_found"
+
+
+@pytest.mark.parametrize(
+    "stop",
+    [
+        lambda access: AgentInstance.objects.filter(pk=access.agent_instance_id).update(
+            state=AgentState.PAUSED
+        ),
+        lambda access: AgentTenant.objects.filter(pk=access.tenant_id).update(is_active=False),
+        lambda access: AgentAccess.objects.filter(pk=access.pk).update(
+            status=AccessStatus.PENDING_PAYMENT
+        ),
+    ],
+    ids=["agent paused", "tenant suspended", "subscription not active"],
+)
+def test_a_key_that_cannot_call_lists_no_model(live_gateway, echo_subscription, stop):
+    client = sdk(live_gateway, echo_subscription.api_key)
+    assert [m.id for m in client.models.list().data] == ["echo"]  # cached from here on
+
+    stop(echo_subscription.access)
+
+    assert client.models.list().data == []
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("echo")
+
+
+def test_a_revoked_key_gets_401_as_a_call_would(live_gateway, echo_subscription):
+    access_revoke(access=echo_subscription.access, reason="test")
+    client = sdk(live_gateway, echo_subscription.api_key)
+
+    with pytest.raises(openai.AuthenticationError):
+        client.models.list()
+    with pytest.raises(openai.AuthenticationError):
+        client.models.retrieve("echo")
+
+
+@pytest.mark.django_db
+def test_the_schema_documents_the_list_and_the_model(client):
+    paths = client.get("/api/schema/?format=json").json()["paths"]
+
+    assert set(paths["/v1/models"]["get"]["responses"]) == {"200", "401"}
+    assert set(paths["/v1/models/{model}"]["get"]["responses"]) == {"200", "401", "404"}

@@ -1,0 +1,288 @@
+"""A provider's usage and revenue across all its customers (usage/provider_selectors.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.core.validators import RegexValidator
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer
+from rest_framework import serializers, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from agent_registry.core import periods
+from agent_registry.core.api import COMMON_ERRORS
+from agent_registry.core.pagination import Pagination
+from agent_registry.usage import provider_selectors as selectors
+
+# --- Input: the query string -----------------------------------------------------------
+
+
+class _PeriodField(serializers.CharField):
+    """``YYYY-MM``, by the one rule in core/periods.py."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("max_length", 7)
+        kwargs.setdefault("validators", [RegexValidator(periods.PERIOD_PATTERN)])
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        try:
+            return periods.parse_period(value)
+        except ValueError:
+            raise serializers.ValidationError("Must be a month like 2026-11 (YYYY-MM).") from None
+
+
+class _ScopeQuery(serializers.Serializer):
+    tenant = serializers.SlugField(
+        max_length=63,
+        required=False,
+        help_text="The provider tenant's slug. Members of several tenants must name one; "
+        "operators may leave it out to see every provider.",
+    )
+    agent = serializers.SlugField(
+        max_length=100, required=False, help_text="One of the provider's agents (agent_id)."
+    )
+    customer = serializers.SlugField(
+        max_length=63, required=False, help_text="A customer tenant's slug."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("period") and (attrs.get("from") or attrs.get("to")):
+            raise serializers.ValidationError(
+                {"period": ["Give 'period' or 'from'/'to', not both."]}
+            )
+        start, end = attrs.get("from"), attrs.get("to")
+        if start and end and end < start:
+            raise serializers.ValidationError({"to": ["Must not be before 'from'."]})
+        return attrs
+
+
+class ProviderUsageQuery(_ScopeQuery):
+    # "from" is a Python keyword, so these two are declared through the class namespace.
+    locals()["from"] = serializers.DateField(
+        required=False, help_text="From this UTC day (YYYY-MM-DD), inclusive."
+    )
+    locals()["to"] = serializers.DateField(
+        required=False, help_text="Up to this UTC day (YYYY-MM-DD), inclusive."
+    )
+    period = _PeriodField(help_text="One UTC month (YYYY-MM); instead of from/to.")
+    granularity = serializers.ChoiceField(
+        choices=["day", "month"], default="day", help_text="One row per UTC day or month."
+    )
+
+    def query(self, user) -> selectors.UsageQuery:
+        data = self.validated_data
+        start, end = data.get("from"), data.get("to")
+        if data.get("period"):
+            first, after = periods.period_dates(data["period"])
+            start, end = first, after - timedelta(days=1)
+        return selectors.UsageQuery(
+            scope=selectors.provider_scope(user, data.get("tenant")),
+            agent=data.get("agent"),
+            customer=data.get("customer"),
+            start=start,
+            end=end,
+            granularity=data["granularity"],
+        )
+
+
+class ProviderRevenueQuery(_ScopeQuery):
+    locals()["from"] = _PeriodField(help_text="From this UTC month (YYYY-MM), inclusive.")
+    locals()["to"] = _PeriodField(help_text="Up to this UTC month (YYYY-MM), inclusive.")
+    period = _PeriodField(help_text="One UTC month (YYYY-MM); instead of from/to.")
+
+    def query(self, user) -> selectors.RevenueQuery:
+        data = self.validated_data
+        first, last = data.get("from"), data.get("to")
+        if data.get("period"):
+            first = last = data["period"]
+        return selectors.RevenueQuery(
+            scope=selectors.provider_scope(user, data.get("tenant")),
+            agent=data.get("agent"),
+            customer=data.get("customer"),
+            first_period=first,
+            last_period=last,
+        )
+
+
+# --- Output ----------------------------------------------------------------------------
+
+
+class _Figures(serializers.Serializer):
+    calls = serializers.IntegerField()
+    successful_calls = serializers.IntegerField(help_text="Answered with a 2xx status.")
+    failed_calls = serializers.IntegerField(
+        help_text="Errors: every other status (runtime failures, timeouts)."
+    )
+    billable_calls = serializers.IntegerField()
+    tokens_input = serializers.IntegerField()
+    tokens_output = serializers.IntegerField()
+    tokens_total = serializers.IntegerField()
+    billable_tokens = serializers.IntegerField()
+    usage_cost_cents = serializers.DecimalField(
+        max_digits=30,
+        decimal_places=6,
+        help_text="Metered price of the billable calls, exact (sub-cent), in minor units; "
+        "fees and rounding are in /provider/revenue/.",
+    )
+
+
+class ProviderUsageRow(_Figures):
+    period = serializers.SerializerMethodField(help_text="YYYY-MM-DD, or YYYY-MM by month.")
+    customer = serializers.CharField(help_text="Customer tenant slug.")
+    customer_name = serializers.CharField()
+    provider = serializers.CharField(help_text="Provider tenant slug.")
+    agent = serializers.CharField()
+    currency = serializers.CharField()
+    computed_at = serializers.DateTimeField(help_text="When these summaries were aggregated.")
+
+    @extend_schema_field(str)
+    def get_period(self, row: dict[str, Any]) -> str:
+        day = row["bucket"]
+        return day.strftime("%Y-%m") if self.context.get("granularity") == "month" else str(day)
+
+
+class ProviderUsageTotals(_Figures):
+    currency = serializers.CharField()
+
+
+# A page object, not a list of them (the schema would wrap a list action's answer).
+@extend_schema_serializer(many=False)
+class ProviderUsagePage(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = ProviderUsageRow(many=True)
+    totals = ProviderUsageTotals(many=True, help_text="Every selected row, per currency.")
+
+
+class _RevenueFigures(serializers.Serializer):
+    calls = serializers.IntegerField()
+    billable_calls = serializers.IntegerField()
+    tokens_input = serializers.IntegerField()
+    tokens_output = serializers.IntegerField()
+    tokens_total = serializers.IntegerField()
+    billable_tokens = serializers.IntegerField()
+    usage_revenue_cents = serializers.IntegerField(
+        help_text="The month's invoice lines (fees, usage, overage), minor units."
+    )
+    adjustments_cents = serializers.IntegerField(
+        help_text="Late usage of earlier, closed months billed in this one."
+    )
+    revenue_cents = serializers.IntegerField(help_text="Both, in minor units of currency.")
+
+
+class ProviderRevenuePlan(serializers.Serializer):
+    plan = serializers.UUIDField()
+    plan_name = serializers.CharField()
+    billing_model = serializers.CharField()
+    subscriptions = serializers.IntegerField(help_text="Customer's subscriptions on the plan.")
+    calls = serializers.IntegerField()
+    billable_calls = serializers.IntegerField()
+    revenue_cents = serializers.IntegerField(help_text="Their invoice lines, minor units.")
+
+
+class ProviderRevenueRow(_RevenueFigures):
+    period = serializers.CharField(help_text="Billing month, YYYY-MM.")
+    customer = serializers.CharField(help_text="Customer tenant slug.")
+    customer_name = serializers.CharField()
+    provider = serializers.CharField(help_text="Provider tenant slug.")
+    agent = serializers.CharField()
+    currency = serializers.CharField()
+    plans = ProviderRevenuePlan(
+        many=True, help_text="usage_revenue_cents per plan of the agent (adjustments aside)."
+    )
+    finalized = serializers.BooleanField(help_text="The month is closed: final figures.")
+    refreshed_at = serializers.DateTimeField()
+
+
+class ProviderRevenueTotals(_RevenueFigures):
+    currency = serializers.CharField()
+
+
+# A page object, not a list of them (the schema would wrap a list action's answer).
+@extend_schema_serializer(many=False)
+class ProviderRevenuePage(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = ProviderRevenueRow(many=True)
+    totals = ProviderRevenueTotals(many=True, help_text="Every selected row, per currency.")
+
+
+# --- Views -----------------------------------------------------------------------------
+
+
+def _page(
+    view: viewsets.ViewSet,
+    request: Request,
+    rows: Any,
+    serialize: Callable[[list[Any] | None], Any],
+    totals: Any,
+) -> Response:
+    """A page of ``rows`` with the totals of all of them."""
+    paginator = Pagination()
+    page: list[Any] | None = paginator.paginate_queryset(rows, request, view=view)
+    response = paginator.get_paginated_response(serialize(page))
+    response.data["totals"] = totals
+    return response
+
+
+@extend_schema(tags=["provider"])
+class ProviderUsageViewSet(viewsets.ViewSet):
+    """Usage of the provider's agents by each customer tenant, from the daily summaries."""
+
+    @extend_schema(
+        parameters=[ProviderUsageQuery],
+        responses={200: ProviderUsagePage, **COMMON_ERRORS},
+        description=(
+            "One row per UTC day (or month) x customer tenant x agent x currency, newest "
+            "first, with totals over every selected row. Read from the daily summaries, "
+            "so records of the last few minutes appear at the next aggregation. Needs the "
+            "admin role in the provider tenant; operators see every provider."
+        ),
+    )
+    def list(self, request: Request) -> Response:
+        params = ProviderUsageQuery(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        query = params.query(request.user)
+        context = {"granularity": query.granularity}
+        return _page(
+            self,
+            request,
+            selectors.provider_usage(query),
+            lambda rows: ProviderUsageRow(rows, many=True, context=context).data,
+            ProviderUsageTotals(selectors.provider_usage_totals(query), many=True).data,
+        )
+
+
+@extend_schema(tags=["provider"])
+class ProviderRevenueViewSet(viewsets.ViewSet):
+    """What the provider's customers are billed for its agents, from the billing cycles."""
+
+    @extend_schema(
+        parameters=[ProviderRevenueQuery],
+        responses={200: ProviderRevenuePage, **COMMON_ERRORS},
+        description=(
+            "One row per billing month x customer tenant x agent x currency, newest first, "
+            "with totals over every selected row: the figures of the customers' billing "
+            "snapshots (docs/billing.md), finalized or as last refreshed. Needs the admin "
+            "role in the provider tenant; operators see every provider."
+        ),
+    )
+    def list(self, request: Request) -> Response:
+        params = ProviderRevenueQuery(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        rows = selectors.provider_revenue(params.query(request.user))
+        return _page(
+            self,
+            request,
+            rows,
+            lambda page: ProviderRevenueRow(page, many=True).data,
+            ProviderRevenueTotals(selectors.revenue_totals(rows), many=True).data,
+        )
