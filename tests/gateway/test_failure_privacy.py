@@ -50,15 +50,17 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def upstream(monkeypatch):
-    monkeypatch.setenv("RUNTIME_SECRET_OPENAI_KEY", SECRET)
+def upstream():
     with FakeOpenAIUpstream(api_key=SECRET) as fake:
         fake.slow_seconds = 2.0
         yield fake
 
 
 def subscribe(endpoint: str):
+    project = factories.ProjectFactory()
+    factories.make_runtime_secret(project.tenant, "OPENAI_KEY", SECRET)
     agent = factories.make_agent(
+        project=project,
         agent_id="llm",
         runtime=RuntimeDescription(
             type="openai", endpoint=endpoint, model="fake-model", api_key_ref="OPENAI_KEY"
