@@ -192,27 +192,58 @@ def test_a_hostile_body_is_a_400_counted_and_logged_like_any_call(
 # --- What a runtime answers ------------------------------------------------------------
 
 
-class SurrogateRuntime(FakeHTTPServer):
-    """A plain ``http`` runtime answering with lone surrogates in its JSON (legal JSON
-    text, not encodable as UTF-8)."""
+class CannedRuntime(FakeHTTPServer):
+    """A plain ``http`` runtime that answers every call with the same raw bytes."""
+
+    def __init__(self, answer: bytes) -> None:
+        super().__init__()
+        self.answer = answer
 
     def handle(self, exchange: Exchange) -> None:
-        exchange.send(
-            200,
-            b'{"output": "bad \\ud800 and \\udfff end", "usage": '
-            b'{"tokens_input": 2, "tokens_output": 4}}',
-        )
+        exchange.send(200, self.answer)
+
+
+# Lone surrogates in the runtime's JSON: legal JSON text, not encodable as UTF-8.
+SURROGATE_ANSWER = (
+    b'{"output": "bad \\ud800 and \\udfff end", "usage": {"tokens_input": 2, "tokens_output": 4}}'
+)
+
+
+def subscription_to(runtime: CannedRuntime):
+    agent = factories.make_agent(
+        agent_id="echo",
+        runtime=RuntimeDescription(type="http", endpoint=f"{runtime.base_url}/run"),
+    )
+    return factories.make_subscription(agent=agent, rate_limit_per_second=100)
 
 
 @pytest.fixture
 def surrogate_subscription(transactional_db, settings):
     settings.RUNTIME_ALLOW_PRIVATE_NETWORKS = True
-    with SurrogateRuntime() as runtime:
-        agent = factories.make_agent(
-            agent_id="echo",
-            runtime=RuntimeDescription(type="http", endpoint=f"{runtime.base_url}/run"),
-        )
-        yield factories.make_subscription(agent=agent, rate_limit_per_second=100)
+    with CannedRuntime(SURROGATE_ANSWER) as runtime:
+        yield subscription_to(runtime)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+@pytest.mark.parametrize("path", [INVOKE, CHAT])
+def test_a_runtime_reporting_tokens_past_the_ceiling_is_a_502_not_billed(
+    live_gateway, transactional_db, settings, path, stream
+):
+    settings.RUNTIME_ALLOW_PRIVATE_NETWORKS = True
+    answer = b'{"output": "hi", "usage": {"tokens_input": 1099511627776, "tokens_output": 1}}'
+    body = chat() if path == CHAT else invoke()
+    with CannedRuntime(answer) as runtime:
+        issued = subscription_to(runtime)
+        with live_gateway.client(issued.api_key) as client:
+            response = client.post(path, content=streamed(body) if stream else body)
+
+    if stream:
+        assert '"runtime_error"' in response.text
+    else:
+        assert response.status_code == 502
+        assert_envelope(response, "runtime_error")
+    record = UsageRecord.objects.get()
+    assert (record.response_status, record.billable) == (502, False)
 
 
 @pytest.mark.parametrize("path", [INVOKE, CHAT])
