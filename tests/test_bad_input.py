@@ -744,6 +744,8 @@ GATEWAY_CASES = [
     bad_chat("messages", ["hello"]),
     bad_chat("messages", [{"role": "wizard", "content": "x"}]),
     bad_chat("messages", [{"content": "x"}], "chat message without role"),
+    invalid("chat role a list", "POST", GATEWAY_CHAT, chat_with(role=["user"]), "messages"),
+    invalid("chat role an object", "POST", GATEWAY_CHAT, chat_with(role={}), "messages"),
     invalid("chat content number", "POST", GATEWAY_CHAT, chat_with(content=42), "messages"),
     invalid(
         "chat image content",
