@@ -164,6 +164,8 @@ RUNTIME_SECRETS_CACHE_SECONDS = env.float("RUNTIME_SECRETS_CACHE_SECONDS", defau
 # --- Gateway --------------------------------------------------------------------
 
 GATEWAY_MAX_BODY_BYTES = env.int("GATEWAY_MAX_BODY_BYTES", default=1024 * 1024)
+# Tokens one call may report (input + output); more is a runtime error, not billed.
+GATEWAY_MAX_TOKENS_PER_CALL = env.int("GATEWAY_MAX_TOKENS_PER_CALL", default=10_000_000)
 GATEWAY_SNAPSHOT_TTL_SECONDS = env.float("GATEWAY_SNAPSHOT_TTL_SECONDS", default=30.0)
 # When Redis is unreachable: "closed" refuses calls (503), "local" falls back to
 # per-process limits (approximate across processes).

@@ -324,3 +324,124 @@ def test_every_fields_boundaries_and_wrong_types_get_a_clear_answer(
     assert not failures, f"{len(failures)} bad answers; the first ones:\n\n" + "\n\n".join(
         failures[:5]
     )
+
+
+# === The gateway's endpoints (issue 9, "Done when") =========================================
+# The same document's gateway operations (agent_registry/gateway/openapi.py), sent over
+# HTTP to the real ASGI app (uvicorn on loopback, as in tests/gateway) with a valid key
+# of an active echo subscription. Calls that succeed are real calls (recorded, billed),
+# so the database is not compared; every answer must still be below 500, carry
+# X-Request-ID and, when a 4xx, be the error envelope.
+
+from tests.gateway.conftest import live_gateway  # noqa: E402, F401
+
+GATEWAY_SCHEMA = schemathesis.openapi.from_dict(
+    SCHEMA.raw_schema,
+    config=schemathesis.Config.from_dict({"generation": {"with-security-parameters": False}}),
+)
+GATEWAY_OPERATIONS = [
+    operation
+    for operation in (result.ok() for result in GATEWAY_SCHEMA.get_all_operations())
+    if operation.path in GATEWAY_PATHS
+]
+GATEWAY_AGENT = "fuzz-echo"
+
+
+@dataclass(frozen=True)
+class Gateway:
+    url: str
+    api_key: str
+
+
+@pytest.fixture
+def gateway(request, transactional_db) -> Gateway:
+    server = request.getfixturevalue("live_gateway")
+    agent = factories.make_agent(agent_id=GATEWAY_AGENT, max_concurrent_requests=50)
+    issued = factories.make_subscription(
+        agent=agent, monthly_quota=1_000_000, rate_limit_per_second=100_000
+    )
+    return Gateway(url=server.url, api_key=issued.api_key)
+
+
+def aim_at_the_agent(case: schemathesis.Case, data: st.DataObject | None) -> None:
+    """Name the subscribed agent often (in the path, or as the chat ``model``), so the
+    generated bodies reach the gateway's validation and runtime, not only a 403/404."""
+    choose = (lambda label: data.draw(st.booleans(), label=label)) if data else (lambda _: True)
+    if "agent_id" in (case.path_parameters or {}) and choose("aim path"):
+        case.path_parameters["agent_id"] = GATEWAY_AGENT
+    chat = case.path == "/v1/chat/completions" and isinstance(case.body, dict)
+    if chat and choose("aim model"):
+        case.body["model"] = GATEWAY_AGENT
+
+
+def assert_gateway_answer(case: schemathesis.Case, response) -> None:
+    status = response.status_code
+    what = describe(case, response)
+    assert status < 500, f"server error:\n{what}"
+    [request_id] = response.headers.get("x-request-id") or [None]
+    assert request_id, f"no X-Request-ID:\n{what}"
+    if status < 400:
+        return
+    assert response.headers.get("content-type", [""])[0].startswith("application/json"), what
+    body = json.loads(response.content)
+    assert set(body) == {"error"}, f"not the error envelope:\n{what}"
+    error = body["error"]
+    assert REQUIRED_ERROR_KEYS <= set(error) <= ERROR_KEYS, f"not the error envelope:\n{what}"
+    assert _SNAKE_CASE.match(error["code"]), what
+    assert error["message"], what
+    assert error["request_id"] == request_id, what
+    if error["code"] == "validation_error":
+        assert status == 400, what
+
+
+def _gateway_generation() -> list:
+    """Each operation in both modes; an operation with nothing to break (GET /v1/models
+    has no parameters and no body) only in positive mode."""
+    params = []
+    for operation in GATEWAY_OPERATIONS:
+        breakable = operation.body or any(True for _ in operation.iter_parameters())
+        for mode in [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]:
+            if mode == GenerationMode.POSITIVE or breakable:
+                params.append(pytest.param(operation, mode, id=f"{operation.label}-{mode}"))
+    return params
+
+
+@pytest.mark.parametrize(("operation", "mode"), _gateway_generation())
+def test_any_gateway_request_gets_a_success_or_a_clear_client_error(operation, mode, gateway):
+    headers = {"X-API-Key": gateway.api_key}
+
+    @hypothesis.settings(
+        max_examples=MAX_EXAMPLES * 2,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        print_blob=False,
+        suppress_health_check=list(hypothesis.HealthCheck),
+    )
+    @hypothesis.given(case=operation.as_strategy(generation_mode=mode), data=st.data())
+    def example(case: schemathesis.Case, data: st.DataObject) -> None:
+        aim_at_the_agent(case, data)
+        assert_gateway_answer(case, case.call(base_url=gateway.url, headers=headers, timeout=10))
+
+    example()
+
+
+@pytest.mark.parametrize("operation", GATEWAY_OPERATIONS, ids=lambda operation: operation.label)
+def test_every_gateway_fields_boundaries_and_wrong_types_get_a_clear_answer(operation, gateway):
+    headers = {"X-API-Key": gateway.api_key}
+    cases = GATEWAY_SCHEMA.iter_coverage_cases(
+        operation,
+        generation_modes=list(GenerationMode),
+        generation_config=GATEWAY_SCHEMA.config.generation_for(operation=operation),
+    )
+    failures = []
+    for case in cases:
+        aim_at_the_agent(case, None)
+        try:
+            response = case.call(base_url=gateway.url, headers=headers, timeout=10)
+            assert_gateway_answer(case, response)
+        except AssertionError as failure:
+            failures.append(str(failure))
+    assert not failures, f"{len(failures)} bad answers; the first ones:\n\n" + "\n\n".join(
+        failures[:5]
+    )

@@ -784,3 +784,184 @@ def test_a_validation_error_names_every_bad_field_at_once(world):
     details = assert_envelope(response)["details"]
     assert {"slug", "name", "max_agents"} <= set(details)
     assert all(isinstance(messages, list) and messages for messages in details.values())
+
+
+# === The gateway's bodies (issue 9, item 7) =================================================
+# The gateway is plain ASGI (agent_registry/gateway/app.py), so these cases go to a live
+# gateway (uvicorn on loopback) with a valid key, through both entry points, plain and
+# streamed. Every bad body is a 4xx in the envelope, and no call is recorded or billed.
+
+# The gateway tests' fixtures (imported to be found here; requested by name below).
+from tests.gateway.conftest import echo_subscription, live_gateway  # noqa: E402, F401
+from tests.gateway.test_hostile_bodies import HOSTILE, streamed  # noqa: E402
+
+GATEWAY_INVOKE = "/api/v1/agents/echo/invoke"
+
+
+@pytest.fixture
+def gateway_client(request, transactional_db):
+    """An HTTP client of a live gateway, with the key of an active echo subscription."""
+    server = request.getfixturevalue("live_gateway")
+    issued = request.getfixturevalue("echo_subscription")
+    with server.client(issued.api_key) as client:
+        yield client
+
+
+GATEWAY_CHAT = "/v1/chat/completions"
+
+
+def invoke_body(**changes: Any) -> dict[str, Any]:
+    return {"input": "hello", **changes}
+
+
+def chat_body(**changes: Any) -> dict[str, Any]:
+    return {"model": "echo", "messages": [{"role": "user", "content": "hello"}], **changes}
+
+
+def chat_with(**message: Any) -> dict[str, Any]:
+    return chat_body(messages=[{"role": "user", "content": "hello", **message}])
+
+
+bad_invoke = one_field("invoke", "POST", GATEWAY_INVOKE, invoke_body)
+bad_chat = one_field("chat", "POST", GATEWAY_CHAT, chat_body)
+
+
+def bad_gateway_body(id: str, path: str, raw: bytes, field: str = "body") -> Bad:
+    return Bad(id, "POST", path, raw, field=field)
+
+
+GATEWAY_CASES = [
+    *(
+        bad_gateway_body(id, path, raw, field)
+        for id, path, raw, field in HOSTILE  # deep, NUL, surrogates, NaN, duplicates
+    ),
+    bad_gateway_body("invoke empty body", GATEWAY_INVOKE, b""),
+    bad_gateway_body("invoke truncated json", GATEWAY_INVOKE, b'{"input": '),
+    bad_gateway_body("invoke array", GATEWAY_INVOKE, b'[{"input": "hi"}]'),
+    bad_gateway_body("invoke string", GATEWAY_INVOKE, b'"hi"'),
+    bad_gateway_body("chat number", GATEWAY_CHAT, b"42"),
+    bad_gateway_body("chat single quotes", GATEWAY_CHAT, b"{'model': 'echo'}"),
+    invalid("invoke without input", "POST", GATEWAY_INVOKE, {"session_id": "s"}, "input"),
+    bad_invoke("input", None),
+    bad_invoke("input", 42),
+    bad_invoke("input", ["hi"]),
+    bad_invoke("input", "i" * 200_001),
+    bad_invoke("session_id", "s" * 201),
+    bad_invoke("session_id", 7),
+    bad_invoke("stream", "yes"),
+    bad_invoke("stream", 1),
+    bad_invoke("variables", ["a"]),
+    bad_invoke("variables", {f"v{i}": "x" for i in range(51)}, "invoke variables 51 entries"),
+    bad_invoke("variables", {"k": {"nested": 1}}),
+    bad_invoke("variables", {"k": None}),
+    bad_invoke("variables", {"k" * 65: "v"}),
+    bad_invoke("tools", [], "invoke unknown field tools"),
+    invalid("chat without model", "POST", GATEWAY_CHAT, {"messages": []}, "model"),
+    bad_chat("model", 7),
+    bad_chat("model", "m" * 101),
+    bad_chat("messages", None),
+    bad_chat("messages", []),
+    bad_chat("messages", "hello"),
+    bad_chat("messages", [{"role": "user", "content": "x"}] * 501, "chat 501 messages"),
+    bad_chat("messages", ["hello"]),
+    bad_chat("messages", [{"role": "wizard", "content": "x"}]),
+    bad_chat("messages", [{"content": "x"}], "chat message without role"),
+    invalid("chat role a list", "POST", GATEWAY_CHAT, chat_with(role=["user"]), "messages"),
+    invalid("chat role an object", "POST", GATEWAY_CHAT, chat_with(role={}), "messages"),
+    invalid("chat content number", "POST", GATEWAY_CHAT, chat_with(content=42), "messages"),
+    invalid(
+        "chat image content",
+        "POST",
+        GATEWAY_CHAT,
+        chat_with(content=[{"type": "image_url", "image_url": {"url": "https://x"}}]),
+        "messages",
+    ),
+    invalid(
+        "chat conversation too long",
+        "POST",
+        GATEWAY_CHAT,
+        chat_body(messages=[{"role": "user", "content": "c" * 100_001}] * 2),
+        "messages",
+    ),
+    bad_chat("temperature", 3),
+    bad_chat("temperature", -0.1),
+    bad_chat("temperature", "hot"),
+    bad_chat("temperature", True),
+    bad_chat("max_tokens", 0),
+    bad_chat("max_tokens", 1.5),
+    bad_chat("max_tokens", True),
+    bad_chat("max_tokens", HUGE),
+    bad_chat("max_completion_tokens", -1),
+    bad_chat("stream_options", ["include_usage"]),
+    bad_chat("stream", "true"),
+    bad_chat("functions", [], "chat unknown field functions"),
+    Bad(
+        "invoke body over the size limit",
+        "POST",
+        GATEWAY_INVOKE,
+        json.dumps(invoke_body(input="x" * 1_100_000)).encode(),
+        status=413,
+        code="payload_too_large",
+    ),
+    Bad("GET invoke", "GET", GATEWAY_INVOKE, status=405, code="method_not_allowed"),
+    Bad("PUT chat", "PUT", GATEWAY_CHAT, chat_body(), status=405, code="method_not_allowed"),
+]
+
+
+def gateway_body(case: Bad, stream: bool) -> bytes | None:
+    if case.body is None:
+        return None
+    if isinstance(case.body, dict) and "stream" in case.body:
+        stream = False  # the case is about its own "stream"
+    raw = case.body if isinstance(case.body, bytes) else json.dumps(case.body).encode()
+    # Only an object can ask for a stream; other bodies are sent once, as they are.
+    return streamed(raw) if stream and raw.startswith(b"{") else raw
+
+
+def check_gateway_case(client, case: Bad, stream: bool) -> None:
+    response = client.request(
+        case.method,
+        case.path,
+        content=gateway_body(case, stream),
+        headers={"content-type": case.content_type},
+    )
+    what = f"{case.id}: {response.status_code} {response.text[:300]}"
+    assert response.status_code == case.status, what
+    assert response.headers["content-type"].startswith("application/json"), what
+    body = response.json()
+    assert list(body) == ["error"], what
+    error = body["error"]
+    assert set(error) <= {"code", "message", "request_id", "details"}, what
+    assert error["code"] == case.code, what
+    assert error["message"], what
+    assert error["request_id"] == response.headers["X-Request-ID"], what
+    if case.code == "validation_error":
+        assert case.field in error.get("details", {}), what
+
+
+# One live gateway per test, every case through it (a gateway per case costs seconds).
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+def test_bad_gateway_input_gets_a_clear_client_error_and_bills_nothing(stream, gateway_client):
+    from agent_registry.usage.models import UsageRecord
+
+    failures = []
+    for case in GATEWAY_CASES:
+        try:
+            check_gateway_case(gateway_client, case, stream)
+        except AssertionError as failure:
+            failures.append(str(failure))
+
+    assert not failures, f"{len(failures)} bad answers:\n" + "\n".join(failures)
+    assert not UsageRecord.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("path", "body"), [(GATEWAY_INVOKE, invoke_body()), (GATEWAY_CHAT, chat_body())]
+)
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+def test_the_valid_gateway_bodies_the_cases_start_from_are_answered(
+    path, body, stream, gateway_client
+):
+    response = gateway_client.post(path, json={**body, "stream": stream})
+
+    assert response.status_code == 200, response.text[:500]

@@ -46,7 +46,7 @@ class AgentAccess(SoftDeleteModel):
     revocation_reason = models.CharField(max_length=500, blank=True)
 
     quota_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Empty = unlimited.")
-    quota_used = models.PositiveIntegerField(default=0)
+    quota_used = models.PositiveBigIntegerField(default=0)
     quota_reset_at = models.DateTimeField(null=True, blank=True)
     # Where the current count starts: the subscription's creation, the start of the
     # month it was rolled into, or an operator's reset. Reconciliation compares

@@ -28,11 +28,18 @@ from agent_registry.gateway.asgi_io import (
     send_json,
 )
 from agent_registry.gateway.calls import StreamFormat, answer_error, log_call, run_call
-from agent_registry.gateway.errors import GatewayError, MethodNotAllowed, UsageUnavailable
+from agent_registry.gateway.errors import (
+    GatewayError,
+    InternalGatewayError,
+    MethodNotAllowed,
+    UsageUnavailable,
+)
 from agent_registry.usage.writer import UsageWriteFailed
 
 log = structlog.get_logger("agent_registry.gateway")
 
+# The metrics' and log's endpoint label of each route, whether or not its body parsed.
+ENDPOINTS = {"invoke": native.ENDPOINT, "chat": openai_api.ENDPOINT}
 INVOKE_PATH = re.compile(r"^/api/v1/agents/([-a-zA-Z0-9_]{1,100})/invoke/?$")
 # Any id at all: an id that is no agent answers like another agent's (OpenAI's 404).
 MODEL_PATH = re.compile(r"^/v1/models/(.+?)/?$", re.DOTALL)
@@ -163,18 +170,30 @@ class GatewayApp:
             await answer_error(send, request_id, UsageUnavailable())
         except ConnectionResetError:
             status = 499
+        except Exception:
+            # A bug, not the caller's fault: still one envelope, one log line, one count.
+            log.exception("gateway_call_failed", request_id=request_id)
+            status = InternalGatewayError.status
+            await _answer_if_unanswered(send, request_id)
         finally:
             if admitted is not None:
                 await pipeline.finish(admitted, billable=False)  # no-op if already settled
         if request is None:
             request = pipeline.CallRequest(
-                endpoint=kind,
+                endpoint=ENDPOINTS[kind],
                 agent_id=agent_id or "",
                 request_id=request_id,
                 input="",
                 session_id="",
             )
         log_call(request, snapshot, status, usage)
+
+
+async def _answer_if_unanswered(send: Send, request_id: str) -> None:
+    try:
+        await answer_error(send, request_id, InternalGatewayError())
+    except Exception:  # the response had started: the server ends it
+        log.warning("gateway_error_not_sent", request_id=request_id)
 
 
 def _start_in_process_jobs() -> None:

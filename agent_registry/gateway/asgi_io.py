@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -46,8 +48,44 @@ def encode_headers(pairs: Iterable[tuple[str, str]]) -> Headers:
     return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in pairs]
 
 
+# Lone UTF-16 surrogates: a Python str may hold them (a runtime's JSON "\\ud800"), UTF-8
+# cannot. They become U+FFFD, as any lenient UTF-8 decoder would show them.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def encode_json(body: Any) -> bytes:
+    """The one JSON encoder of every gateway answer (JSON bodies and stream events).
+
+    It cannot fail on what a runtime or a caller put in the answer: lone surrogates are
+    replaced and non-finite floats (not JSON) become null. Only a programming error (a
+    value that is not JSON-shaped at all) could still raise.
+    """
+    try:
+        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:  # NaN or ±Infinity somewhere
+        text = json.dumps(_finite(body), separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text).encode("utf-8")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
 async def send_json(send: Send, status: int, body: Any, headers: Headers) -> None:
-    payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    await send_encoded(send, status, encode_json(body), headers)
+
+
+async def send_encoded(send: Send, status: int, payload: bytes, headers: Headers) -> None:
+    """Send a JSON body already made by ``encode_json``."""
     await send(
         {
             "type": "http.response.start",
@@ -78,6 +116,6 @@ async def send_chunk(send: Send, data: bytes, *, more: bool = True) -> None:
 
 
 def sse(data: Any, event: str | None = None) -> bytes:
-    text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
-    prefix = f"event: {event}\n" if event else ""
-    return f"{prefix}data: {text}\n\n".encode()
+    """One Server-Sent Event whose data is ``data`` as JSON (through ``encode_json``)."""
+    prefix = f"event: {event}\n".encode() if event else b""
+    return prefix + b"data: " + encode_json(data) + b"\n\n"

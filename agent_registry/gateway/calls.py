@@ -21,7 +21,9 @@ from agent_registry.gateway.asgi_io import (
     Receive,
     Send,
     encode_headers,
+    encode_json,
     send_chunk,
+    send_encoded,
     send_json,
     start_event_stream,
 )
@@ -87,16 +89,43 @@ async def run_call(
 ) -> Outcome:
     headers = [("X-Request-ID", request.request_id), *admitted.limit_headers()]
     if stream_format is None:
-        outcome = await _run_plain(request, admitted)
-        await send_json(send, 200, render(outcome), encode_headers(headers))
-        return outcome
+        return await _run_plain(request, admitted, send, receive, render, headers)
     return await _run_stream(request, admitted, send, receive, headers, stream_format)
 
 
-async def _run_plain(request: pipeline.CallRequest, admitted: pipeline.AdmittedCall) -> Outcome:
+async def _client_gone(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _run_plain(
+    request: pipeline.CallRequest,
+    admitted: pipeline.AdmittedCall,
+    send: Send,
+    receive: Receive,
+    render: Callable[[Outcome], dict],
+    headers: list[tuple[str, str]],
+) -> Outcome:
     adapter = get_adapter(admitted.snapshot.target.runtime_type)
+    invoke = asyncio.ensure_future(adapter.invoke(admitted.runtime_call))
+    watch = asyncio.ensure_future(_client_gone(receive))
     try:
-        result = await adapter.invoke(admitted.runtime_call)
+        await asyncio.wait({invoke, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not invoke.done():
+            invoke.cancel()
+            await asyncio.gather(invoke, return_exceptions=True)
+    if watch.done() and not watch.cancelled():
+        # The client left before its answer could be sent: recorded, never billed.
+        if not invoke.cancelled():
+            invoke.exception()  # retrieved: whatever the runtime did is moot now
+        await pipeline.record(
+            request, admitted, status=CLIENT_CLOSED, usage=Usage(0, 0), billable=False
+        )
+        raise ConnectionResetError("client went away before the answer")
+    try:
+        result = invoke.result()
     except GatewayError as error:
         # Runtime failures are recorded with their status and not billed.
         await pipeline.record(
@@ -108,10 +137,16 @@ async def _run_plain(request: pipeline.CallRequest, admitted: pipeline.AdmittedC
             error_detail=failure_detail(request, admitted, error),
         )
         raise
-    latency = await pipeline.record(
-        request, admitted, status=200, usage=result.usage, billable=True
+    latency = pipeline.elapsed_ms(request)
+    outcome = Outcome(200, result.output, result.usage, request.session_id, latency, True)
+    # Encoded before the record commits as billable: an answer that could not be made
+    # is never billed.
+    payload = encode_json(render(outcome))
+    await pipeline.record(
+        request, admitted, status=200, usage=result.usage, billable=True, latency_ms=latency
     )
-    return Outcome(200, result.output, result.usage, request.session_id, latency, True)
+    await send_encoded(send, 200, payload, encode_headers(headers))
+    return outcome
 
 
 async def _run_stream(
@@ -136,16 +171,12 @@ async def _run_stream(
                     await send_chunk(send, fmt.piece(item))
         raise RuntimeFailed("The runtime's stream ended without a result.")
 
-    async def client_gone() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-
     await start_event_stream(send, encode_headers(headers))
     opening = fmt.start()
     if opening:
         await send_chunk(send, opening)
     pump_task = asyncio.ensure_future(pump())
-    watch_task = asyncio.ensure_future(client_gone())
+    watch_task = asyncio.ensure_future(_client_gone(receive))
     await asyncio.wait({pump_task, watch_task}, return_when=asyncio.FIRST_COMPLETED)
     watch_task.cancel()
 
@@ -178,18 +209,13 @@ async def _run_stream(
         return Outcome(
             error.status, text, usage, request.session_id, latency, bool(text), bool(text)
         )
-    latency = await pipeline.record(
-        request, admitted, status=200, usage=result.usage, billable=True
+    latency = pipeline.elapsed_ms(request)
+    outcome = Outcome(200, result.output or text, result.usage, request.session_id, latency, True)
+    ending = fmt.end(outcome)  # made before the record commits as billable
+    await pipeline.record(
+        request, admitted, status=200, usage=result.usage, billable=True, latency_ms=latency
     )
-    outcome = Outcome(
-        200,
-        result.output or text,
-        result.usage,
-        request.session_id,
-        latency,
-        True,
-    )
-    await send_chunk(send, fmt.end(outcome), more=False)
+    await send_chunk(send, ending, more=False)
     return outcome
 
 

@@ -20,6 +20,7 @@ class GatewayConfig:
     snapshot_ttl_seconds: float
     redis_url: str
     allow_private_networks: bool
+    max_tokens_per_call: int
 
 
 _current: GatewayConfig | None = None
@@ -33,6 +34,7 @@ def config() -> GatewayConfig:
             snapshot_ttl_seconds=settings.GATEWAY_SNAPSHOT_TTL_SECONDS,
             redis_url=settings.REDIS_URL,
             allow_private_networks=settings.RUNTIME_ALLOW_PRIVATE_NETWORKS,
+            max_tokens_per_call=settings.GATEWAY_MAX_TOKENS_PER_CALL,
         )
     return _current
 

@@ -110,3 +110,9 @@ class UsageUnavailable(GatewayError):
     code = "usage_unavailable"
     status = 503
     default_message = "The call could not be recorded, so it was not answered; retry shortly."
+
+
+class InternalGatewayError(GatewayError):
+    code = "internal_error"
+    status = 500
+    default_message = "Something went wrong on our side; it has been logged."

@@ -86,7 +86,8 @@ def parse(body: bytes, *, request_id: str) -> tuple[pipeline.CallRequest, bool]:
         )
     messages = []
     for message in raw_messages:
-        if not isinstance(message, dict) or message.get("role") not in ROLES:
+        role = message.get("role") if isinstance(message, dict) else None
+        if not isinstance(role, str) or role not in ROLES:  # a list or object is unhashable
             raise BadGatewayRequest(details={"messages": ["Each message needs a valid role."]})
         text = _content_text(message.get("content"))
         if "\x00" in text:

@@ -202,10 +202,13 @@ async def record(
     billable: bool,
     partial: bool = False,
     error_detail: str = "",
+    latency_ms: int | None = None,
 ) -> int:
-    """Commit the call's usage record, then settle its quota unit. Returns latency (ms)."""
+    """Commit the call's usage record, then settle its quota unit. Returns latency (ms):
+    ``latency_ms`` when given (the one an answer encoded beforehand shows), else now's."""
     snapshot = admitted.snapshot
-    latency_ms = int((time.perf_counter() - request.started) * 1000)
+    if latency_ms is None:
+        latency_ms = elapsed_ms(request)
     row = UsageRow(
         request_id=request.request_id,
         access_id=snapshot.access_id,
@@ -237,6 +240,10 @@ async def record(
     finish_later(admitted, billable=billable)
     metrics.observe_call(snapshot, usage, status, billable)
     return latency_ms
+
+
+def elapsed_ms(request: CallRequest) -> int:
+    return int((time.perf_counter() - request.started) * 1000)
 
 
 def max_body_bytes() -> int:

@@ -22,7 +22,7 @@ from decimal import Decimal
 import psycopg
 import structlog
 from django.conf import settings
-from django.db import connection, connections, transaction
+from django.db import DataError, IntegrityError, connection, connections, transaction
 from django.db.models import F, Field, Value
 from django.db.models.functions import Coalesce, Greatest
 
@@ -107,20 +107,55 @@ class UsageWriter:
             self._wakeup.clear()
             while self._pending:
                 batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                rows = [row for row, _ in batch]
-                try:
-                    await self._write(rows)
-                except Exception as exc:  # every waiter must hear about it
-                    log.error("usage_batch_failed", rows=len(rows), error=str(exc)[:300])
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(UsageWriteFailed(str(exc)))
-                    continue
-                self.batches_written += 1
-                self.rows_written += len(rows)
-                for _, future in batch:
-                    if not future.done():
-                        future.set_result(None)
+                await self._commit(batch)
+
+    async def _commit(self, batch: list[tuple[UsageRow, asyncio.Future[None]]]) -> None:
+        """Write ``batch`` and wake its waiters. A row the database refuses fails only
+        its own caller: on such an error the batch is halved until the bad rows stand
+        alone (idempotent: a replayed row is a no-op), and the good ones commit."""
+        rows = [row for row, _ in batch]
+        try:
+            await self._write(rows)
+        except Exception as exc:  # every waiter must hear about it
+            if len(batch) > 1 and refuses_a_row(exc):
+                log.warning("usage_batch_split", rows=len(rows), error=str(exc)[:300])
+                middle = len(batch) // 2
+                await self._commit(batch[:middle])
+                await self._commit(batch[middle:])
+                return
+            log.error(
+                "usage_batch_failed",
+                rows=len(rows),
+                request_ids=[row.request_id for row in rows[:10]],
+                error=str(exc)[:300],
+            )
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(UsageWriteFailed(str(exc)))
+            return
+        self.batches_written += 1
+        self.rows_written += len(rows)
+        for _, future in batch:
+            if not future.done():
+                future.set_result(None)
+
+
+# What a bad row makes a batch statement fail with (a value out of range, a broken
+# constraint, a value the driver cannot send), as opposed to an outage (connection
+# lost, timeout), which would fail each row alone just the same.
+_ROW_ERRORS = (
+    DataError,
+    IntegrityError,
+    psycopg.DataError,
+    psycopg.IntegrityError,
+    OverflowError,
+    ValueError,
+    TypeError,
+)
+
+
+def refuses_a_row(exc: BaseException) -> bool:
+    return isinstance(exc, _ROW_ERRORS)
 
 
 _COLUMNS = [
@@ -324,10 +359,12 @@ class AsyncPostgresSink:
         try:
             conn = await self._connect()
             await conn.execute(*_pg_statement_and_params(rows))
-        except Exception:
-            if self._connection is not None:
-                await self._connection.close()
-            self._connection = None
+        except Exception as exc:
+            # A refused row leaves the connection usable (autocommit, nothing open).
+            if not refuses_a_row(exc):
+                if self._connection is not None:
+                    await self._connection.close()
+                self._connection = None
             raise
 
 

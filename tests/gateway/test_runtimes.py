@@ -669,13 +669,45 @@ def test_http_answers_of_the_wrong_shape_are_runtime_failures(fake_openai, fault
         run(get_adapter("http").invoke(http_call(fake_openai)))
 
 
-@pytest.mark.parametrize(
-    "usage", [{"tokens_input": "5"}, {"tokens_output": -1}, [1, 2], {"tokens_input": True}]
-)
-def test_http_usage_must_hold_counts(usage):
-    call = echo_call("x")
+def test_http_usage_must_be_an_object():
     with fails_with(RuntimeFailed, "usage"):
-        parse_answer({"output": "y", "usage": usage}, call)
+        parse_answer({"output": "y", "usage": [1, 2]}, echo_call("x"))
+
+
+def http_answer_with(tokens_input) -> RuntimeResult:
+    usage = {"tokens_input": tokens_input, "tokens_output": 1}
+    return parse_answer({"output": "y", "usage": usage}, echo_call("x"))
+
+
+@pytest.mark.parametrize(
+    ("reported", "counted"),
+    [(-5, 0), (7, 7), (12.0, 12), (12.6, 13), (-0.5, 0), ("40", 40), (" 7 ", 7), ("-3", 0)],
+)
+def test_a_reported_token_count_is_made_usable(reported, counted):
+    assert http_answer_with(reported).usage == Usage(counted, 1)
+
+
+@pytest.mark.parametrize(
+    "reported", [None, True, False, "many", "1e3", "", float("nan"), float("inf"), [1], {}]
+)
+def test_what_is_no_token_count_is_estimated(reported):
+    usage = http_answer_with(reported).usage
+
+    assert usage == Usage(estimate("x"), 1, estimated=True)
+
+
+def test_token_counts_past_the_ceiling_are_a_logged_runtime_failure(settings, caplog):
+    settings.GATEWAY_MAX_TOKENS_PER_CALL = 1000
+
+    assert http_answer_with(999).usage == Usage(999, 1)  # at the ceiling
+    with fails_with(RuntimeFailed, "more tokens"):
+        http_answer_with(1000)
+    assert "over the ceiling of 1000" in caplog.text
+
+
+def test_the_default_ceiling_refuses_what_no_call_uses():
+    with fails_with(RuntimeFailed, "more tokens"):
+        http_answer_with(2**40)
 
 
 # --- Timeouts, retries, redirects --------------------------------------------------------------

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 
 from agent_registry.access.models import AgentAccess
 from agent_registry.core import periods
 from agent_registry.usage.models import UsageRecord
-from agent_registry.usage.writer import UsageRow, write_batch
+from agent_registry.usage.writer import UsageRow, UsageWriteFailed, UsageWriter, write_batch
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -122,3 +125,50 @@ def test_a_failed_calls_detail_is_stored_with_it(access, batch_size):
     details = dict(UsageRecord.objects.values_list("request_id", "error_detail"))
     assert details.pop(failed.request_id) == "the HTTP runtime answered HTTP 500"
     assert set(details.values()) <= {""}
+
+
+# --- One bad row never fails the batch it was grouped with -----------------------------
+
+
+@pytest.mark.parametrize(
+    "backend", [pytest.param("postgresql", marks=pytest.mark.real_services), "sqlite"]
+)
+@pytest.mark.parametrize(
+    "bad_tokens",
+    [pytest.param(2**63, id="past 64 bits"), pytest.param(-1, id="negative (a CHECK)")],
+)
+@pytest.mark.django_db(transaction=True)
+def test_a_bad_row_fails_only_its_own_caller_and_its_batch_commits(backend, bad_tokens):
+    if connection.vendor != backend:
+        pytest.skip(f"runs on {backend}")
+    # Given calls of two tenants grouped in one batch, one of them a row the database refuses
+    now = datetime.now(UTC)
+    ours, theirs = factories.make_subscription().access, factories.make_subscription().access
+    good = [row(theirs, at=now) for _ in range(5)] + [row(ours, at=now) for _ in range(2)]
+    bad = replace(row(ours, at=now), tokens_input=bad_tokens)
+    batch = [*good[:3], bad, *good[3:]]
+    writer = UsageWriter()
+
+    # When they are written together
+    async def write_all():
+        return await asyncio.gather(*(writer.record(r) for r in batch), return_exceptions=True)
+
+    outcomes = asyncio.run(write_all())
+
+    # Then only the bad row's caller hears of a failure, and every good row is counted
+    assert [isinstance(o, UsageWriteFailed) for o in outcomes] == [r is bad for r in batch]
+    written = set(UsageRecord.objects.values_list("request_id", flat=True))
+    assert written == {r.request_id for r in good}
+    assert counters(AgentAccess.objects.get(pk=theirs.pk))[0] == 5
+    assert counters(AgentAccess.objects.get(pk=ours.pk))[0] == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_token_counts_past_32_bits_are_stored():
+    access = factories.make_subscription().access
+    big = replace(row(access, at=datetime.now(UTC)), tokens_input=3_000_000_000)
+
+    asyncio.run(UsageWriter().record(big))
+
+    record = UsageRecord.objects.get(request_id=big.request_id)
+    assert (record.tokens_input, record.tokens_total) == (3_000_000_000, 3_000_000_002)
