@@ -152,6 +152,10 @@ API_KEY_ROTATION_GRACE_SECONDS = env.int("API_KEY_ROTATION_GRACE_SECONDS", defau
 
 RUNTIME_ALLOW_PRIVATE_NETWORKS = env.bool("RUNTIME_ALLOW_PRIVATE_NETWORKS", default=False)
 
+# Bearer token Prometheus presents to /metrics. Empty: /metrics answers loopback
+# callers only, and production refuses to start (core/metrics.py, core/checks.py).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
 # --- Gateway --------------------------------------------------------------------
 
 GATEWAY_MAX_BODY_BYTES = env.int("GATEWAY_MAX_BODY_BYTES", default=1024 * 1024)
