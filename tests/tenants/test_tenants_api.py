@@ -59,9 +59,10 @@ def test_the_slug_cannot_be_changed(operator_client, tenant):
     )
 
     tenant.refresh_from_db()
-    assert response.status_code == 200
+    assert response.status_code == 400
+    assert list(response.json()["error"]["details"]) == ["slug"]
     assert tenant.slug == "acme"
-    assert tenant.name == "Acme Corp"
+    assert tenant.name == "Acme"
 
 
 def test_projects_are_created_and_filtered_by_tenant(operator_client, tenant):

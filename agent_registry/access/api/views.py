@@ -15,6 +15,7 @@ from agent_registry.agents import lifecycle
 from agent_registry.agents.models import AgentInstance, AgentPlan
 from agent_registry.core.api import COMMON_ERRORS, ReasonInput, error_responses
 from agent_registry.core.errors import ValidationFailed
+from agent_registry.core.filters import SlugFilter, StrictFilterSet
 from agent_registry.tenants.models import AgentProject, TenantRole
 from agent_registry.tenants.permissions import (
     is_operator,
@@ -24,9 +25,9 @@ from agent_registry.tenants.permissions import (
 )
 
 
-class SubscriptionFilter(django_filters.FilterSet):
-    tenant = django_filters.CharFilter(field_name="tenant__slug", max_length=63)
-    agent = django_filters.CharFilter(field_name="agent_instance__agent_id", max_length=100)
+class SubscriptionFilter(StrictFilterSet):
+    tenant = SlugFilter(field_name="tenant__slug", max_length=63)
+    agent = SlugFilter(field_name="agent_instance__agent_id", max_length=100)
     project = django_filters.UUIDFilter(field_name="project_id")
     status = django_filters.ChoiceFilter(choices=AccessStatus.choices)
 

@@ -4,7 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from agent_registry.core.api import BoundedJSONField
+from agent_registry.core.api import BoundedJSONField, InputSerializer, ModelInputSerializer
 from agent_registry.tenants.models import AgentProject, AgentTenant, TenantMembership, TenantRole
 
 
@@ -31,7 +31,7 @@ class TenantOutput(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class TenantCreateInput(serializers.ModelSerializer):
+class TenantCreateInput(ModelInputSerializer):
     metadata = BoundedJSONField(required=False)
     dedicated_resource_quota = BoundedJSONField(required=False)
 
@@ -81,7 +81,7 @@ class ProjectOutput(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ProjectCreateInput(serializers.Serializer):
+class ProjectCreateInput(InputSerializer):
     tenant = serializers.SlugField(max_length=63)
     name = serializers.CharField(max_length=200)
     waldur_project_uuid = serializers.UUIDField(required=False, allow_null=True)
@@ -93,7 +93,7 @@ class ProjectCreateInput(serializers.Serializer):
         return value
 
 
-class ProjectUpdateInput(serializers.Serializer):
+class ProjectUpdateInput(InputSerializer):
     name = serializers.CharField(max_length=200, required=False)
     waldur_project_name = serializers.CharField(max_length=200, required=False)
     is_active = serializers.BooleanField(required=False)
@@ -109,7 +109,7 @@ class MembershipOutput(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class MembershipInput(serializers.Serializer):
+class MembershipInput(InputSerializer):
     username = serializers.CharField(
         max_length=150, help_text="The user's OIDC subject (`sub`) or local username."
     )

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from agent_registry.core.api import COMMON_ERRORS, ReasonInput, error_responses
 from agent_registry.core.errors import NotFound, ValidationFailed
+from agent_registry.core.filters import BooleanFilter, SlugFilter, StrictFilterSet
 from agent_registry.tenants import services
 from agent_registry.tenants.api import serializers as s
 from agent_registry.tenants.models import AgentProject, AgentTenant, TenantMembership, TenantRole
@@ -35,8 +36,8 @@ def tenant_for_write(user, slug: str, minimum: TenantRole) -> AgentTenant:
     return tenant
 
 
-class TenantFilter(django_filters.FilterSet):
-    is_active = django_filters.BooleanFilter()
+class TenantFilter(StrictFilterSet):
+    is_active = BooleanFilter()
     q = django_filters.CharFilter(field_name="name", lookup_expr="icontains", max_length=100)
 
     class Meta:
@@ -129,9 +130,9 @@ class TenantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class ProjectFilter(django_filters.FilterSet):
-    tenant = django_filters.CharFilter(field_name="tenant__slug", max_length=63)
-    is_active = django_filters.BooleanFilter()
+class ProjectFilter(StrictFilterSet):
+    tenant = SlugFilter(field_name="tenant__slug", max_length=63)
+    is_active = BooleanFilter()
 
     class Meta:
         model = AgentProject
