@@ -785,3 +785,68 @@ def test_every_request_body_serializer_refuses_keys_it_does_not_write():
 
     assert lax == []
 
+
+# --- Chunked bodies on the management API (no Content-Length under ASGI) --------------
+
+
+def _chunked(token: str) -> list[tuple[str, str]]:
+    return [
+        ("host", "127.0.0.1"),
+        ("content-type", "application/json"),
+        ("transfer-encoding", "chunked"),
+        ("authorization", f"Token {token}"),
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chunked_body_on_the_management_api_is_read():
+    operator = factories.UserFactory(username="chunky", is_staff=True)
+    body = json.dumps(tenant_body(slug="chunked", name="Chunked Inc")).encode()
+
+    response = asgi_request(
+        "POST",
+        TENANTS,
+        headers=_chunked(factories.token_for(operator)),
+        chunks=[body[:7], body[7:20], body[20:]],
+    )
+
+    assert response.status_code == 201, response.body[:300]
+    assert response.json()["slug"] == "chunked"
+    assert response.json()["name"] == "Chunked Inc"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chunked_body_past_the_limit_is_refused_without_reading_the_rest(settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    headers = _chunked(factories.token_for(factories.UserFactory(username="op", is_staff=True)))
+    before = database_fingerprint()
+
+    response = asgi_request(
+        "POST",
+        TENANTS,
+        headers=headers,
+        chunks=[b'{"name": "x", "metadata": {"pad": "', *([b"x" * 400] * 50), b'"}}'],
+    )
+
+    assert response.status_code == 413
+    error = response.json()["error"]
+    assert error["code"] == "payload_too_large"
+    assert error["request_id"] == response.headers["x-request-id"]
+    assert response.chunks_read <= 4  # stopped at the limit, not at the end of the body
+    assert database_fingerprint() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_declared_length_past_the_limit_is_refused_before_the_body_is_read(settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+
+    response = asgi_request(
+        "POST",
+        TENANTS,
+        headers=[("host", "127.0.0.1"), ("content-length", "5000000")],
+        chunks=[b"x" * 1000] * 5,
+    )
+
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert response.chunks_read == 0
