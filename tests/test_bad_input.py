@@ -349,6 +349,38 @@ DUPLICATES = [
     ),
 ]
 
+# Invisible and direction-changing characters in identifiers and names (core/identifiers.py).
+RLO, ZWSP, ZWJ, NBSP, LRI, HANGUL_FILLER = (
+    "\u202e",
+    "\u200b",
+    "\u200d",
+    "\u00a0",
+    "\u2066",
+    "\u3164",
+)
+INVISIBLE = [
+    bad_tenant("name", f"Acme{RLO}gnp.exe"),
+    bad_tenant("name", f"Ac{ZWSP}me"),
+    bad_tenant("slug", f"ac{ZWJ}me"),
+    bad_project("name", f"Main{NBSP}2"),
+    bad_agent("name", f"{LRI}Helper"),
+    bad_agent("agent_id", f"helper{ZWSP}"),
+    bad_agent("name", f"Helper{HANGUL_FILLER}"),
+    bad_agent("name", "Help\ter"),
+    bad_plan("name", f"Pro{RLO}"),
+    bad_subscription("name", f"Prod{ZWSP}"),
+    bad_config("branding_name", f"Shop{RLO}"),
+    bad_member("username", f"zed{RLO}"),
+    bad_member("username", f"z{ZWSP}ed"),
+    # Identifiers are unique ignoring case.
+    Bad(
+        "tenant slug differing in case", "POST", TENANTS, tenant_body(slug="ACME"), 409, "conflict"
+    ),
+    Bad(
+        "agent_id differing in case", "POST", AGENTS, agent_body(agent_id="Helper"), 409, "conflict"
+    ),
+]
+
 TOO_LONG = [
     bad_tenant("slug", "s" * 64),
     bad_tenant("name", "n" * 201),
@@ -584,6 +616,7 @@ CASES = [
     *UNWRITABLE_FIELDS,
     *UNKNOWN_IDS,
     *DUPLICATES,
+    *INVISIBLE,
     *TOO_LONG,
     *NUMBERS,
     *RUNTIMES,

@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from agent_registry.access.models import AgentAccess, AgentConfiguration
 from agent_registry.core.api import BoundedJSONField, InputSerializer, ModelInputSerializer
+from agent_registry.core.identifiers import refuse_invisible
 from agent_registry.gateway.quota_state import gateway_quota_used, quota_used_shown
 
 
@@ -92,7 +93,9 @@ class SubscriptionCreateInput(InputSerializer):
     agent = serializers.SlugField(max_length=100)
     plan = serializers.UUIDField()
     project = serializers.UUIDField()
-    name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+    name = serializers.CharField(
+        max_length=200, required=False, default="", allow_blank=True, validators=[refuse_invisible]
+    )
 
 
 class OriginListField(serializers.ListField):

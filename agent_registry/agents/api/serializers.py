@@ -13,6 +13,7 @@ from agent_registry.agents.models import (
     BillingModel,
 )
 from agent_registry.core.api import BoundedJSONField, ModelInputSerializer, TagListField
+from agent_registry.core.identifiers import refuse_invisible
 from agent_registry.core.money import CURRENCIES
 
 
@@ -166,7 +167,8 @@ class PlanCreateInput(ModelInputSerializer):
             "display_order",
             "is_active",
         ]
-        extra_kwargs: dict[str, dict[str, Any]] = {"name": {"validators": []}}
+        # The uniqueness validator goes (409 from the service); the character check stays.
+        extra_kwargs: dict[str, dict[str, Any]] = {"name": {"validators": [refuse_invisible]}}
 
 
 class CatalogPlanOutput(PlanOutput):
