@@ -21,9 +21,12 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import structlog
 from django.conf import settings
 
 from agent_registry.core.request_id import accept_or_create
+
+log = structlog.get_logger("agent_registry.access_log")
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -106,6 +109,14 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 async def _too_large(scope: Scope, send: Send, limit: int) -> None:
     request_id = accept_or_create(_header(scope, b"x-request-id"))
+    log.info(
+        "request",
+        request_id=request_id,
+        method=scope["method"],
+        path=scope["path"],
+        status=413,
+        refused="body_too_large",
+    )
     payload = json.dumps(
         {
             "error": {

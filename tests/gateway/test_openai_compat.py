@@ -65,3 +65,18 @@ def test_sdk_errors_carry_the_envelope(live_gateway, echo_subscription):
     assert raised.value.body["code"] == "agent_not_found"
     with pytest.raises(openai.AuthenticationError):
         sdk(live_gateway, "agr_wrong").models.list()
+
+
+def test_a_model_the_key_may_not_call_answers_like_a_missing_one(live_gateway, echo_subscription):
+    from tests import factories
+
+    factories.make_agent(agent_id="someone-elses")
+    client = sdk(live_gateway, echo_subscription.api_key)
+    bodies = []
+    for model in ("someone-elses", "no-such-model"):
+        with pytest.raises(openai.NotFoundError) as raised:
+            client.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}])
+        bodies.append(raised.value.body)
+
+    assert [body["code"] for body in bodies] == ["agent_not_found", "agent_not_found"]
+    assert bodies[0]["message"] == bodies[1]["message"].replace("no-such-model", "someone-elses")
