@@ -36,7 +36,9 @@ def config() -> GatewayConfig:
             snapshot_ttl_seconds=settings.GATEWAY_SNAPSHOT_TTL_SECONDS,
             redis_url=settings.REDIS_URL,
             allow_private_networks=settings.RUNTIME_ALLOW_PRIVATE_NETWORKS,
-            allowed_hosts=tuple(settings.ALLOWED_HOSTS),
+            # Django's own fallback when DEBUG is on and the list is empty.
+            allowed_hosts=tuple(settings.ALLOWED_HOSTS)
+            or ((".localhost", "127.0.0.1", "[::1]") if settings.DEBUG else ()),
         )
     return _current
 
