@@ -301,6 +301,21 @@ UNWRITABLE_FIELDS = [
     bad_config("updated_at", "2026-01-01T00:00:00Z"),
     bad_member("is_staff", True),
     invalid(
+        "reactivate with a body",
+        "POST",
+        "/api/v1/tenants/acme/reactivate/",
+        {"force": True},
+        "force",
+    ),
+    invalid("rotate with a body", "POST", "/api/v1/subscriptions/{access}/rotate/", {"a": 1}, "a"),
+    invalid(
+        "reset quota with a body",
+        "POST",
+        "/api/v1/subscriptions/{access}/reset-quota/",
+        {"quota_used": 0},
+        "quota_used",
+    ),
+    invalid(
         "suspend with unknown key",
         "POST",
         "/api/v1/tenants/acme/suspend/",

@@ -76,6 +76,14 @@ def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
 COMMON_ERRORS = error_responses(400, 401, 403, 404)
 
 
+class NoInput(InputSerializer):
+    """The body of an action that takes none: empty, or ``{}``; any key is refused by name."""
+
+
+def refuse_body_fields(data: Any) -> None:
+    NoInput(data=data if data else {}).is_valid(raise_exception=True)
+
+
 class ReasonInput(InputSerializer):
     """Why an operator did something (suspend, revoke, a lifecycle move)."""
 

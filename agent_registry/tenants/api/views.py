@@ -8,7 +8,12 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from agent_registry.core.api import COMMON_ERRORS, ReasonInput, error_responses
+from agent_registry.core.api import (
+    COMMON_ERRORS,
+    ReasonInput,
+    error_responses,
+    refuse_body_fields,
+)
 from agent_registry.core.errors import NotFound, ValidationFailed
 from agent_registry.core.filters import BooleanFilter, SlugFilter, StrictFilterSet
 from agent_registry.tenants import services
@@ -98,6 +103,7 @@ class TenantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def reactivate(self, request, slug=None):
         tenant = self.get_object()
         require_operator(request.user)
+        refuse_body_fields(request.data)
         tenant = services.tenant_reactivate(tenant=tenant)
         return Response(s.TenantOutput(tenant).data)
 
