@@ -161,6 +161,10 @@ RUNTIME_SECRETS_BACKEND = env.str(
 # How long a process keeps a resolved secret (or a miss) in memory; 0 turns caching off.
 RUNTIME_SECRETS_CACHE_SECONDS = env.float("RUNTIME_SECRETS_CACHE_SECONDS", default=10.0)
 
+# Bearer token Prometheus presents to /metrics. Empty: /metrics answers loopback
+# callers only, and production refuses to start (core/metrics.py, core/checks.py).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
 # --- Gateway --------------------------------------------------------------------
 
 GATEWAY_MAX_BODY_BYTES = env.int("GATEWAY_MAX_BODY_BYTES", default=1024 * 1024)

@@ -20,6 +20,7 @@ from django.db import connection
 from agent_registry.agents.models import AgentState, BillingModel
 from agent_registry.agents.runtime import RuntimeDescription
 from tests import factories
+from tests.asgi_support import asgi_request
 from tests.db_state import database_fingerprint
 
 HEX_REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -306,6 +307,49 @@ WRONG_SHAPES = [
     bad_member("email", "zed@"),
 ]
 
+UNWRITABLE_FIELDS = [
+    invalid("agent patch state", "PATCH", "/api/v1/agents/helper/", {"state": "active"}, "state"),
+    invalid(
+        "agent patch agent_id", "PATCH", "/api/v1/agents/helper/", {"agent_id": "x"}, "agent_id"
+    ),
+    invalid("agent patch typo", "PATCH", "/api/v1/agents/helper/", {"nmae": "Helper 2"}, "nmae"),
+    bad_agent("id", "{missing}"),
+    bad_tenant("is_active", False),
+    invalid("tenant patch slug", "PATCH", "/api/v1/tenants/acme/", {"slug": "acme2"}, "slug"),
+    invalid(
+        "project patch tenant", "PATCH", "/api/v1/projects/{project}/", {"tenant": "x"}, "tenant"
+    ),
+    bad_project("id", "{missing}"),
+    bad_plan("agent", "drafty"),
+    bad_subscription("api_key", "agr_chosen_by_me"),
+    bad_subscription("status", "active"),
+    bad_config("widget_key", "agw_mine"),
+    bad_config("updated_at", "2026-01-01T00:00:00Z"),
+    bad_member("is_staff", True),
+    invalid(
+        "reactivate with a body",
+        "POST",
+        "/api/v1/tenants/acme/reactivate/",
+        {"force": True},
+        "force",
+    ),
+    invalid("rotate with a body", "POST", "/api/v1/subscriptions/{access}/rotate/", {"a": 1}, "a"),
+    invalid(
+        "reset quota with a body",
+        "POST",
+        "/api/v1/subscriptions/{access}/reset-quota/",
+        {"quota_used": 0},
+        "quota_used",
+    ),
+    invalid(
+        "suspend with unknown key",
+        "POST",
+        "/api/v1/tenants/acme/suspend/",
+        {"reason": "x", "until": "tomorrow"},
+        "until",
+    ),
+]
+
 UNKNOWN_IDS = [
     not_found("unknown tenant slug", "GET", "/api/v1/tenants/no-such-tenant/"),
     not_found("unknown tenant suspend", "POST", "/api/v1/tenants/no-such-tenant/suspend/", {}),
@@ -343,6 +387,38 @@ DUPLICATES = [
         {"name": "Other"},
         409,
         "conflict",
+    ),
+]
+
+# Invisible and direction-changing characters in identifiers and names (core/identifiers.py).
+RLO, ZWSP, ZWJ, NBSP, LRI, HANGUL_FILLER = (
+    "\u202e",
+    "\u200b",
+    "\u200d",
+    "\u00a0",
+    "\u2066",
+    "\u3164",
+)
+INVISIBLE = [
+    bad_tenant("name", f"Acme{RLO}gnp.exe"),
+    bad_tenant("name", f"Ac{ZWSP}me"),
+    bad_tenant("slug", f"ac{ZWJ}me"),
+    bad_project("name", f"Main{NBSP}2"),
+    bad_agent("name", f"{LRI}Helper"),
+    bad_agent("agent_id", f"helper{ZWSP}"),
+    bad_agent("name", f"Helper{HANGUL_FILLER}"),
+    bad_agent("name", "Help\ter"),
+    bad_plan("name", f"Pro{RLO}"),
+    bad_subscription("name", f"Prod{ZWSP}"),
+    bad_config("branding_name", f"Shop{RLO}"),
+    bad_member("username", f"zed{RLO}"),
+    bad_member("username", f"z{ZWSP}ed"),
+    # Identifiers are unique ignoring case.
+    Bad(
+        "tenant slug differing in case", "POST", TENANTS, tenant_body(slug="ACME"), 409, "conflict"
+    ),
+    Bad(
+        "agent_id differing in case", "POST", AGENTS, agent_body(agent_id="Helper"), 409, "conflict"
     ),
 ]
 
@@ -523,6 +599,38 @@ QUERIES = [
     Bad("agent project filter not uuid", "GET", AGENTS + "?project=main", field="project"),
     Bad("subscription status unknown", "GET", SUBSCRIPTIONS + "?status=paid", field="status"),
     Bad("project tenant filter with NUL", "GET", PROJECTS + "?tenant=%00", field="tenant"),
+    Bad("tenant boolean filter unreadable", "GET", TENANTS + "?is_active=maybe", field="is_active"),
+    Bad("project boolean filter unreadable", "GET", PROJECTS + "?is_active=yes", field="is_active"),
+    Bad("usage billable unreadable", "GET", "/api/v1/usage/records/?billable=2", field="billable"),
+    Bad(
+        "snapshot finalized unreadable",
+        "GET",
+        "/api/v1/usage/snapshots/?finalized=no",
+        field="finalized",
+    ),
+    Bad("agent filter misspelt", "GET", AGENTS + "?stat=draft", field="stat"),
+    Bad("subscription filter unknown", "GET", SUBSCRIPTIONS + "?plan={plan}", field="plan"),
+    Bad("catalog filter unknown", "GET", "/api/v1/catalog/?sort=name", field="sort"),
+    Bad("usage filter unknown", "GET", "/api/v1/usage/daily/?tennant=acme", field="tennant"),
+    Bad(
+        "agent category not a slug",
+        "GET",
+        AGENTS + "?category=customer%20support",
+        field="category",
+    ),
+    Bad("catalog tag not a slug", "GET", "/api/v1/catalog/?tag=c%2B%2B", field="tag"),
+    Bad("agent tenant not a slug", "GET", AGENTS + "?tenant=acme%20corp", field="tenant"),
+    Bad("subscription agent not an id", "GET", SUBSCRIPTIONS + "?agent=a/b", field="agent"),
+    Bad(
+        "usage subscription not a uuid",
+        "GET",
+        "/api/v1/usage/daily/?subscription=1",
+        field="subscription",
+    ),
+    Bad("usage from not a date", "GET", "/api/v1/usage/records/?from=2026-13-01", field="from"),
+    Bad(
+        "snapshot period malformed", "GET", "/api/v1/usage/snapshots/?period=2026-1", field="period"
+    ),
     not_found("page beyond the end", "GET", TENANTS + "?page=999"),
     not_found("page not a number", "GET", AGENTS + "?page=first"),
 ]
@@ -640,8 +748,10 @@ SECRETS_CASES = [
 CASES = [
     *MALFORMED_JSON,
     *WRONG_SHAPES,
+    *UNWRITABLE_FIELDS,
     *UNKNOWN_IDS,
     *DUPLICATES,
+    *INVISIBLE,
     *TOO_LONG,
     *NUMBERS,
     *RUNTIMES,
@@ -786,7 +896,7 @@ def test_a_validation_error_names_every_bad_field_at_once(world):
     assert all(isinstance(messages, list) and messages for messages in details.values())
 
 
-# === The gateway's bodies (issue 9, item 7) =================================================
+# === The gateway's bodies (issue 9, item 7) ==========================================
 # The gateway is plain ASGI (agent_registry/gateway/app.py), so these cases go to a live
 # gateway (uvicorn on loopback) with a valid key, through both entry points, plain and
 # streamed. Every bad body is a 4xx in the envelope, and no call is recorded or billed.
@@ -965,3 +1075,129 @@ def test_the_valid_gateway_bodies_the_cases_start_from_are_answered(
     response = gateway_client.post(path, json={**body, "stream": stream})
 
     assert response.status_code == 200, response.text[:500]
+
+
+# --- Hosts outside ALLOWED_HOSTS (the gateway's paths skip Django, so it checks itself) --
+
+FOREIGN_HOST_PATHS = [
+    ("POST", "/api/v1/agents/helper/invoke"),
+    ("POST", "/v1/chat/completions"),
+    ("GET", "/v1/models"),
+    ("GET", "/api/v1/catalog/"),  # Django's own check, for comparison
+]
+
+
+@pytest.mark.parametrize("host", ["evil.example", "127.0.0.1.evil.example:8000", "[::1"])
+@pytest.mark.parametrize(("method", "path"), FOREIGN_HOST_PATHS)
+def test_a_host_outside_allowed_hosts_gets_400_in_the_envelope(method, path, host, settings):
+    settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+    response = asgi_request(method, path, headers=[("host", host), ("x-api-key", "agr_nope")])
+
+    assert response.status_code == 400, response.body[:300]
+    error = response.json()["error"]
+    assert error["code"] == "bad_request"
+    assert error["request_id"] == response.headers["x-request-id"]
+
+
+def test_an_allowed_host_with_a_port_reaches_the_gateways_checks(settings):
+    settings.ALLOWED_HOSTS = ["localhost", ".example.com"]
+
+    response = asgi_request(
+        "POST", "/api/v1/agents/helper/invoke", headers=[("host", "api.example.com:8443")]
+    )
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_every_request_body_serializer_refuses_keys_it_does_not_write():
+    """One rule for every input (core/api.py StrictInput), not per-endpoint code."""
+    from rest_framework import serializers
+
+    import agent_registry.urls  # noqa: F401  (imports every API module)
+    from agent_registry.core.api import ErrorBodySerializer, ErrorEnvelopeSerializer, StrictInput
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    response_only = {ErrorBodySerializer, ErrorEnvelopeSerializer}  # schema of the envelope
+    lax = []
+    for cls in set(subclasses(serializers.Serializer)) - response_only:
+        if (
+            not cls.__module__.startswith("agent_registry.")
+            or cls.__name__.endswith("Output")  # responses, by the project's naming rule
+            or issubclass(cls, StrictInput)
+        ):
+            continue
+        if any(not field.read_only for field in cls().fields.values()):
+            lax.append(f"{cls.__module__}.{cls.__qualname__}")
+
+    assert lax == []
+
+
+# --- Chunked bodies on the management API (no Content-Length under ASGI) --------------
+
+
+def _chunked(token: str) -> list[tuple[str, str]]:
+    return [
+        ("host", "127.0.0.1"),
+        ("content-type", "application/json"),
+        ("transfer-encoding", "chunked"),
+        ("authorization", f"Token {token}"),
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chunked_body_on_the_management_api_is_read():
+    operator = factories.UserFactory(username="chunky", is_staff=True)
+    body = json.dumps(tenant_body(slug="chunked", name="Chunked Inc")).encode()
+
+    response = asgi_request(
+        "POST",
+        TENANTS,
+        headers=_chunked(factories.token_for(operator)),
+        chunks=[body[:7], body[7:20], body[20:]],
+    )
+
+    assert response.status_code == 201, response.body[:300]
+    assert response.json()["slug"] == "chunked"
+    assert response.json()["name"] == "Chunked Inc"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chunked_body_past_the_limit_is_refused_without_reading_the_rest(settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    headers = _chunked(factories.token_for(factories.UserFactory(username="op", is_staff=True)))
+    before = database_fingerprint()
+
+    response = asgi_request(
+        "POST",
+        TENANTS,
+        headers=headers,
+        chunks=[b'{"name": "x", "metadata": {"pad": "', *([b"x" * 400] * 50), b'"}}'],
+    )
+
+    assert response.status_code == 413
+    error = response.json()["error"]
+    assert error["code"] == "payload_too_large"
+    assert error["request_id"] == response.headers["x-request-id"]
+    assert response.chunks_read <= 4  # stopped at the limit, not at the end of the body
+    assert database_fingerprint() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_declared_length_past_the_limit_is_refused_before_the_body_is_read(settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+
+    response = asgi_request(
+        "POST",
+        TENANTS,
+        headers=[("host", "127.0.0.1"), ("content-length", "5000000")],
+        chunks=[b"x" * 1000] * 5,
+    )
+
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert response.chunks_read == 0

@@ -7,6 +7,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from agent_registry.agents.models import AgentInstance, AgentPlan
+from agent_registry.core.identifiers import refuse_invisible
 from agent_registry.core.models import PublicIdModel, SoftDeleteModel
 from agent_registry.tenants.models import AgentProject, AgentTenant
 
@@ -30,7 +31,7 @@ class AgentAccess(SoftDeleteModel):
         AgentInstance, on_delete=models.PROTECT, related_name="accesses"
     )
     plan = models.ForeignKey(AgentPlan, on_delete=models.PROTECT, related_name="accesses")
-    name = models.CharField(max_length=200, blank=True)
+    name = models.CharField(max_length=200, blank=True, validators=[refuse_invisible])
 
     key_prefix = models.CharField(max_length=32, unique=True)
     key_hash = models.CharField(max_length=64)
@@ -103,7 +104,7 @@ class AgentConfiguration(PublicIdModel):
     widget_theme = models.JSONField(default=dict, blank=True)
     widget_avatar_url = models.URLField(max_length=500, blank=True)
 
-    branding_name = models.CharField(max_length=100, blank=True)
+    branding_name = models.CharField(max_length=100, blank=True, validators=[refuse_invisible])
     branding_logo_url = models.URLField(max_length=500, blank=True)
     branding_welcome_message = models.CharField(max_length=500, blank=True)
     branding_tagline = models.CharField(max_length=200, blank=True)

@@ -8,7 +8,9 @@ from typing import Any
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models.functions import Lower
 
+from agent_registry.core.identifiers import refuse_invisible
 from agent_registry.core.models import PublicIdModel, SoftDeleteModel
 from agent_registry.tenants.models import AgentProject
 
@@ -31,7 +33,7 @@ class RuntimeType(models.TextChoices):
 
 class AgentInstance(SoftDeleteModel):
     agent_id = models.SlugField(max_length=100, unique=True)
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[refuse_invisible])
     description = models.TextField(max_length=5000, blank=True)
     version = models.CharField(max_length=50, default="1.0.0")
     category = models.SlugField(max_length=50, blank=True, db_index=True)
@@ -72,6 +74,10 @@ class AgentInstance(SoftDeleteModel):
     class Meta(SoftDeleteModel.Meta):
         ordering = ["name"]
         verbose_name = "agent"
+        constraints = [
+            # "Helper" beside "helper" could pass for it (core/identifiers.py).
+            models.UniqueConstraint(Lower("agent_id"), name="agent_id_unique_ignoring_case")
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.agent_id})"
@@ -112,7 +118,7 @@ PRICE_DECIMAL: dict[str, Any] = {"max_digits": 12, "decimal_places": 6}
 
 class AgentPlan(SoftDeleteModel):
     agent = models.ForeignKey(AgentInstance, on_delete=models.PROTECT, related_name="plans")
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, validators=[refuse_invisible])
     description = models.TextField(max_length=2000, blank=True)
     billing_model = models.CharField(max_length=20, choices=BillingModel.choices)
     currency = models.CharField(max_length=3, default="USD")

@@ -91,7 +91,7 @@ def agent_create(
             f"Tenant '{tenant.slug}' already has its maximum of {tenant.max_agents} agents; "
             "retire one or raise max_agents."
         )
-    if AgentInstance.all_objects.filter(agent_id=agent_id).exists():
+    if AgentInstance.all_objects.filter(agent_id__iexact=agent_id).exists():
         raise Conflict(f"An agent with agent_id '{agent_id}' already exists.")
     agent = AgentInstance.objects.create(
         project=project,

@@ -4,10 +4,48 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
+
+
+class StrictInput:
+    """Every request body's serializer: a key it does not write is a 400 naming the key.
+
+    Unknown keys (a typo: ``{"nmae": …}``) and read-only ones (``{"state": "active"}`` on
+    an agent, ``{"widget_key": …}``) would otherwise be dropped without a word, and the
+    client would believe they were applied. Inputs derive from ``InputSerializer`` or
+    ``ModelInputSerializer``; tests/test_bad_input.py checks that every one does.
+    """
+
+    fields: Any
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            writable = {name for name, field in self.fields.items() if not field.read_only}
+            refused = [key for key in data if key not in writable]
+            if refused:
+                raise serializers.ValidationError(
+                    {
+                        str(key)[:100]: [
+                            "This field is read-only."
+                            if key in self.fields
+                            else "Not a field that can be written here (unknown or read-only)."
+                        ]
+                        for key in refused[:20]
+                    }
+                )
+        return super().to_internal_value(data)  # type: ignore[misc]
+
+
+class InputSerializer(StrictInput, serializers.Serializer):
+    pass
+
+
+class ModelInputSerializer(StrictInput, serializers.ModelSerializer):
+    pass
 
 
 class ErrorBodySerializer(serializers.Serializer):
@@ -38,7 +76,15 @@ def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
 COMMON_ERRORS = error_responses(400, 401, 403, 404)
 
 
-class ReasonInput(serializers.Serializer):
+class NoInput(InputSerializer):
+    """The body of an action that takes none: empty, or ``{}``; any key is refused by name."""
+
+
+def refuse_body_fields(data: Any) -> None:
+    NoInput(data=data if data else {}).is_valid(raise_exception=True)
+
+
+class ReasonInput(InputSerializer):
     """Why an operator did something (suspend, revoke, a lifecycle move)."""
 
     reason = serializers.CharField(max_length=500, required=False, default="", allow_blank=True)

@@ -13,10 +13,11 @@ import time
 import jwt
 import structlog
 from django.conf import settings
-from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from rest_framework import authentication, exceptions
 
 from agent_registry.core import keys
+from agent_registry.core.identifiers import user_get_or_create
 from agent_registry.core.models import OperatorToken
 
 log = structlog.get_logger(__name__)
@@ -132,12 +133,11 @@ class OIDCAuthentication(authentication.BaseAuthentication):
     @staticmethod
     def _user_for(claims: dict):
         subject = str(claims["sub"])[:150]
-        user, created = get_user_model().objects.get_or_create(
-            username=subject, defaults={"email": str(claims.get("email", ""))[:254]}
-        )
-        if created:
-            user.set_unusable_password()
-            user.save(update_fields=["password"])
+        try:
+            user, _ = user_get_or_create(subject, email=str(claims.get("email", ""))[:254])
+        except ValidationError:
+            message = "The token's subject is not a valid name."
+            raise exceptions.AuthenticationFailed(message) from None
         if not user.is_active:
             raise exceptions.AuthenticationFailed("User inactive.")
         # A token's subject may only stand for an identity-provider user: never for a

@@ -50,4 +50,12 @@ def production_settings(app_configs, **kwargs):
                 id="agent_registry.E005",
             )
         )
+    if not settings.METRICS_TOKEN:
+        errors.append(
+            Error(
+                "/metrics has no token: only loopback callers could scrape it.",
+                hint="Set METRICS_TOKEN to a long random value (README, 'Metrics').",
+                id="agent_registry.E006",
+            )
+        )
     return errors

@@ -28,8 +28,10 @@ from agent_registry.gateway.asgi_io import (
     send_json,
 )
 from agent_registry.gateway.calls import StreamFormat, answer_error, log_call, run_call
+from agent_registry.gateway.config import host_allowed
 from agent_registry.gateway.errors import (
     GatewayError,
+    HostNotAllowed,
     InternalGatewayError,
     MethodNotAllowed,
     UsageUnavailable,
@@ -82,6 +84,9 @@ class GatewayApp:
         if client_request_id:
             structlog.contextvars.bind_contextvars(client_request_id=client_request_id)
         try:
+            if not host_allowed(_host(scope)):
+                await answer_error(send, request_id, HostNotAllowed())
+                return
             if scope["method"] != method:
                 await answer_error(send, request_id, MethodNotAllowed(), [("Allow", method)])
                 return
@@ -205,6 +210,14 @@ def _start_in_process_jobs() -> None:
 
         InProcessScheduler(SCHEDULE).start()
         log.info("in_process_jobs_started", jobs=sorted(SCHEDULE))
+
+
+def _host(scope: Scope) -> str:
+    """The Host header, or (HTTP/1.0 may omit it) the server's name, as Django reads it."""
+    host = header(scope, b"host")
+    if host is None and scope.get("server"):
+        host = str(scope["server"][0])
+    return host or ""
 
 
 def _api_key(scope: Scope) -> str | None:

@@ -94,6 +94,12 @@ class BadGatewayRequest(GatewayError):
     default_message = "The request is not valid."
 
 
+class HostNotAllowed(GatewayError):
+    code = "bad_request"  # what Django answers for a host outside ALLOWED_HOSTS
+    status = 400
+    default_message = "The Host header names a host this server does not serve."
+
+
 class PayloadTooLarge(GatewayError):
     code = "payload_too_large"
     status = 413

@@ -13,9 +13,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from asgiref.sync import sync_to_async
-
-from agent_registry.agents.models import AgentInstance
 from agent_registry.core import keys, periods
 from agent_registry.gateway import metrics
 from agent_registry.gateway.config import config
@@ -98,17 +95,12 @@ async def authenticate(api_key: str | None) -> tuple[KeySnapshot, str]:
     return snapshot, parsed.prefix
 
 
-_agent_exists = sync_to_async(
-    lambda agent_id: AgentInstance.objects.filter(agent_id=agent_id).exists(),
-    thread_sensitive=False,
-)
-
-
 def _refusal(snapshot: KeySnapshot, agent_id: str) -> Exception | None:
     if snapshot.access_status == "revoked":
         return InvalidApiKey()
     if snapshot.agent_id != agent_id:
-        return GatewayForbidden("This key is not for that agent.")
+        # Answered exactly like an agent that doesn't exist, so a key cannot probe ids.
+        return AgentNotFound(f"No agent '{agent_id}'.")
     if not snapshot.tenant_active:
         return GatewayForbidden("The tenant is suspended.")
     if snapshot.access_status != "active":
@@ -120,6 +112,8 @@ def _refusal(snapshot: KeySnapshot, agent_id: str) -> Exception | None:
 
 async def check_usable(snapshot: KeySnapshot, agent_id: str, prefix: str) -> KeySnapshot:
     refusal = _refusal(snapshot, agent_id)
+    if isinstance(refusal, AgentNotFound):
+        raise refusal  # a key's agent never changes: no reload, no query
     if refusal is not None and time.monotonic() - snapshot.loaded_at > 1.0:
         # Refusals from an old snapshot are re-checked: a reactivation must not wait
         # for the cache to expire.
@@ -128,12 +122,6 @@ async def check_usable(snapshot: KeySnapshot, agent_id: str, prefix: str) -> Key
             snapshot, refusal = fresh, _refusal(fresh, agent_id)
     if refusal is None:
         return snapshot
-    if (
-        isinstance(refusal, GatewayForbidden)
-        and snapshot.agent_id != agent_id
-        and not await _agent_exists(agent_id)
-    ):
-        raise AgentNotFound(f"No agent '{agent_id}'.")
     raise refusal
 
 

@@ -18,7 +18,12 @@ from agent_registry.core.admin import (
     run_per_row,
 )
 from agent_registry.tenants import services
-from agent_registry.tenants.models import AgentProject, AgentTenant, TenantMembership
+from agent_registry.tenants.models import (
+    AgentProject,
+    AgentTenant,
+    TenantInvitation,
+    TenantMembership,
+)
 
 ADMIN_REASON = "admin action"
 
@@ -196,3 +201,16 @@ class TenantMembershipAdmin(admin.ModelAdmin):
     autocomplete_fields = ["tenant", "user"]
     readonly_fields = ["created_at", "updated_at"]
     ordering = ["tenant__name", "user__username"]
+
+
+@admin.register(TenantInvitation)
+class TenantInvitationAdmin(admin.ModelAdmin):
+    """Roles waiting for an account of that name (first OIDC login); docs/domain.md."""
+
+    list_display = ["username", "tenant", "role", "created_at"]
+    list_filter = ["role", ("tenant", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["username", "email", "tenant__name", "tenant__slug"]
+    list_select_related = ["tenant"]
+    autocomplete_fields = ["tenant"]
+    readonly_fields = ["created_at", "updated_at"]
+    ordering = ["tenant__name", "username"]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 
+from agent_registry.core.identifiers import refuse_invisible
 from agent_registry.core.models import SoftDeleteModel, TimeStampedModel
 
 
@@ -31,7 +33,7 @@ ROLE_RANK = {
 
 
 class AgentTenant(SoftDeleteModel):
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[refuse_invisible])
     slug = models.SlugField(max_length=63, unique=True)
     waldur_customer_uuid = models.UUIDField(null=True, blank=True, unique=True)
     waldur_customer_name = models.CharField(max_length=200, blank=True)
@@ -51,6 +53,10 @@ class AgentTenant(SoftDeleteModel):
 
     class Meta(SoftDeleteModel.Meta):
         ordering = ["name"]
+        constraints = [
+            # "Acme" beside "acme" could pass for it (core/identifiers.py).
+            models.UniqueConstraint(Lower("slug"), name="tenant_slug_unique_ignoring_case")
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -58,7 +64,7 @@ class AgentTenant(SoftDeleteModel):
 
 class AgentProject(SoftDeleteModel):
     tenant = models.ForeignKey(AgentTenant, on_delete=models.PROTECT, related_name="projects")
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[refuse_invisible])
     waldur_project_uuid = models.UUIDField(null=True, blank=True, unique=True)
     waldur_project_name = models.CharField(max_length=200, blank=True)
     is_active = models.BooleanField(default=True)
@@ -95,3 +101,25 @@ class TenantMembership(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.user} is {self.role} of {self.tenant}"
+
+
+class TenantInvitation(TimeStampedModel):
+    """A role granted to a username no account has yet (an OIDC ``sub`` before its first
+    login). It becomes a TenantMembership when a user of that name is created
+    (tenants/receivers.py); granting a role never creates an account."""
+
+    tenant = models.ForeignKey(AgentTenant, on_delete=models.CASCADE, related_name="invitations")
+    username = models.CharField(max_length=150, validators=[refuse_invisible])
+    email = models.EmailField(blank=True)
+    role = models.CharField(max_length=20, choices=TenantRole.choices)
+
+    class Meta:
+        ordering = ["tenant__name", "username"]
+        constraints = [
+            models.UniqueConstraint(
+                "tenant", Lower("username"), name="one_invitation_per_username_per_tenant"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username} is invited as {self.role} of {self.tenant}"

@@ -5,13 +5,19 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
 from agent_registry.core.errors import Conflict
+from agent_registry.core.identifiers import user_by_username
 from agent_registry.gateway import invalidation
-from agent_registry.tenants.models import AgentProject, AgentTenant, TenantMembership, TenantRole
+from agent_registry.tenants.models import (
+    AgentProject,
+    AgentTenant,
+    TenantInvitation,
+    TenantMembership,
+    TenantRole,
+)
 
 TENANT_EDITABLE_FIELDS = frozenset(
     {
@@ -33,7 +39,7 @@ def tenant_create(*, name: str, slug: str, **fields: Any) -> AgentTenant:
     unknown = set(fields) - TENANT_EDITABLE_FIELDS
     if unknown:
         raise ValueError(f"Not tenant fields: {sorted(unknown)}")
-    if AgentTenant.all_objects.filter(slug=slug).exists():
+    if AgentTenant.all_objects.filter(slug__iexact=slug).exists():
         raise Conflict(
             f"A tenant with slug '{slug}' already exists.", details={"slug": ["Already taken."]}
         )
@@ -124,18 +130,22 @@ def project_update(*, project: AgentProject, **fields: Any) -> AgentProject:
 @transaction.atomic
 def membership_set(
     *, tenant: AgentTenant, username: str, role: TenantRole, email: str = ""
-) -> TenantMembership:
-    """Give ``username`` a role in the tenant, creating the user if needed.
+) -> TenantMembership | TenantInvitation:
+    """Give ``username`` (matched ignoring case) a role in the tenant.
 
-    OIDC users log in with their token's ``sub`` as username, so a membership can be
-    granted before their first login.
+    No account of that name yet (an OIDC user before their first login): the role
+    waits as an invitation, which becomes the membership when the account is created
+    (``invitations_accept``). No account is ever created here.
     """
-    user, created = get_user_model().objects.get_or_create(
-        username=username, defaults={"email": email}
-    )
-    if created:
-        user.set_unusable_password()
-        user.save(update_fields=["password"])
+    user = user_by_username(username)
+    if user is None:
+        invitation, _ = TenantInvitation.objects.update_or_create(
+            tenant=tenant,
+            username__iexact=username,
+            defaults={"role": role, "email": email},
+            create_defaults={"username": username, "role": role, "email": email},
+        )
+        return invitation
     membership, _ = TenantMembership.objects.update_or_create(
         tenant=tenant, user=user, defaults={"role": role}
     )
@@ -143,5 +153,21 @@ def membership_set(
 
 
 @transaction.atomic
-def membership_remove(*, membership: TenantMembership) -> None:
+def membership_remove(*, membership: TenantMembership | TenantInvitation) -> None:
     membership.delete()
+
+
+@transaction.atomic
+def invitations_accept(*, user: Any) -> list[TenantMembership]:
+    """Turn the invitations waiting for ``user``'s name into memberships (on its creation)."""
+    invitations = TenantInvitation.objects.select_for_update().filter(
+        username__iexact=user.username
+    )
+    memberships = []
+    for invitation in invitations:
+        membership, _ = TenantMembership.objects.get_or_create(
+            tenant_id=invitation.tenant_id, user=user, defaults={"role": invitation.role}
+        )
+        memberships.append(membership)
+        invitation.delete()
+    return memberships

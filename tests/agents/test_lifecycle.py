@@ -124,6 +124,7 @@ def test_the_state_cannot_be_written_through_patch(operator_client):
     )
 
     agent.refresh_from_db()
-    assert response.status_code == 200
-    assert agent.name == "Renamed"
+    assert response.status_code == 400
+    assert list(response.json()["error"]["details"]) == ["state"]
+    assert agent.name != "Renamed"  # nothing of a refused request is applied
     assert agent.state == AgentState.DRAFT

@@ -14,7 +14,12 @@ from django.core import serializers
 from agent_registry.access.models import AgentAccess, AgentConfiguration
 from agent_registry.agents.models import AgentInstance, AgentPlan, AgentState
 from agent_registry.core import keys
-from agent_registry.tenants.models import AgentProject, AgentTenant, TenantMembership
+from agent_registry.tenants.models import (
+    AgentProject,
+    AgentTenant,
+    TenantInvitation,
+    TenantMembership,
+)
 from tests import factories
 
 CREATE, UPDATE, DELETE = LogEntry.Action.CREATE, LogEntry.Action.UPDATE, LogEntry.Action.DELETE
@@ -52,8 +57,8 @@ WRITES = [
      AgentTenant, UPDATE, {"max_agents"}),
     ("suspend tenant", "POST", "/api/v1/tenants/acme/suspend/", {"reason": "unpaid"},
      AgentTenant, UPDATE, {"is_active", "suspended_at", "suspension_reason"}),
-    ("add member", "POST", "/api/v1/tenants/acme/members/", {"username": "zed", "role": "viewer"},
-     TenantMembership, CREATE, {"role"}),
+    ("invite member", "POST", "/api/v1/tenants/acme/members/",
+     {"username": "zed", "role": "viewer"}, TenantInvitation, CREATE, {"username", "role"}),
     ("remove member", "DELETE", "/api/v1/tenants/acme/members/vic/", None,
      TenantMembership, DELETE, set()),
     ("create project", "POST", "/api/v1/projects/", {"tenant": "acme", "name": "Second"},

@@ -266,6 +266,29 @@ def test_a_member_granted_by_subject_before_first_login_sees_their_tenant_only(d
     assert [t["slug"] for t in response.json()["results"]] == ["acme"]
 
 
+def test_an_invitation_by_subject_is_a_membership_from_the_first_login_on(db, keycloak):
+    from agent_registry.tenants.models import TenantRole
+    from agent_registry.tenants.services import membership_set
+
+    subject = str(uuid.uuid4())
+    acme = factories.TenantFactory(slug="acme")
+    factories.TenantFactory(slug="globex")
+    membership_set(tenant=acme, username=subject.upper(), role=TenantRole.DEVELOPER)
+    assert not get_user_model().objects.exists()  # the grant made no account
+
+    response = bearer_client(keycloak.mint(sub=subject)).get(WHO_AM_I)
+
+    assert response.status_code == 200
+    assert [t["slug"] for t in response.json()["results"]] == ["acme"]
+
+
+def test_a_subject_with_invisible_characters_is_refused(db, keycloak):
+    response = bearer_client(keycloak.mint(sub="alice\u202e")).get(WHO_AM_I)
+
+    assert response.status_code == 401
+    assert not get_user_model().objects.exists()
+
+
 def test_the_same_subject_is_the_same_user_and_the_key_set_is_fetched_once(db, keycloak):
     subject = str(uuid.uuid4())
 

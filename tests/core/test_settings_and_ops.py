@@ -71,3 +71,64 @@ def test_metrics_are_served_in_prometheus_format(anonymous_client):
     assert response["Content-Type"].startswith("text/plain")
     assert 'agent_registry_agents_total{state="active"} 1.0' in text
     assert "agent_registry_state_transitions_total" in text
+
+
+def test_production_refuses_to_start_without_a_metrics_token(settings):
+    settings.APP_ENV = "production"
+    settings.METRICS_TOKEN = ""
+
+    assert "agent_registry.E006" in {error.id for error in run_checks()}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer wrong-token", "Token s3cret-metrics-token", "Bearer", "Bearer s3cret-metrics"],
+)
+def test_metrics_with_a_token_configured_refuse_callers_without_it(
+    anonymous_client, settings, authorization
+):
+    settings.METRICS_TOKEN = "s3cret-metrics-token"
+    headers = {"HTTP_AUTHORIZATION": authorization} if authorization else {}
+
+    response = anonymous_client.get("/metrics", **headers)
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "not_authenticated"
+    assert response.json()["error"]["request_id"] == response["X-Request-ID"]
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert b"agent_registry_" not in response.content
+
+
+@pytest.mark.django_db
+def test_metrics_with_a_token_configured_serve_the_scraper_presenting_it(
+    anonymous_client, settings
+):
+    settings.METRICS_TOKEN = "s3cret-metrics-token"
+
+    response = anonymous_client.get(
+        "/metrics", HTTP_AUTHORIZATION="Bearer s3cret-metrics-token", REMOTE_ADDR="203.0.113.9"
+    )
+
+    assert response.status_code == 200
+    assert b"agent_registry_agents_total" in response.content
+
+
+@pytest.mark.django_db
+def test_metrics_without_a_token_answer_only_callers_on_this_machine(anonymous_client, settings):
+    settings.METRICS_TOKEN = ""
+
+    remote = anonymous_client.get("/metrics", REMOTE_ADDR="203.0.113.9")
+    local = anonymous_client.get("/metrics", REMOTE_ADDR="::1")
+
+    assert remote.status_code == 401
+    assert remote.json()["error"]["code"] == "not_authenticated"
+    assert local.status_code == 200
+
+
+@pytest.mark.django_db
+def test_metrics_without_a_token_in_production_answer_no_one(anonymous_client, settings):
+    settings.APP_ENV = "production"
+    settings.METRICS_TOKEN = ""
+
+    assert anonymous_client.get("/metrics").status_code == 401

@@ -128,17 +128,18 @@ def test_a_revoked_key_is_refused(live_gateway, echo_subscription):
     assert_error(invoke(live_gateway, echo_subscription.api_key), 401, "invalid_api_key")
 
 
-def test_a_key_for_another_agent_is_forbidden_and_an_unknown_agent_not_found(
+def test_an_agent_the_key_is_not_for_answers_exactly_like_an_agent_that_does_not_exist(
     live_gateway, echo_subscription
 ):
     factories.make_agent(agent_id="other")
 
-    assert_error(
-        invoke(live_gateway, echo_subscription.api_key, agent_id="other"), 403, "forbidden"
-    )
-    assert_error(
-        invoke(live_gateway, echo_subscription.api_key, agent_id="nope"), 404, "agent_not_found"
-    )
+    existing = invoke(live_gateway, echo_subscription.api_key, agent_id="other")
+    missing = invoke(live_gateway, echo_subscription.api_key, agent_id="nope")
+
+    assert_error(existing, 404, "agent_not_found")
+    assert_error(missing, 404, "agent_not_found")
+    assert existing.json()["error"]["message"] == "No agent 'other'."
+    assert missing.json()["error"]["message"] == "No agent 'nope'."
 
 
 def test_a_suspended_tenant_is_forbidden(live_gateway, echo_subscription):

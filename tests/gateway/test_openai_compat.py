@@ -148,3 +148,16 @@ def test_the_schema_documents_the_list_and_the_model(client):
 
     assert set(paths["/v1/models"]["get"]["responses"]) == {"200", "401"}
     assert set(paths["/v1/models/{model}"]["get"]["responses"]) == {"200", "401", "404"}
+
+
+def test_a_model_the_key_may_not_call_answers_like_a_missing_one(live_gateway, echo_subscription):
+    factories.make_agent(agent_id="someone-elses")
+    client = sdk(live_gateway, echo_subscription.api_key)
+    bodies = []
+    for model in ("someone-elses", "no-such-model"):
+        with pytest.raises(openai.NotFoundError) as raised:
+            client.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}])
+        bodies.append(raised.value.body)
+
+    assert [body["code"] for body in bodies] == ["agent_not_found", "agent_not_found"]
+    assert bodies[0]["message"] == bodies[1]["message"].replace("no-such-model", "someone-elses")

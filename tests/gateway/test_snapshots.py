@@ -108,3 +108,31 @@ def test_a_change_to_the_subscription_drops_the_shared_copy():
 
     fresh = asyncio.run(SnapshotCache().get(prefix))
     assert fresh.key_prefix == rotated.access.key_prefix  # not the pre-rotation copy
+
+
+def test_an_agent_the_key_is_not_for_is_refused_without_a_reload_or_query(
+    monkeypatch, django_assert_num_queries
+):
+    """Not 403 for an existing agent and 404 for a missing one: no probing, no lookup."""
+    from dataclasses import replace
+
+    from agent_registry.gateway.errors import AgentNotFound
+
+    issued = factories.make_subscription()
+    factories.make_agent(agent_id="someone-elses")
+    stale = replace(load_snapshot(issued.access.key_prefix), loaded_at=0.0)
+    cache = SnapshotCache()
+    loads = []
+
+    async def counting_load(prefix):
+        loads.append(prefix)
+        raise AssertionError("no reload expected")
+
+    monkeypatch.setattr(cache, "_load", counting_load)
+    monkeypatch.setattr(pipeline, "snapshots", cache)
+
+    for agent_id in ("someone-elses", "no-such-agent"):
+        with django_assert_num_queries(0), pytest.raises(AgentNotFound) as refused:
+            asyncio.run(pipeline.check_usable(stale, agent_id, issued.access.key_prefix))
+        assert refused.value.message == f"No agent '{agent_id}'."
+    assert loads == []

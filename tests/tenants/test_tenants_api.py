@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
-from agent_registry.tenants.models import AgentProject, AgentTenant, TenantMembership
+from agent_registry.core.identifiers import user_get_or_create
+from agent_registry.tenants.models import (
+    AgentProject,
+    AgentTenant,
+    TenantInvitation,
+    TenantMembership,
+)
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -59,9 +66,10 @@ def test_the_slug_cannot_be_changed(operator_client, tenant):
     )
 
     tenant.refresh_from_db()
-    assert response.status_code == 200
+    assert response.status_code == 400
+    assert list(response.json()["error"]["details"]) == ["slug"]
     assert tenant.slug == "acme"
-    assert tenant.name == "Acme Corp"
+    assert tenant.name == "Acme"
 
 
 def test_projects_are_created_and_filtered_by_tenant(operator_client, tenant):
@@ -84,28 +92,77 @@ def test_a_project_name_is_unique_within_its_tenant(operator_client, tenant):
     assert AgentProject.objects.count() == 1
 
 
-def test_an_owner_grants_a_role_to_an_oidc_subject_before_their_first_login(member_client, tenant):
+def test_a_role_for_a_name_without_an_account_waits_as_an_invitation(member_client, tenant):
     owner = member_client("owner")
+    subject = "0b6f3c3e-8f0e-4a59-a2b1-3c7e2f9d1a10"
 
     response = owner.post(
         f"/api/v1/tenants/{tenant.slug}/members/",
-        {
-            "username": "0b6f3c3e-8f0e-4a59-a2b1-3c7e2f9d1a10",
-            "email": "dev@acme.example",
-            "role": "developer",
-        },
+        {"username": subject, "email": "dev@acme.example", "role": "developer"},
     )
     members = owner.get(f"/api/v1/tenants/{tenant.slug}/members/")
 
     assert response.status_code == 201
-    user = get_user_model().objects.get(username="0b6f3c3e-8f0e-4a59-a2b1-3c7e2f9d1a10")
-    assert not user.has_usable_password()
-    assert TenantMembership.objects.get(user=user).role == "developer"
-    assert {m["role"] for m in members.json()} == {"owner", "developer"}
+    assert response.json()["status"] == "invited"
+    assert response.json()["username"] == subject
+    assert not get_user_model().objects.filter(username=subject).exists()  # no account made
+    assert {(m["role"], m["status"]) for m in members.json()} == {
+        ("owner", "active"),
+        ("developer", "invited"),
+    }
+
+
+def test_the_invitation_becomes_a_membership_when_the_account_is_first_created(
+    member_client, tenant
+):
+    owner = member_client("owner")
+    owner.post(
+        f"/api/v1/tenants/{tenant.slug}/members/", {"username": "new-sub", "role": "developer"}
+    )
+
+    user, created = user_get_or_create("NEW-SUB")  # what the first OIDC login does
+
+    assert created
+    assert TenantMembership.objects.get(user=user, tenant=tenant).role == "developer"
+    assert not TenantInvitation.objects.exists()
+    members = owner.get(f"/api/v1/tenants/{tenant.slug}/members/").json()
+    assert {(m["username"], m["status"]) for m in members} >= {("NEW-SUB", "active")}
+
+
+def test_a_role_for_an_existing_account_is_matched_ignoring_case(member_client, tenant):
+    owner = member_client("owner")
+    existing = factories.UserFactory(username="carol")
+
+    response = owner.post(
+        f"/api/v1/tenants/{tenant.slug}/members/", {"username": "Carol", "role": "viewer"}
+    )
+
+    assert response.status_code == 201
+    assert response.json() | {"created_at": None} == {
+        "username": "carol",
+        "email": existing.email,
+        "role": "viewer",
+        "status": "active",
+        "created_at": None,
+    }
+    assert get_user_model().objects.filter(username__iexact="carol").count() == 1
+
+
+def test_an_owner_withdraws_an_invitation(member_client, tenant):
+    owner = member_client("owner")
+    owner.post(f"/api/v1/tenants/{tenant.slug}/members/", {"username": "dave", "role": "viewer"})
+
+    response = owner.delete(f"/api/v1/tenants/{tenant.slug}/members/DAVE/")
+
+    assert response.status_code == 204
+    assert not TenantInvitation.objects.exists()
+    user_get_or_create("dave")
+    assert not TenantMembership.objects.filter(user__username="dave").exists()
 
 
 def test_an_owner_removes_a_member(member_client, tenant):
     owner = member_client("owner")
+    factories.UserFactory(username="bob")
     owner.post(f"/api/v1/tenants/{tenant.slug}/members/", {"username": "bob", "role": "viewer"})
 
     response = owner.delete(f"/api/v1/tenants/{tenant.slug}/members/bob/")

@@ -7,7 +7,8 @@ from urllib.parse import urlsplit
 from rest_framework import serializers
 
 from agent_registry.access.models import AgentAccess, AgentConfiguration
-from agent_registry.core.api import BoundedJSONField
+from agent_registry.core.api import BoundedJSONField, InputSerializer, ModelInputSerializer
+from agent_registry.core.identifiers import refuse_invisible
 from agent_registry.gateway.quota_state import gateway_quota_used, quota_used_shown
 
 
@@ -88,11 +89,13 @@ class SubscriptionIssuedOutput(SubscriptionOutput):
         read_only_fields = fields
 
 
-class SubscriptionCreateInput(serializers.Serializer):
+class SubscriptionCreateInput(InputSerializer):
     agent = serializers.SlugField(max_length=100)
     plan = serializers.UUIDField()
     project = serializers.UUIDField()
-    name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+    name = serializers.CharField(
+        max_length=200, required=False, default="", allow_blank=True, validators=[refuse_invisible]
+    )
 
 
 class OriginListField(serializers.ListField):
@@ -124,7 +127,7 @@ class OriginListField(serializers.ListField):
         return [origin.rstrip("/") for origin in origins]
 
 
-class ConfigurationSerializer(serializers.ModelSerializer):
+class ConfigurationSerializer(ModelInputSerializer):
     widget_theme = BoundedJSONField(required=False)
     rag_sources = BoundedJSONField(kind=list, required=False)
     training_examples = BoundedJSONField(kind=list, required=False, max_bytes=262_144)

@@ -13,8 +13,14 @@ from agent_registry.access.api import serializers as s
 from agent_registry.access.models import AccessStatus, AgentAccess
 from agent_registry.agents import lifecycle
 from agent_registry.agents.models import AgentInstance, AgentPlan
-from agent_registry.core.api import COMMON_ERRORS, ReasonInput, error_responses
+from agent_registry.core.api import (
+    COMMON_ERRORS,
+    ReasonInput,
+    error_responses,
+    refuse_body_fields,
+)
 from agent_registry.core.errors import ValidationFailed
+from agent_registry.core.filters import SlugFilter, StrictFilterSet
 from agent_registry.tenants.models import AgentProject, TenantRole
 from agent_registry.tenants.permissions import (
     is_operator,
@@ -24,9 +30,9 @@ from agent_registry.tenants.permissions import (
 )
 
 
-class SubscriptionFilter(django_filters.FilterSet):
-    tenant = django_filters.CharFilter(field_name="tenant__slug", max_length=63)
-    agent = django_filters.CharFilter(field_name="agent_instance__agent_id", max_length=100)
+class SubscriptionFilter(StrictFilterSet):
+    tenant = SlugFilter(field_name="tenant__slug", max_length=63)
+    agent = SlugFilter(field_name="agent_instance__agent_id", max_length=100)
     project = django_filters.UUIDFilter(field_name="project_id")
     status = django_filters.ChoiceFilter(choices=AccessStatus.choices)
 
@@ -83,6 +89,7 @@ class SubscriptionViewSet(
     def rotate(self, request, pk=None):
         access = self.get_object()
         require_role(request.user, access.tenant, TenantRole.DEVELOPER)
+        refuse_body_fields(request.data)
         issued = services.access_rotate_key(access=access)
         body = s.SubscriptionOutput(issued.access).data | {"api_key": issued.api_key}
         return Response(body, headers={"Cache-Control": "no-store"})
@@ -92,6 +99,7 @@ class SubscriptionViewSet(
     def reset_quota(self, request, pk=None):
         access = self.get_object()
         require_operator(request.user)
+        refuse_body_fields(request.data)
         access = services.access_reset_quota(access=access)
         return Response(s.SubscriptionOutput(access).data)
 

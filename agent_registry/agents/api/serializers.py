@@ -12,7 +12,8 @@ from agent_registry.agents.models import (
     AgentStateTransition,
     BillingModel,
 )
-from agent_registry.core.api import BoundedJSONField, TagListField
+from agent_registry.core.api import BoundedJSONField, ModelInputSerializer, TagListField
+from agent_registry.core.identifiers import refuse_invisible
 from agent_registry.core.money import CURRENCIES
 
 
@@ -63,7 +64,7 @@ class AgentOutput(serializers.ModelSerializer):
         return runtime_rules.describe(agent)
 
 
-class AgentCreateInput(serializers.ModelSerializer):
+class AgentCreateInput(ModelInputSerializer):
     project = serializers.UUIDField()
     tags = TagListField(required=False)
     runtime = RuntimeField(required=False)
@@ -142,7 +143,7 @@ class PlanOutput(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class PlanCreateInput(serializers.ModelSerializer):
+class PlanCreateInput(ModelInputSerializer):
     currency = serializers.ChoiceField(choices=sorted(CURRENCIES), default="USD")
     price_per_call = serializers.DecimalField(**PRICE, required=False)
     price_per_1k_tokens = serializers.DecimalField(**PRICE, required=False)
@@ -166,7 +167,8 @@ class PlanCreateInput(serializers.ModelSerializer):
             "display_order",
             "is_active",
         ]
-        extra_kwargs: dict[str, dict[str, Any]] = {"name": {"validators": []}}
+        # The uniqueness validator goes (409 from the service); the character check stays.
+        extra_kwargs: dict[str, dict[str, Any]] = {"name": {"validators": [refuse_invisible]}}
 
 
 class CatalogPlanOutput(PlanOutput):

@@ -15,16 +15,17 @@ from agent_registry.agents.models import AgentInstance, AgentPlan, AgentState, R
 from agent_registry.agents.runtime import RuntimeDescription
 from agent_registry.core.api import COMMON_ERRORS, ReasonInput, error_responses
 from agent_registry.core.errors import ValidationFailed
+from agent_registry.core.filters import SlugFilter, StrictFilterSet
 from agent_registry.tenants.models import AgentProject, TenantRole
 from agent_registry.tenants.permissions import is_operator, member_tenant_ids, require_role
 
 
-class AgentFilter(django_filters.FilterSet):
+class AgentFilter(StrictFilterSet):
     state = django_filters.ChoiceFilter(choices=AgentState.choices)
-    category = django_filters.CharFilter(max_length=50, method="by_category")
-    tag = django_filters.CharFilter(max_length=50, method="by_tag")
+    category = SlugFilter(max_length=50, method="by_category")
+    tag = SlugFilter(max_length=50, method="by_tag")
     q = django_filters.CharFilter(max_length=100, method="by_text")
-    tenant = django_filters.CharFilter(field_name="project__tenant__slug", max_length=63)
+    tenant = SlugFilter(field_name="project__tenant__slug", max_length=63)
     project = django_filters.UUIDFilter(field_name="project_id")
 
     class Meta:
@@ -146,9 +147,9 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return project
 
 
-class CatalogFilter(django_filters.FilterSet):
-    category = django_filters.CharFilter(max_length=50, method="by_category")
-    tag = django_filters.CharFilter(max_length=50, method="by_tag")
+class CatalogFilter(StrictFilterSet):
+    category = SlugFilter(max_length=50, method="by_category")
+    tag = SlugFilter(max_length=50, method="by_tag")
     q = django_filters.CharFilter(max_length=100, method="by_text")
 
     class Meta:

@@ -4,8 +4,15 @@ from typing import Any
 
 from rest_framework import serializers
 
-from agent_registry.core.api import BoundedJSONField
-from agent_registry.tenants.models import AgentProject, AgentTenant, TenantMembership, TenantRole
+from agent_registry.core.api import BoundedJSONField, InputSerializer, ModelInputSerializer
+from agent_registry.core.identifiers import refuse_invisible
+from agent_registry.tenants.models import (
+    AgentProject,
+    AgentTenant,
+    TenantInvitation,
+    TenantMembership,
+    TenantRole,
+)
 
 
 class TenantOutput(serializers.ModelSerializer):
@@ -31,7 +38,7 @@ class TenantOutput(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class TenantCreateInput(serializers.ModelSerializer):
+class TenantCreateInput(ModelInputSerializer):
     metadata = BoundedJSONField(required=False)
     dedicated_resource_quota = BoundedJSONField(required=False)
 
@@ -81,9 +88,9 @@ class ProjectOutput(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ProjectCreateInput(serializers.Serializer):
+class ProjectCreateInput(InputSerializer):
     tenant = serializers.SlugField(max_length=63)
-    name = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=200, validators=[refuse_invisible])
     waldur_project_uuid = serializers.UUIDField(required=False, allow_null=True)
     waldur_project_name = serializers.CharField(max_length=200, required=False, default="")
 
@@ -93,8 +100,8 @@ class ProjectCreateInput(serializers.Serializer):
         return value
 
 
-class ProjectUpdateInput(serializers.Serializer):
-    name = serializers.CharField(max_length=200, required=False)
+class ProjectUpdateInput(InputSerializer):
+    name = serializers.CharField(max_length=200, required=False, validators=[refuse_invisible])
     waldur_project_name = serializers.CharField(max_length=200, required=False)
     is_active = serializers.BooleanField(required=False)
 
@@ -102,16 +109,43 @@ class ProjectUpdateInput(serializers.Serializer):
 class MembershipOutput(serializers.ModelSerializer):
     username = serializers.CharField(source="user.username", read_only=True)
     email = serializers.EmailField(source="user.email", read_only=True)
+    status = serializers.SerializerMethodField(
+        help_text="`active`, or `invited`: no account of that name yet; the role is applied "
+        "when it is created (first OIDC login)."
+    )
 
     class Meta:
         model = TenantMembership
-        fields = ["username", "email", "role", "created_at"]
+        fields = ["username", "email", "role", "status", "created_at"]
         read_only_fields = fields
 
+    def get_status(self, membership) -> str:
+        return "active"
 
-class MembershipInput(serializers.Serializer):
+
+class InvitationOutput(MembershipOutput):
+    username = serializers.CharField(read_only=True)
+    email = serializers.EmailField(read_only=True)
+
+    class Meta(MembershipOutput.Meta):
+        model = TenantInvitation  # type: ignore[assignment]  # same fields, other model
+
+    def get_status(self, invitation) -> str:
+        return "invited"
+
+
+def member_output(row: TenantMembership | TenantInvitation) -> dict:
+    if isinstance(row, TenantInvitation):
+        return InvitationOutput(row).data
+    return MembershipOutput(row).data
+
+
+class MembershipInput(InputSerializer):
     username = serializers.CharField(
-        max_length=150, help_text="The user's OIDC subject (`sub`) or local username."
+        max_length=150,
+        validators=[refuse_invisible],
+        help_text="The user's OIDC subject (`sub`) or local username, matched ignoring case. "
+        "Without an account of that name yet, the role waits as an invitation.",
     )
     email = serializers.EmailField(required=False, default="")
     role = serializers.ChoiceField(choices=TenantRole.choices)

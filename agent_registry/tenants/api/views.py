@@ -8,11 +8,23 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from agent_registry.core.api import COMMON_ERRORS, ReasonInput, error_responses
+from agent_registry.core.api import (
+    COMMON_ERRORS,
+    ReasonInput,
+    error_responses,
+    refuse_body_fields,
+)
 from agent_registry.core.errors import NotFound, ValidationFailed
+from agent_registry.core.filters import BooleanFilter, SlugFilter, StrictFilterSet
 from agent_registry.tenants import services
 from agent_registry.tenants.api import serializers as s
-from agent_registry.tenants.models import AgentProject, AgentTenant, TenantMembership, TenantRole
+from agent_registry.tenants.models import (
+    AgentProject,
+    AgentTenant,
+    TenantInvitation,
+    TenantMembership,
+    TenantRole,
+)
 from agent_registry.tenants.permissions import (
     is_operator,
     member_tenant_ids,
@@ -35,8 +47,8 @@ def tenant_for_write(user, slug: str, minimum: TenantRole) -> AgentTenant:
     return tenant
 
 
-class TenantFilter(django_filters.FilterSet):
-    is_active = django_filters.BooleanFilter()
+class TenantFilter(StrictFilterSet):
+    is_active = BooleanFilter()
     q = django_filters.CharFilter(field_name="name", lookup_expr="icontains", max_length=100)
 
     class Meta:
@@ -91,6 +103,7 @@ class TenantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def reactivate(self, request, slug=None):
         tenant = self.get_object()
         require_operator(request.user)
+        refuse_body_fields(request.data)
         tenant = services.tenant_reactivate(tenant=tenant)
         return Response(s.TenantOutput(tenant).data)
 
@@ -105,12 +118,15 @@ class TenantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         tenant = self.get_object()
         if request.method == "GET":
             memberships = TenantMembership.objects.filter(tenant=tenant).select_related("user")
-            return Response(s.MembershipOutput(memberships, many=True).data)
+            invitations = TenantInvitation.objects.filter(tenant=tenant)
+            return Response(
+                [*map(s.member_output, memberships), *map(s.member_output, invitations)]
+            )
         require_role(request.user, tenant, TenantRole.OWNER)
         data = s.MembershipInput(data=request.data)
         data.is_valid(raise_exception=True)
         membership = services.membership_set(tenant=tenant, **data.validated_data)
-        return Response(s.MembershipOutput(membership).data, status=status.HTTP_201_CREATED)
+        return Response(s.member_output(membership), status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={204: None, **COMMON_ERRORS})
     @action(detail=True, methods=["delete"], url_path=r"members/(?P<username>[^/]{1,150})")
@@ -118,20 +134,23 @@ class TenantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         tenant = self.get_object()
         require_role(request.user, tenant, TenantRole.OWNER)
         # No username holds NUL, and PostgreSQL refuses to even compare text holding it.
-        membership = (
-            None
-            if "\x00" in username
-            else TenantMembership.objects.filter(tenant=tenant, user__username=username).first()
-        )
+        membership: TenantMembership | TenantInvitation | None = None
+        if "\x00" not in username:
+            membership = (
+                TenantMembership.objects.filter(
+                    tenant=tenant, user__username__iexact=username
+                ).first()
+                or TenantInvitation.objects.filter(tenant=tenant, username__iexact=username).first()
+            )
         if membership is None:
             raise NotFound(f"'{username}' is not a member of '{tenant.slug}'.")
         services.membership_remove(membership=membership)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class ProjectFilter(django_filters.FilterSet):
-    tenant = django_filters.CharFilter(field_name="tenant__slug", max_length=63)
-    is_active = django_filters.BooleanFilter()
+class ProjectFilter(StrictFilterSet):
+    tenant = SlugFilter(field_name="tenant__slug", max_length=63)
+    is_active = BooleanFilter()
 
     class Meta:
         model = AgentProject

@@ -7,14 +7,15 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, viewsets
 
 from agent_registry.core.api import COMMON_ERRORS
+from agent_registry.core.filters import SlugFilter, StrictFilterSet
 from agent_registry.usage import selectors
 from agent_registry.usage.api.records import DateRangeForm
 from agent_registry.usage.models import DailyUsageSummary
 
 
-class DailySummaryFilter(django_filters.FilterSet):
-    tenant = django_filters.CharFilter(field_name="tenant__slug", max_length=63)
-    agent = django_filters.CharFilter(field_name="agent_instance__agent_id", max_length=100)
+class DailySummaryFilter(StrictFilterSet):
+    tenant = SlugFilter(field_name="tenant__slug", max_length=63)
+    agent = SlugFilter(field_name="agent_instance__agent_id", max_length=100)
     subscription = django_filters.UUIDFilter(field_name="access_id")
     # "from" is a Python keyword, so these two are declared through the class namespace.
     locals()["from"] = django_filters.DateFilter(

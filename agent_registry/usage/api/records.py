@@ -17,6 +17,7 @@ from rest_framework.exceptions import ValidationError
 from agent_registry.agents.models import AgentInstance
 from agent_registry.core import periods
 from agent_registry.core.api import COMMON_ERRORS
+from agent_registry.core.filters import BooleanFilter, SlugFilter, StrictFilterSet
 from agent_registry.tenants.models import AgentTenant
 from agent_registry.usage import selectors
 from agent_registry.usage.models import UsageRecord
@@ -57,11 +58,11 @@ class IntegerFilter(django_filters.NumberFilter):
     field_class = forms.IntegerField
 
 
-class _ScopeFilters(django_filters.FilterSet):
+class _ScopeFilters(StrictFilterSet):
     """The filters the list and the export share."""
 
-    tenant = django_filters.CharFilter(method="for_tenant", max_length=63)
-    agent = django_filters.CharFilter(method="for_agent", max_length=100)
+    tenant = SlugFilter(method="for_tenant", max_length=63)
+    agent = SlugFilter(method="for_agent", max_length=100)
     subscription = django_filters.UUIDFilter(field_name="access_id")
 
     class Meta:
@@ -96,7 +97,7 @@ class UsageRecordFilter(_ScopeFilters):
         max_value=599,
         label="HTTP status of the call",
     )
-    billable = django_filters.BooleanFilter()
+    billable = BooleanFilter()
 
     class Meta(_ScopeFilters.Meta):
         form = DateRangeForm

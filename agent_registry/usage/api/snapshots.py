@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import django_filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, viewsets
 
 from agent_registry.core.api import COMMON_ERRORS
+from agent_registry.core.filters import BooleanFilter, SlugFilter, StrictFilterSet
 from agent_registry.usage import selectors
 from agent_registry.usage.api.records import PeriodFilter
 from agent_registry.usage.models import TenantQuotaSnapshot
 
 
-class SnapshotFilter(django_filters.FilterSet):
-    tenant = django_filters.CharFilter(field_name="tenant__slug", max_length=63)
+class SnapshotFilter(StrictFilterSet):
+    tenant = SlugFilter(field_name="tenant__slug", max_length=63)
     period = PeriodFilter(method="in_period", label="UTC month, YYYY-MM")
-    finalized = django_filters.BooleanFilter(field_name="is_finalized")
+    finalized = BooleanFilter(field_name="is_finalized")
 
     class Meta:
         model = TenantQuotaSnapshot

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from agent_registry.core import keys
+from agent_registry.core.identifiers import user_get_or_create
 from agent_registry.core.models import OperatorToken
 
 
@@ -26,9 +27,10 @@ class Command(BaseCommand):
     def handle(self, *args, username: str, staff: bool, name: str, **options):
         if not username or len(username) > 150:
             raise CommandError("USERNAME must be 1 to 150 characters.")
-        user, created = get_user_model().objects.get_or_create(username=username)
-        if created:
-            user.set_unusable_password()
+        try:
+            user, _ = user_get_or_create(username)
+        except ValidationError as error:
+            raise CommandError(f"USERNAME: {' '.join(error.messages)}") from None
         if staff and not user.is_staff:
             user.is_staff = True
         user.save()

@@ -15,7 +15,6 @@ from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -24,6 +23,7 @@ from agent_registry.agents.models import BillingModel
 from agent_registry.agents.runtime import RuntimeDescription
 from agent_registry.agents.services import agent_create, agent_run_action, plan_create
 from agent_registry.core import keys
+from agent_registry.core.identifiers import user_get_or_create
 from agent_registry.core.models import OperatorToken
 from agent_registry.tenants.models import AgentTenant, TenantRole
 from agent_registry.tenants.services import membership_set, project_create, tenant_create
@@ -48,9 +48,8 @@ class Command(BaseCommand):
         if AgentTenant.all_objects.filter(slug="demo").exists():
             return {}
         secrets_out: dict[str, str] = {}
-        User = get_user_model()
         admin_password = secrets.token_urlsafe(12)
-        admin, _ = User.objects.get_or_create(username="admin")
+        admin, _ = user_get_or_create("admin")
         admin.is_staff = admin.is_superuser = True
         admin.set_password(admin_password)
         admin.save()
@@ -67,6 +66,7 @@ class Command(BaseCommand):
             name="Demo Customer", slug="demo", monthly_api_calls_limit=100_000, max_agents=10
         )
         project = project_create(tenant=tenant, name="Default")
+        user_get_or_create("demo-owner", email="owner@demo.example")
         membership_set(
             tenant=tenant, username="demo-owner", role=TenantRole.OWNER, email="owner@demo.example"
         )

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("access", "0002_quota_counted_since"),
+        ("access", "0003_names_without_invisible_characters"),
     ]
 
     operations = [
