@@ -31,7 +31,9 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "te
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # Only behind a proxy that sets it: otherwise a client could forge its address.
 USE_X_FORWARDED_FOR = env.bool("USE_X_FORWARDED_FOR", default=False)
-PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# The port `make run` serves on; the public URL follows it unless set on its own.
+PORT = env.int("PORT", default=8000)
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default=f"http://127.0.0.1:{PORT}").rstrip("/")
 WIDGET_BASE_URL = env.str("WIDGET_BASE_URL", default=f"{PUBLIC_BASE_URL}/widget").rstrip("/")
 
 INSTALLED_APPS = [
