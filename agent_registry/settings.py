@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's assets, served locally (offline docs)
     "auditlog",
     "django_celery_beat",
     "agent_registry.core",
@@ -229,6 +230,13 @@ SPECTACULAR_SETTINGS = {
         "agent_registry.gateway.openapi.add_gateway_paths",
     ],
     "AUTHENTICATION_WHITELIST": [],
+    # Swagger UI from drf-spectacular-sidecar's static files, not a CDN: /api/docs/
+    # works offline and loads no third-party script.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # No badge fetched from validator.swagger.io either.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Audit ----------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.test import Client
 
 from agent_registry.core.management.commands import seed_demo
 
@@ -118,3 +120,32 @@ def test_a_demo_seeded_before_demo_env_existed_gets_it(tmp_path, monkeypatch):
     call_command("seed_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
 
     assert "export DEMO_API_KEY=agr_" in (tmp_path / "demo.env").read_text()
+
+
+LOCAL_ASSET = re.compile(r'(?:src|href)="([^"]+)"')
+
+
+@pytest.mark.django_db
+def test_the_api_docs_load_only_local_assets_that_are_served(settings, tmp_path):
+    # Given the static files collected as `make run` does (whitenoise serves them)
+    settings.STATIC_ROOT = tmp_path / "static"
+    call_command("collectstatic", "--noinput", verbosity=0)
+    client = Client()
+
+    # when the docs page is loaded
+    page = client.get("/api/docs/")
+
+    # then it names no other host (no CDN, no validator badge) …
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert not re.search(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}", html), "an outside URL"
+    assets = LOCAL_ASSET.findall(html)
+    assert {asset.rsplit(".", 1)[-1] for asset in assets} == {"png", "css", "js"}
+    # … and every asset it loads is served from here
+    for asset in assets:
+        assert asset.startswith("/static/drf_spectacular_sidecar/swagger-ui-dist/")
+        response = client.get(asset)
+        assert response.status_code == 200, asset
+        assert b"".join(response.streaming_content), asset
+    schema = client.get("/api/schema/")
+    assert schema.status_code == 200
