@@ -14,6 +14,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.db import connection, connections
+from django.db.migrations.recorder import MigrationRecorder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -243,6 +244,7 @@ def test_a_refresh_picks_up_new_summaries():
 
 def test_a_month_is_finalized_only_after_its_grace_period(settings):
     settings.BILLING_GRACE_PERIOD_HOURS = 72
+    settings.BILLING_FIRST_CYCLE = "2026-01"
     access = subscribe()
     calls(access, 3)
     aggregate(MARCH)
@@ -374,8 +376,9 @@ def test_an_adjustment_is_counted_once_however_often_cycles_are_refreshed():
     assert not TenantQuotaSnapshot.objects.filter(billing_cycle_id=MAY).exclude(adjustments=[])
 
 
-def test_late_usage_goes_to_the_oldest_open_cycle():
+def test_late_usage_goes_to_the_oldest_open_cycle(settings):
     # given March finalized; on May 2 April is still in its grace period and May is open
+    settings.BILLING_FIRST_CYCLE = "2026-01"
     access = subscribe()
     calls(access, 10)
     aggregate(MARCH)
@@ -449,6 +452,7 @@ def test_two_workers_closing_the_same_month_end_as_one():
 
 def test_the_job_finalizes_past_months_and_refreshes_the_current_one(settings):
     settings.BILLING_GRACE_PERIOD_HOURS = 72
+    settings.BILLING_FIRST_CYCLE = "2026-01"
     access = subscribe()
     calls(access, 3)
     calls(access, 1, at=IN_APRIL)
@@ -475,6 +479,29 @@ def test_the_job_leaves_months_before_the_first_billed_cycle_alone(settings):
     assert close_due_cycles(now=IN_APRIL) == 1  # April only, not January to March
 
     assert list(BillingCycle.objects.values_list("billing_cycle_id", flat=True)) == [APRIL]
+
+
+def test_a_new_database_bills_no_month_before_it_existed(settings):
+    # given a database created on April 5 (its first migration) and a subscription
+    # dated before it (imported data), with no BILLING_FIRST_CYCLE configured
+    settings.BILLING_FIRST_CYCLE = ""
+    MigrationRecorder(connection).migration_qs.update(applied=datetime(2026, 4, 5, 9, tzinfo=UTC))
+    subscribe()
+
+    # when the job runs in April
+    written = close_due_cycles(now=IN_APRIL)
+
+    # then April is its first cycle: no statements for January to March
+    assert written == 1
+    assert list(BillingCycle.objects.values_list("billing_cycle_id", flat=True)) == [APRIL]
+
+
+def test_a_configured_first_cycle_may_reach_before_the_database_existed(settings):
+    settings.BILLING_FIRST_CYCLE = MARCH
+    MigrationRecorder(connection).migration_qs.update(applied=datetime(2026, 4, 5, 9, tzinfo=UTC))
+    subscribe()
+
+    assert close_due_cycles(now=IN_APRIL) == 2  # March and April
 
 
 def test_a_malformed_first_billed_cycle_is_a_configuration_error(settings):
