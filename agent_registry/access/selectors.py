@@ -10,9 +10,9 @@ import time
 
 from django.db.models import Q, QuerySet
 
-from agent_registry.access.models import AccessStatus, AgentAccess
+from agent_registry.access.models import AccessStatus, AgentAccess, AgentConfiguration
 from agent_registry.core import keys
-from agent_registry.core.errors import Forbidden
+from agent_registry.core.errors import Forbidden, NotFound
 from agent_registry.gateway.errors import InvalidApiKey
 from agent_registry.tenants.permissions import is_operator, member_tenant_ids
 
@@ -64,3 +64,13 @@ def access_visible_to(user) -> QuerySet[AgentAccess]:
     if is_operator(user):
         return accesses
     return accesses.filter(tenant_id__in=member_tenant_ids(user))
+
+
+def embeddable_configuration(access: AgentAccess) -> AgentConfiguration:
+    """The configuration whose embed code may be handed out; a revoked one has none (404).
+
+    The snippet would only advertise a widget that can no longer be used.
+    """
+    if access.status == AccessStatus.REVOKED:
+        raise NotFound("This subscription is revoked; it has no embed code.")
+    return access.configuration
