@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from agent_registry.core.errors import Conflict
 from agent_registry.gateway import invalidation
+from agent_registry.tenants.errors import LastOwner
 from agent_registry.tenants.models import AgentProject, AgentTenant, TenantMembership, TenantRole
 
 TENANT_EDITABLE_FIELDS = frozenset(
@@ -115,9 +116,14 @@ def project_update(*, project: AgentProject, **fields: Any) -> AgentProject:
         and AgentProject.objects.filter(tenant_id=project.tenant_id, name=new_name).exists()
     ):
         raise Conflict(f"The tenant already has a project named '{new_name}'.")
+    was_active = project.is_active
     for field, value in fields.items():
         setattr(project, field, value)
     project.save()
+    if was_active != project.is_active:
+        # Archiving stops the project's keys in the gateway at once, as a suspension does.
+        project_id, archived = str(project.pk), not project.is_active
+        transaction.on_commit(lambda: invalidation.project_archived(project_id, archived))
     return project
 
 
@@ -133,6 +139,8 @@ def membership_set(
     user, created = get_user_model().objects.get_or_create(
         username=username, defaults={"email": email}
     )
+    if role != TenantRole.OWNER:
+        _keep_an_owner(tenant=tenant, user=user)
     if created:
         user.set_unusable_password()
         user.save(update_fields=["password"])
@@ -144,4 +152,20 @@ def membership_set(
 
 @transaction.atomic
 def membership_remove(*, membership: TenantMembership) -> None:
+    _keep_an_owner(tenant=membership.tenant, user=membership.user)
     membership.delete()
+
+
+def _keep_an_owner(*, tenant: AgentTenant, user) -> None:
+    """Refuse (409 ``last_owner``) to demote or remove the tenant's last owner.
+
+    The tenant row is locked first, so two owners demoting each other at once are
+    serialised and the second sees the first's result. Call inside the transaction.
+    """
+    list(AgentTenant.all_objects.select_for_update().filter(pk=tenant.pk).values_list("pk"))
+    owners = TenantMembership.objects.filter(tenant_id=tenant.pk, role=TenantRole.OWNER)
+    if owners.filter(user=user).exists() and not owners.exclude(user=user).exists():
+        raise LastOwner(
+            f"'{user.get_username()}' is the last owner of '{tenant.slug}'; "
+            "make another member owner first."
+        )
