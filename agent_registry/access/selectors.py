@@ -55,6 +55,8 @@ def access_check_usable(access: AgentAccess, agent_id: str) -> None:
         raise Forbidden("This key is not for that agent.")
     if not access.tenant.is_active:
         raise Forbidden("The tenant is suspended.")
+    if not access.project.is_active:
+        raise Forbidden("The project is archived.")
     if access.status != AccessStatus.ACTIVE:
         raise Forbidden(f"The subscription is {access.status}.")
 

@@ -60,6 +60,9 @@ def agent_create(
     tenant = project.tenant
     # Lock the tenant row so two concurrent creates can't both pass the limit.
     tenant = type(tenant).objects.select_for_update().get(pk=tenant.pk)
+    project = AgentProject.all_objects.get(pk=project.pk)  # archived since it was read?
+    if not project.is_active or project.deleted_at is not None:
+        raise ValidationFailed(details={"project": ["The project is archived."]})
     live_agents = AgentInstance.objects.filter(project__tenant=tenant).exclude(
         state=AgentState.RETIRED
     )

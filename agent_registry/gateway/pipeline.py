@@ -111,6 +111,8 @@ def _refusal(snapshot: KeySnapshot, agent_id: str) -> Exception | None:
         return GatewayForbidden("This key is not for that agent.")
     if not snapshot.tenant_active:
         return GatewayForbidden("The tenant is suspended.")
+    if not snapshot.project_active:
+        return GatewayForbidden("The project is archived.")
     if snapshot.access_status != "active":
         return GatewayForbidden(f"The subscription is {snapshot.access_status}.")
     if snapshot.agent_state != "active":

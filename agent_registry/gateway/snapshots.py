@@ -67,6 +67,7 @@ class KeySnapshot:
     max_tokens: int | None
     context_variables: dict[str, str]
     loaded_at: float
+    project_active: bool = True  # False: the project is archived, its keys answer 403
 
     def hash_for(self, prefix: str, now: float) -> str | None:
         return keys.hash_in_force(
@@ -88,7 +89,9 @@ def load_snapshot(prefix: str) -> KeySnapshot | None:
     """One query: the subscription whose current or previous key has this prefix."""
     close_old_connections()
     access = (
-        AgentAccess.objects.select_related("tenant", "agent_instance", "plan", "configuration")
+        AgentAccess.objects.select_related(
+            "tenant", "project", "agent_instance", "plan", "configuration"
+        )
         .filter(Q(key_prefix=prefix) | Q(previous_key_prefix=prefix))
         .first()
     )
@@ -144,6 +147,7 @@ def load_snapshot(prefix: str) -> KeySnapshot | None:
         max_tokens=config.max_tokens if config else None,
         context_variables=variables,
         loaded_at=time.monotonic(),
+        project_active=access.project.is_active and access.project.deleted_at is None,
     )
 
 
