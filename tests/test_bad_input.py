@@ -49,6 +49,7 @@ def world(operator_client, member_client, tenant, project) -> World:
             "project": str(project.id),
             "plan": str(plan.id),
             "access": str(issued.access.id),
+            "subscribed_plan": str(issued.access.plan_id),
             "missing": str(MISSING),
         },
     )
@@ -105,6 +106,7 @@ PLANS = "/api/v1/agents/helper/plans/"
 SUBSCRIPTIONS = "/api/v1/subscriptions/"
 CONFIGURATION = "/api/v1/subscriptions/{access}/configuration/"
 MEMBERS = "/api/v1/tenants/acme/members/"
+PLAN = "/api/v1/agents/helper/plans/{plan}/"
 
 VALID_WRITES = [
     ("POST", TENANTS, tenant_body()),
@@ -115,6 +117,8 @@ VALID_WRITES = [
     ("POST", SUBSCRIPTIONS, subscription_body()),
     ("PATCH", CONFIGURATION, {"allowed_domains": ["https://shop.example.com"]}),
     ("POST", MEMBERS, {"username": "zed", "role": "viewer", "email": "zed@example.com"}),
+    ("PATCH", PLAN, {"description": "Better", "price_per_call": "0.02"}),
+    ("POST", PLAN + "deactivate/", {}),
 ]
 
 
@@ -278,6 +282,9 @@ WRONG_SHAPES = [
     ),
     bad_member("role", "king"),
     bad_member("email", "zed@"),
+    invalid("plan patch negative price", "PATCH", PLAN, {"price_per_call": "-1"}, "price_per_call"),
+    invalid("plan patch unknown field", "PATCH", PLAN, {"colour": "red"}, "colour"),
+    invalid("plan patch price unfit", "PATCH", PLAN, {"billing_model": "free"}, "price_per_call"),
 ]
 
 UNKNOWN_IDS = [
@@ -298,6 +305,10 @@ UNKNOWN_IDS = [
     ),
     not_found("remove unknown member", "DELETE", MEMBERS + "nobody/"),
     not_found("remove member named NUL", "DELETE", MEMBERS + "%00/"),
+    not_found("patch random plan", "PATCH", "/api/v1/agents/helper/plans/{missing}/", {}),
+    not_found(
+        "deactivate plan not a uuid", "POST", "/api/v1/agents/helper/plans/basic/deactivate/"
+    ),
     bad_project("tenant", "no-such-tenant"),
     bad_agent("project", "{missing}", id="agent in a random project"),
     bad_subscription("agent", "no-such-agent"),
@@ -310,6 +321,15 @@ DUPLICATES = [
     Bad("duplicate agent_id", "POST", AGENTS, agent_body(agent_id="helper"), 409, "conflict"),
     Bad("duplicate project name", "POST", PROJECTS, project_body(name="Main"), 409, "conflict"),
     Bad("duplicate plan name", "POST", PLANS, plan_body(name="Basic"), 409, "conflict"),
+    Bad("rename plan onto a plan", "PATCH", PLAN, {"name": "Free"}, 409, "conflict"),
+    Bad(
+        "subscribe twice to a plan",
+        "POST",
+        SUBSCRIPTIONS,
+        subscription_body(plan="{subscribed_plan}"),
+        409,
+        "already_subscribed",
+    ),
     Bad(
         "rename onto a project",
         "PATCH",

@@ -16,6 +16,7 @@ from agent_registry.access.errors import AlreadySubscribed
 from agent_registry.access.models import AccessStatus, AgentAccess, AgentConfiguration
 from agent_registry.agents import lifecycle
 from agent_registry.agents.models import AgentInstance, AgentPlan
+from agent_registry.agents.services import plan_lineage_ids
 from agent_registry.core import keys, periods
 from agent_registry.core.errors import AgentUnavailable, Conflict, Forbidden, ValidationFailed
 from agent_registry.gateway import invalidation
@@ -110,7 +111,8 @@ def access_create(
 
 
 def _live_subscriptions(project: AgentProject, plan: AgentPlan) -> QuerySet[AgentAccess]:
-    return AgentAccess.objects.filter(project=project, plan=plan).exclude(
+    """The project's live subscriptions to ``plan`` or an earlier version of it."""
+    return AgentAccess.objects.filter(project=project, plan_id__in=plan_lineage_ids(plan)).exclude(
         status=AccessStatus.REVOKED
     )
 

@@ -14,6 +14,7 @@ the synchronous client; the embedded default's in-process limiter is driven dire
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Coroutine
 from datetime import UTC, datetime
 
@@ -133,7 +134,7 @@ def project_archived(project_id: str, archived: bool = True) -> None:
     """
     from agent_registry.access.models import AccessStatus, AgentAccess
 
-    access_ids = AgentAccess.all_objects.filter(project_id=project_id).exclude(
+    access_ids = AgentAccess.all_objects.filter(project_id=uuid.UUID(project_id)).exclude(
         status=AccessStatus.REVOKED
     )
     for access_id in (str(pk) for pk in access_ids.values_list("pk", flat=True)):

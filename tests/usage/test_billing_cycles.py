@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent_registry.access.models import AccessStatus, AgentAccess
-from agent_registry.agents.models import BillingModel
+from agent_registry.agents.models import AgentPlan, BillingModel
 from agent_registry.usage.aggregation import aggregate_range
 from agent_registry.usage.billing_cycles import (
     CycleFinalized,
@@ -237,6 +237,67 @@ def test_a_refresh_picks_up_new_summaries():
     refresh_cycle(MARCH, now=IN_APRIL)
 
     assert snapshot_of(access).total_api_calls == 5
+
+
+# --- Plan versions --------------------------------------------------------------------
+
+MARCH_10 = datetime(2026, 3, 10, 12, tzinfo=UTC)
+MARCH_12 = datetime(2026, 3, 12, 9, tzinfo=UTC)
+
+
+def test_a_price_change_reaches_existing_subscribers_at_their_next_cycle():
+    # the worked example of docs/billing.md "Plan versions": a $19.00/month plan
+    # re-priced to $25.00 on March 10 (version 2); subscriber A since January,
+    # subscriber B from March 12 on version 2
+    from agent_registry.access.services import access_create
+    from agent_registry.agents.services import plan_update
+    from agent_registry.usage.quotas import quota_roll_periods
+
+    a = subscribe(billing_model=BillingModel.SUBSCRIPTION, price_cents=1900, monthly_quota=None)
+    first = a.plan
+    second = plan_update(plan=first, price_cents=2500)
+    AgentPlan.objects.filter(pk=second.pk).update(created_at=MARCH_10)
+    project_b = factories.ProjectFactory(tenant=a.tenant)
+    b = access_create(agent=a.agent_instance, plan=second, project=project_b).access
+    AgentAccess.all_objects.filter(pk=b.pk).update(created_at=MARCH_12)
+
+    refresh_cycle(MARCH, now=IN_MARCH + timedelta(days=5))
+
+    # March: A keeps version 1's fee; B pays version 2's for 20 of 31 days
+    march = snapshot_of(a, MARCH)
+    assert (entry(march, a)["cost_cents"], entry(march, a)["plan_version"]) == (1900, 1)
+    assert (entry(march, b)["cost_cents"], entry(march, b)["plan_version"]) == (1613, 2)
+    assert march.total_cost_cents == 3513
+
+    # April 1: A's period rolls and it moves onto version 2; April bills both at $25.00
+    AgentAccess.all_objects.filter(pk=a.pk).update(quota_reset_at=APRIL_1)
+    quota_roll_periods(now=APRIL_1 + timedelta(minutes=10))
+    a.refresh_from_db()
+    assert a.plan_id == second.pk
+    refresh_cycle(APRIL, now=IN_APRIL)
+    april = snapshot_of(a, APRIL)
+    assert [entry(april, s)["cost_cents"] for s in (a, b)] == [2500, 2500]
+    # and March, refreshed again after the move, still prices A on version 1
+    refresh_cycle(MARCH, now=IN_APRIL)
+    assert entry(snapshot_of(a, MARCH), a)["cost_cents"] == 1900
+
+
+def test_usage_before_the_next_cycle_keeps_the_old_unit_price():
+    from agent_registry.agents.services import plan_update
+
+    access = subscribe(price_per_call=Decimal("0.0125"))
+    newer = plan_update(plan=access.plan, price_per_call=Decimal("0.02"))
+    AgentPlan.objects.filter(pk=newer.pk).update(created_at=MARCH_10)
+    calls(access, 10, at=MARCH_12)  # after the change, same cycle
+    calls(access, 10, at=IN_APRIL)
+    aggregate(MARCH)
+    aggregate(APRIL)
+
+    refresh_cycle(MARCH, now=IN_APRIL)
+    refresh_cycle(APRIL, now=IN_APRIL)
+
+    assert snapshot_of(access, MARCH).total_cost_cents == 13  # 10 x 1.25 = 12.5
+    assert snapshot_of(access, APRIL).total_cost_cents == 20  # 10 x 2
 
 
 # --- Closing ---------------------------------------------------------------------------

@@ -56,7 +56,11 @@ from agent_registry.usage.billing_cycles.late_usage import (
     finalized_origins,
     late_usage_lines,
 )
-from agent_registry.usage.billing_cycles.pricing import active_days, price_subscription
+from agent_registry.usage.billing_cycles.pricing import (
+    PlanVersions,
+    active_days,
+    price_subscription,
+)
 from agent_registry.usage.models import BillingCycle, TenantQuotaSnapshot
 
 __all__ = [
@@ -143,16 +147,18 @@ def _build_snapshots(
         if origin.now.get(access_id, Usage()) != origin.billed.get(access_id, (Usage(), 0))[0]
     }
     elsewhere = adjustments_elsewhere(period, origins)
+    versions = PlanVersions()
     by_tenant: dict[tuple[Any, str], dict[str, Any]] = {}
     subscriptions = _subscriptions(period, set(usage) | late_accesses)
     for done, access in enumerate(subscriptions, start=1):
         if progress is not None and (done % 200 == 0 or done == len(subscriptions)):
             progress(done, len(subscriptions), period)
         own = usage.get(access.pk, Usage())
-        lines, cost = price_subscription(access, period, own)
-        late = late_usage_lines(access, origins, elsewhere) if late_accesses else []
+        plan = versions.in_force(access, period)
+        lines, cost = price_subscription(access, period, own, versions)
+        late = late_usage_lines(access, origins, elsewhere, versions) if late_accesses else []
         snapshot = by_tenant.setdefault(
-            (access.tenant_id, access.plan.currency),
+            (access.tenant_id, plan.currency),
             {"usage": Usage(), "cost": 0, "agents": {}, "adjustments": []},
         )
         snapshot["usage"] += own
@@ -165,9 +171,10 @@ def _build_snapshots(
         agent["usage"] += own
         agent["cost"] += cost
         agent["subscriptions"][str(access.pk)] = {
-            "plan": str(access.plan_id),
-            "plan_name": access.plan.name,
-            "billing_model": access.plan.billing_model,
+            "plan": str(plan.pk),
+            "plan_name": plan.name,
+            "plan_version": plan.version,
+            "billing_model": plan.billing_model,
             **usage_figures(own),
             "usage_cost_cents": decimal_text(own.usage_cost_cents),
             "cost_cents": cost,
