@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -169,3 +170,25 @@ def _keep_an_owner(*, tenant: AgentTenant, user) -> None:
             f"'{user.get_username()}' is the last owner of '{tenant.slug}'; "
             "make another member owner first."
         )
+
+
+@transaction.atomic
+def memberships_edit_keeping_an_owner(*, tenant_ids: Iterable[Any], edit: Callable[[], Any]) -> Any:
+    """Run ``edit`` (the admin's own writes of memberships) and refuse (409
+    ``last_owner``, rolled back) if it left a tenant that had an owner without one.
+
+    The tenants' rows are locked first, as ``_keep_an_owner`` does.
+    """
+    ids = sorted({uuid.UUID(str(tenant_id)) for tenant_id in tenant_ids})
+    list(AgentTenant.all_objects.select_for_update().filter(pk__in=ids).values_list("pk"))
+    owners = TenantMembership.objects.filter(role=TenantRole.OWNER)
+    owned = {str(pk) for pk in owners.filter(tenant_id__in=ids).values_list("tenant_id", flat=True)}
+    result = edit()
+    still = {str(pk) for pk in owners.filter(tenant_id__in=ids).values_list("tenant_id", flat=True)}
+    if owned - still:
+        slugs = AgentTenant.all_objects.filter(pk__in=owned - still).values_list("slug", flat=True)
+        raise LastOwner(
+            f"That would leave {', '.join(sorted(slugs))} without an owner; "
+            "make another member owner first."
+        )
+    return result

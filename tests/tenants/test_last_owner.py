@@ -95,3 +95,39 @@ def test_two_owners_demoting_each_other_at_once_leave_one_owner(tenant):
     assert sorted(outcomes) == ["demoted", "last_owner"]
     owners = TenantMembership.objects.filter(tenant=tenant, role=TenantRole.OWNER)
     assert owners.count() == 1
+
+
+# --- The admin keeps the rule too --------------------------------------------------------
+
+
+def test_the_admin_inline_cannot_demote_the_last_owner(admin_browser, tenant):
+    from tests.admin_support import change_url, form_data
+
+    factories.member(tenant, "owner", username="alice")
+    data = form_data(admin_browser.get(change_url(tenant)))
+    data["memberships-0-role"] = TenantRole.VIEWER
+
+    response = admin_browser.post(change_url(tenant), data, follow=True)
+
+    assert any("without an owner" in str(m) for m in response.context["messages"])
+    assert TenantMembership.objects.get(tenant=tenant).role == TenantRole.OWNER
+
+
+def test_the_admin_cannot_delete_the_last_owner(admin_browser, tenant):
+    from tests.admin_support import delete_url, run_action
+
+    owner = factories.member(tenant, "owner", username="alice")
+    membership = TenantMembership.objects.get(user=owner)
+
+    single = admin_browser.post(delete_url(membership), {"post": "yes"}, follow=True)
+    bulk = run_action(admin_browser, TenantMembership, "delete_selected", [membership])
+    confirmed = admin_browser.post(
+        "/admin/tenants/tenantmembership/",
+        {"action": "delete_selected", "_selected_action": [str(membership.pk)], "post": "yes"},
+        follow=True,
+    )
+
+    assert single.status_code == bulk.status_code == confirmed.status_code == 200
+    assert any("without an owner" in str(m) for m in single.context["messages"])
+    assert any("without an owner" in str(m) for m in confirmed.context["messages"])
+    assert TenantMembership.objects.filter(pk=membership.pk).exists()
