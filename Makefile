@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
+# Exported: settings.py derives PUBLIC_BASE_URL (embed snippets) from it.
+export PORT
 
 .PHONY: run test lint format lock clean bench-gateway bench-gateway-soak bench-limiter bench-usage
 

@@ -31,7 +31,9 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "te
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # Only behind a proxy that sets it: otherwise a client could forge its address.
 USE_X_FORWARDED_FOR = env.bool("USE_X_FORWARDED_FOR", default=False)
-PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# The port `make run` serves on; the public URL follows it unless set on its own.
+PORT = env.int("PORT", default=8000)
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default=f"http://127.0.0.1:{PORT}").rstrip("/")
 WIDGET_BASE_URL = env.str("WIDGET_BASE_URL", default=f"{PUBLIC_BASE_URL}/widget").rstrip("/")
 
 INSTALLED_APPS = [
@@ -44,6 +46,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's assets, served locally (offline docs)
     "auditlog",
     "django_celery_beat",
     "agent_registry.core",
@@ -242,6 +245,13 @@ SPECTACULAR_SETTINGS = {
         "agent_registry.gateway.openapi.add_gateway_paths",
     ],
     "AUTHENTICATION_WHITELIST": [],
+    # Swagger UI from drf-spectacular-sidecar's static files, not a CDN: /api/docs/
+    # works offline and loads no third-party script.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # No badge fetched from validator.swagger.io either.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Audit ----------------------------------------------------------------------

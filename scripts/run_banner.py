@@ -28,7 +28,9 @@ print(
   Health        {base}/health/ready
 
   More tokens:  .venv/bin/python manage.py issue_token NAME --staff
-  Credentials are kept in var/demo-credentials.txt. Stop with Ctrl+C.
+  Credentials are kept in var/demo-credentials.txt; load them into a shell with
+    . var/demo.env     # DEMO_API_KEY, OPERATOR_TOKEN, ADMIN_PASSWORD, …
+  Stop with Ctrl+C.
 """,
     flush=True,
 )

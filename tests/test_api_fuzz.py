@@ -139,6 +139,8 @@ def _path_pools(world: World, path: str) -> dict[str, list[str]]:
         pools["id"] = world.project_ids
     elif path.startswith("/api/v1/subscriptions/"):
         pools["id"] = world.access_ids
+    if "{plan_id}" in path:
+        pools["plan_id"] = world.plan_ids
     return pools
 
 

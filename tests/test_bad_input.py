@@ -61,6 +61,7 @@ def world(operator_client, member_client, tenant, project) -> World:
             "project": str(project.id),
             "plan": str(plan.id),
             "access": str(issued.access.id),
+            "subscribed_plan": str(issued.access.plan_id),
             "missing": str(MISSING),
         },
     )
@@ -121,6 +122,7 @@ SECRETS = "/api/v1/tenants/acme/runtime-secrets/"
 GRANTS = "/api/v1/tenants/acme/environment-secrets/"
 PROVIDER_USAGE = "/api/v1/provider/usage/"
 PROVIDER_REVENUE = "/api/v1/provider/revenue/"
+PLAN = "/api/v1/agents/helper/plans/{plan}/"
 
 VALID_WRITES = [
     ("POST", TENANTS, tenant_body()),
@@ -135,6 +137,8 @@ VALID_WRITES = [
     ("PUT", SECRETS + "ACME_KEY/", {"value": "sk-replaced"}),
     ("POST", GRANTS, {"name": "NEW_ENV", "note": "ticket 1"}),
     ("POST", AGENTS, runtime(type="http", endpoint="https://x.io", api_key_ref="ACME_KEY")),
+    ("PATCH", PLAN, {"description": "Better", "price_per_call": "0.02"}),
+    ("POST", PLAN + "deactivate/", {}),
 ]
 
 
@@ -305,6 +309,9 @@ WRONG_SHAPES = [
     ),
     bad_member("role", "king"),
     bad_member("email", "zed@"),
+    invalid("plan patch negative price", "PATCH", PLAN, {"price_per_call": "-1"}, "price_per_call"),
+    invalid("plan patch unknown field", "PATCH", PLAN, {"colour": "red"}, "colour"),
+    invalid("plan patch price unfit", "PATCH", PLAN, {"billing_model": "free"}, "price_per_call"),
 ]
 
 UNWRITABLE_FIELDS = [
@@ -368,6 +375,10 @@ UNKNOWN_IDS = [
     ),
     not_found("remove unknown member", "DELETE", MEMBERS + "nobody/"),
     not_found("remove member named NUL", "DELETE", MEMBERS + "%00/"),
+    not_found("patch random plan", "PATCH", "/api/v1/agents/helper/plans/{missing}/", {}),
+    not_found(
+        "deactivate plan not a uuid", "POST", "/api/v1/agents/helper/plans/basic/deactivate/"
+    ),
     bad_project("tenant", "no-such-tenant"),
     bad_agent("project", "{missing}", id="agent in a random project"),
     bad_subscription("agent", "no-such-agent"),
@@ -380,6 +391,15 @@ DUPLICATES = [
     Bad("duplicate agent_id", "POST", AGENTS, agent_body(agent_id="helper"), 409, "conflict"),
     Bad("duplicate project name", "POST", PROJECTS, project_body(name="Main"), 409, "conflict"),
     Bad("duplicate plan name", "POST", PLANS, plan_body(name="Basic"), 409, "conflict"),
+    Bad("rename plan onto a plan", "PATCH", PLAN, {"name": "Free"}, 409, "conflict"),
+    Bad(
+        "subscribe twice to a plan",
+        "POST",
+        SUBSCRIPTIONS,
+        subscription_body(plan="{subscribed_plan}"),
+        409,
+        "already_subscribed",
+    ),
     Bad(
         "rename onto a project",
         "PATCH",

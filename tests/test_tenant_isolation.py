@@ -161,6 +161,13 @@ URL_CALLS = {
         f"/api/v1/agents/{i.agent}/plans/", {"name": "Free", "billing_model": "free"}, format="json"
     ),
     "agent transitions": lambda c, i: c.get(f"/api/v1/agents/{i.agent}/transitions/"),
+    "agent plan detail": lambda c, i: c.get(f"/api/v1/agents/{i.agent}/plans/{i.plan}/"),
+    "agent plan patch": lambda c, i: c.patch(
+        f"/api/v1/agents/{i.agent}/plans/{i.plan}/", {"price_per_call": "9"}, format="json"
+    ),
+    "agent plan deactivate": lambda c, i: c.post(
+        f"/api/v1/agents/{i.agent}/plans/{i.plan}/deactivate/"
+    ),
     "subscription detail": lambda c, i: c.get(f"/api/v1/subscriptions/{i.access}/"),
     "subscription revoke": lambda c, i: c.post(
         f"/api/v1/subscriptions/{i.access}/revoke/", {"reason": "x"}, format="json"

@@ -74,6 +74,14 @@ class AgentAccess(SoftDeleteModel):
         ordering = ["-created_at"]
         verbose_name = "subscription (agent access)"
         verbose_name_plural = "subscriptions (agent access)"
+        constraints = [
+            # A project subscribes once to a plan; after revoking it may subscribe again.
+            models.UniqueConstraint(
+                fields=["project", "agent_instance", "plan"],
+                condition=~models.Q(status="revoked") & models.Q(deleted_at__isnull=True),
+                name="one_live_subscription_per_project_and_plan",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.key_prefix}… → {self.agent_instance.agent_id}"

@@ -10,9 +10,9 @@ import time
 
 from django.db.models import Q, QuerySet
 
-from agent_registry.access.models import AccessStatus, AgentAccess
+from agent_registry.access.models import AccessStatus, AgentAccess, AgentConfiguration
 from agent_registry.core import keys
-from agent_registry.core.errors import Forbidden
+from agent_registry.core.errors import Forbidden, NotFound
 from agent_registry.gateway.errors import InvalidApiKey
 from agent_registry.tenants.permissions import is_operator, member_tenant_ids
 
@@ -55,6 +55,8 @@ def access_check_usable(access: AgentAccess, agent_id: str) -> None:
         raise Forbidden("This key is not for that agent.")
     if not access.tenant.is_active:
         raise Forbidden("The tenant is suspended.")
+    if not access.project.is_active:
+        raise Forbidden("The project is archived.")
     if access.status != AccessStatus.ACTIVE:
         raise Forbidden(f"The subscription is {access.status}.")
 
@@ -64,3 +66,13 @@ def access_visible_to(user) -> QuerySet[AgentAccess]:
     if is_operator(user):
         return accesses
     return accesses.filter(tenant_id__in=member_tenant_ids(user))
+
+
+def embeddable_configuration(access: AgentAccess) -> AgentConfiguration:
+    """The configuration whose embed code may be handed out; a revoked one has none (404).
+
+    The snippet would only advertise a widget that can no longer be used.
+    """
+    if access.status == AccessStatus.REVOKED:
+        raise NotFound("This subscription is revoked; it has no embed code.")
+    return access.configuration

@@ -8,12 +8,15 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from agent_registry.access.errors import AlreadySubscribed
 from agent_registry.access.models import AccessStatus, AgentAccess, AgentConfiguration
 from agent_registry.agents import lifecycle
 from agent_registry.agents.models import AgentInstance, AgentPlan
+from agent_registry.agents.services import plan_lineage_ids
 from agent_registry.core import keys, periods
 from agent_registry.core.errors import AgentUnavailable, Conflict, Forbidden, ValidationFailed
 from agent_registry.gateway import invalidation
@@ -71,26 +74,47 @@ def access_create(
     if not project.is_active:
         raise Conflict(f"Project '{project.name}' is archived.")
 
+    already = AlreadySubscribed(
+        f"Project '{project.name}' already has a subscription to plan '{plan.name}' "
+        f"of '{agent.agent_id}'; revoke it first.",
+        details={"plan": ["Already subscribed."]},
+    )
+    if _live_subscriptions(project, plan).exists():
+        raise already
     issued = keys.issue_key(keys.API_KEY_KIND)
     now = timezone.now()
-    access = AgentAccess.objects.create(
-        tenant=tenant,
-        project=project,
-        agent_instance=agent,
-        plan=plan,
-        name=name,
-        key_prefix=issued.prefix,
-        key_hash=issued.hash,
-        status=AccessStatus.ACTIVE,
-        quota_limit=subscription_quota_limit(plan),
-        quota_reset_at=periods.next_month_start(now),
-        quota_counted_since=now,
-        rate_limit_per_second=plan.rate_limit_per_second,
-        created_by=actor if actor is not None and actor.is_authenticated else None,
-        waldur_user_email=waldur_user_email,
-    )
+    try:
+        # A savepoint: a concurrent double submit meets the unique constraint here.
+        with transaction.atomic():
+            access = AgentAccess.objects.create(
+                tenant=tenant,
+                project=project,
+                agent_instance=agent,
+                plan=plan,
+                name=name,
+                key_prefix=issued.prefix,
+                key_hash=issued.hash,
+                status=AccessStatus.ACTIVE,
+                quota_limit=subscription_quota_limit(plan),
+                quota_reset_at=periods.next_month_start(now),
+                quota_counted_since=now,
+                rate_limit_per_second=plan.rate_limit_per_second,
+                created_by=actor if actor is not None and actor.is_authenticated else None,
+                waldur_user_email=waldur_user_email,
+            )
+    except IntegrityError:
+        if _live_subscriptions(project, plan).exists():
+            raise already from None
+        raise
     AgentConfiguration.objects.create(access=access, widget_key=_new_widget_key())
     return IssuedAccess(access=access, api_key=issued.plaintext)
+
+
+def _live_subscriptions(project: AgentProject, plan: AgentPlan) -> QuerySet[AgentAccess]:
+    """The project's live subscriptions to ``plan`` or an earlier version of it."""
+    return AgentAccess.objects.filter(project=project, plan_id__in=plan_lineage_ids(plan)).exclude(
+        status=AccessStatus.REVOKED
+    )
 
 
 @transaction.atomic

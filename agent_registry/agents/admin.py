@@ -311,6 +311,8 @@ class AgentPlanForm(forms.ModelForm):
             )
         except ValidationFailed as exc:
             add_registry_error(self, exc, {})
+        if not plan._state.adding and AgentPlan.all_objects.filter(previous_version=plan).exists():
+            self.add_error(None, "A newer version of this plan replaced it; edit that one.")
         overage = value("overage_price_per_call")
         if not plan._state.adding and (overage is None) != (plan.overage_price_per_call is None):
             # Subscriptions took their quota from the plan when they were made (a hard
@@ -419,8 +421,9 @@ class AgentPlanAdmin(ServiceModelAdmin):
             )
             adopt(obj, plan)
             return
-        # There is no plan-update service; write only the changed columns so a
-        # concurrent writer of another column (the Waldur sync) is not undone.
+        # Through plan_update: a price change makes the plan's next version, as in the
+        # API; only the changed columns are passed, so a concurrent writer of another
+        # column (the Waldur sync) is not undone.
         fields = changed_values(form, services.PLAN_FIELDS | {"name"})
         if fields:
-            obj.save(update_fields=[*fields, "updated_at"])
+            adopt(obj, services.plan_update(plan=obj, **fields))

@@ -146,16 +146,25 @@ class AgentPlan(SoftDeleteModel):
         default=10, validators=[MinValueValidator(1), MaxValueValidator(100_000)]
     )
     display_order = models.PositiveIntegerField(default=0)
+    # False: no new subscriptions; existing ones keep working (and being billed).
     is_active = models.BooleanField(default=True)
     waldur_plan_uuid = models.UUIDField(null=True, blank=True)
+    # A price change makes a new version (a new row) and deactivates this one; its
+    # subscribers move to the new version at their next billing cycle (docs/billing.md
+    # "Plan versions"). Written only by agents.services.plan_update.
+    version = models.PositiveIntegerField(default=1)
+    previous_version = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="next_version"
+    )
 
     class Meta(SoftDeleteModel.Meta):
-        ordering = ["agent", "display_order", "name"]
+        ordering = ["agent", "display_order", "name", "version"]
         constraints = [
+            # The versions of a plan share its name.
             models.UniqueConstraint(
-                fields=["agent", "name"],
+                fields=["agent", "name", "version"],
                 condition=models.Q(deleted_at__isnull=True),
-                name="plan_name_unique_per_agent",
+                name="plan_name_version_unique_per_agent",
             ),
             models.CheckConstraint(
                 condition=models.Q(price_per_call__gte=0) & models.Q(price_per_1k_tokens__gte=0),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -83,6 +84,9 @@ def agent_create(
     tenant = project.tenant
     # Lock the tenant row so two concurrent creates can't both pass the limit.
     tenant = type(tenant).objects.select_for_update().get(pk=tenant.pk)
+    project = AgentProject.all_objects.get(pk=project.pk)  # archived since it was read?
+    if not project.is_active or project.deleted_at is not None:
+        raise ValidationFailed(details={"project": ["The project is archived."]})
     live_agents = AgentInstance.objects.filter(project__tenant=tenant).exclude(
         state=AgentState.RETIRED
     )
@@ -261,3 +265,119 @@ def plan_create(*, agent: AgentInstance, name: str, billing_model: str, **fields
         monthly_quota=fields.get("monthly_quota"),
     )
     return AgentPlan.objects.create(agent=agent, name=name, billing_model=billing_model, **fields)
+
+
+# A change to any of these makes a new plan version: subscribers keep the price they
+# have until their next billing cycle (docs/billing.md "Plan versions").
+PLAN_PRICE_FIELDS = frozenset(
+    {
+        "billing_model",
+        "currency",
+        "price_cents",
+        "price_per_call",
+        "price_per_1k_tokens",
+        "monthly_quota",
+        "overage_price_per_call",
+    }
+)
+# Edited in place (a rate limit or quota is copied onto a subscription when it is made,
+# and again when it moves to a new version).
+PLAN_IN_PLACE_FIELDS = frozenset(
+    {"name", "description", "display_order", "rate_limit_per_second", "is_active"}
+)
+
+
+@transaction.atomic
+def plan_update(*, plan: AgentPlan, **fields: Any) -> AgentPlan:
+    """Edit a plan; a change of price makes a new version, which this returns.
+
+    Non-price fields are written in place. A price change creates the next version
+    (a new row: same name, ``version + 1``, ``previous_version`` this plan, every
+    other field copied) and deactivates this one, so new subscriptions take the new
+    price while existing ones keep theirs until the next billing cycle. Only the
+    newest version of a plan can be edited.
+    """
+    unknown = set(fields) - PLAN_PRICE_FIELDS - PLAN_IN_PLACE_FIELDS
+    if unknown:
+        raise ValueError(f"Not plan fields: {sorted(unknown)}")
+    agent = AgentInstance.objects.select_for_update().get(pk=plan.agent_id)
+    plan = AgentPlan.objects.select_for_update().get(pk=plan.pk)
+    if agent.state == AgentState.RETIRED:
+        raise Conflict("A retired agent's plans can no longer be changed.")
+    successor = AgentPlan.all_objects.filter(previous_version=plan).first()
+    if successor is not None:
+        raise Conflict(
+            f"Version {plan.version} of plan '{plan.name}' was replaced by version "
+            f"{successor.version}; edit that one.",
+            details={"next_version": str(successor.pk)},
+        )
+    name = fields.get("name", plan.name)
+    if name != plan.name and AgentPlan.objects.filter(agent=agent, name=name).exists():
+        raise Conflict(f"Agent '{agent.agent_id}' already has a plan named '{name}'.")
+    repriced = {
+        field: value
+        for field, value in fields.items()
+        if field in PLAN_PRICE_FIELDS and getattr(plan, field) != value
+    }
+    if not repriced:
+        for field, value in fields.items():
+            setattr(plan, field, value)
+        plan.save()
+        return plan
+    if not plan.is_active or fields.get("is_active") is False:
+        raise Conflict("A deactivated plan is not re-priced; create a new plan instead.")
+    prices = {field: getattr(plan, field) for field in PLAN_PRICE_FIELDS} | repriced
+    plan_check_prices(
+        billing_model=prices["billing_model"],
+        price_cents=prices["price_cents"],
+        price_per_call=prices["price_per_call"],
+        price_per_1k_tokens=prices["price_per_1k_tokens"],
+        overage_price_per_call=prices["overage_price_per_call"],
+        monthly_quota=prices["monthly_quota"],
+    )
+    plan.is_active = False
+    plan.save(update_fields=["is_active", "updated_at"])
+    copied = {
+        field: getattr(plan, field)
+        for field in ("description", "display_order", "rate_limit_per_second")
+    }
+    in_place = {field: value for field, value in fields.items() if field not in repriced}
+    return AgentPlan.objects.create(
+        agent=agent,
+        **(copied | {"name": plan.name, "is_active": True} | in_place | prices),
+        version=plan.version + 1,
+        previous_version=plan,
+    )
+
+
+@transaction.atomic
+def plan_deactivate(*, plan: AgentPlan) -> AgentPlan:
+    """No new subscriptions to the plan; existing ones keep working. Twice is a no-op."""
+    plan = AgentPlan.objects.select_for_update().get(pk=plan.pk)
+    if plan.is_active:
+        plan.is_active = False
+        plan.save(update_fields=["is_active", "updated_at"])
+    return plan
+
+
+def plan_current_version(plan: AgentPlan, *, at: datetime | None = None) -> AgentPlan:
+    """The newest version of ``plan``'s line made by ``at`` (now if None)."""
+    while True:
+        successor = AgentPlan.all_objects.filter(previous_version=plan).first()
+        if successor is None or (at is not None and successor.created_at > at):
+            return plan
+        plan = successor
+
+
+def plan_lineage_ids(plan: AgentPlan) -> list[Any]:
+    """The ids of ``plan`` and every earlier version of it."""
+    ids = [plan.pk]
+    previous = plan.previous_version_id
+    while previous is not None:
+        ids.append(previous)
+        previous = (
+            AgentPlan.all_objects.filter(pk=previous)
+            .values_list("previous_version_id", flat=True)
+            .first()
+        )
+    return ids

@@ -14,6 +14,7 @@ the synchronous client; the embedded default's in-process limiter is driven dire
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Coroutine
 from datetime import UTC, datetime
 
@@ -23,7 +24,7 @@ from django.conf import settings
 from agent_registry.core import periods
 from agent_registry.gateway import sync_redis
 from agent_registry.gateway.limits import get_limiter
-from agent_registry.gateway.limits.base import BlockKind
+from agent_registry.gateway.limits.base import PROJECT_ARCHIVED, BlockKind
 from agent_registry.gateway.limits.redis import block_key, reset_quota_counter
 from agent_registry.gateway.snapshots import shared_key, snapshots
 
@@ -123,6 +124,23 @@ def tenant_suspended(tenant_id: str) -> None:
 def tenant_reactivated(tenant_id: str) -> None:
     snapshots.evict_where(tenant_id=tenant_id)
     _set_block("tenant", tenant_id, None)
+
+
+def project_archived(project_id: str, archived: bool = True) -> None:
+    """Archiving stops every live key of the project (403); restoring lifts that.
+
+    Each subscription gets the access block flag with the code ``project_archived``,
+    which the gateway answers with 403 (a revoked one keeps its own flag).
+    """
+    from agent_registry.access.models import AccessStatus, AgentAccess
+
+    access_ids = AgentAccess.all_objects.filter(project_id=uuid.UUID(project_id)).exclude(
+        status=AccessStatus.REVOKED
+    )
+    for access_id in (str(pk) for pk in access_ids.values_list("pk", flat=True)):
+        snapshots.evict_access(access_id)
+        _forget_shared_snapshots(access_id)
+        _set_block("access", access_id, PROJECT_ARCHIVED if archived else None)
 
 
 def agent_state_changed(agent_pk: str, state: str) -> None:

@@ -103,6 +103,8 @@ def _refusal(snapshot: KeySnapshot, agent_id: str) -> Exception | None:
         return AgentNotFound(f"No agent '{agent_id}'.")
     if not snapshot.tenant_active:
         return GatewayForbidden("The tenant is suspended.")
+    if not snapshot.project_active:
+        return GatewayForbidden("The project is archived.")
     if snapshot.access_status != "active":
         return GatewayForbidden(f"The subscription is {snapshot.access_status}.")
     if snapshot.agent_state != "active":

@@ -67,6 +67,7 @@ class KeySnapshot:
     max_tokens: int | None
     context_variables: dict[str, str]
     loaded_at: float
+    project_active: bool = True  # False: the project is archived, its keys answer 403
 
     def hash_for(self, prefix: str, now: float) -> str | None:
         return keys.hash_in_force(
@@ -89,7 +90,7 @@ def load_snapshot(prefix: str) -> KeySnapshot | None:
     close_old_connections()
     access = (
         AgentAccess.objects.select_related(
-            "tenant", "agent_instance__project", "plan", "configuration"
+            "tenant", "project", "agent_instance__project", "plan", "configuration"
         )
         .filter(Q(key_prefix=prefix) | Q(previous_key_prefix=prefix))
         .first()
@@ -147,6 +148,7 @@ def load_snapshot(prefix: str) -> KeySnapshot | None:
         max_tokens=config.max_tokens if config else None,
         context_variables=variables,
         loaded_at=time.monotonic(),
+        project_active=access.project.is_active and access.project.deleted_at is None,
     )
 
 

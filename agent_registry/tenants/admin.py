@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.forms import ModelForm
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseRedirect
 
 from agent_registry.core.admin import (
     ServiceModelAdmin,
@@ -17,6 +17,7 @@ from agent_registry.core.admin import (
     form_values,
     run_per_row,
 )
+from agent_registry.core.errors import RegistryError
 from agent_registry.tenants import services
 from agent_registry.tenants.models import (
     AgentProject,
@@ -51,6 +52,14 @@ class AgentTenantAdmin(ServiceModelAdmin):
     search_fields = ["name", "slug", "waldur_customer_uuid", "waldur_customer_name"]
     ordering = ["-created_at"]
     inlines = [TenantMembershipInline]
+
+    def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
+        # The members inline may not take the tenant's last owner away (tenants.services).
+        services.memberships_edit_keeping_an_owner(
+            tenant_ids=[form.instance.pk],
+            edit=lambda: super(AgentTenantAdmin, self).save_formset(request, form, formset, change),
+        )
+
     # Suspension has one writer (tenant_suspend / tenant_reactivate): use the actions.
     # The Waldur UUID is set by the Waldur sync.
     readonly_fields = [
@@ -193,7 +202,7 @@ class AgentProjectAdmin(ServiceModelAdmin):
 
 
 @admin.register(TenantMembership)
-class TenantMembershipAdmin(admin.ModelAdmin):
+class TenantMembershipAdmin(ServiceModelAdmin):
     list_display = ["user", "tenant", "role", "created_at"]
     list_filter = ["role", ("tenant", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["user__username", "user__email", "tenant__name", "tenant__slug"]
@@ -201,6 +210,40 @@ class TenantMembershipAdmin(admin.ModelAdmin):
     autocomplete_fields = ["tenant", "user"]
     readonly_fields = ["created_at", "updated_at"]
     ordering = ["tenant__name", "user__username"]
+
+    # A tenant keeps an owner here too (tenants.services): a refusal is an error message.
+    def save_model(self, request: HttpRequest, obj: TenantMembership, form, change: bool) -> None:
+        before = TenantMembership.objects.filter(pk=obj.pk).values_list("tenant_id", flat=True)
+        services.memberships_edit_keeping_an_owner(
+            tenant_ids=[obj.tenant_id, *before],
+            edit=lambda: super(TenantMembershipAdmin, self).save_model(request, obj, form, change),
+        )
+
+    def delete_model(self, request: HttpRequest, obj: TenantMembership) -> None:
+        services.memberships_edit_keeping_an_owner(
+            tenant_ids=[obj.tenant_id],
+            edit=lambda: super(TenantMembershipAdmin, self).delete_model(request, obj),
+        )
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        services.memberships_edit_keeping_an_owner(
+            tenant_ids=list(queryset.values_list("tenant_id", flat=True)),
+            edit=lambda: super(TenantMembershipAdmin, self).delete_queryset(request, queryset),
+        )
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except RegistryError as exc:
+            self.message_user(request, f"Not deleted: {exc.message}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        try:
+            return super().changelist_view(request, extra_context)
+        except RegistryError as exc:
+            self.message_user(request, f"Not done: {exc.message}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
 
 
 @admin.register(TenantInvitation)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import transaction
@@ -11,6 +12,7 @@ from django.utils import timezone
 from agent_registry.core.errors import Conflict
 from agent_registry.core.identifiers import user_by_username
 from agent_registry.gateway import invalidation
+from agent_registry.tenants.errors import LastOwner
 from agent_registry.tenants.models import (
     AgentProject,
     AgentTenant,
@@ -121,9 +123,14 @@ def project_update(*, project: AgentProject, **fields: Any) -> AgentProject:
         and AgentProject.objects.filter(tenant_id=project.tenant_id, name=new_name).exists()
     ):
         raise Conflict(f"The tenant already has a project named '{new_name}'.")
+    was_active = project.is_active
     for field, value in fields.items():
         setattr(project, field, value)
     project.save()
+    if was_active != project.is_active:
+        # Archiving stops the project's keys in the gateway at once, as a suspension does.
+        project_id, archived = str(project.pk), not project.is_active
+        transaction.on_commit(lambda: invalidation.project_archived(project_id, archived))
     return project
 
 
@@ -146,6 +153,8 @@ def membership_set(
             create_defaults={"username": username, "role": role, "email": email},
         )
         return invitation
+    if role != TenantRole.OWNER:
+        _keep_an_owner(tenant=tenant, user=user)
     membership, _ = TenantMembership.objects.update_or_create(
         tenant=tenant, user=user, defaults={"role": role}
     )
@@ -154,6 +163,8 @@ def membership_set(
 
 @transaction.atomic
 def membership_remove(*, membership: TenantMembership | TenantInvitation) -> None:
+    if isinstance(membership, TenantMembership):
+        _keep_an_owner(tenant=membership.tenant, user=membership.user)
     membership.delete()
 
 
@@ -171,3 +182,40 @@ def invitations_accept(*, user: Any) -> list[TenantMembership]:
         memberships.append(membership)
         invitation.delete()
     return memberships
+
+
+def _keep_an_owner(*, tenant: AgentTenant, user) -> None:
+    """Refuse (409 ``last_owner``) to demote or remove the tenant's last owner.
+
+    The tenant row is locked first, so two owners demoting each other at once are
+    serialised and the second sees the first's result. Call inside the transaction.
+    """
+    list(AgentTenant.all_objects.select_for_update().filter(pk=tenant.pk).values_list("pk"))
+    owners = TenantMembership.objects.filter(tenant_id=tenant.pk, role=TenantRole.OWNER)
+    if owners.filter(user=user).exists() and not owners.exclude(user=user).exists():
+        raise LastOwner(
+            f"'{user.get_username()}' is the last owner of '{tenant.slug}'; "
+            "make another member owner first."
+        )
+
+
+@transaction.atomic
+def memberships_edit_keeping_an_owner(*, tenant_ids: Iterable[Any], edit: Callable[[], Any]) -> Any:
+    """Run ``edit`` (the admin's own writes of memberships) and refuse (409
+    ``last_owner``, rolled back) if it left a tenant that had an owner without one.
+
+    The tenants' rows are locked first, as ``_keep_an_owner`` does.
+    """
+    ids = sorted({uuid.UUID(str(tenant_id)) for tenant_id in tenant_ids})
+    list(AgentTenant.all_objects.select_for_update().filter(pk__in=ids).values_list("pk"))
+    owners = TenantMembership.objects.filter(role=TenantRole.OWNER)
+    owned = {str(pk) for pk in owners.filter(tenant_id__in=ids).values_list("tenant_id", flat=True)}
+    result = edit()
+    still = {str(pk) for pk in owners.filter(tenant_id__in=ids).values_list("tenant_id", flat=True)}
+    if owned - still:
+        slugs = AgentTenant.all_objects.filter(pk__in=owned - still).values_list("slug", flat=True)
+        raise LastOwner(
+            f"That would leave {', '.join(sorted(slugs))} without an owner; "
+            "make another member owner first."
+        )
+    return result

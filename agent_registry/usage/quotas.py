@@ -17,8 +17,11 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from agent_registry.access.models import AgentAccess
+from agent_registry.access.models import AccessStatus, AgentAccess
+from agent_registry.access.services import subscription_quota_limit
+from agent_registry.agents.services import plan_current_version
 from agent_registry.core import periods
+from agent_registry.gateway import invalidation
 from agent_registry.usage.models import UsageRecord
 
 
@@ -54,7 +57,41 @@ def _roll(access_id, now: datetime) -> bool:
         ).count()
         access.quota_reset_at = periods.next_month_start(now)
         access.quota_counted_since = periods.month_start(now)
+        moved = _move_to_plan_in_force(access, periods.month_start(now))
         access.save(
-            update_fields=["quota_used", "quota_reset_at", "quota_counted_since", "updated_at"]
+            update_fields=[
+                "quota_used",
+                "quota_reset_at",
+                "quota_counted_since",
+                "updated_at",
+                *moved,
+            ]
         )
+        if moved:
+            access_id = str(access.pk)
+            transaction.on_commit(lambda: invalidation.access_changed(access_id))
     return True
+
+
+def _move_to_plan_in_force(access: AgentAccess, period_start: datetime) -> list[str]:
+    """A re-priced plan reaches its subscribers here, at their next period.
+
+    The subscription moves to the newest version that existed when the period began
+    (billing prices each month on that version too: usage/billing_cycles/pricing.py)
+    and takes its quota and rate limit. Returns the columns changed.
+    """
+    if access.status == AccessStatus.REVOKED or access.deleted_at is not None:
+        return []
+    plan = plan_current_version(access.plan, at=period_start)
+    if plan.pk == access.plan_id:
+        return []
+    if (
+        AgentAccess.objects.filter(project_id=access.project_id, plan=plan)
+        .exclude(status=AccessStatus.REVOKED)
+        .exists()
+    ):
+        return []  # the project also subscribed to the new version: keep both apart
+    access.plan = plan
+    access.quota_limit = subscription_quota_limit(plan)
+    access.rate_limit_per_second = plan.rate_limit_per_second
+    return ["plan", "quota_limit", "rate_limit_per_second"]

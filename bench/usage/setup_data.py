@@ -115,9 +115,13 @@ def main() -> None:
         )
         accesses = []
         models, weights = zip(*PLAN_SHARE.items(), strict=True)
+        taken: set[tuple[int, int]] = set()
         for n in range(args.subscriptions):
             project = projects[n % len(projects)]
             plan = rng.choice(plans[rng.choices(models, weights)[0]])
+            while (id(project), id(plan)) in taken:  # a project subscribes once to a plan
+                plan = rng.choice(plans[rng.choices(models, weights)[0]])
+            taken.add((id(project), id(plan)))
             issued = keys.issue_key()
             accesses.append(
                 AgentAccess(

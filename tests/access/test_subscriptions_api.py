@@ -149,3 +149,19 @@ def test_the_embed_snippet_has_no_secret_and_escapes_branding(operator_client):
     )
     assert config["branding"]["name"] == hostile
     assert config["widgetKey"] == response.json()["widget_key"]
+
+
+def test_a_revoked_subscription_has_no_embed_code(operator_client):
+    # given a subscription whose embed code was served, then revoked
+    issued = factories.make_subscription()
+    base = f"/api/v1/subscriptions/{issued.access.id}"
+    assert operator_client.get(f"{base}/embed-code/").status_code == 200
+    operator_client.post(f"{base}/revoke/", {"reason": "cancelled"}, format="json")
+
+    # when its embed code is asked for again
+    response = operator_client.get(f"{base}/embed-code/")
+
+    # then there is none
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+    assert "snippet" not in response.json()

@@ -464,9 +464,11 @@ def test_a_plan_change_saves_prices_but_keeps_agent_and_billing_model(admin_brow
     response = admin_browser.post(change_url(plan), data)
 
     assert response.status_code == 302
+    # a price change is the plan's next version (plan_update), as through the API
+    newer = AgentPlan.objects.get(previous_version=plan)
+    assert (newer.price_per_call, newer.billing_model) == (Decimal("0.02"), BillingModel.USAGE)
     plan.refresh_from_db()
-    assert plan.price_per_call == Decimal("0.02")
-    assert plan.billing_model == BillingModel.USAGE
+    assert (plan.price_per_call, plan.is_active) == (Decimal("0.01"), False)
 
 
 def test_the_price_column_reads_per_billing_model(admin_browser):

@@ -267,3 +267,22 @@ def test_the_catalog_shows_only_active_agents_and_active_plans(anonymous_client,
     assert agent["agent_id"] == "live"
     assert [p["name"] for p in agent["plans"]] == ["On"]
     assert "runtime" not in agent
+
+
+def test_no_agent_is_created_in_an_archived_project(member_client, project):
+    # given an archived project
+    from agent_registry.tenants.services import project_update
+
+    project_update(project=project, is_active=False)
+
+    # when an admin creates an agent in it
+    response = member_client("admin").post(
+        "/api/v1/agents/",
+        {"agent_id": "late-agent", "name": "Late", "project": str(project.id)},
+        format="json",
+    )
+
+    # then it is refused, naming the project, and nothing is written
+    assert response.status_code == 400
+    assert response.json()["error"]["details"] == {"project": ["The project is archived."]}
+    assert not AgentInstance.all_objects.filter(agent_id="late-agent").exists()

@@ -224,7 +224,9 @@ def test_the_admin_changes_an_overage_price_but_never_adds_or_removes_one(admin_
     assert changed.status_code == 302
     assert "overage_price_per_call" in removed.context["adminform"].form.errors
     assert "overage_price_per_call" in added.context["adminform"].form.errors
-    with_overage.refresh_from_db()
+    # the changed price is the plan's next version (plan_update)
+    assert AgentPlan.objects.get(previous_version=with_overage).overage_price_per_call == (
+        Decimal("0.003")
+    )
     hard_stop.refresh_from_db()
-    assert with_overage.overage_price_per_call == Decimal("0.003")
     assert hard_stop.overage_price_per_call is None

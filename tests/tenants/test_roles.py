@@ -68,6 +68,7 @@ class World:
     agent: AgentInstance
     plan: AgentPlan
     access: AgentAccess
+    spare_plan: AgentPlan  # not subscribed to yet (a project subscribes once to a plan)
 
     @property
     def tenant_url(self) -> str:
@@ -94,7 +95,7 @@ CALLS = {
     "read the embed code": lambda c, w: c.get(f"{w.access_url}embed-code/"),
     "subscribe": lambda c, w: c.post(
         "/api/v1/subscriptions/",
-        {"agent": w.agent.agent_id, "plan": str(w.plan.id), "project": str(w.project.id)},
+        {"agent": w.agent.agent_id, "plan": str(w.spare_plan.id), "project": str(w.project.id)},
         format="json",
     ),
     "rotate a key": lambda c, w: c.post(f"{w.access_url}rotate/"),
@@ -164,7 +165,8 @@ def shared_world(django_db_setup, django_db_blocker) -> World:
         agent = factories.make_agent(project=project, agent_id="summariser")
         issued = factories.make_subscription(project=project, agent=agent)
         factories.member(tenant, "viewer", username="bystander")
-        yield World(tenant, project, agent, issued.access.plan, issued.access)
+        spare = factories.make_plan(agent, name="Spare")
+        yield World(tenant, project, agent, issued.access.plan, issued.access, spare)
         transaction.set_rollback(True)
 
 

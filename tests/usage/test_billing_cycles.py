@@ -14,11 +14,12 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.db import connection, connections
+from django.db.migrations.recorder import MigrationRecorder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent_registry.access.models import AccessStatus, AgentAccess
-from agent_registry.agents.models import BillingModel
+from agent_registry.agents.models import AgentPlan, BillingModel
 from agent_registry.usage.aggregation import aggregate_range
 from agent_registry.usage.billing_cycles import (
     CycleFinalized,
@@ -238,11 +239,73 @@ def test_a_refresh_picks_up_new_summaries():
     assert snapshot_of(access).total_api_calls == 5
 
 
+# --- Plan versions --------------------------------------------------------------------
+
+MARCH_10 = datetime(2026, 3, 10, 12, tzinfo=UTC)
+MARCH_12 = datetime(2026, 3, 12, 9, tzinfo=UTC)
+
+
+def test_a_price_change_reaches_existing_subscribers_at_their_next_cycle():
+    # the worked example of docs/billing.md "Plan versions": a $19.00/month plan
+    # re-priced to $25.00 on March 10 (version 2); subscriber A since January,
+    # subscriber B from March 12 on version 2
+    from agent_registry.access.services import access_create
+    from agent_registry.agents.services import plan_update
+    from agent_registry.usage.quotas import quota_roll_periods
+
+    a = subscribe(billing_model=BillingModel.SUBSCRIPTION, price_cents=1900, monthly_quota=None)
+    first = a.plan
+    second = plan_update(plan=first, price_cents=2500)
+    AgentPlan.objects.filter(pk=second.pk).update(created_at=MARCH_10)
+    project_b = factories.ProjectFactory(tenant=a.tenant)
+    b = access_create(agent=a.agent_instance, plan=second, project=project_b).access
+    AgentAccess.all_objects.filter(pk=b.pk).update(created_at=MARCH_12)
+
+    refresh_cycle(MARCH, now=IN_MARCH + timedelta(days=5))
+
+    # March: A keeps version 1's fee; B pays version 2's for 20 of 31 days
+    march = snapshot_of(a, MARCH)
+    assert (entry(march, a)["cost_cents"], entry(march, a)["plan_version"]) == (1900, 1)
+    assert (entry(march, b)["cost_cents"], entry(march, b)["plan_version"]) == (1613, 2)
+    assert march.total_cost_cents == 3513
+
+    # April 1: A's period rolls and it moves onto version 2; April bills both at $25.00
+    AgentAccess.all_objects.filter(pk=a.pk).update(quota_reset_at=APRIL_1)
+    quota_roll_periods(now=APRIL_1 + timedelta(minutes=10))
+    a.refresh_from_db()
+    assert a.plan_id == second.pk
+    refresh_cycle(APRIL, now=IN_APRIL)
+    april = snapshot_of(a, APRIL)
+    assert [entry(april, s)["cost_cents"] for s in (a, b)] == [2500, 2500]
+    # and March, refreshed again after the move, still prices A on version 1
+    refresh_cycle(MARCH, now=IN_APRIL)
+    assert entry(snapshot_of(a, MARCH), a)["cost_cents"] == 1900
+
+
+def test_usage_before_the_next_cycle_keeps_the_old_unit_price():
+    from agent_registry.agents.services import plan_update
+
+    access = subscribe(price_per_call=Decimal("0.0125"))
+    newer = plan_update(plan=access.plan, price_per_call=Decimal("0.02"))
+    AgentPlan.objects.filter(pk=newer.pk).update(created_at=MARCH_10)
+    calls(access, 10, at=MARCH_12)  # after the change, same cycle
+    calls(access, 10, at=IN_APRIL)
+    aggregate(MARCH)
+    aggregate(APRIL)
+
+    refresh_cycle(MARCH, now=IN_APRIL)
+    refresh_cycle(APRIL, now=IN_APRIL)
+
+    assert snapshot_of(access, MARCH).total_cost_cents == 13  # 10 x 1.25 = 12.5
+    assert snapshot_of(access, APRIL).total_cost_cents == 20  # 10 x 2
+
+
 # --- Closing ---------------------------------------------------------------------------
 
 
 def test_a_month_is_finalized_only_after_its_grace_period(settings):
     settings.BILLING_GRACE_PERIOD_HOURS = 72
+    settings.BILLING_FIRST_CYCLE = "2026-01"
     access = subscribe()
     calls(access, 3)
     aggregate(MARCH)
@@ -374,8 +437,9 @@ def test_an_adjustment_is_counted_once_however_often_cycles_are_refreshed():
     assert not TenantQuotaSnapshot.objects.filter(billing_cycle_id=MAY).exclude(adjustments=[])
 
 
-def test_late_usage_goes_to_the_oldest_open_cycle():
+def test_late_usage_goes_to_the_oldest_open_cycle(settings):
     # given March finalized; on May 2 April is still in its grace period and May is open
+    settings.BILLING_FIRST_CYCLE = "2026-01"
     access = subscribe()
     calls(access, 10)
     aggregate(MARCH)
@@ -449,6 +513,7 @@ def test_two_workers_closing_the_same_month_end_as_one():
 
 def test_the_job_finalizes_past_months_and_refreshes_the_current_one(settings):
     settings.BILLING_GRACE_PERIOD_HOURS = 72
+    settings.BILLING_FIRST_CYCLE = "2026-01"
     access = subscribe()
     calls(access, 3)
     calls(access, 1, at=IN_APRIL)
@@ -475,6 +540,29 @@ def test_the_job_leaves_months_before_the_first_billed_cycle_alone(settings):
     assert close_due_cycles(now=IN_APRIL) == 1  # April only, not January to March
 
     assert list(BillingCycle.objects.values_list("billing_cycle_id", flat=True)) == [APRIL]
+
+
+def test_a_new_database_bills_no_month_before_it_existed(settings):
+    # given a database created on April 5 (its first migration) and a subscription
+    # dated before it (imported data), with no BILLING_FIRST_CYCLE configured
+    settings.BILLING_FIRST_CYCLE = ""
+    MigrationRecorder(connection).migration_qs.update(applied=datetime(2026, 4, 5, 9, tzinfo=UTC))
+    subscribe()
+
+    # when the job runs in April
+    written = close_due_cycles(now=IN_APRIL)
+
+    # then April is its first cycle: no statements for January to March
+    assert written == 1
+    assert list(BillingCycle.objects.values_list("billing_cycle_id", flat=True)) == [APRIL]
+
+
+def test_a_configured_first_cycle_may_reach_before_the_database_existed(settings):
+    settings.BILLING_FIRST_CYCLE = MARCH
+    MigrationRecorder(connection).migration_qs.update(applied=datetime(2026, 4, 5, 9, tzinfo=UTC))
+    subscribe()
+
+    assert close_due_cycles(now=IN_APRIL) == 2  # March and April
 
 
 def test_a_malformed_first_billed_cycle_is_a_configuration_error(settings):

@@ -123,10 +123,13 @@ class SubscriptionViewSet(
         )
         return Response(s.ConfigurationSerializer(configuration).data)
 
-    @extend_schema(responses={200: s.EmbedCodeOutput, **COMMON_ERRORS})
+    @extend_schema(
+        responses={200: s.EmbedCodeOutput, **COMMON_ERRORS},
+        description="The widget snippet; 404 once the subscription is revoked.",
+    )
     @action(detail=True, methods=["get"], url_path="embed-code")
     def embed_code(self, request, pk=None):
-        configuration = self.get_object().configuration
+        configuration = selectors.embeddable_configuration(self.get_object())
         return Response(
             {
                 "widget_key": configuration.widget_key,

@@ -137,6 +137,8 @@ class PlanOutput(serializers.ModelSerializer):
             "rate_limit_per_second",
             "display_order",
             "is_active",
+            "version",
+            "previous_version",
             "created_at",
             "updated_at",
         ]
@@ -169,6 +171,25 @@ class PlanCreateInput(ModelInputSerializer):
         ]
         # The uniqueness validator goes (409 from the service); the character check stays.
         extra_kwargs: dict[str, dict[str, Any]] = {"name": {"validators": [refuse_invisible]}}
+
+
+class PlanUpdateInput(PlanCreateInput):
+    """PATCH of a plan: a price field that changes makes a new version (plan_update)."""
+
+    currency = serializers.ChoiceField(choices=sorted(CURRENCIES), required=False)
+
+    class Meta(PlanCreateInput.Meta):
+        fields = [f for f in PlanCreateInput.Meta.fields if f != "is_active"]
+
+    def to_internal_value(self, data):
+        # Deactivation has its own endpoint; anything not editable is named, not ignored.
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {field: ["Not an editable plan field."] for field in unknown}
+                )
+        return super().to_internal_value(data)
 
 
 class CatalogPlanOutput(PlanOutput):

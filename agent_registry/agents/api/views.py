@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import django_filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
@@ -14,10 +16,18 @@ from agent_registry.agents.api import serializers as s
 from agent_registry.agents.models import AgentInstance, AgentPlan, AgentState, RuntimeType
 from agent_registry.agents.runtime import RuntimeDescription
 from agent_registry.core.api import COMMON_ERRORS, ReasonInput, error_responses
-from agent_registry.core.errors import ValidationFailed
+from agent_registry.core.errors import NotFound, ValidationFailed
 from agent_registry.core.filters import SlugFilter, StrictFilterSet
 from agent_registry.tenants.models import AgentProject, TenantRole
 from agent_registry.tenants.permissions import is_operator, member_tenant_ids, require_role
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 class AgentFilter(StrictFilterSet):
@@ -126,7 +136,9 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def plans(self, request, agent_id=None):
         agent = self.get_object()
         if request.method == "GET":
-            plans = AgentPlan.objects.filter(agent=agent).order_by("display_order", "name")
+            plans = AgentPlan.objects.filter(agent=agent).order_by(
+                "display_order", "name", "version"
+            )
             page = self.paginate_queryset(plans)
             return self.get_paginated_response(s.PlanOutput(page, many=True).data)
         require_role(request.user, agent.project.tenant, TenantRole.ADMIN)
@@ -134,6 +146,53 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         data.is_valid(raise_exception=True)
         plan = services.plan_create(agent=agent, **data.validated_data)
         return Response(s.PlanOutput(plan).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(methods=["get"], responses={200: s.PlanOutput, **COMMON_ERRORS})
+    @extend_schema(
+        methods=["patch"],
+        request=s.PlanUpdateInput,
+        responses={200: s.PlanOutput, **COMMON_ERRORS, **error_responses(409)},
+        description=(
+            "Edit a plan. Non-price fields change in place; a change of any price field "
+            "answers the plan's next version (a new plan, `previous_version` this one, "
+            "which is deactivated). Existing subscriptions keep their price until their "
+            "next billing cycle."
+        ),
+    )
+    @action(detail=True, methods=["get", "patch"], url_path=r"plans/(?P<plan_id>[^/]+)")
+    def plan(self, request, agent_id=None, plan_id=None):
+        plan = self._plan(plan_id)
+        if request.method == "GET":
+            return Response(s.PlanOutput(plan).data)
+        require_role(request.user, plan.agent.project.tenant, TenantRole.ADMIN)
+        data = s.PlanUpdateInput(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        plan = services.plan_update(plan=plan, **data.validated_data)
+        return Response(s.PlanOutput(plan).data)
+
+    @extend_schema(
+        request=None,
+        responses={200: s.PlanOutput, **COMMON_ERRORS},
+        description="No new subscriptions to the plan; existing ones keep working.",
+    )
+    @action(detail=True, methods=["post"], url_path=r"plans/(?P<plan_id>[^/]+)/deactivate")
+    def deactivate_plan(self, request, agent_id=None, plan_id=None):
+        plan = self._plan(plan_id)
+        require_role(request.user, plan.agent.project.tenant, TenantRole.ADMIN)
+        return Response(s.PlanOutput(services.plan_deactivate(plan=plan)).data)
+
+    def _plan(self, plan_id: str) -> AgentPlan:
+        agent = self.get_object()
+        plan = None
+        if plan_id and _is_uuid(plan_id):
+            plan = (
+                AgentPlan.objects.select_related("agent__project__tenant")
+                .filter(pk=plan_id, agent=agent)
+                .first()
+            )
+        if plan is None:
+            raise NotFound(f"Agent '{agent.agent_id}' has no plan '{plan_id}'.")
+        return plan
 
     @staticmethod
     def _writable_project(user, project_id) -> AgentProject:

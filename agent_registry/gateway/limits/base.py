@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 BlockKind = Literal["access", "tenant", "agent"]
+# An access block with this code means its project is archived: 403, not the 401 of a
+# revoked key (the key's owner may see why; nothing about the key is revealed).
+PROJECT_ARCHIVED = "project_archived"
 
 
 @dataclass(frozen=True, slots=True)

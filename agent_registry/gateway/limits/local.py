@@ -22,7 +22,12 @@ from agent_registry.gateway.errors import (
     QuotaExceeded,
     RateLimited,
 )
-from agent_registry.gateway.limits.base import Admission, BlockKind, LimitPolicy
+from agent_registry.gateway.limits.base import (
+    PROJECT_ARCHIVED,
+    Admission,
+    BlockKind,
+    LimitPolicy,
+)
 
 BLOCK_KINDS: tuple[BlockKind, ...] = ("access", "tenant", "agent")
 
@@ -60,6 +65,8 @@ def check_kind(kind: str) -> BlockKind:
 
 def block_error(kind: BlockKind, code: str) -> Exception:
     """The contract's answer to a block flag: 401 key, 403 tenant, 409 agent."""
+    if kind == "access" and code == PROJECT_ARCHIVED:
+        return GatewayForbidden("The project is archived.", details={"reason": code})
     if kind == "access":
         return InvalidApiKey()  # the same answer as an unknown key: reveal nothing
     if kind == "tenant":

@@ -38,6 +38,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
+from django.db.migrations.recorder import MigrationRecorder
 from django.db.models import Q
 from django.utils import timezone
 
@@ -55,7 +56,11 @@ from agent_registry.usage.billing_cycles.late_usage import (
     finalized_origins,
     late_usage_lines,
 )
-from agent_registry.usage.billing_cycles.pricing import active_days, price_subscription
+from agent_registry.usage.billing_cycles.pricing import (
+    PlanVersions,
+    active_days,
+    price_subscription,
+)
 from agent_registry.usage.models import BillingCycle, TenantQuotaSnapshot
 
 __all__ = [
@@ -142,16 +147,18 @@ def _build_snapshots(
         if origin.now.get(access_id, Usage()) != origin.billed.get(access_id, (Usage(), 0))[0]
     }
     elsewhere = adjustments_elsewhere(period, origins)
+    versions = PlanVersions()
     by_tenant: dict[tuple[Any, str], dict[str, Any]] = {}
     subscriptions = _subscriptions(period, set(usage) | late_accesses)
     for done, access in enumerate(subscriptions, start=1):
         if progress is not None and (done % 200 == 0 or done == len(subscriptions)):
             progress(done, len(subscriptions), period)
         own = usage.get(access.pk, Usage())
-        lines, cost = price_subscription(access, period, own)
-        late = late_usage_lines(access, origins, elsewhere) if late_accesses else []
+        plan = versions.in_force(access, period)
+        lines, cost = price_subscription(access, period, own, versions)
+        late = late_usage_lines(access, origins, elsewhere, versions) if late_accesses else []
         snapshot = by_tenant.setdefault(
-            (access.tenant_id, access.plan.currency),
+            (access.tenant_id, plan.currency),
             {"usage": Usage(), "cost": 0, "agents": {}, "adjustments": []},
         )
         snapshot["usage"] += own
@@ -164,9 +171,10 @@ def _build_snapshots(
         agent["usage"] += own
         agent["cost"] += cost
         agent["subscriptions"][str(access.pk)] = {
-            "plan": str(access.plan_id),
-            "plan_name": access.plan.name,
-            "billing_model": access.plan.billing_model,
+            "plan": str(plan.pk),
+            "plan_name": plan.name,
+            "plan_version": plan.version,
+            "billing_model": plan.billing_model,
             **usage_figures(own),
             "usage_cost_cents": decimal_text(own.usage_cost_cents),
             "cost_cents": cost,
@@ -296,16 +304,15 @@ def close_cycle(
 def close_due_cycles(*, now: datetime | None = None) -> int:
     """The scheduled job: finalize every month past its grace, refresh the open ones.
 
-    Looks back ``LATE_USAGE_LOOKBACK_MONTHS``, but never before ``BILLING_FIRST_CYCLE``
-    (when set: a deployment that starts billing mid-history does not invent statements
-    for the months before); oldest first, so late usage lands in the oldest open cycle.
-    Returns how many cycles were written.
+    Looks back ``LATE_USAGE_LOOKBACK_MONTHS``, but never before ``first_cycle()``: a new
+    database makes no statements for months before it existed, and a deployment that
+    starts billing mid-history none for the months before ``BILLING_FIRST_CYCLE``; oldest
+    first, so late usage lands in the oldest open cycle. Returns how many cycles were
+    written.
     """
     now = now or timezone.now()
     current = periods.period_of(now)
-    period = max(
-        periods.add_months(current, -LATE_USAGE_LOOKBACK_MONTHS), first_cycle() or "0000-01"
-    )
+    period = max(periods.add_months(current, -LATE_USAGE_LOOKBACK_MONTHS), first_cycle())
     finalized = set(
         BillingCycle.objects.filter(is_finalized=True, billing_cycle_id__gte=period).values_list(
             "billing_cycle_id", flat=True
@@ -320,12 +327,25 @@ def close_due_cycles(*, now: datetime | None = None) -> int:
     return written
 
 
-def first_cycle() -> str | None:
-    """``BILLING_FIRST_CYCLE`` checked, or None when every month may be billed."""
+def first_cycle() -> str:
+    """The first month the job bills: ``BILLING_FIRST_CYCLE`` checked, else the month
+    this database was created in (its first migration), so a new installation never
+    bills the months before it existed."""
     configured = settings.BILLING_FIRST_CYCLE
     if not configured:
-        return None
+        return installed_period()
     try:
         return periods.parse_period(configured)
     except ValueError as exc:
         raise ImproperlyConfigured(f"BILLING_FIRST_CYCLE: {exc}") from None
+
+
+def installed_period() -> str:
+    """The month of the database's first applied migration (this month if none is)."""
+    first = (
+        MigrationRecorder(connection)
+        .migration_qs.order_by("applied")
+        .values_list("applied", flat=True)
+        .first()
+    )
+    return periods.period_of(first or timezone.now())

@@ -14,7 +14,7 @@ from agent_registry.usage.billing_cycles.figures import (
     usage_by_subscription,
     usage_figures,
 )
-from agent_registry.usage.billing_cycles.pricing import price_subscription
+from agent_registry.usage.billing_cycles.pricing import PlanVersions, price_subscription
 from agent_registry.usage.models import BillingCycle, TenantQuotaSnapshot
 
 LATE_USAGE_LOOKBACK_MONTHS = 3
@@ -71,7 +71,10 @@ def adjustments_elsewhere(period: str, origins: Iterable[Origin]) -> dict:
 
 
 def late_usage_lines(
-    access: AgentAccess, origins: list[Origin], elsewhere: dict
+    access: AgentAccess,
+    origins: list[Origin],
+    elsewhere: dict,
+    versions: PlanVersions | None = None,
 ) -> list[dict[str, Any]]:
     lines = []
     key = str(access.pk)
@@ -82,7 +85,7 @@ def late_usage_lines(
         delta = current - billed_usage - placed_usage
         if delta.is_zero():
             continue
-        _, cost_now = price_subscription(access, origin.period, current)
+        _, cost_now = price_subscription(access, origin.period, current, versions)
         amount = cost_now - billed_cost - placed_cost
         lines.append(
             {

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, date, timedelta
 
+from django.db.models import Q
+
 from agent_registry.access.models import AccessStatus, AgentAccess
+from agent_registry.agents.models import AgentPlan
 from agent_registry.core import periods
 from agent_registry.usage.billing_cycles.figures import Usage
 from agent_registry.usage.pricing import PlanPrice, price_period
@@ -25,8 +28,46 @@ def active_days(access: AgentAccess) -> tuple[date, date | None] | None:
     return access.created_at.astimezone(UTC).date(), until
 
 
-def price_subscription(access: AgentAccess, period: str, usage: Usage) -> tuple[list[dict], int]:
+class PlanVersions:
+    """Which version of a plan prices a subscription's month (docs/billing.md "Plan versions").
+
+    A subscription is billed, for the month it was made in, on the version it was
+    made on; for every later month, on the newest version that existed when the month
+    began. So a price change reaches existing subscribers at their next cycle, however
+    far ``access.plan`` has been moved along. Loaded once per refresh: only plans with
+    more than one version are looked up.
+    """
+
+    def __init__(self) -> None:
+        versioned = AgentPlan.all_objects.filter(
+            Q(version__gt=1) | Q(next_version__isnull=False)
+        ).order_by("version")
+        self._by_id = {plan.pk: plan for plan in versioned}
+        self._successor = {
+            plan.previous_version_id: plan
+            for plan in self._by_id.values()
+            if plan.previous_version_id is not None
+        }
+
+    def in_force(self, access: AgentAccess, period: str) -> AgentPlan:
+        plan = self._by_id.get(access.plan_id)
+        if plan is None:
+            return access.plan
+        moment = max(periods.period_start(period), access.created_at)
+        while plan.previous_version_id is not None:
+            plan = self._by_id[plan.previous_version_id]
+        while (successor := self._successor.get(plan.pk)) is not None:
+            if successor.created_at > moment:
+                break
+            plan = successor
+        return plan
+
+
+def price_subscription(
+    access: AgentAccess, period: str, usage: Usage, versions: PlanVersions | None = None
+) -> tuple[list[dict], int]:
     """The invoice lines of one subscription for one month, and their total (minor units)."""
+    plan = (versions or PlanVersions()).in_force(access, period)
     first, after = periods.period_dates(period)
     days = active_days(access)
     if days is None:
@@ -34,7 +75,7 @@ def price_subscription(access: AgentAccess, period: str, usage: Usage) -> tuple[
     else:
         active_from, active_until = days
     charge = price_period(
-        PlanPrice.from_plan(access.plan),
+        PlanPrice.from_plan(plan),
         period_start=first,
         period_end=after,
         active_from=active_from,

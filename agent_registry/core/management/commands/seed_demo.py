@@ -4,13 +4,15 @@ A tenant and project, an active ``echo-demo`` agent on the built-in echo runtime
 three plans (free, pay as you go, a monthly subscription), an admin login, and a demo
 subscription on the pay-as-you-go plan. Secrets made here
 (the admin password, the demo API key, an operator token) are written once to
-``var/demo-credentials.txt`` (mode 600) and printed on every run.
+``var/demo-credentials.txt`` (mode 600) and printed on every run; ``var/demo.env`` has
+the same values as ``export NAME=value`` lines, for ``. var/demo.env`` in a shell.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import shlex
 from decimal import Decimal
 from pathlib import Path
 
@@ -29,6 +31,22 @@ from agent_registry.tenants.models import AgentTenant, TenantRole
 from agent_registry.tenants.services import membership_set, project_create, tenant_create
 
 CREDENTIALS_FILE = Path(settings.VAR_DIR) / "demo-credentials.txt"
+SHELL_FILE = Path(settings.VAR_DIR) / "demo.env"
+
+
+def _write_secret_file(path: Path, text: str) -> None:
+    # Created readable by the owner only, so the secrets are never world-readable.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
+    os.chmod(path, 0o600)
+
+
+def _write_credentials(values: dict[str, str]) -> None:
+    _write_secret_file(CREDENTIALS_FILE, "".join(f"{k}={v}\n" for k, v in values.items()))
+    _write_secret_file(
+        SHELL_FILE, "".join(f"export {k}={shlex.quote(v)}\n" for k, v in values.items())
+    )
 
 
 class Command(BaseCommand):
@@ -38,10 +56,13 @@ class Command(BaseCommand):
         with transaction.atomic():
             created = self._seed()
         if created:
-            CREDENTIALS_FILE.write_text("\n".join(f"{k}={v}" for k, v in created.items()) + "\n")
-            os.chmod(CREDENTIALS_FILE, 0o600)
+            _write_credentials(created)
             self.stdout.write(self.style.SUCCESS("Demo data created."))
         else:
+            if CREDENTIALS_FILE.exists() and not SHELL_FILE.exists():
+                # A demo seeded before var/demo.env existed gets it from its credentials.
+                saved = CREDENTIALS_FILE.read_text().splitlines()
+                _write_credentials(dict(line.split("=", 1) for line in saved if "=" in line))
             self.stdout.write("Demo data already present; left unchanged.")
 
     def _seed(self) -> dict[str, str]:
