@@ -30,6 +30,13 @@ class Fault:
     name: str
     status: int
     detail: str  # a fragment the internal detail must contain
+    # Other fragments that describe the same failure equally well: a slow upstream is
+    # caught by the adapter's read timeout or by the call's overall deadline, whichever
+    # fires first on a busy machine.
+    alternatives: tuple[str, ...] = ()
+
+    def described_by(self, detail: str) -> bool:
+        return any(part in detail for part in (self.detail, *self.alternatives))
 
 
 FAULTS = [
@@ -38,7 +45,12 @@ FAULTS = [
     Fault("500", 502, "HTTP 500"),
     Fault("garbage", 502, "not JSON"),
     Fault("error_event", 502, "reported an error: {'message': 'model overloaded'"),
-    Fault("slow", 504, "the OpenAI-compatible upstream timed out"),
+    Fault(
+        "slow",
+        504,
+        "the OpenAI-compatible upstream timed out",
+        alternatives=("the runtime did not answer within 1 s",),
+    ),
 ]
 MID_STREAM = Fault("close_mid_stream", 502, "connection failed")
 
@@ -150,7 +162,7 @@ def test_the_caller_sees_the_code_and_a_generic_message_and_the_provider_the_det
             assert leak not in response.text, (surface, stream, leak)
         record = UsageRecord.objects.get(request_id=request_id)
         assert record.response_status == fault.status
-        assert fault.detail in record.error_detail
+        assert fault.described_by(record.error_detail), record.error_detail
         assert SECRET not in record.error_detail
         [line] = runtime_failed_lines(caplog, request_id)
         assert line["detail"] == record.error_detail

@@ -317,11 +317,13 @@ def test_a_stream_end_that_cannot_be_made_is_never_billed(
 @pytest.fixture
 def slow_subscription(transactional_db, monkeypatch, settings):
     settings.RUNTIME_ALLOW_PRIVATE_NETWORKS = True
-    monkeypatch.setenv("RUNTIME_SECRET_OPENAI_KEY", "sk-fake-openai-key")
+    project = factories.ProjectFactory()
+    factories.make_runtime_secret(project.tenant, "OPENAI_KEY", "sk-fake-openai-key")
     with FakeOpenAIUpstream(api_key="sk-fake-openai-key") as upstream:
         upstream.set_fault("slow")
         upstream.slow_seconds = 1.5
         agent = factories.make_agent(
+            project=project,
             agent_id="echo",
             runtime=RuntimeDescription(
                 type="openai", endpoint=upstream.v1, model="m", api_key_ref="OPENAI_KEY"

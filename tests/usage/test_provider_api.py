@@ -415,7 +415,7 @@ def test_strangers_are_refused(anonymous_client):
 def test_the_schema_documents_a_page_with_totals(client):
     paths = client.get("/api/schema/?format=json").json()["paths"]
 
-    for path, page in ((USAGE, "ProviderUsagePage"), (REVENUE, "ProviderRevenuePage")):
+    for path, page in ((USAGE, "ProviderUsagePageOutput"), (REVENUE, "ProviderRevenuePageOutput")):
         ok = paths[path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
         assert ok == {"$ref": f"#/components/schemas/{page}"}
 

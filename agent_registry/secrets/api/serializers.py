@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from agent_registry.core.api import InputSerializer
 from agent_registry.secrets.services import MAX_VALUE_LENGTH
 
 
-class SecretValueInput(serializers.Serializer):
+class SecretValueInput(InputSerializer):
     # Not trimmed: a value with surrounding spaces is refused (services.check_value),
     # never silently changed.
     value = serializers.CharField(
@@ -37,7 +38,7 @@ class SecretOutput(serializers.Serializer):
         return self._users(obj)
 
 
-class GrantInput(serializers.Serializer):
+class GrantInput(InputSerializer):
     name = serializers.RegexField(r"^[A-Z][A-Z0-9_]{0,63}$", max_length=64)
     note = serializers.CharField(max_length=500, required=False, default="", allow_blank=True)
 

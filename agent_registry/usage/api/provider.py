@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from agent_registry.core import periods
-from agent_registry.core.api import COMMON_ERRORS
+from agent_registry.core.api import COMMON_ERRORS, InputSerializer
 from agent_registry.core.pagination import Pagination
 from agent_registry.usage import provider_selectors as selectors
 
@@ -37,7 +37,12 @@ class _PeriodField(serializers.CharField):
             raise serializers.ValidationError("Must be a month like 2026-11 (YYYY-MM).") from None
 
 
-class _ScopeQuery(serializers.Serializer):
+class _ScopeQuery(InputSerializer):
+    # Strict like every input: an unknown query parameter is a 400 naming it.
+    page = serializers.IntegerField(min_value=1, required=False, help_text="Page number.")
+    page_size = serializers.IntegerField(
+        min_value=1, max_value=200, required=False, help_text="Rows per page (at most 200)."
+    )
     tenant = serializers.SlugField(
         max_length=63,
         required=False,
@@ -113,7 +118,7 @@ class ProviderRevenueQuery(_ScopeQuery):
 # --- Output ----------------------------------------------------------------------------
 
 
-class _Figures(serializers.Serializer):
+class _FiguresOutput(serializers.Serializer):
     calls = serializers.IntegerField()
     successful_calls = serializers.IntegerField(help_text="Answered with a 2xx status.")
     failed_calls = serializers.IntegerField(
@@ -132,7 +137,7 @@ class _Figures(serializers.Serializer):
     )
 
 
-class ProviderUsageRow(_Figures):
+class ProviderUsageRowOutput(_FiguresOutput):
     period = serializers.SerializerMethodField(help_text="YYYY-MM-DD, or YYYY-MM by month.")
     customer = serializers.CharField(help_text="Customer tenant slug.")
     customer_name = serializers.CharField()
@@ -147,21 +152,21 @@ class ProviderUsageRow(_Figures):
         return day.strftime("%Y-%m") if self.context.get("granularity") == "month" else str(day)
 
 
-class ProviderUsageTotals(_Figures):
+class ProviderUsageTotalsOutput(_FiguresOutput):
     currency = serializers.CharField()
 
 
 # A page object, not a list of them (the schema would wrap a list action's answer).
 @extend_schema_serializer(many=False)
-class ProviderUsagePage(serializers.Serializer):
+class ProviderUsagePageOutput(serializers.Serializer):
     count = serializers.IntegerField()
     next = serializers.URLField(allow_null=True)
     previous = serializers.URLField(allow_null=True)
-    results = ProviderUsageRow(many=True)
-    totals = ProviderUsageTotals(many=True, help_text="Every selected row, per currency.")
+    results = ProviderUsageRowOutput(many=True)
+    totals = ProviderUsageTotalsOutput(many=True, help_text="Every selected row, per currency.")
 
 
-class _RevenueFigures(serializers.Serializer):
+class _RevenueFiguresOutput(serializers.Serializer):
     calls = serializers.IntegerField()
     billable_calls = serializers.IntegerField()
     tokens_input = serializers.IntegerField()
@@ -177,7 +182,7 @@ class _RevenueFigures(serializers.Serializer):
     revenue_cents = serializers.IntegerField(help_text="Both, in minor units of currency.")
 
 
-class ProviderRevenuePlan(serializers.Serializer):
+class ProviderRevenuePlanOutput(serializers.Serializer):
     plan = serializers.UUIDField()
     plan_name = serializers.CharField()
     billing_model = serializers.CharField()
@@ -187,32 +192,32 @@ class ProviderRevenuePlan(serializers.Serializer):
     revenue_cents = serializers.IntegerField(help_text="Their invoice lines, minor units.")
 
 
-class ProviderRevenueRow(_RevenueFigures):
+class ProviderRevenueRowOutput(_RevenueFiguresOutput):
     period = serializers.CharField(help_text="Billing month, YYYY-MM.")
     customer = serializers.CharField(help_text="Customer tenant slug.")
     customer_name = serializers.CharField()
     provider = serializers.CharField(help_text="Provider tenant slug.")
     agent = serializers.CharField()
     currency = serializers.CharField()
-    plans = ProviderRevenuePlan(
+    plans = ProviderRevenuePlanOutput(
         many=True, help_text="usage_revenue_cents per plan of the agent (adjustments aside)."
     )
     finalized = serializers.BooleanField(help_text="The month is closed: final figures.")
     refreshed_at = serializers.DateTimeField()
 
 
-class ProviderRevenueTotals(_RevenueFigures):
+class ProviderRevenueTotalsOutput(_RevenueFiguresOutput):
     currency = serializers.CharField()
 
 
 # A page object, not a list of them (the schema would wrap a list action's answer).
 @extend_schema_serializer(many=False)
-class ProviderRevenuePage(serializers.Serializer):
+class ProviderRevenuePageOutput(serializers.Serializer):
     count = serializers.IntegerField()
     next = serializers.URLField(allow_null=True)
     previous = serializers.URLField(allow_null=True)
-    results = ProviderRevenueRow(many=True)
-    totals = ProviderRevenueTotals(many=True, help_text="Every selected row, per currency.")
+    results = ProviderRevenueRowOutput(many=True)
+    totals = ProviderRevenueTotalsOutput(many=True, help_text="Every selected row, per currency.")
 
 
 # --- Views -----------------------------------------------------------------------------
@@ -239,7 +244,7 @@ class ProviderUsageViewSet(viewsets.ViewSet):
 
     @extend_schema(
         parameters=[ProviderUsageQuery],
-        responses={200: ProviderUsagePage, **COMMON_ERRORS},
+        responses={200: ProviderUsagePageOutput, **COMMON_ERRORS},
         description=(
             "One row per UTC day (or month) x customer tenant x agent x currency, newest "
             "first, with totals over every selected row. Read from the daily summaries, "
@@ -256,8 +261,8 @@ class ProviderUsageViewSet(viewsets.ViewSet):
             self,
             request,
             selectors.provider_usage(query),
-            lambda rows: ProviderUsageRow(rows, many=True, context=context).data,
-            ProviderUsageTotals(selectors.provider_usage_totals(query), many=True).data,
+            lambda rows: ProviderUsageRowOutput(rows, many=True, context=context).data,
+            ProviderUsageTotalsOutput(selectors.provider_usage_totals(query), many=True).data,
         )
 
 
@@ -267,7 +272,7 @@ class ProviderRevenueViewSet(viewsets.ViewSet):
 
     @extend_schema(
         parameters=[ProviderRevenueQuery],
-        responses={200: ProviderRevenuePage, **COMMON_ERRORS},
+        responses={200: ProviderRevenuePageOutput, **COMMON_ERRORS},
         description=(
             "One row per billing month x customer tenant x agent x currency, newest first, "
             "with totals over every selected row: the figures of the customers' billing "
@@ -283,6 +288,6 @@ class ProviderRevenueViewSet(viewsets.ViewSet):
             self,
             request,
             rows,
-            lambda page: ProviderRevenueRow(page, many=True).data,
-            ProviderRevenueTotals(selectors.revenue_totals(rows), many=True).data,
+            lambda page: ProviderRevenueRowOutput(page, many=True).data,
+            ProviderRevenueTotalsOutput(selectors.revenue_totals(rows), many=True).data,
         )
