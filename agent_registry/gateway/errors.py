@@ -91,3 +91,11 @@ class UsageUnavailable(GatewayError):
     code = "usage_unavailable"
     status = 503
     default_message = "The call could not be recorded, so it was not answered; retry shortly."
+
+
+class TenantQuotaExceeded(GatewayError):
+    code = "tenant_quota_exceeded"
+    status = 429
+    default_message = (
+        "The tenant's monthly API call limit (all its subscriptions together) is used up."
+    )

@@ -65,3 +65,23 @@ def test_sdk_errors_carry_the_envelope(live_gateway, echo_subscription):
     assert raised.value.body["code"] == "agent_not_found"
     with pytest.raises(openai.AuthenticationError):
         sdk(live_gateway, "agr_wrong").models.list()
+
+
+def test_a_refused_call_carries_the_limit_headers(live_gateway, transactional_db):
+    from tests import factories
+
+    issued = factories.make_subscription(
+        agent=factories.make_agent(agent_id="echo"), monthly_quota=1, rate_limit_per_second=100
+    )
+    client = sdk(live_gateway, issued.api_key)
+    messages = [{"role": "user", "content": "hi"}]
+    client.chat.completions.create(model="echo", messages=messages)
+
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.chat.completions.create(model="echo", messages=messages)
+
+    headers = refused.value.response.headers
+    assert refused.value.body["code"] == "quota_exceeded"
+    assert int(headers["Retry-After"]) > 0
+    assert headers["X-RateLimit-Limit"] == "100"
+    assert (headers["X-Quota-Limit"], headers["X-Quota-Remaining"]) == ("1", "0")
