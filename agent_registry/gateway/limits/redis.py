@@ -9,7 +9,8 @@ docs/gateway.md ("Limits") explains the design.
 
 Transport failures become ``LimiterUnavailable`` (503); with a ``fallback`` limiter
 (GATEWAY_LIMITS_ON_REDIS_FAILURE="local") ``admit`` asks it instead, approximate
-across processes.
+across processes. A slow Redis is waited for (``DEADLINE_SECONDS``); the circuit
+breaker (breaker.py) stops asking only on evidence that Redis is down.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from agent_registry.gateway.limits.base import (
     LimitPolicy,
     TenantQuotaSeedNeeded,
 )
+from agent_registry.gateway.limits.breaker import CircuitBreaker
 from agent_registry.gateway.limits.local import (
     BLOCK_KINDS,
     LOCAL_LEASE_PREFIX,
@@ -56,12 +58,20 @@ logger = logging.getLogger(__name__)
 # other Redis error is a bug and propagates.
 TRANSPORT_ERRORS = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
 
-SOCKET_TIMEOUT_SECONDS = 0.5
+# How long a round trip may take before it counts as failed (socket reads and writes,
+# connects, a batch of scripts, waiting for a pooled connection). Slow is not down:
+# on this project's 2-core machine with the CPUs saturated by 8 busy processes, a
+# gateway's batches took up to 0.69 s (docs/gateway.md, "Redis down"), so the deadline
+# leaves a wide margin. A stopped server, closed port or dropped connection is not
+# waited for: it fails at once.
+DEADLINE_SECONDS = 3.0
 POOL_SIZE = 64  # per process and event loop: the scripts use one, other commands the rest
 HEALTH_CHECK_INTERVAL_SECONDS = 15
-# After a transport failure, skip Redis this long, so an outage costs requests
-# one fast refusal (or fallback) each instead of a socket timeout each.
-RETRY_REDIS_AFTER_SECONDS = 0.5
+# The circuit breaker (breaker.py): open at once on a refused connect, or after this
+# many failed round trips in a row; then refuse without trying for OPEN_SECONDS, and
+# let one call probe.
+FAILURES_TO_OPEN = 2
+OPEN_SECONDS = 1.0
 FALLBACK_WARNING_EVERY_SECONDS = 60.0
 
 # KEYS: 1-3 block flags (access, tenant, agent), 4 GCRA TAT, 5 quota counter,
@@ -292,15 +302,15 @@ def _pool_busy(exc: BaseException) -> bool:
 class _LoopClient:
     """A client and its scripts, bound to the event loop that created them."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, deadline: float, on_outcome: Any) -> None:
         # A blocking pool: under a burst, a call waits briefly for a free connection
         # instead of failing with MaxConnectionsError, which would look like an outage.
         pool = aioredis.BlockingConnectionPool.from_url(
             url,
             max_connections=POOL_SIZE,
-            timeout=SOCKET_TIMEOUT_SECONDS,
-            socket_timeout=SOCKET_TIMEOUT_SECONDS,
-            socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
+            timeout=deadline,
+            socket_timeout=deadline,
+            socket_connect_timeout=deadline,
             health_check_interval=HEALTH_CHECK_INTERVAL_SECONDS,
         )
         self.client = aioredis.Redis(
@@ -312,47 +322,78 @@ class _LoopClient:
         )
         # admit and finish: auto-pipelined on one connection of the same pool.
         self.scripts = ScriptPipeline(
-            pool, scripts=(ADMIT_LUA, FINISH_LUA), batch_timeout=SOCKET_TIMEOUT_SECONDS
+            pool, scripts=(ADMIT_LUA, FINISH_LUA), batch_timeout=deadline, on_outcome=on_outcome
         )
 
 
 class RedisLimiter:
     """Limits in Redis; ``fallback`` (if any) answers ``admit`` while Redis is down."""
 
-    def __init__(self, url: str, *, fallback: Limiter | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        fallback: Limiter | None = None,
+        deadline: float = DEADLINE_SECONDS,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
         self.url = url
         self.fallback = fallback
+        self.deadline = deadline
+        self.breaker = breaker or CircuitBreaker(
+            failures_to_open=FAILURES_TO_OPEN,
+            open_seconds=OPEN_SECONDS,
+            probe_timeout=2 * deadline,
+        )
         # redis.asyncio clients belong to the loop they were created in; tests and
         # sync callers (async_to_sync) run several loops, so one client per loop.
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
             weakref.WeakKeyDictionary()
         )
-        self._down_until = 0.0
         self._last_fallback_warning = -math.inf
 
     def _loop_client(self) -> _LoopClient:
         loop = asyncio.get_running_loop()
         loop_client = self._clients.get(loop)
         if loop_client is None:
-            loop_client = self._clients[loop] = _LoopClient(self.url)
+            loop_client = self._clients[loop] = _LoopClient(
+                self.url, deadline=self.deadline, on_outcome=self._round_trip_outcome
+            )
         return loop_client
 
-    async def _call(self, make: Any) -> Any:
-        """Run ``make(loop_client)``; a transport failure → LimiterUnavailable."""
-        if time.monotonic() < self._down_until:
+    async def _call(self, make: Any, *, scripted: bool = False) -> Any:
+        """Run ``make(loop_client)``; a transport failure → LimiterUnavailable.
+
+        ``scripted``: the call goes through the script pipeline, which reports each
+        round trip's outcome to the breaker itself (once per batch, not per call).
+        """
+        if not self.breaker.allow():
             raise LimiterUnavailable()
         try:
-            return await make(self._loop_client())
+            result = await make(self._loop_client())
         except TRANSPORT_ERRORS as exc:
             if _pool_busy(exc):
                 raise LimiterUnavailable("The limiter is busy; retry shortly.") from exc
-            self._mark_down(exc)
+            if not scripted:
+                self._round_trip_outcome(exc)
             raise LimiterUnavailable() from exc
+        if not scripted:
+            self._round_trip_outcome(None)
+        return result
 
-    def _mark_down(self, exc: BaseException) -> None:
-        """Skip Redis for a moment, so an outage answers fast instead of timing out."""
-        self._down_until = time.monotonic() + RETRY_REDIS_AFTER_SECONDS
-        logger.error("limiter: Redis unreachable: %s", exc.__class__.__name__)
+    def _round_trip_outcome(self, exc: BaseException | None) -> None:
+        """Tell the breaker how a round trip went (a busy pool of ours tells nothing)."""
+        if exc is None:
+            self.breaker.success()
+        elif isinstance(exc, TRANSPORT_ERRORS) and not _pool_busy(exc):
+            if self.breaker.failure(exc):
+                logger.error(
+                    "limiter: Redis unreachable (%s); refusing without trying for %.1f s",
+                    exc.__class__.__name__,
+                    self.breaker.open_seconds,
+                )
+            else:
+                logger.warning("limiter: a Redis round trip failed: %s", exc.__class__.__name__)
 
     async def admit(self, policy: LimitPolicy) -> Admission:
         quota_limit = -1 if policy.quota_limit is None else policy.quota_limit
@@ -395,7 +436,8 @@ class RedisLimiter:
 
         try:
             reply = await self._call(
-                lambda c: c.scripts.submit(ADMIT_LUA, ADMIT_SHA, keys, args, on_orphan=undo)
+                lambda c: c.scripts.submit(ADMIT_LUA, ADMIT_SHA, keys, args, on_orphan=undo),
+                scripted=True,
             )
         except LimiterUnavailable:
             if self.fallback is None:
@@ -486,7 +528,7 @@ class RedisLimiter:
         deferred: bool,
     ) -> asyncio.Future[Any] | None:
         """Release the lease; give back the units whose generation is given (None: keep)."""
-        if time.monotonic() < self._down_until:
+        if self.breaker.rejecting():
             _unsettled()
             return None
         keys = [
@@ -513,9 +555,7 @@ class RedisLimiter:
         if future.cancelled():
             return
         exc = future.exception()
-        if isinstance(exc, TRANSPORT_ERRORS):
-            if not _pool_busy(exc):
-                self._mark_down(exc)
+        if isinstance(exc, TRANSPORT_ERRORS):  # the pipeline told the breaker already
             _unsettled()
         elif exc is not None:
             logger.error("limiter: settling failed: %r", exc)
