@@ -15,10 +15,12 @@ import dataclasses
 import uuid
 import weakref
 
+import structlog
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
 from agent_registry.core import periods
+from agent_registry.gateway.errors import LimiterUnavailable
 from agent_registry.gateway.limits.base import (
     Admission,
     Limiter,
@@ -40,6 +42,8 @@ def tenant_calls_in_period(tenant_id: str, period: str) -> int:
         created_at__lt=periods.next_month_start(start),
     ).count()
 
+
+log = structlog.get_logger(__name__)
 
 _count = sync_to_async(tenant_calls_in_period, thread_sensitive=False)
 # One count per tenant and period at a time in each event loop: the callers that
@@ -65,5 +69,9 @@ async def admit(limiter: Limiter, policy: LimitPolicy) -> Admission:
     try:
         return await limiter.admit(policy)
     except TenantQuotaSeedNeeded:
-        count = await seed(policy.tenant_id, policy.quota_period)
+        try:
+            count = await seed(policy.tenant_id, policy.quota_period)
+        except Exception as exc:  # the limit cannot be checked: refuse, never serve unmetered
+            log.error("tenant_quota_seed_failed", tenant_id=policy.tenant_id, error=repr(exc)[:300])
+            raise LimiterUnavailable() from exc
         return await limiter.admit(dataclasses.replace(policy, tenant_quota_seed=count))

@@ -143,3 +143,19 @@ def test_raising_the_limit_keeps_the_count(live_gateway, transactional_db):
 
     assert invoke(live_gateway, issued.api_key).status_code == 200
     assert_error(invoke(live_gateway, issued.api_key), 429, "tenant_quota_exceeded")
+
+
+def test_a_count_that_cannot_be_made_refuses_with_503_not_500(
+    live_gateway, transactional_db, monkeypatch
+):
+    from django.db import OperationalError
+
+    from agent_registry.gateway import tenant_quota
+
+    async def database_down(tenant_id, period):
+        raise OperationalError("the database is gone")
+
+    monkeypatch.setattr(tenant_quota, "_count", database_down)
+    _, [issued] = subscriptions_of_one_tenant(1, limit=5)
+
+    assert_error(invoke(live_gateway, issued.api_key), 503, "limiter_unavailable")
