@@ -122,3 +122,11 @@ class InternalGatewayError(GatewayError):
     code = "internal_error"
     status = 500
     default_message = "Something went wrong on our side; it has been logged."
+
+
+class TenantQuotaExceeded(GatewayError):
+    code = "tenant_quota_exceeded"
+    status = 429
+    default_message = (
+        "The tenant's monthly API call limit (all its subscriptions together) is used up."
+    )

@@ -25,7 +25,7 @@ from agent_registry.core import periods
 from agent_registry.gateway import sync_redis
 from agent_registry.gateway.limits import get_limiter
 from agent_registry.gateway.limits.base import PROJECT_ARCHIVED, BlockKind
-from agent_registry.gateway.limits.redis import block_key, reset_quota_counter
+from agent_registry.gateway.limits.redis import block_key, reset_quota_counter, set_tenant_limit
 from agent_registry.gateway.snapshots import shared_key, snapshots
 
 log = structlog.get_logger(__name__)
@@ -146,3 +146,44 @@ def project_archived(project_id: str, archived: bool = True) -> None:
 def agent_state_changed(agent_pk: str, state: str) -> None:
     snapshots.evict_where(agent_pk=agent_pk)
     _set_block("agent", agent_pk, None if state == "active" else state)
+
+
+def tenant_limit_changed(tenant_id: str, limit: int | None, *, was_limited: bool) -> None:
+    """A new ``monthly_api_calls_limit``: every process enforces it from its next call.
+
+    Snapshots carry the limit and other processes may serve theirs from memory for
+    GATEWAY_SNAPSHOT_TTL_SECONDS, so the new value also goes to Redis for longer than
+    that, where the limiter's script reads it in the same round trip and prefers it.
+    A tenant that had no limit was not counted: its counter starts from the
+    database's count of its billable calls this month (calls in flight at this
+    moment are not in it).
+    """
+    snapshots.evict_where(tenant_id=tenant_id)
+    period = periods.period_of(datetime.now(UTC))
+    try:
+        count = None
+        if limit is not None and not was_limited:
+            from agent_registry.gateway.tenant_quota import tenant_calls_in_period
+
+            count = tenant_calls_in_period(tenant_id, period)
+        if settings.REDIS_URL:
+            lasting = 2 * settings.GATEWAY_SNAPSHOT_TTL_SECONDS + 5
+            client = sync_redis.shared()
+            set_tenant_limit(client, tenant_id, limit, lasting=lasting, period=period, count=count)
+            _forget_tenant_snapshots(tenant_id)
+        elif count is not None:
+            _run(get_limiter().set_tenant_quota_used(tenant_id, period, count))
+    except Exception as exc:
+        log.error("gateway_tenant_limit_failed", tenant_id=tenant_id, error=str(exc)[:300])
+
+
+def _forget_tenant_snapshots(tenant_id: str) -> None:
+    """Drop the Redis copies of the snapshots of every subscription of the tenant."""
+    from agent_registry.access.models import AgentAccess
+
+    rows = AgentAccess.all_objects.filter(tenant_id=uuid.UUID(tenant_id)).values_list(
+        "key_prefix", "previous_key_prefix"
+    )
+    keys = [shared_key(prefix) for row in rows for prefix in row if prefix]
+    if keys:
+        sync_redis.shared().delete(*keys)

@@ -116,7 +116,8 @@ GATEWAY_ERRORS = {
         404: "agent_not_found",
         409: "agent_unavailable",
         413: "payload_too_large",
-        429: "rate_limited or quota_exceeded (Retry-After set)",
+        429: "rate_limited, quota_exceeded or tenant_quota_exceeded (Retry-After and the "
+        "X-RateLimit-* / X-Quota-* headers set)",
         502: "runtime_error",
         503: "concurrency_limited, limiter_unavailable or usage_unavailable",
         504: "runtime_timeout",

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from agent_registry.core import keys, periods
-from agent_registry.gateway import metrics
+from agent_registry.gateway import metrics, tenant_quota
 from agent_registry.gateway.config import config
 from agent_registry.gateway.errors import (
     AgentNotFound,
@@ -23,7 +23,7 @@ from agent_registry.gateway.errors import (
     InvalidApiKey,
 )
 from agent_registry.gateway.limits import get_limiter
-from agent_registry.gateway.limits.base import Admission, LimitPolicy
+from agent_registry.gateway.limits.base import Admission, LimitPolicy, limit_headers
 from agent_registry.gateway.runtimes.base import ChatMessage, RuntimeCall, Usage
 from agent_registry.gateway.snapshots import KeySnapshot, snapshots
 from agent_registry.usage.pricing import call_cost_minor_units
@@ -59,19 +59,6 @@ class AdmittedCall:
 
     def limit_headers(self) -> list[tuple[str, str]]:
         return limit_headers(self.admission)
-
-
-def limit_headers(admission: Admission) -> list[tuple[str, str]]:
-    pairs = [
-        ("X-RateLimit-Limit", str(admission.rate_limit)),
-        ("X-RateLimit-Remaining", str(admission.rate_remaining)),
-    ]
-    if admission.quota_limit is not None:
-        pairs += [
-            ("X-Quota-Limit", str(admission.quota_limit)),
-            ("X-Quota-Remaining", str(admission.quota_remaining)),
-        ]
-    return pairs
 
 
 def api_key_from(x_api_key: str | None, authorization: str | None) -> str | None:
@@ -143,6 +130,7 @@ def policy_for(snapshot: KeySnapshot, now: datetime) -> LimitPolicy:
         quota_resets_at=resets_at,
         max_concurrent=max(snapshot.max_concurrent, 1),
         lease_seconds=snapshot.target.timeout_seconds + 5.0,
+        tenant_quota_limit=snapshot.tenant_quota_limit,
     )
 
 
@@ -150,7 +138,7 @@ async def admit(request: CallRequest, snapshot: KeySnapshot, prefix: str) -> Adm
     """Everything after authentication: binding and state checks, then the limiter."""
     snapshot = await check_usable(snapshot, request.agent_id, prefix)
     policy = policy_for(snapshot, datetime.now(UTC))
-    admission = await get_limiter().admit(policy)
+    admission = await tenant_quota.admit(get_limiter(), policy)
     metrics.observe_quota(snapshot, admission.quota_limit, admission.quota_remaining)
     call = RuntimeCall(
         target=snapshot.target,

@@ -61,6 +61,7 @@ class KeySnapshot:
     quota_limit: int | None
     quota_used: int
     quota_resets_at: float | None  # epoch seconds; tells which period quota_used counts
+    tenant_quota_limit: int | None  # the tenant's monthly_api_calls_limit (None = none)
     # Subscription configuration applied to calls.
     system_prompt: str | None
     temperature: float | None
@@ -141,6 +142,7 @@ def load_snapshot(prefix: str) -> KeySnapshot | None:
         quota_limit=access.quota_limit,
         quota_used=access.quota_used,
         quota_resets_at=_epoch(access.quota_reset_at),
+        tenant_quota_limit=access.tenant.monthly_api_calls_limit,
         system_prompt=(config.system_prompt_override or None) if config else None,
         temperature=float(config.temperature)
         if config and config.temperature is not None

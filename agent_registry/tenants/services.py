@@ -60,10 +60,25 @@ def tenant_update(*, tenant: AgentTenant, **fields: Any) -> AgentTenant:
     if unknown:
         raise ValueError(f"Not tenant fields: {sorted(unknown)}")
     tenant = AgentTenant.objects.select_for_update().get(pk=tenant.pk)
+    previous_limit = tenant.monthly_api_calls_limit
     for field, value in fields.items():
         setattr(tenant, field, value)
     tenant.save()
+    tenant_limit_saved(tenant, previous=previous_limit)
     return tenant
+
+
+def tenant_limit_saved(tenant: AgentTenant, *, previous: int | None) -> None:
+    """Tell the gateway about a changed ``monthly_api_calls_limit`` once it commits."""
+    limit = tenant.monthly_api_calls_limit
+    if limit == previous:
+        return
+    tenant_id = str(tenant.pk)
+    transaction.on_commit(
+        lambda: invalidation.tenant_limit_changed(
+            tenant_id, limit, was_limited=previous is not None
+        )
+    )
 
 
 @transaction.atomic

@@ -178,6 +178,9 @@ def test_the_quota_is_enforced_with_retry_after(live_gateway, transactional_db):
     assert statuses == [200, 200]
     assert_error(refused, 429, "quota_exceeded")
     assert int(refused.headers["Retry-After"]) > 0
+    assert refused.headers["X-RateLimit-Limit"] == "100"
+    assert int(refused.headers["X-RateLimit-Remaining"]) >= 0
+    assert (refused.headers["X-Quota-Limit"], refused.headers["X-Quota-Remaining"]) == ("2", "0")
     assert UsageRecord.objects.count() == 2
 
 
@@ -191,6 +194,11 @@ def test_the_rate_limit_is_enforced_with_retry_after(live_gateway, transactional
     assert first.status_code == 200
     assert_error(second, 429, "rate_limited")
     assert int(second.headers["Retry-After"]) >= 1
+    assert (second.headers["X-RateLimit-Limit"], second.headers["X-RateLimit-Remaining"]) == (
+        "1",
+        "0",
+    )
+    assert "X-Quota-Limit" not in second.headers  # an unlimited plan shows no quota
 
 
 @pytest.mark.parametrize(

@@ -21,9 +21,10 @@ from agent_registry.gateway.errors import (
     LimiterUnavailable,
     QuotaExceeded,
     RateLimited,
+    TenantQuotaExceeded,
 )
 from agent_registry.gateway.limits import LocalLimiter, get_limiter, reset_limiter
-from agent_registry.gateway.limits.base import LimitPolicy
+from agent_registry.gateway.limits.base import LimitPolicy, TenantQuotaSeedNeeded
 from agent_registry.gateway.limits.local import LOCAL_LEASE_PREFIX
 from agent_registry.gateway.limits.redis import RedisLimiter
 from tests.gateway.limits_support import limit_policy, run
@@ -160,7 +161,13 @@ def test_the_rate_limit_allows_the_burst_then_refuses_then_recovers(limiter, mak
 
     assert remaining == [2, 1, 0]
     assert refusal.status == 429
-    assert refusal.headers == {"Retry-After": "1"}
+    assert refusal.headers == {
+        "Retry-After": "1",
+        "X-RateLimit-Limit": "10",
+        "X-RateLimit-Remaining": "0",
+        "X-Quota-Limit": "100",
+        "X-Quota-Remaining": "97",
+    }
     assert recovered.rate_remaining == 0
 
 
@@ -197,6 +204,9 @@ def test_a_quota_of_q_admits_exactly_q(limiter, make_policy):
     assert [a.quota_remaining for a in admissions] == [4, 3, 2, 1, 0]
     assert refusal.status == 429
     assert 3598 <= int(refusal.headers["Retry-After"]) <= 3601
+    assert refusal.headers["X-Quota-Limit"] == "5"
+    assert refusal.headers["X-Quota-Remaining"] == "0"
+    assert refusal.headers["X-RateLimit-Limit"] == "1000"
     assert used == 5
 
 
@@ -304,6 +314,185 @@ def test_a_unit_reserved_before_a_reset_is_not_given_back_to_the_new_count(limit
         return used, await limiter.quota_used(policy.access_id, policy.quota_period)
 
     assert run(limiter, scenario) == (3, 2)
+
+
+# --- Tenant quota (monthly_api_calls_limit) ------------------------------------------------
+
+
+def test_a_missing_tenant_counter_asks_for_its_seed_and_writes_nothing(limiter, make_policy):
+    policy = make_policy(tenant_quota_limit=5)
+
+    async def scenario():
+        with pytest.raises(TenantQuotaSeedNeeded):
+            await limiter.admit(policy)
+        return (
+            await limiter.quota_used(policy.access_id, policy.quota_period),
+            await limiter.tenant_quota_used(policy.tenant_id, policy.quota_period),
+        )
+
+    assert run(limiter, scenario) == (None, None)
+
+
+def test_the_tenant_limit_counts_the_calls_of_all_its_subscriptions(limiter, make_policy):
+    first = make_policy(tenant_quota_limit=5, tenant_quota_seed=2)
+    second = make_policy(tenant_id=first.tenant_id, tenant_quota_limit=5, tenant_quota_seed=0)
+
+    async def scenario():
+        admitted = [await limiter.admit(p) for p in (first, second, first)]
+        with pytest.raises(TenantQuotaExceeded) as refused:
+            await limiter.admit(second)  # its own quota has room; the tenant's has not
+        return (
+            admitted,
+            refused.value,
+            await limiter.quota_used(second.access_id, second.quota_period),
+            await limiter.tenant_quota_used(first.tenant_id, first.quota_period),
+        )
+
+    admitted, refusal, second_used, tenant_used = run(limiter, scenario)
+
+    assert [a.tenant_quota_remaining for a in admitted] == [2, 1, 0]
+    assert all(a.tenant_quota_limit == 5 and a.tenant_quota_reserved for a in admitted)
+    assert (refusal.status, refusal.code) == (429, "tenant_quota_exceeded")
+    assert 3598 <= int(refusal.headers["Retry-After"]) <= 3601
+    assert refusal.headers["X-Tenant-Quota-Limit"] == "5"
+    assert refusal.headers["X-Tenant-Quota-Remaining"] == "0"
+    assert refusal.headers["X-Quota-Remaining"] == "99"  # the subscription's unit came back
+    assert refusal.headers["X-RateLimit-Limit"] == "1000"
+    assert second_used == 1
+    assert tenant_used == 5  # seeded with 2, then 3 calls
+
+
+def test_an_existing_tenant_counter_wins_over_a_seed(limiter, make_policy):
+    policy = make_policy(tenant_quota_limit=3, tenant_quota_seed=1)
+    later = make_policy(tenant_id=policy.tenant_id, tenant_quota_limit=3, tenant_quota_seed=0)
+
+    async def scenario():
+        await limiter.admit(policy)
+        await limiter.admit(later)
+        await limiter.admit(later)
+        await limiter.admit(later)
+
+    with pytest.raises(TenantQuotaExceeded):
+        run(limiter, scenario)
+
+
+def test_a_tenant_without_a_limit_is_not_counted(limiter, make_policy):
+    policy = make_policy(tenant_quota_limit=None)
+
+    async def scenario():
+        admission = await limiter.admit(policy)
+        return admission, await limiter.tenant_quota_used(policy.tenant_id, policy.quota_period)
+
+    admission, used = run(limiter, scenario)
+
+    assert used is None
+    assert (admission.tenant_quota_reserved, admission.tenant_quota_limit) == (False, None)
+
+
+def test_a_call_that_is_not_billable_gives_its_tenant_unit_back(limiter, make_policy):
+    policy = make_policy(tenant_quota_limit=1, tenant_quota_seed=0)
+
+    async def scenario():
+        failed = await limiter.admit(policy)
+        await limiter.finish(policy, failed, billable=False)
+        kept = await limiter.admit(policy)
+        await limiter.finish(policy, kept, billable=True)
+        with pytest.raises(TenantQuotaExceeded):
+            await limiter.admit(policy)
+        return await limiter.tenant_quota_used(policy.tenant_id, policy.quota_period)
+
+    assert run(limiter, scenario) == 1
+
+
+def test_a_tenant_unit_reserved_before_a_tenant_reset_is_not_given_back(limiter, make_policy):
+    policy = make_policy(tenant_quota_limit=2, tenant_quota_seed=0)
+
+    async def scenario():
+        before = await limiter.admit(policy)
+        await limiter.set_tenant_quota_used(policy.tenant_id, policy.quota_period, 0)
+        after = [await limiter.admit(policy) for _ in range(2)]
+        await limiter.finish(policy, before, billable=False)
+        used = await limiter.tenant_quota_used(policy.tenant_id, policy.quota_period)
+        await limiter.finish(policy, after[0], billable=False)  # same generation
+        return used, await limiter.tenant_quota_used(policy.tenant_id, policy.quota_period)
+
+    assert run(limiter, scenario) == (2, 1)
+
+
+def test_a_subscription_reset_leaves_the_tenant_count_alone(limiter, make_policy):
+    # The operator's reset gives the subscription its quota back; the tenant's calls
+    # this month still happened, so the tenant's limit still counts them, and a call
+    # in flight across the reset still gives its tenant unit back when it fails.
+    policy = make_policy(quota_limit=10, tenant_quota_limit=10, tenant_quota_seed=0)
+
+    async def scenario():
+        admitted = [await limiter.admit(policy) for _ in range(3)]
+        await limiter.set_quota_used(policy.access_id, policy.quota_period, 0)
+        await limiter.finish(policy, admitted[0], billable=False)
+        return (
+            await limiter.quota_used(policy.access_id, policy.quota_period),
+            await limiter.tenant_quota_used(policy.tenant_id, policy.quota_period),
+        )
+
+    assert run(limiter, scenario) == (0, 2)
+
+
+def test_a_concurrency_refusal_gives_the_tenant_unit_back(limiter, make_policy):
+    policy = make_policy(max_concurrent=1, tenant_quota_limit=5, tenant_quota_seed=0)
+
+    async def scenario():
+        await limiter.admit(policy)
+        with pytest.raises(ConcurrencyLimited):
+            await limiter.admit(policy)
+        return await limiter.tenant_quota_used(policy.tenant_id, policy.quota_period)
+
+    assert run(limiter, scenario) == 1
+
+
+def test_a_rate_limited_call_shows_the_tenant_headroom(limiter, make_policy):
+    policy = make_policy(rate_per_second=1, burst=1, tenant_quota_limit=5, tenant_quota_seed=0)
+
+    async def scenario():
+        await limiter.admit(policy)
+        with pytest.raises(RateLimited) as refused:
+            await limiter.admit(policy)
+        return refused.value.headers
+
+    headers = run(limiter, scenario)
+
+    assert headers["X-Tenant-Quota-Limit"] == "5"
+    assert headers["X-Tenant-Quota-Remaining"] == "4"
+    assert headers["X-RateLimit-Remaining"] == "0"
+
+
+@pytest.mark.real_services
+def test_a_changed_tenant_limit_in_redis_wins_over_the_snapshots(make_policy):
+    import redis as redis_sync
+
+    from agent_registry.gateway.limits.redis import set_tenant_limit
+
+    limiter = RedisLimiter(settings.REDIS_URL)
+    stale = make_policy(tenant_quota_limit=None)  # a process still holding the old limit
+
+    async def scenario():
+        await limiter.admit(stale)
+        with redis_sync.Redis.from_url(settings.REDIS_URL) as client:
+            set_tenant_limit(
+                client, stale.tenant_id, 2, lasting=60, period=stale.quota_period, count=1
+            )
+        admitted = await limiter.admit(stale)
+        with pytest.raises(TenantQuotaExceeded):
+            await limiter.admit(stale)
+        with redis_sync.Redis.from_url(settings.REDIS_URL) as client:
+            set_tenant_limit(client, stale.tenant_id, None, lasting=60, period=stale.quota_period)
+        return admitted, await limiter.admit(
+            make_policy(tenant_id=stale.tenant_id, tenant_quota_limit=2)
+        )
+
+    admitted, unlimited_again = run(limiter, scenario)
+
+    assert (admitted.tenant_quota_limit, admitted.tenant_quota_remaining) == (2, 0)
+    assert unlimited_again.tenant_quota_reserved is False
 
 
 # --- Concurrency ------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-from agent_registry.gateway.errors import ConcurrencyLimited, QuotaExceeded
+from agent_registry.gateway.errors import ConcurrencyLimited, QuotaExceeded, TenantQuotaExceeded
 from agent_registry.gateway.limits.base import LimitPolicy
 from agent_registry.gateway.limits.redis import RedisLimiter
 from tests.gateway.limits_support import limit_policy
@@ -232,3 +232,46 @@ def test_the_leases_of_a_killed_worker_expire_by_themselves(namespace):
 
     assert refused_at_once
     assert all(a.lease_id for a in admitted)
+
+
+def test_64_callers_over_four_subscriptions_get_exactly_the_tenants_limit(namespace):
+    limiter = RedisLimiter(settings.REDIS_URL)
+    tenant = f"{namespace}-tenant"
+
+    async def attempt(policy: LimitPolicy):
+        try:
+            return policy, await limiter.admit(policy)
+        except TenantQuotaExceeded:
+            return policy, None
+
+    async def scenario():
+        rounds = []
+        for round_ in range(5):
+            # Four subscriptions of one tenant, each with room for every caller.
+            subscriptions = [
+                policy_for(
+                    namespace,
+                    tenant_id=tenant,
+                    quota_limit=64,
+                    quota_period=f"2031-{round_ + 1:02d}",
+                    tenant_quota_limit=20,
+                    tenant_quota_seed=3,  # 3 calls already recorded this month
+                )
+                for _ in range(4)
+            ]
+            results = await asyncio.gather(*(attempt(subscriptions[i % 4]) for i in range(64)))
+            admitted = [(p, a) for p, a in results if a is not None]
+            period = subscriptions[0].quota_period
+            used = await limiter.tenant_quota_used(tenant, period)
+            # Half the admitted calls fail at the runtime: their tenant units come back.
+            await asyncio.gather(
+                *(limiter.finish(p, a, billable=i % 2 == 0) for i, (p, a) in enumerate(admitted))
+            )
+            settled = await limiter.tenant_quota_used(tenant, period)
+            rounds.append((len(admitted), used, settled))
+        await limiter.aclose()
+        return rounds
+
+    rounds = asyncio.run(scenario())
+
+    assert rounds == [(17, 20, 12)] * 5

@@ -161,3 +161,21 @@ def test_a_model_the_key_may_not_call_answers_like_a_missing_one(live_gateway, e
 
     assert [body["code"] for body in bodies] == ["agent_not_found", "agent_not_found"]
     assert bodies[0]["message"] == bodies[1]["message"].replace("no-such-model", "someone-elses")
+
+
+def test_a_refused_call_carries_the_limit_headers(live_gateway, transactional_db):
+    issued = factories.make_subscription(
+        agent=factories.make_agent(agent_id="echo"), monthly_quota=1, rate_limit_per_second=100
+    )
+    client = sdk(live_gateway, issued.api_key)
+    messages = [{"role": "user", "content": "hi"}]
+    client.chat.completions.create(model="echo", messages=messages)
+
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.chat.completions.create(model="echo", messages=messages)
+
+    headers = refused.value.response.headers
+    assert refused.value.body["code"] == "quota_exceeded"
+    assert int(headers["Retry-After"]) > 0
+    assert headers["X-RateLimit-Limit"] == "100"
+    assert (headers["X-Quota-Limit"], headers["X-Quota-Remaining"]) == ("1", "0")

@@ -21,12 +21,15 @@ from agent_registry.gateway.errors import (
     InvalidApiKey,
     QuotaExceeded,
     RateLimited,
+    TenantQuotaExceeded,
 )
 from agent_registry.gateway.limits.base import (
     PROJECT_ARCHIVED,
     Admission,
     BlockKind,
     LimitPolicy,
+    TenantQuotaSeedNeeded,
+    limit_headers,
 )
 
 BLOCK_KINDS: tuple[BlockKind, ...] = ("access", "tenant", "agent")
@@ -74,12 +77,47 @@ def block_error(kind: BlockKind, code: str) -> Exception:
     return AgentUnavailable(details={"reason": code})
 
 
-def rate_limited(seconds: float) -> RateLimited:
-    return RateLimited(headers={"Retry-After": str(max(1, math.ceil(seconds)))})
+def _remaining(limit: int | None, used: int | None) -> int | None:
+    return None if limit is None or used is None else max(0, limit - used)
 
 
-def quota_exceeded(seconds: float) -> QuotaExceeded:
-    return QuotaExceeded(headers={"Retry-After": str(max(1, math.ceil(seconds)))})
+def refusal_headers(
+    policy: LimitPolicy,
+    seconds: float,
+    *,
+    rate_remaining: int = 0,
+    quota_used: int | None = None,
+    tenant_limit: int | None = None,
+    tenant_used: int | None = None,
+) -> dict[str, str]:
+    """``Retry-After`` and the same X-RateLimit-* / X-Quota-* headers an admission has."""
+    headers = limit_headers(
+        Admission(
+            lease_id=None,
+            quota_reserved=False,
+            rate_limit=max(1, policy.rate_per_second),
+            rate_remaining=max(0, rate_remaining),
+            quota_limit=policy.quota_limit,
+            quota_remaining=_remaining(policy.quota_limit, quota_used),
+            tenant_quota_limit=tenant_limit,
+            tenant_quota_remaining=_remaining(tenant_limit, tenant_used),
+        )
+    )
+    return {"Retry-After": str(max(1, math.ceil(seconds))), **dict(headers)}
+
+
+def rate_limited(seconds: float, policy: LimitPolicy, **counts: int | None) -> RateLimited:
+    return RateLimited(headers=refusal_headers(policy, seconds, **counts))  # type: ignore[arg-type]
+
+
+def quota_exceeded(seconds: float, policy: LimitPolicy, **counts: int | None) -> QuotaExceeded:
+    return QuotaExceeded(headers=refusal_headers(policy, seconds, **counts))  # type: ignore[arg-type]
+
+
+def tenant_quota_exceeded(
+    seconds: float, policy: LimitPolicy, **counts: int | None
+) -> TenantQuotaExceeded:
+    return TenantQuotaExceeded(headers=refusal_headers(policy, seconds, **counts))  # type: ignore[arg-type]
 
 
 class LocalLimiter:
@@ -91,6 +129,8 @@ class LocalLimiter:
         self._tat: dict[str, float] = {}  # access → theoretical arrival time (monotonic)
         # (access, period) → [used, expires_at epoch, generation (bumped by each reset)]
         self._quota: dict[tuple[str, str], list[float]] = {}
+        # (tenant, period) → the same, for the tenant's calls across its subscriptions
+        self._tenant_quota: dict[tuple[str, str], list[float]] = {}
         self._leases: dict[str, dict[str, float]] = {}  # agent → lease id → expiry (monotonic)
         self._next_sweep = time.monotonic() + _SWEEP_EVERY_SECONDS
 
@@ -114,6 +154,18 @@ class LocalLimiter:
                 if code is not None:
                     raise block_error(kind, code)  # type: ignore[arg-type]
 
+            # The tenant's counter needs the database's count to start from: ask for
+            # it before anything is written.
+            tenant_limit = policy.tenant_quota_limit
+            tenant_key = (policy.tenant_id, policy.quota_period)
+            tenant_counter = self._tenant_quota.get(tenant_key)
+            if tenant_limit is not None and tenant_counter is None:
+                if policy.tenant_quota_seed is None:
+                    raise TenantQuotaSeedNeeded()
+                expires = counter_expiry(policy.quota_period, policy.quota_resets_at)
+                tenant_counter = [float(max(0, policy.tenant_quota_seed)), expires, 0]
+                self._tenant_quota[tenant_key] = tenant_counter
+
             # 2. GCRA: one arrival every ``interval``, up to ``burst`` at once.
             rate = max(1, policy.rate_per_second)
             burst = max(1, policy.burst)
@@ -121,7 +173,14 @@ class LocalLimiter:
             new_tat = max(self._tat.get(policy.access_id, now), now) + interval
             allow_at = new_tat - burst * interval
             if allow_at > now:
-                raise rate_limited(allow_at - now)
+                quota = self._quota.get((policy.access_id, policy.quota_period))
+                raise rate_limited(
+                    allow_at - now,
+                    policy,
+                    quota_used=int(quota[0]) if quota else policy.quota_seed,
+                    tenant_limit=tenant_limit,
+                    tenant_used=int(tenant_counter[0]) if tenant_counter else None,
+                )
             self._tat[policy.access_id] = new_tat
             rate_remaining = math.floor((now - allow_at) / interval + 1e-9)
 
@@ -132,8 +191,31 @@ class LocalLimiter:
                 expires = counter_expiry(policy.quota_period, policy.quota_resets_at)
                 counter = self._quota[quota_key] = [float(policy.quota_seed), expires, 0]
             if policy.quota_limit is not None and counter[0] >= policy.quota_limit:
-                raise quota_exceeded(policy.quota_resets_at - time.time())
+                raise quota_exceeded(
+                    policy.quota_resets_at - time.time(),
+                    policy,
+                    rate_remaining=rate_remaining,
+                    quota_used=int(counter[0]),
+                    tenant_limit=tenant_limit,
+                    tenant_used=int(tenant_counter[0]) if tenant_counter else None,
+                )
             counter[0] += 1
+
+            # 3b. The tenant's calls across all its subscriptions, only where limited.
+            tenant_reserved: list[float] | None = None
+            if tenant_counter is not None and tenant_limit is not None:
+                if tenant_counter[0] >= tenant_limit:
+                    counter[0] -= 1  # undo step 3
+                    raise tenant_quota_exceeded(
+                        policy.quota_resets_at - time.time(),
+                        policy,
+                        rate_remaining=rate_remaining,
+                        quota_used=int(counter[0]),
+                        tenant_limit=tenant_limit,
+                        tenant_used=int(tenant_counter[0]),
+                    )
+                tenant_counter[0] += 1
+                tenant_reserved = tenant_counter
 
             # 4. Concurrency: a lease that expires by itself.
             lease_id = None
@@ -143,12 +225,16 @@ class LocalLimiter:
                     del leases[expired]
                 if len(leases) >= policy.max_concurrent:
                     counter[0] -= 1  # undo step 3; the rate token stays spent
+                    if tenant_reserved is not None:
+                        tenant_reserved[0] -= 1
                     raise ConcurrencyLimited()
                 lease_id = LOCAL_LEASE_PREFIX + secrets.token_hex(8)
                 leases[lease_id] = now + policy.lease_seconds
 
             used = int(counter[0])
             generation = str(int(counter[2]))
+            tenant_used = None if tenant_reserved is None else int(tenant_reserved[0])
+            tenant_generation = "0" if tenant_reserved is None else str(int(tenant_reserved[2]))
         return Admission(
             lease_id=lease_id,
             quota_reserved=True,
@@ -159,6 +245,10 @@ class LocalLimiter:
                 None if policy.quota_limit is None else max(0, policy.quota_limit - used)
             ),
             quota_generation=generation,
+            tenant_quota_reserved=tenant_reserved is not None,
+            tenant_quota_limit=None if tenant_reserved is None else tenant_limit,
+            tenant_quota_remaining=_remaining(tenant_limit, tenant_used),
+            tenant_quota_generation=tenant_generation,
         )
 
     async def finish(self, policy: LimitPolicy, admission: Admission, *, billable: bool) -> None:
@@ -178,6 +268,14 @@ class LocalLimiter:
                     and str(int(counter[2])) == admission.quota_generation
                 ):
                     counter[0] -= 1
+            if admission.tenant_quota_reserved and not billable:
+                tenant = self._tenant_quota.get((policy.tenant_id, policy.quota_period))
+                if (
+                    tenant is not None
+                    and tenant[0] > 0
+                    and str(int(tenant[2])) == admission.tenant_quota_generation
+                ):
+                    tenant[0] -= 1
 
     async def block(self, kind: BlockKind, object_id: str, code: str) -> None:
         with self._lock:
@@ -203,6 +301,21 @@ class LocalLimiter:
                 generation,
             ]
 
+    async def tenant_quota_used(self, tenant_id: str, period: str) -> int | None:
+        with self._lock:
+            counter = self._tenant_quota.get((tenant_id, period))
+            return None if counter is None else int(counter[0])
+
+    async def set_tenant_quota_used(self, tenant_id: str, period: str, value: int) -> None:
+        with self._lock:
+            previous = self._tenant_quota.get((tenant_id, period))
+            generation = 0 if previous is None else int(previous[2]) + 1
+            self._tenant_quota[(tenant_id, period)] = [
+                float(max(0, value)),
+                counter_expiry(period),
+                generation,
+            ]
+
     async def aclose(self) -> None:
         """Nothing to close; here so both limiters can be shut down alike."""
 
@@ -212,6 +325,7 @@ class LocalLimiter:
         self._tat = {key: tat for key, tat in self._tat.items() if tat > now}
         wall = time.time()
         self._quota = {key: c for key, c in self._quota.items() if c[1] > wall}
+        self._tenant_quota = {key: c for key, c in self._tenant_quota.items() if c[1] > wall}
         for agent in list(self._leases):
             leases = {lid: exp for lid, exp in self._leases[agent].items() if exp > now}
             if leases:

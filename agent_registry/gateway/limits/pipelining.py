@@ -43,6 +43,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 logger = logging.getLogger(__name__)
 
 Orphaned = Callable[[Any], None]
+# Told the outcome of every round trip once: None (it worked) or the transport error.
+Outcome = Callable[[BaseException | None], None]
 
 
 def script_sha(script: str) -> str:
@@ -73,8 +75,10 @@ class ScriptPipeline:
         scripts: Sequence[str],
         batch_timeout: float,
         max_delay: float = 0.002,
+        on_outcome: Outcome | None = None,
     ) -> None:
         self._pool = pool
+        self._on_outcome = on_outcome
         self._scripts = tuple(scripts)
         self._batch_timeout = batch_timeout
         self._max_delay = max_delay
@@ -139,11 +143,14 @@ class ScriptPipeline:
                 replies = await self._round_trip([call.command() for call in batch])
         except BaseException as exc:
             await self._drop_connection()
+            failure = _transport_error(exc)
             for call in batch:
-                _fail(call, exc)
+                _fail(call, failure)
             if not isinstance(exc, Exception):  # cancelled: the loop is going away
                 raise
+            self._report(failure)
             return
+        self._report(None)
         retry: list[_Call] = []
         for call, reply in zip(batch, replies, strict=True):
             if isinstance(reply, NoScriptError) and call.attempts == 0:
@@ -178,8 +185,17 @@ class ScriptPipeline:
                     await connection.read_response()
         except Exception as exc:
             await self._drop_connection()
+            failure = _transport_error(exc)
             for call in waiting:
-                _fail(call, exc)
+                _fail(call, failure)
+            self._report(failure)
+
+    def _report(self, outcome: BaseException | None) -> None:
+        if self._on_outcome is not None:
+            try:
+                self._on_outcome(outcome)
+            except Exception:  # the callers have their answers; a hook must not hang them
+                logger.exception("limiter: the round trip's outcome hook failed")
 
     async def _get_connection(self) -> Any:
         if self._connection is None:
@@ -233,13 +249,18 @@ def _resolve(call: _Call, reply: Any) -> None:
     call.future.set_result(reply)
 
 
+def _transport_error(exc: BaseException) -> BaseException:
+    """One exception for the whole batch (the breaker counts a round trip once)."""
+    if isinstance(exc, asyncio.CancelledError | TimeoutError):
+        # asyncio.timeout's TimeoutError is the batch's deadline: a transport failure.
+        return RedisTimeoutError("Redis did not answer in time")
+    return exc
+
+
 def _fail(call: _Call, exc: BaseException) -> None:
     if call.future.done():
         return
-    if isinstance(exc, asyncio.CancelledError | TimeoutError):
-        # asyncio.timeout's TimeoutError is the batch's deadline: a transport failure.
-        exc = RedisTimeoutError("Redis did not answer in time")
-    call.future.set_exception(exc)
+    call.future.set_exception(_transport_error(exc))
     # The caller may be gone; do not let asyncio log "exception never retrieved".
     call.future.add_done_callback(_consume_exception)
 

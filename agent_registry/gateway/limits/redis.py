@@ -9,7 +9,8 @@ docs/gateway.md ("Limits") explains the design.
 
 Transport failures become ``LimiterUnavailable`` (503); with a ``fallback`` limiter
 (GATEWAY_LIMITS_ON_REDIS_FAILURE="local") ``admit`` asks it instead, approximate
-across processes.
+across processes. A slow Redis is waited for (``DEADLINE_SECONDS``); the circuit
+breaker (breaker.py) stops asking only on evidence that Redis is down.
 """
 
 from __future__ import annotations
@@ -31,7 +32,14 @@ from redis.exceptions import MaxConnectionsError, ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from agent_registry.gateway.errors import ConcurrencyLimited, LimiterUnavailable
-from agent_registry.gateway.limits.base import Admission, BlockKind, Limiter, LimitPolicy
+from agent_registry.gateway.limits.base import (
+    Admission,
+    BlockKind,
+    Limiter,
+    LimitPolicy,
+    TenantQuotaSeedNeeded,
+)
+from agent_registry.gateway.limits.breaker import CircuitBreaker
 from agent_registry.gateway.limits.local import (
     BLOCK_KINDS,
     LOCAL_LEASE_PREFIX,
@@ -40,6 +48,7 @@ from agent_registry.gateway.limits.local import (
     counter_expiry,
     quota_exceeded,
     rate_limited,
+    tenant_quota_exceeded,
 )
 from agent_registry.gateway.limits.pipelining import ScriptPipeline, script_sha
 
@@ -49,25 +58,52 @@ logger = logging.getLogger(__name__)
 # other Redis error is a bug and propagates.
 TRANSPORT_ERRORS = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
 
-SOCKET_TIMEOUT_SECONDS = 0.5
+# How long a round trip may take before it counts as failed (socket reads and writes,
+# connects, a batch of scripts, waiting for a pooled connection). Slow is not down:
+# on this project's 2-core machine with the CPUs saturated by 8 busy processes, a
+# gateway's batches took up to 0.69 s (docs/gateway.md, "Redis down"), so the deadline
+# leaves a wide margin. A stopped server, closed port or dropped connection is not
+# waited for: it fails at once.
+DEADLINE_SECONDS = 3.0
 POOL_SIZE = 64  # per process and event loop: the scripts use one, other commands the rest
 HEALTH_CHECK_INTERVAL_SECONDS = 15
-# After a transport failure, skip Redis this long, so an outage costs requests
-# one fast refusal (or fallback) each instead of a socket timeout each.
-RETRY_REDIS_AFTER_SECONDS = 0.5
+# The circuit breaker (breaker.py): open at once on a refused connect, or after this
+# many failed round trips in a row; then refuse without trying for OPEN_SECONDS, and
+# let one call probe.
+FAILURES_TO_OPEN = 2
+OPEN_SECONDS = 1.0
 FALLBACK_WARNING_EVERY_SECONDS = 60.0
 
 # KEYS: 1-3 block flags (access, tenant, agent), 4 GCRA TAT, 5 quota counter,
-#       6 concurrency lease ZSET, 7 quota counter generation (bumped by each reset).
+#       6 concurrency lease ZSET, 7 quota counter generation (bumped by each reset),
+#       8 tenant counter, 9 its generation, 10 the tenant's limit as last changed
+#       (set by the API for as long as snapshots may still hold the old one).
 # ARGV: 1 rate/s, 2 burst, 3 quota limit (-1 = unlimited), 4 quota seed,
 #       5 quota resets at (epoch s), 6 quota counter expiry (epoch s),
-#       7 max concurrent (0 = no limit), 8 lease ms, 9 lease id.
-# Returns {0, rate_remaining, quota_used, leased, generation} or a refusal:
-#   {1, block kind index, code} | {2, retry ms} | {3, retry ms} | {4}.
+#       7 max concurrent (0 = no limit), 8 lease ms, 9 lease id,
+#       10 the snapshot's tenant limit (-1 = none), 11 tenant seed ("" = not known).
+# Returns {0, rate_remaining, quota_used, leased, generation, tenant_limit, tenant_used,
+#          tenant_generation} (tenant_limit -1: not counted) or a refusal:
+#   {1, block kind index, code} | {2, retry ms, quota_used, tenant_limit, tenant_used}
+#   | {3 quota / 6 tenant quota, retry ms, rate_remaining, quota_used, tenant_limit,
+#      tenant_used} | {4} | {5} (the tenant counter needs its seed; nothing written).
 ADMIT_LUA = """
-local blocked = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3])
+local flags = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3], KEYS[10])
 for i = 1, 3 do
-  if blocked[i] then return {1, i, blocked[i]} end
+  if flags[i] then return {1, i, flags[i]} end
+end
+
+local tenant_limit = tonumber(flags[4] or ARGV[10])
+local tenant_used = -1
+if tenant_limit >= 0 then
+  local counted = redis.call('GET', KEYS[8])
+  if not counted then
+    if ARGV[11] == '' then return {5} end
+    redis.call('SET', KEYS[8], ARGV[11], 'NX')
+    redis.call('EXPIREAT', KEYS[8], ARGV[6])
+    counted = ARGV[11]
+  end
+  tenant_used = tonumber(counted)
 end
 
 local t = redis.call('TIME')
@@ -79,13 +115,15 @@ if tat < now_us then tat = now_us end
 local new_tat = tat + interval
 local allow_at = new_tat - tonumber(ARGV[2]) * interval
 if allow_at > now_us then
-  return {2, math.ceil((allow_at - now_us) / 1000)}
+  local used_now = tonumber(redis.call('GET', KEYS[5]) or ARGV[4])
+  return {2, math.ceil((allow_at - now_us) / 1000), used_now, tenant_limit, tenant_used}
 end
 -- %.0f: a bare number would be written with 14 significant digits and lose the
 -- microseconds.
 redis.call('SET', KEYS[4], string.format('%.0f', new_tat),
            'PX', math.ceil((new_tat - now_us) / 1000) + 1000)
 local rate_remaining = math.floor((now_us - allow_at) / interval)
+local retry_ms = math.ceil(tonumber(ARGV[5]) * 1000 - now_us / 1000)
 
 local limit = tonumber(ARGV[3])
 local used = redis.call('GET', KEYS[5])
@@ -95,36 +133,55 @@ if not used then
   used = ARGV[4]
 end
 if limit >= 0 and tonumber(used) >= limit then
-  return {3, math.ceil(tonumber(ARGV[5]) * 1000 - now_us / 1000)}
+  return {3, retry_ms, rate_remaining, tonumber(used), tenant_limit, tenant_used}
 end
 used = redis.call('INCR', KEYS[5])
+
+local tenant_generation = '0'
+if tenant_limit >= 0 then
+  if tenant_used >= tenant_limit then
+    used = redis.call('DECR', KEYS[5])
+    return {6, retry_ms, rate_remaining, used, tenant_limit, tenant_used}
+  end
+  tenant_used = redis.call('INCR', KEYS[8])
+  tenant_generation = redis.call('GET', KEYS[9]) or '0'
+end
 local generation = redis.call('GET', KEYS[7]) or '0'
 
 local max_cc = tonumber(ARGV[7])
-if max_cc <= 0 then return {0, rate_remaining, used, 0, generation} end
+if max_cc <= 0 then
+  return {0, rate_remaining, used, 0, generation, tenant_limit, tenant_used, tenant_generation}
+end
 local now_ms = math.floor(now_us / 1000)
 local lease_ms = tonumber(ARGV[8])
 redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now_ms)
 if redis.call('ZCARD', KEYS[6]) >= max_cc then
   redis.call('DECR', KEYS[5])
+  if tenant_limit >= 0 then redis.call('DECR', KEYS[8]) end
   return {4}
 end
 redis.call('ZADD', KEYS[6], now_ms + lease_ms, ARGV[9])
 if redis.call('PTTL', KEYS[6]) < lease_ms + 1000 then
   redis.call('PEXPIRE', KEYS[6], lease_ms + 1000)
 end
-return {0, rate_remaining, used, 1, generation}
+return {0, rate_remaining, used, 1, generation, tenant_limit, tenant_used, tenant_generation}
 """
 ADMIT_SHA = script_sha(ADMIT_LUA)
 
-# KEYS: 1 concurrency lease ZSET, 2 quota counter, 3 its generation.
+# KEYS: 1 concurrency lease ZSET, 2 quota counter, 3 its generation, 4 tenant counter,
+#       5 its generation.
 # ARGV: 1 lease id ("" = none), 2 "1" to give the reserved quota unit back,
-# 3 the generation the unit was reserved in (a reset since then: nothing to give back).
+# 3 the generation the unit was reserved in (a reset since then: nothing to give back),
+# 4 and 5 the same for the tenant's unit.
 FINISH_LUA = """
 if ARGV[1] ~= '' then redis.call('ZREM', KEYS[1], ARGV[1]) end
 if ARGV[2] == '1' and (redis.call('GET', KEYS[3]) or '0') == ARGV[3]
    and tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then
   redis.call('DECR', KEYS[2])
+end
+if ARGV[4] == '1' and (redis.call('GET', KEYS[5]) or '0') == ARGV[5]
+   and tonumber(redis.call('GET', KEYS[4]) or '0') > 0 then
+  redis.call('DECR', KEYS[4])
 end
 return 1
 """
@@ -147,22 +204,81 @@ def quota_generation_key(access_id: str, period: str) -> str:
     return f"ar:qg:{access_id}:{period}"
 
 
+def tenant_quota_key(tenant_id: str, period: str) -> str:
+    return f"ar:tq:{tenant_id}:{period}"
+
+
+def tenant_quota_generation_key(tenant_id: str, period: str) -> str:
+    return f"ar:tqg:{tenant_id}:{period}"
+
+
+def tenant_limit_key(tenant_id: str) -> str:
+    return f"ar:tl:{tenant_id}"
+
+
+def _reset_counter(pipe: Any, counter: str, generation: str, period: str, value: int) -> None:
+    expires = math.ceil(counter_expiry(period))
+    pipe.set(counter, max(0, value), exat=expires)
+    pipe.incr(generation)
+    pipe.expireat(generation, expires)
+
+
 def reset_quota_counter(client: Any, access_id: str, period: str, value: int = 0) -> Any:
     """Set the counter and start a new generation, atomically (MULTI).
 
     Works with the synchronous and the asyncio client alike (returns what
     ``execute`` returns: a list, or an awaitable of one).
     """
-    expires = math.ceil(counter_expiry(period))
     pipe = client.pipeline(transaction=True)
-    pipe.set(quota_key(access_id, period), max(0, value), exat=expires)
-    pipe.incr(quota_generation_key(access_id, period))
-    pipe.expireat(quota_generation_key(access_id, period), expires)
+    _reset_counter(
+        pipe, quota_key(access_id, period), quota_generation_key(access_id, period), period, value
+    )
+    return pipe.execute()
+
+
+def set_tenant_limit(
+    client: Any,
+    tenant_id: str,
+    limit: int | None,
+    *,
+    lasting: float,
+    period: str,
+    count: int | None = None,
+) -> Any:
+    """A changed tenant limit, seen by every process's next admission at once.
+
+    The limit itself lives in the key snapshots; this copy in Redis wins over theirs
+    for ``lasting`` seconds (longer than a snapshot may be served from memory), so no
+    process goes on with the old limit meanwhile. ``count``: also start the tenant's
+    counter afresh from that value (a new generation), for a limit that was not
+    counted until now. One MULTI; the sync or the asyncio client.
+    """
+    pipe = client.pipeline(transaction=True)
+    if count is not None:
+        _reset_counter(
+            pipe,
+            tenant_quota_key(tenant_id, period),
+            tenant_quota_generation_key(tenant_id, period),
+            period,
+            count,
+        )
+    pipe.set(
+        tenant_limit_key(tenant_id), -1 if limit is None else limit, px=math.ceil(lasting * 1000)
+    )
     return pipe.execute()
 
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _tenant(pair: Any) -> dict[str, int | None]:
+    """The script's (tenant limit, tenant used), -1 meaning none, as keyword arguments."""
+    limit, used = int(pair[0]), int(pair[1])
+    return {
+        "tenant_limit": limit if limit >= 0 else None,
+        "tenant_used": used if used >= 0 else None,
+    }
 
 
 def leases_key(agent_pk: str) -> str:
@@ -186,15 +302,15 @@ def _pool_busy(exc: BaseException) -> bool:
 class _LoopClient:
     """A client and its scripts, bound to the event loop that created them."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, deadline: float, on_outcome: Any) -> None:
         # A blocking pool: under a burst, a call waits briefly for a free connection
         # instead of failing with MaxConnectionsError, which would look like an outage.
         pool = aioredis.BlockingConnectionPool.from_url(
             url,
             max_connections=POOL_SIZE,
-            timeout=SOCKET_TIMEOUT_SECONDS,
-            socket_timeout=SOCKET_TIMEOUT_SECONDS,
-            socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
+            timeout=deadline,
+            socket_timeout=deadline,
+            socket_connect_timeout=deadline,
             health_check_interval=HEALTH_CHECK_INTERVAL_SECONDS,
         )
         self.client = aioredis.Redis(
@@ -206,47 +322,78 @@ class _LoopClient:
         )
         # admit and finish: auto-pipelined on one connection of the same pool.
         self.scripts = ScriptPipeline(
-            pool, scripts=(ADMIT_LUA, FINISH_LUA), batch_timeout=SOCKET_TIMEOUT_SECONDS
+            pool, scripts=(ADMIT_LUA, FINISH_LUA), batch_timeout=deadline, on_outcome=on_outcome
         )
 
 
 class RedisLimiter:
     """Limits in Redis; ``fallback`` (if any) answers ``admit`` while Redis is down."""
 
-    def __init__(self, url: str, *, fallback: Limiter | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        fallback: Limiter | None = None,
+        deadline: float = DEADLINE_SECONDS,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
         self.url = url
         self.fallback = fallback
+        self.deadline = deadline
+        self.breaker = breaker or CircuitBreaker(
+            failures_to_open=FAILURES_TO_OPEN,
+            open_seconds=OPEN_SECONDS,
+            probe_timeout=2 * deadline,
+        )
         # redis.asyncio clients belong to the loop they were created in; tests and
         # sync callers (async_to_sync) run several loops, so one client per loop.
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
             weakref.WeakKeyDictionary()
         )
-        self._down_until = 0.0
         self._last_fallback_warning = -math.inf
 
     def _loop_client(self) -> _LoopClient:
         loop = asyncio.get_running_loop()
         loop_client = self._clients.get(loop)
         if loop_client is None:
-            loop_client = self._clients[loop] = _LoopClient(self.url)
+            loop_client = self._clients[loop] = _LoopClient(
+                self.url, deadline=self.deadline, on_outcome=self._round_trip_outcome
+            )
         return loop_client
 
-    async def _call(self, make: Any) -> Any:
-        """Run ``make(loop_client)``; a transport failure → LimiterUnavailable."""
-        if time.monotonic() < self._down_until:
+    async def _call(self, make: Any, *, scripted: bool = False) -> Any:
+        """Run ``make(loop_client)``; a transport failure → LimiterUnavailable.
+
+        ``scripted``: the call goes through the script pipeline, which reports each
+        round trip's outcome to the breaker itself (once per batch, not per call).
+        """
+        if not self.breaker.allow():
             raise LimiterUnavailable()
         try:
-            return await make(self._loop_client())
+            result = await make(self._loop_client())
         except TRANSPORT_ERRORS as exc:
             if _pool_busy(exc):
                 raise LimiterUnavailable("The limiter is busy; retry shortly.") from exc
-            self._mark_down(exc)
+            if not scripted:
+                self._round_trip_outcome(exc)
             raise LimiterUnavailable() from exc
+        if not scripted:
+            self._round_trip_outcome(None)
+        return result
 
-    def _mark_down(self, exc: BaseException) -> None:
-        """Skip Redis for a moment, so an outage answers fast instead of timing out."""
-        self._down_until = time.monotonic() + RETRY_REDIS_AFTER_SECONDS
-        logger.error("limiter: Redis unreachable: %s", exc.__class__.__name__)
+    def _round_trip_outcome(self, exc: BaseException | None) -> None:
+        """Tell the breaker how a round trip went (a busy pool of ours tells nothing)."""
+        if exc is None:
+            self.breaker.success()
+        elif isinstance(exc, TRANSPORT_ERRORS) and not _pool_busy(exc):
+            if self.breaker.failure(exc):
+                logger.error(
+                    "limiter: Redis unreachable (%s); refusing without trying for %.1f s",
+                    exc.__class__.__name__,
+                    self.breaker.open_seconds,
+                )
+            else:
+                logger.warning("limiter: a Redis round trip failed: %s", exc.__class__.__name__)
 
     async def admit(self, policy: LimitPolicy) -> Admission:
         quota_limit = -1 if policy.quota_limit is None else policy.quota_limit
@@ -259,7 +406,12 @@ class RedisLimiter:
             quota_key(policy.access_id, policy.quota_period),
             leases_key(policy.agent_pk),
             quota_generation_key(policy.access_id, policy.quota_period),
+            tenant_quota_key(policy.tenant_id, policy.quota_period),
+            tenant_quota_generation_key(policy.tenant_id, policy.quota_period),
+            tenant_limit_key(policy.tenant_id),
         ]
+        tenant_limit = policy.tenant_quota_limit
+        tenant_seed = policy.tenant_quota_seed
         args = [
             max(1, policy.rate_per_second),
             max(1, policy.burst),
@@ -270,6 +422,8 @@ class RedisLimiter:
             max(0, policy.max_concurrent),
             max(1, round(policy.lease_seconds * 1000)),
             lease_id,
+            -1 if tenant_limit is None else tenant_limit,
+            "" if tenant_seed is None else max(0, tenant_seed),
         ]
 
         def undo(reply: Any) -> None:
@@ -277,11 +431,13 @@ class RedisLimiter:
             # unit and the lease back rather than leave them to expire.
             if int(reply[0]) == 0:
                 lease = lease_id if int(reply[3]) else ""
-                self._send_finish(policy, lease, True, _text(reply[4]), deferred=False)
+                tenant = _text(reply[7]) if int(reply[5]) >= 0 else None
+                self._send_finish(policy, lease, _text(reply[4]), tenant, deferred=False)
 
         try:
             reply = await self._call(
-                lambda c: c.scripts.submit(ADMIT_LUA, ADMIT_SHA, keys, args, on_orphan=undo)
+                lambda c: c.scripts.submit(ADMIT_LUA, ADMIT_SHA, keys, args, on_orphan=undo),
+                scripted=True,
             )
         except LimiterUnavailable:
             if self.fallback is None:
@@ -295,12 +451,24 @@ class RedisLimiter:
             code = reply[2].decode() if isinstance(reply[2], bytes) else str(reply[2])
             raise block_error(kind, code)
         if status == 2:
-            raise rate_limited(int(reply[1]) / 1000)
-        if status == 3:
-            raise quota_exceeded(int(reply[1]) / 1000)
+            raise rate_limited(
+                int(reply[1]) / 1000, policy, quota_used=int(reply[2]), **_tenant(reply[3:5])
+            )
+        if status in (3, 6):
+            refusal = quota_exceeded if status == 3 else tenant_quota_exceeded
+            raise refusal(
+                int(reply[1]) / 1000,
+                policy,
+                rate_remaining=int(reply[2]),
+                quota_used=int(reply[3]),
+                **_tenant(reply[4:6]),
+            )
         if status == 4:
             raise ConcurrencyLimited()
+        if status == 5:
+            raise TenantQuotaSeedNeeded()
         used = int(reply[2])
+        tenant_limit = int(reply[5])
         return Admission(
             lease_id=lease_id if int(reply[3]) else None,
             quota_reserved=True,
@@ -311,6 +479,12 @@ class RedisLimiter:
                 None if policy.quota_limit is None else max(0, policy.quota_limit - used)
             ),
             quota_generation=_text(reply[4]),
+            tenant_quota_reserved=tenant_limit >= 0,
+            tenant_quota_limit=tenant_limit if tenant_limit >= 0 else None,
+            tenant_quota_remaining=(
+                max(0, tenant_limit - int(reply[6])) if tenant_limit >= 0 else None
+            ),
+            tenant_quota_generation=_text(reply[7]),
         )
 
     async def finish(self, policy: LimitPolicy, admission: Admission, *, billable: bool) -> None:
@@ -332,31 +506,45 @@ class RedisLimiter:
         if self.fallback is not None and lease_id.startswith(LOCAL_LEASE_PREFIX):
             self.fallback.finish_soon(policy, admission, billable=billable)
             return None
-        give_back = admission.quota_reserved and not billable
-        if not lease_id and not give_back:
-            return None
+        if billable:  # the units are kept: only the lease (if any) is released
+            if not lease_id:
+                return None
+            return self._send_finish(policy, lease_id, None, None, deferred=deferred)
         return self._send_finish(
-            policy, lease_id, give_back, admission.quota_generation, deferred=deferred
+            policy,
+            lease_id,
+            admission.quota_generation if admission.quota_reserved else None,
+            admission.tenant_quota_generation if admission.tenant_quota_reserved else None,
+            deferred=deferred,
         )
 
     def _send_finish(
         self,
         policy: LimitPolicy,
         lease_id: str,
-        give_back: bool,
-        generation: str,
+        generation: str | None,
+        tenant_generation: str | None,
         *,
         deferred: bool,
     ) -> asyncio.Future[Any] | None:
-        if time.monotonic() < self._down_until:
+        """Release the lease; give back the units whose generation is given (None: keep)."""
+        if self.breaker.rejecting():
             _unsettled()
             return None
         keys = [
             leases_key(policy.agent_pk),
             quota_key(policy.access_id, policy.quota_period),
             quota_generation_key(policy.access_id, policy.quota_period),
+            tenant_quota_key(policy.tenant_id, policy.quota_period),
+            tenant_quota_generation_key(policy.tenant_id, policy.quota_period),
         ]
-        args = [lease_id, "1" if give_back else "0", generation]
+        args = [
+            lease_id,
+            "0" if generation is None else "1",
+            generation or "",
+            "0" if tenant_generation is None else "1",
+            tenant_generation or "",
+        ]
         future = self._loop_client().scripts.submit(
             FINISH_LUA, FINISH_SHA, keys, args, deferred=deferred
         )
@@ -367,9 +555,7 @@ class RedisLimiter:
         if future.cancelled():
             return
         exc = future.exception()
-        if isinstance(exc, TRANSPORT_ERRORS):
-            if not _pool_busy(exc):
-                self._mark_down(exc)
+        if isinstance(exc, TRANSPORT_ERRORS):  # the pipeline told the breaker already
             _unsettled()
         elif exc is not None:
             logger.error("limiter: settling failed: %r", exc)
@@ -389,6 +575,24 @@ class RedisLimiter:
     async def set_quota_used(self, access_id: str, period: str, value: int) -> None:
         """A reset: units reserved before it are not given back to the new count."""
         await self._call(lambda c: reset_quota_counter(c.client, access_id, period, value))
+
+    async def tenant_quota_used(self, tenant_id: str, period: str) -> int | None:
+        value = await self._call(lambda c: c.client.get(tenant_quota_key(tenant_id, period)))
+        return None if value is None else int(value)
+
+    async def set_tenant_quota_used(self, tenant_id: str, period: str, value: int) -> None:
+        async def reset(c: _LoopClient) -> Any:
+            pipe = c.client.pipeline(transaction=True)
+            _reset_counter(
+                pipe,
+                tenant_quota_key(tenant_id, period),
+                tenant_quota_generation_key(tenant_id, period),
+                period,
+                value,
+            )
+            return await pipe.execute()
+
+        await self._call(reset)
 
     async def aclose(self) -> None:
         """Close this event loop's client (tests call it before their loop ends)."""
