@@ -193,7 +193,13 @@ PATHS: dict[str, Any] = {
             "description": "Any other id, unknown or another agent's, is 404 agent_not_found.",
             "security": SECURITY,
             "parameters": [
-                {"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}
+                {
+                    "name": "model",
+                    "in": "path",
+                    "required": True,
+                    "description": "An agent_id (a slug).",
+                    "schema": {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$", "maxLength": 100},
+                }
             ],
             "responses": {
                 "200": {"description": "model", "content": _json("Model")},
