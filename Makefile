@@ -7,7 +7,7 @@ PORT ?= 8000
 # Exported: settings.py derives PUBLIC_BASE_URL (embed snippets) from it.
 export PORT
 
-.PHONY: run test lint format lock clean bench-gateway bench-gateway-soak bench-limiter bench-usage
+.PHONY: run test test-under-load lint format lock clean bench-gateway bench-gateway-soak bench-limiter bench-usage
 
 $(STAMP): requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ run: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/python scripts/with_services.py $(BIN)/pytest $(PYTEST_ARGS)
+
+# The same pytest run while scripts/cpu_hog.py keeps every CPU busy (HOG_ARGS, e.g.
+# "--processes 4"): the suite must pass on a starved machine too. The hog stops with pytest.
+test-under-load: $(STAMP)
+	$(BIN)/python scripts/cpu_hog.py $(HOG_ARGS) -- \
+		$(BIN)/python scripts/with_services.py $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

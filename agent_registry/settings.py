@@ -8,6 +8,7 @@ configuration table lists every variable read here.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import environ
@@ -106,6 +107,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Tests run on a file like `make run`, not Django's shared-cache in-memory default:
+    # that one locks whole tables and refuses a reader at once ("database table is
+    # locked", no busy wait) while another thread — the usage writer — is writing.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -103,6 +105,18 @@ def member_client(tenant):
         return factories.token_client(user)
 
     return make
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_the_sqlite_test_files() -> Iterator[None]:
+    """Servers' threads keep SQLite connections to the test database to the end, so its
+    WAL files outlive Django's removal of the file itself (set up before the database,
+    this runs after it is destroyed)."""
+    yield
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3") and database.get("TEST", {}).get("NAME"):
+        for suffix in ("-wal", "-shm"):
+            Path(f"{database['TEST']['NAME']}{suffix}").unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import secrets
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -18,6 +16,7 @@ from django.conf import settings
 from agent_registry.gateway.limits import reset_limiter
 from agent_registry.gateway.snapshots import snapshots
 from tests import factories
+from tests.waiting import WAIT_SECONDS, bound_socket, wait_until
 
 
 @dataclass
@@ -27,13 +26,7 @@ class LiveGateway:
 
     def client(self, api_key: str | None = None, **kwargs) -> httpx.Client:
         headers = {"X-API-Key": api_key} if api_key else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=10, **kwargs)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return httpx.Client(base_url=self.url, headers=headers, timeout=WAIT_SECONDS, **kwargs)
 
 
 @pytest.fixture
@@ -41,26 +34,25 @@ def live_gateway(transactional_db, settings) -> Iterator[LiveGateway]:
     settings.RUNTIME_ALLOW_PRIVATE_NETWORKS = True
     snapshots.clear()
     reset_limiter()
-    port = _free_port()
+    sock = bound_socket()  # the server gets the socket itself: no port to lose meanwhile
+    port = sock.getsockname()[1]
     config = uvicorn.Config(
         "agent_registry.asgi:application",
-        host="127.0.0.1",
-        port=port,
         log_level="warning",
         lifespan="on",
         access_log=False,
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the gateway did not start")
-        time.sleep(0.02)
+    wait_until(lambda: server.started or not thread.is_alive(), what="the gateway thread to start")
+    assert server.started, "the gateway thread ended before serving (see its log above)"
     yield LiveGateway(url=f"http://127.0.0.1:{port}", server=server)
     server.should_exit = True
-    thread.join(timeout=10)
+    thread.join(WAIT_SECONDS)
+    sock.close()
+    # A server still running would serve the next test with this one's state.
+    assert not thread.is_alive(), "the gateway thread did not stop"
     snapshots.clear()
     reset_limiter()
 

@@ -3,8 +3,6 @@ a usage record that says what really happened."""
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
@@ -13,6 +11,7 @@ from agent_registry.agents.runtime import RuntimeDescription
 from agent_registry.usage.models import UsageRecord
 from tests import factories
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
+from tests.waiting import WAIT_SECONDS, wait_until
 
 
 @pytest.fixture
@@ -44,16 +43,6 @@ def call(gateway, issued, **body):
         return client.post("/api/v1/agents/llm/invoke", json={"input": "say hi", **body})
 
 
-def wait_for_record(**filters) -> UsageRecord:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        record = UsageRecord.objects.filter(**filters).first()
-        if record is not None:
-            return record
-        time.sleep(0.05)
-    raise AssertionError(f"no usage record matching {filters}")
-
-
 def test_a_working_runtime_reports_real_token_counts(live_gateway, llm_subscription):
     response = call(live_gateway, llm_subscription)
 
@@ -75,13 +64,13 @@ def test_a_failing_runtime_is_recorded_unbilled_and_frees_its_slot(
     live_gateway, llm_subscription, upstream, fault, status, code
 ):
     upstream.set_fault(fault)
-    started = time.monotonic()
 
     response = call(live_gateway, llm_subscription)
 
+    # A hang would end in the client's own timeout; "slow" answering 504 shows the
+    # gateway gave up at the agent's 1 s timeout, not after the runtime's 2 s.
     assert response.status_code == status, response.text
     assert response.json()["error"]["code"] == code
-    assert time.monotonic() - started < 5
     record = UsageRecord.objects.get()
     assert (record.response_status, record.billable) == (status, False)
     assert AgentAccess.objects.get(pk=llm_subscription.access.pk).quota_used == 0
@@ -97,7 +86,7 @@ def test_a_client_that_leaves_mid_stream_is_billed_for_what_it_got(
     settings.GATEWAY_MAX_BODY_BYTES = 10_000
 
     with (
-        httpx.Client(base_url=live_gateway.url, timeout=10) as client,
+        httpx.Client(base_url=live_gateway.url, timeout=WAIT_SECONDS) as client,
         client.stream(
             "POST",
             "/api/v1/agents/llm/invoke",
@@ -110,7 +99,11 @@ def test_a_client_that_leaves_mid_stream_is_billed_for_what_it_got(
             if line.startswith("event: token"):
                 break  # got the first piece; hang up
 
-    record = wait_for_record(request_id=request_id)
+    # The gateway notices the hang-up after the answer began: its record follows.
+    record = wait_until(
+        UsageRecord.objects.filter(request_id=request_id).first,
+        what=f"the usage record of {request_id}",
+    )
     assert record.response_status == 499
     assert record.partial is True
     assert record.billable is True
@@ -124,7 +117,7 @@ def test_a_runtime_that_dies_mid_stream_ends_the_stream_with_an_error_event(
     upstream.set_fault("close_mid_stream")
 
     with (
-        httpx.Client(base_url=live_gateway.url, timeout=10) as client,
+        httpx.Client(base_url=live_gateway.url, timeout=WAIT_SECONDS) as client,
         client.stream(
             "POST",
             "/api/v1/agents/llm/invoke",

@@ -145,13 +145,15 @@ def test_an_unknown_block_kind_is_a_programming_error(limiter):
 
 
 def test_the_rate_limit_allows_the_burst_then_refuses_then_recovers(limiter, make_policy):
-    policy = make_policy(rate_per_second=10, burst=3)
+    # An emission interval of 0.5 s: the test's steps may stall up to 0.4 s on a busy
+    # machine (a token more would come back only after 0.5 s) and still see the same.
+    policy = make_policy(rate_per_second=2, burst=3)
 
     async def scenario():
         remaining = [(await limiter.admit(policy)).rate_remaining for _ in range(3)]
         with pytest.raises(RateLimited) as refused:
             await limiter.admit(policy)
-        await asyncio.sleep(0.12)  # one emission interval (1/rate s) and a margin
+        await asyncio.sleep(0.6)  # one emission interval (1/rate s) and a margin
         recovered = await limiter.admit(policy)
         with pytest.raises(RateLimited):
             await limiter.admit(policy)
@@ -530,13 +532,14 @@ def test_the_concurrency_limit_is_per_agent_across_keys(limiter, make_policy):
 
 
 def test_an_expired_lease_frees_its_slot(limiter, make_policy):
-    policy = make_policy(max_concurrent=1, lease_seconds=0.2)
+    # A lease of 1 s, so the second admission sees it held even after a stall.
+    policy = make_policy(max_concurrent=1, lease_seconds=1.0)
 
     async def scenario():
         await limiter.admit(policy)  # and never finished: the worker "died"
         with pytest.raises(ConcurrencyLimited):
             await limiter.admit(policy)
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(1.05)
         return await limiter.admit(policy)
 
     assert run(limiter, scenario).lease_id

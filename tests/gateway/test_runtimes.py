@@ -41,6 +41,7 @@ from tests.fakes import langflow as lf
 from tests.fakes.langflow import FakeLangflow
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
 from tests.fakes.secrets import InMemorySecrets
+from tests.waiting import WAIT_SECONDS, bound_socket
 
 QUESTION = "What is the capital of France?"
 ANSWER = "echo: What is the capital of France?"
@@ -136,10 +137,16 @@ def runtime_secrets(settings) -> Iterator[dict[tuple[str, str], str]]:
     secret_cache.clear()
 
 
+# A slow fake runtime answers only after this (or when it stops): a call that returns
+# sooner gave up by its own timeout, however slow the machine running the test is.
+SLOWER_THAN_ANY_TIMEOUT = WAIT_SECONDS
+
+
 @pytest.fixture
 def fake_langflow(runtime_secrets):
     runtime_secrets[PROVIDER, "LANGFLOW_KEY"] = lf.API_KEY
     with FakeLangflow() as fake:
+        fake.slow_seconds = SLOWER_THAN_ANY_TIMEOUT
         yield fake
 
 
@@ -147,6 +154,7 @@ def fake_langflow(runtime_secrets):
 def fake_openai(runtime_secrets):
     runtime_secrets[PROVIDER, "OPENAI_KEY"] = "sk-fake-openai-key"
     with FakeOpenAIUpstream(api_key="sk-fake-openai-key") as fake:
+        fake.slow_seconds = SLOWER_THAN_ANY_TIMEOUT
         yield fake
 
 
@@ -421,12 +429,13 @@ def test_langflow_unknown_flow_is_a_502_with_404(fake_langflow):
 )
 def test_langflow_invoke_faults_are_runtime_failures(fake_langflow, fault, message):
     fake_langflow.set_fault(fault)
-    outcome, elapsed = timed(get_adapter("langflow").invoke(langflow_call(fake_langflow)))
+    call = langflow_call(fake_langflow)
+    outcome, elapsed = timed(get_adapter("langflow").invoke(call))
 
     assert isinstance(outcome, RuntimeFailed)
     assert outcome.status == 502
     assert re.search(message, outcome.detail), outcome.detail
-    assert elapsed < 3
+    assert elapsed < call.target.timeout_seconds  # failed at once, not by timing out
     assert len(fake_langflow.runs) == 1, "a request that reached the upstream is never retried"
     assert fake_langflow.requests_to("/elsewhere") == []
 
@@ -461,7 +470,7 @@ def test_slow_langflow_times_out_at_the_agents_timeout(fake_langflow):
 
     assert isinstance(outcome, RuntimeTimedOut)
     assert outcome.status == 504
-    assert elapsed < 2
+    assert elapsed < SLOWER_THAN_ANY_TIMEOUT  # gave up by its own timeout
 
 
 def test_slow_langflow_stream_times_out_before_the_first_byte(fake_langflow):
@@ -471,7 +480,7 @@ def test_slow_langflow_stream_times_out_before_the_first_byte(fake_langflow):
 
     assert isinstance(error, RuntimeTimedOut)
     assert pieces == []
-    assert elapsed < 2
+    assert elapsed < SLOWER_THAN_ANY_TIMEOUT  # gave up by its own timeout
 
 
 def test_langflow_stalling_mid_stream_times_out_after_delivering_what_came(fake_langflow):
@@ -481,7 +490,7 @@ def test_langflow_stalling_mid_stream_times_out_after_delivering_what_came(fake_
 
     assert isinstance(error, RuntimeTimedOut)
     assert pieces == ["echo:"]
-    assert elapsed < 2
+    assert elapsed < SLOWER_THAN_ANY_TIMEOUT  # gave up by its own timeout
 
 
 def test_nothing_but_runtime_errors_escape_an_adapter(fake_langflow, monkeypatch):
@@ -626,12 +635,12 @@ def test_slow_openai_upstream_times_out(fake_openai, fault):
     call = openai_call(fake_openai, timeout=0.5)
     (_, error), elapsed = timed(collect_until_error(get_adapter("openai").stream(call)))
     assert isinstance(error, RuntimeTimedOut)
-    assert elapsed < 2
+    assert elapsed < SLOWER_THAN_ANY_TIMEOUT  # gave up by its own timeout
 
     if fault == "slow":  # a stall mid-stream only exists in streamed answers
         outcome, elapsed = timed(get_adapter("openai").invoke(call))
         assert isinstance(outcome, RuntimeTimedOut)
-        assert elapsed < 2
+        assert elapsed < SLOWER_THAN_ANY_TIMEOUT  # gave up by its own timeout
 
 
 # --- Plain HTTP ---------------------------------------------------------------------------------
@@ -738,10 +747,12 @@ def test_one_pooled_client_per_event_loop():
     assert two.closed
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+@pytest.fixture
+def refusing_port() -> Iterator[int]:
+    """A loopback port where connections are refused for the whole test (bound, never
+    listening: no other process can start listening there meanwhile)."""
+    with bound_socket() as sock:
+        yield sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -792,14 +803,14 @@ def test_connections_are_kept_alive_between_calls(fake_langflow, connect_attempt
     assert len(fake_langflow.runs) == 4
 
 
-def test_an_unreachable_runtime_fails_after_one_retry(connect_attempts):
+def test_an_unreachable_runtime_fails_after_one_retry(connect_attempts, refusing_port):
     attempts, _ = connect_attempts
     target = RuntimeTarget(
         agent_id="dead",
         name="Dead",
         runtime_type="http",
-        endpoint=f"http://127.0.0.1:{_free_port()}/run",
-        timeout_seconds=2,
+        endpoint=f"http://127.0.0.1:{refusing_port}/run",
+        timeout_seconds=WAIT_SECONDS,
     )
     call = RuntimeCall(target=target, request_id="r", input="x", session_id="s")
     outcome, elapsed = timed(get_adapter("http").invoke(call))
@@ -807,7 +818,7 @@ def test_an_unreachable_runtime_fails_after_one_retry(connect_attempts):
     assert isinstance(outcome, RuntimeFailed)
     assert "unreachable" in outcome.detail
     assert len(attempts) == 2
-    assert elapsed < 2
+    assert elapsed < WAIT_SECONDS  # refused: it did not wait for the timeout
 
 
 # --- Private-network guard ----------------------------------------------------------------------
@@ -986,7 +997,6 @@ def test_the_connector_itself_checks_addresses_at_connect_time(
 def test_closing_a_stream_early_releases_the_upstream_at_once(fake_langflow, fake_openai, runtime):
     fake = fake_langflow if runtime == "langflow" else fake_openai
     fake.set_fault("stall_mid_stream")
-    fake.slow_seconds = 30
     call = langflow_call(fake_langflow) if runtime == "langflow" else openai_call(fake_openai)
 
     async def first_piece_then_leave() -> str:
@@ -997,7 +1007,7 @@ def test_closing_a_stream_early_releases_the_upstream_at_once(fake_langflow, fak
 
     piece, elapsed = timed(first_piece_then_leave())
     assert piece == "echo:"
-    assert elapsed < 2
+    assert elapsed < fake.slow_seconds  # not held until the stalled upstream went on
 
 
 @pytest.mark.parametrize(

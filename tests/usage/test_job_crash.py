@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -36,6 +35,7 @@ from django.db import connection, connections, transaction
 from agent_registry.usage.aggregation import aggregate_range, postgresql
 from agent_registry.usage.models import DailyUsageSummary, UsageRecord
 from tests import factories
+from tests.waiting import WAIT_SECONDS, wait_until
 
 pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL only"),
@@ -47,7 +47,6 @@ FIRST = date(2026, 1, 1)
 DAYS = 20
 LAST = FIRST + timedelta(days=DAYS - 1)
 KILLED_ON = 6  # the job is killed on its 6th day, after committing 5
-WAIT_SECONDS = 60.0  # a stuck subprocess fails the test instead of hanging the suite
 
 # (access_id, currency) → the row's figures, per day; without ``id`` and ``computed_at``.
 DayRows = dict[tuple[str, str], dict]
@@ -235,14 +234,7 @@ def sessions() -> Iterator[Callable[..., psycopg.Connection]]:
 
 def wait_for(session: psycopg.Connection, sql: str, params: tuple, what: str) -> list[tuple]:
     """Poll ``sql`` (autocommit reads) until it returns rows."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    while True:
-        rows = session.execute(sql, params).fetchall()
-        if rows:
-            return rows
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.02)
+    return wait_until(lambda: session.execute(sql, params).fetchall(), what=what)
 
 
 WAITING_ON_A_LOCK = """
