@@ -165,7 +165,7 @@ def test_the_rate_limit_allows_the_burst_then_refuses_then_recovers(limiter, mak
     assert refusal.status == 429
     assert refusal.headers == {
         "Retry-After": "1",
-        "X-RateLimit-Limit": "10",
+        "X-RateLimit-Limit": "2",
         "X-RateLimit-Remaining": "0",
         "X-Quota-Limit": "100",
         "X-Quota-Remaining": "97",
