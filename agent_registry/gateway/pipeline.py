@@ -69,11 +69,14 @@ def api_key_from(x_api_key: str | None, authorization: str | None) -> str | None
     return None
 
 
-async def authenticate(api_key: str | None) -> tuple[KeySnapshot, str]:
+async def authenticate(
+    api_key: str | None, max_age: float | None = None
+) -> tuple[KeySnapshot, str]:
+    """The key's snapshot (no older than ``max_age`` seconds, when given) and prefix."""
     parsed = keys.parse_key(api_key, keys.API_KEY_KIND)
     if parsed is None:  # checksum first: a typo never reaches a cache or the database
         raise InvalidApiKey()
-    snapshot = await snapshots.get(parsed.prefix)
+    snapshot = await snapshots.get(parsed.prefix, max_age=max_age)
     if snapshot is None:
         raise InvalidApiKey()
     stored = snapshot.hash_for(parsed.prefix, time.time())

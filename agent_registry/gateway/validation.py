@@ -111,8 +111,6 @@ def text_field(data: dict, name: str, *, required: bool = False, max_chars: int 
         raise BadGatewayRequest(details={name: ["Must be a string."]})
     if len(value) > max_chars:
         raise BadGatewayRequest(details={name: [f"At most {max_chars} characters."]})
-    if "\x00" in value:
-        raise BadGatewayRequest(details={name: ["May not contain NUL characters."]})
     return value
 
 
