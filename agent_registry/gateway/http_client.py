@@ -366,9 +366,6 @@ async def _send(
     finally:
         response.release()
     excerpt = _redacted(snippet[:2048].decode("utf-8", "replace"), request_headers)
-    logger.warning(
-        "runtime %s (%s) answered HTTP %s: %s", target.agent_id, upstream, status, excerpt
-    )
     if 300 <= status < 400:
         hint = " (a redirect; redirects are not followed)"
     else:

@@ -197,12 +197,6 @@ class LangflowAdapter:
                                 pieces.append(chunk)
                                 yield chunk
                         elif name == "error":
-                            logger.warning(
-                                "Langflow run failed mid-stream (agent %s, request %s): %.500s",
-                                call.target.agent_id,
-                                call.request_id,
-                                data,
-                            )
                             raise RuntimeFailed(  # the detail, for the provider only
                                 f"Langflow reported an error during the run: {str(data)[:200]}"
                             )

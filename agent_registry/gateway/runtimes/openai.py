@@ -93,12 +93,6 @@ def build_body(call: RuntimeCall, *, stream: bool) -> dict[str, Any]:
 def _check_error(payload: dict[str, Any], call: RuntimeCall) -> None:
     # Some compatible servers answer 200 (or stream an event) carrying {"error": ...}.
     if payload.get("error"):
-        logger.warning(
-            "OpenAI-compatible upstream error (agent %s, request %s): %.500s",
-            call.target.agent_id,
-            call.request_id,
-            payload["error"],
-        )
         raise RuntimeFailed(  # the detail, for the provider only
             f"the OpenAI-compatible upstream reported an error: {str(payload['error'])[:200]}"
         )
