@@ -17,8 +17,9 @@ from django.conf import settings
 from agent_registry.agents.models import RuntimeType
 from agent_registry.core import netaddr
 from agent_registry.core.errors import ValidationFailed
+from agent_registry.secrets.models import SECRET_NAME_PATTERN
 
-SECRET_REF_PATTERN = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+SECRET_REF_PATTERN = re.compile(SECRET_NAME_PATTERN)  # a name of the secrets app
 
 # Which runtime fields each type takes, and which of them it requires.
 FIELDS: dict[str, tuple[set[str], set[str]]] = {

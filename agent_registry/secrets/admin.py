@@ -11,6 +11,8 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
 
 from agent_registry.core.admin import ServiceModelAdmin, add_registry_error, adopt
 from agent_registry.core.errors import RegistryError, ValidationFailed
@@ -61,6 +63,8 @@ class _ServiceDeletes:
 
 
 @admin.register(RuntimeSecret)
+# The posted value stays out of Django's error reports (the DEBUG page, admin mails).
+@method_decorator(sensitive_post_parameters("value"), name="changeform_view")
 class RuntimeSecretAdmin(_ServiceDeletes, ServiceModelAdmin):
     form = RuntimeSecretForm
     list_display = ["name", "tenant", "version", "updated_at"]

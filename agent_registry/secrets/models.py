@@ -15,7 +15,8 @@ from django.db import models
 from agent_registry.core.models import PublicIdModel
 from agent_registry.tenants.models import AgentTenant
 
-SECRET_NAME_PATTERN = r"^[A-Z][A-Z0-9_]{0,63}$"
+# \Z, not $: "$" would also accept a name followed by a newline.
+SECRET_NAME_PATTERN = r"^[A-Z][A-Z0-9_]{0,63}\Z"
 SECRET_NAME_HELP = "A-Z, 0-9 and _, starting with a letter, at most 64 characters."
 ENV_PREFIX = "RUNTIME_SECRET_"
 

@@ -15,7 +15,9 @@ import pytest
 from auditlog.models import LogEntry
 
 from agent_registry.agents.models import AgentInstance
+from agent_registry.core.errors import ValidationFailed
 from agent_registry.secrets.models import EnvironmentSecretGrant, RuntimeSecret
+from agent_registry.secrets.services import secret_create
 from tests import factories
 
 VALUE = "sk-provider-live-0123456789"
@@ -263,3 +265,12 @@ def test_a_grant_does_not_show_the_environment_value(tenant, operator_client, mo
     response = operator_client.get(GRANTS.format(tenant.slug))
 
     assert VALUE not in response.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["OPENAI_KEY\n", "openai_key", "1KEY", "KEY-1", ""])
+def test_a_name_outside_the_rule_is_refused_by_the_service_too(name):
+    with pytest.raises(ValidationFailed):
+        secret_create(tenant=factories.TenantFactory(), name=name, value="sk-x")
+
+    assert not RuntimeSecret.objects.exists()

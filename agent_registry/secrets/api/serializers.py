@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from agent_registry.core.api import InputSerializer
+from agent_registry.secrets.models import SECRET_NAME_PATTERN
 from agent_registry.secrets.services import MAX_VALUE_LENGTH
 
 
@@ -17,7 +18,7 @@ class SecretValueInput(InputSerializer):
 
 
 class SecretCreateInput(SecretValueInput):
-    name = serializers.RegexField(r"^[A-Z][A-Z0-9_]{0,63}$", max_length=64)
+    name = serializers.RegexField(SECRET_NAME_PATTERN, max_length=64)
 
 
 class SecretOutput(serializers.Serializer):
@@ -39,7 +40,7 @@ class SecretOutput(serializers.Serializer):
 
 
 class GrantInput(InputSerializer):
-    name = serializers.RegexField(r"^[A-Z][A-Z0-9_]{0,63}$", max_length=64)
+    name = serializers.RegexField(SECRET_NAME_PATTERN, max_length=64)
     note = serializers.CharField(max_length=500, required=False, default="", allow_blank=True)
 
 
