@@ -19,6 +19,8 @@ import unicodedata
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.db.models import Value
+from django.db.models.functions import Lower
 from django.utils.deconstruct import deconstructible
 
 _REFUSED_CATEGORIES = frozenset({"Cf", "Cc", "Co", "Cs", "Cn", "Zl", "Zp", "Zs"})
@@ -69,8 +71,16 @@ refuse_invisible = NoInvisibleCharacters()
 
 
 def user_by_username(username: str):
-    """The user whose username equals ``username`` ignoring case, or None."""
-    return get_user_model().objects.filter(username__iexact=username).first()
+    """The user whose username equals ``username`` ignoring case, or None.
+
+    The exact spelling first (the username's unique index: every OIDC request asks), and
+    only then ignoring case, through the ``LOWER(username)`` index of migration 0002.
+    """
+    users = get_user_model().objects
+    return (
+        users.filter(username=username).first()
+        or users.alias(lowered=Lower("username")).filter(lowered=Lower(Value(username))).first()
+    )
 
 
 def user_get_or_create(username: str, *, email: str = ""):
