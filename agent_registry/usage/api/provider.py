@@ -6,7 +6,6 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers, viewsets
 from rest_framework.request import Request
@@ -26,7 +25,6 @@ class _PeriodField(serializers.CharField):
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("required", False)
         kwargs.setdefault("max_length", 7)
-        kwargs.setdefault("validators", [RegexValidator(periods.PERIOD_PATTERN)])
         super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> str:
