@@ -126,6 +126,11 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# What enforces subscriptions live (block flags, cached snapshots, quota counters): the
+# domain announces changes and reads counters through core/live_state.py; this names
+# the implementation, so the domain never imports the gateway.
+LIVE_STATE = "agent_registry.gateway.live_state.GatewayLiveState"
+
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_BROKER_CONNECTION_TIMEOUT = 3

@@ -26,7 +26,7 @@ from agent_registry.core.admin import (
     colored,
     run_per_row,
 )
-from agent_registry.gateway import invalidation
+from agent_registry.core.live_state import live_state
 
 ADMIN_REASON = "admin action"
 
@@ -184,7 +184,7 @@ class AgentAccessAdmin(ServiceModelAdmin):
             obj.save(update_fields=[*fields, "updated_at"])
             # The gateway serves the key's limits from a snapshot; drop it once committed.
             access_id = str(obj.pk)
-            transaction.on_commit(lambda: invalidation.access_changed(access_id))
+            transaction.on_commit(lambda: live_state().access_changed(access_id))
 
 
 class AgentConfigurationForm(forms.ModelForm):

@@ -7,14 +7,20 @@ gateway/snapshots.py ``hash_for``) so that a warm call makes no query.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
 
+import structlog
 from django.db.models import Q, QuerySet
 
 from agent_registry.access.models import AccessStatus, AgentAccess, AgentConfiguration
-from agent_registry.core import keys
+from agent_registry.core import keys, periods
 from agent_registry.core.errors import Forbidden, NotFound
+from agent_registry.core.live_state import CountersUnavailable, live_state
 from agent_registry.gateway.errors import InvalidApiKey
 from agent_registry.tenants.permissions import is_operator, member_tenant_ids
+
+log = structlog.get_logger(__name__)
 
 
 def access_for_key(plaintext: str | None) -> AgentAccess:
@@ -76,3 +82,44 @@ def embeddable_configuration(access: AgentAccess) -> AgentConfiguration:
     if access.status == AccessStatus.REVOKED:
         raise NotFound("This subscription is revoked; it has no embed code.")
     return access.configuration
+
+
+# A subscription's monthly quota as the gateway enforces it.
+#
+# The gateway counts each month on its own counter (Redis in production, the process's
+# limiter in the embedded default): a unit is reserved when a call is admitted and
+# given back if the call is not billable. The database's ``quota_used`` follows the
+# committed records, so it trails the counter by the calls in flight, and until
+# ``reset_quotas`` has run after a month boundary it still holds the previous month.
+# What customers are shown should be what the gateway will do, so the API reads the
+# counter and falls back to the database only where there is no counter yet.
+
+
+def access_live_quota_used(
+    access_ids: Iterable[str], *, now: datetime | None = None
+) -> dict[str, int]:
+    """access id → this month's live counter, for the subscriptions that have one.
+
+    One round trip for any number of ids. Returns what it can: unreadable counters are
+    logged and yield an empty mapping (callers fall back to the database).
+    """
+    period = periods.period_of(now or datetime.now(UTC))
+    try:
+        counters = live_state().quota_counters([str(pk) for pk in access_ids], period)
+    except CountersUnavailable as exc:  # the database's figure is still a fair answer
+        log.warning("gateway_quota_read_failed", error=exc.reason[:300])
+        return {}
+    return {access_id: value for access_id, value in counters.items() if value is not None}
+
+
+def access_quota_used_shown(
+    access: AgentAccess, counters: dict[str, int], *, now: datetime | None = None
+) -> int:
+    """The live counter if there is one; else the database's count of this month."""
+    counter = counters.get(str(access.pk))
+    if counter is not None:
+        return counter
+    now = now or datetime.now(UTC)
+    if access.quota_reset_at is not None and access.quota_reset_at <= now:
+        return 0  # the stored count belongs to a month that has ended
+    return access.quota_used

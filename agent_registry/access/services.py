@@ -19,7 +19,7 @@ from agent_registry.agents.models import AgentInstance, AgentPlan
 from agent_registry.agents.services import plan_lineage_ids
 from agent_registry.core import keys, periods
 from agent_registry.core.errors import AgentUnavailable, Conflict, Forbidden, ValidationFailed
-from agent_registry.gateway import invalidation
+from agent_registry.core.live_state import live_state
 from agent_registry.tenants.models import AgentProject
 
 
@@ -31,9 +31,10 @@ class IssuedAccess:
     api_key: str
 
 
-def _after_commit(action, access: AgentAccess) -> None:
+def _after_commit(announce: str, access: AgentAccess) -> None:
+    """Tell live enforcement (core/live_state.py) once the change has committed."""
     access_id = str(access.pk)
-    transaction.on_commit(lambda: action(access_id))
+    transaction.on_commit(lambda: getattr(live_state(), announce)(access_id))
 
 
 def _new_widget_key() -> str:
@@ -142,7 +143,7 @@ def access_rotate_key(*, access: AgentAccess, grace_seconds: int | None = None) 
     access.key_hash = issued.hash
     access.key_rotated_at = now
     access.save()
-    _after_commit(invalidation.access_changed, access)
+    _after_commit("access_changed", access)
     return IssuedAccess(access=access, api_key=issued.plaintext)
 
 
@@ -159,7 +160,7 @@ def access_revoke(*, access: AgentAccess, reason: str) -> AgentAccess:
     access.previous_key_hash = ""
     access.previous_key_expires_at = None
     access.save()
-    _after_commit(invalidation.access_stopped, access)
+    _after_commit("access_stopped", access)
     return access
 
 
@@ -171,7 +172,7 @@ def access_reset_quota(*, access: AgentAccess) -> AgentAccess:
     access.quota_reset_at = periods.next_month_start(now)
     access.quota_counted_since = now
     access.save(update_fields=["quota_used", "quota_reset_at", "quota_counted_since", "updated_at"])
-    _after_commit(invalidation.quota_reset, access)
+    _after_commit("quota_reset", access)
     return access
 
 
@@ -212,5 +213,5 @@ def configuration_update(*, configuration: AgentConfiguration, **fields: Any) ->
             details={"rag_chunk_overlap": ["Must be smaller than rag_chunk_size."]}
         )
     configuration.save()
-    _after_commit(invalidation.access_changed, configuration.access)
+    _after_commit("access_changed", configuration.access)
     return configuration

@@ -19,8 +19,8 @@ from agent_registry.agents.models import (
 )
 from agent_registry.agents.runtime import RuntimeDescription
 from agent_registry.core.errors import Conflict, InvalidTransition, ValidationFailed
+from agent_registry.core.live_state import live_state
 from agent_registry.core.metrics import state_transitions_total
-from agent_registry.gateway import invalidation
 from agent_registry.secrets.backends import get_backend as secrets_backend
 from agent_registry.tenants.models import AgentProject
 
@@ -127,7 +127,7 @@ def agent_update(
             setattr(agent, column, value)
     agent.save()
     agent_pk = str(agent.pk)
-    transaction.on_commit(lambda: invalidation.agent_state_changed(agent_pk, agent.state))
+    transaction.on_commit(lambda: live_state().agent_state_changed(agent_pk, agent.state))
     return agent
 
 
@@ -176,7 +176,7 @@ def agent_transition(
 
     def after_commit() -> None:
         state_transitions_total.labels(from_state=from_state, to_state=to_state).inc()
-        invalidation.agent_state_changed(agent_pk, to_state)
+        live_state().agent_state_changed(agent_pk, to_state)
 
     transaction.on_commit(after_commit)
     return agent

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from agent_registry.core.errors import Conflict
 from agent_registry.core.identifiers import user_by_username
-from agent_registry.gateway import invalidation
+from agent_registry.core.live_state import live_state
 from agent_registry.tenants.errors import LastOwner
 from agent_registry.tenants.models import (
     AgentProject,
@@ -69,13 +69,13 @@ def tenant_update(*, tenant: AgentTenant, **fields: Any) -> AgentTenant:
 
 
 def tenant_limit_saved(tenant: AgentTenant, *, previous: int | None) -> None:
-    """Tell the gateway about a changed ``monthly_api_calls_limit`` once it commits."""
+    """Tell live enforcement about a changed ``monthly_api_calls_limit`` once it commits."""
     limit = tenant.monthly_api_calls_limit
     if limit == previous:
         return
     tenant_id = str(tenant.pk)
     transaction.on_commit(
-        lambda: invalidation.tenant_limit_changed(
+        lambda: live_state().tenant_limit_changed(
             tenant_id, limit, was_limited=previous is not None
         )
     )
@@ -92,7 +92,7 @@ def tenant_suspend(*, tenant: AgentTenant, reason: str) -> AgentTenant:
     tenant.suspension_reason = reason
     tenant.save(update_fields=["is_active", "suspended_at", "suspension_reason", "updated_at"])
     tenant_id = str(tenant.pk)
-    transaction.on_commit(lambda: invalidation.tenant_suspended(tenant_id))
+    transaction.on_commit(lambda: live_state().tenant_suspended(tenant_id))
     return tenant
 
 
@@ -106,7 +106,7 @@ def tenant_reactivate(*, tenant: AgentTenant) -> AgentTenant:
     tenant.suspension_reason = ""
     tenant.save(update_fields=["is_active", "suspended_at", "suspension_reason", "updated_at"])
     tenant_id = str(tenant.pk)
-    transaction.on_commit(lambda: invalidation.tenant_reactivated(tenant_id))
+    transaction.on_commit(lambda: live_state().tenant_reactivated(tenant_id))
     return tenant
 
 
@@ -145,7 +145,7 @@ def project_update(*, project: AgentProject, **fields: Any) -> AgentProject:
     if was_active != project.is_active:
         # Archiving stops the project's keys in the gateway at once, as a suspension does.
         project_id, archived = str(project.pk), not project.is_active
-        transaction.on_commit(lambda: invalidation.project_archived(project_id, archived))
+        transaction.on_commit(lambda: live_state().project_archived(project_id, archived))
     return project
 
 

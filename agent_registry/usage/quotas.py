@@ -21,7 +21,7 @@ from agent_registry.access.models import AccessStatus, AgentAccess
 from agent_registry.access.services import subscription_quota_limit
 from agent_registry.agents.services import plan_current_version
 from agent_registry.core import periods
-from agent_registry.gateway import invalidation
+from agent_registry.core.live_state import live_state
 from agent_registry.usage.models import UsageRecord
 
 
@@ -69,7 +69,7 @@ def _roll(access_id, now: datetime) -> bool:
         )
         if moved:
             access_id = str(access.pk)
-            transaction.on_commit(lambda: invalidation.access_changed(access_id))
+            transaction.on_commit(lambda: live_state().access_changed(access_id))
     return True
 
 

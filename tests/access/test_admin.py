@@ -11,8 +11,8 @@ from django.utils import timezone
 from agent_registry.access.admin import AgentAccessAdmin
 from agent_registry.access.models import AccessStatus, AgentAccess, AgentConfiguration
 from agent_registry.access.services import access_revoke, access_rotate_key
+from agent_registry.core.live_state import live_state
 from agent_registry.core.periods import next_month_start as next_period_start
-from agent_registry.gateway import invalidation
 from tests import factories
 from tests.admin_support import (
     add_url,
@@ -209,7 +209,7 @@ def test_a_limit_change_drops_the_gateways_snapshot_of_the_key(
     admin_browser, access, monkeypatch, django_capture_on_commit_callbacks
 ):
     told: list[str] = []
-    monkeypatch.setattr(invalidation, "access_changed", told.append)
+    monkeypatch.setattr(live_state(), "access_changed", told.append)
     data = form_data(admin_browser.get(change_url(access)))
 
     with django_capture_on_commit_callbacks(execute=True):

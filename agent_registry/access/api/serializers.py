@@ -7,9 +7,9 @@ from urllib.parse import urlsplit
 from rest_framework import serializers
 
 from agent_registry.access.models import AgentAccess, AgentConfiguration
+from agent_registry.access.selectors import access_live_quota_used, access_quota_used_shown
 from agent_registry.core.api import BoundedJSONField, InputSerializer, ModelInputSerializer
 from agent_registry.core.identifiers import refuse_invisible
-from agent_registry.gateway.quota_state import gateway_quota_used, quota_used_shown
 
 
 class SubscriptionList(serializers.ListSerializer):
@@ -17,7 +17,7 @@ class SubscriptionList(serializers.ListSerializer):
 
     def to_representation(self, data):
         items = list(data.all() if hasattr(data, "all") else data)
-        cast(dict, self.context)["gateway_quota_used"] = gateway_quota_used(
+        cast(dict, self.context)["gateway_quota_used"] = access_live_quota_used(
             item.pk for item in items
         )
         return super().to_representation(items)
@@ -27,7 +27,7 @@ class SubscriptionOutput(serializers.ModelSerializer):
     """Never includes the key or its hash.
 
     ``quota_used`` and ``quota_remaining`` are what the gateway enforces this month
-    (gateway/quota_state.py), not the database's trailing copy.
+    (access/selectors.py), not the database's trailing copy.
     """
 
     tenant = serializers.CharField(source="tenant.slug", read_only=True)
@@ -69,9 +69,9 @@ class SubscriptionOutput(serializers.ModelSerializer):
     def get_quota_used(self, access) -> int:
         counters = self.context.get("gateway_quota_used")
         if counters is None:
-            counters = gateway_quota_used([access.pk])
+            counters = access_live_quota_used([access.pk])
             cast(dict, self.context)["gateway_quota_used"] = counters
-        return quota_used_shown(access, counters)
+        return access_quota_used_shown(access, counters)
 
     def get_quota_remaining(self, access) -> int | None:
         if access.quota_limit is None:

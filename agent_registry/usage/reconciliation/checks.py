@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
 
 from agent_registry.core import periods
-from agent_registry.gateway.limits.redis import quota_key
+from agent_registry.core.live_state import live_state
 from agent_registry.usage.models import TenantQuotaSnapshot
 from agent_registry.usage.reconciliation.reading import TenantData
 from agent_registry.usage.reconciliation.report import (
@@ -246,7 +246,7 @@ def check_counters(data: TenantData) -> Iterator[Finding]:
             continue
         low = records - data.straddling_in.get(access, 0)
         high = records + data.straddling_out.get(access, 0)
-        key = quota_key(access, data.period)
+        key = live_state().quota_counter_name(access, data.period)
         compared = f"billable records vs gateway counter {key}: "
         expected = {"billable_records": records, "since": data.quota_since[access].isoformat()}
         got = {"counter": counter}

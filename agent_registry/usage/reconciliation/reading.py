@@ -10,9 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-import redis
 from auditlog.models import LogEntry
-from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
 from django.db.models import BigIntegerField, Count, F, Max, Min, Q, Sum
@@ -20,7 +18,7 @@ from django.db.models.functions import Cast, Coalesce, Round, TruncDate
 
 from agent_registry.access.models import AgentAccess
 from agent_registry.core import periods
-from agent_registry.gateway import sync_redis
+from agent_registry.core.live_state import CountersUnavailable, live_state
 from agent_registry.tenants.models import AgentTenant
 from agent_registry.usage.models import DailyUsageSummary, TenantQuotaSnapshot, UsageRecord
 from agent_registry.usage.reconciliation.report import Difference, Note, Usage
@@ -285,28 +283,20 @@ def load_tenant(tenant: AgentTenant, period: str, now: datetime) -> TenantData:
 
 
 class Counters:
-    """The gateway's quota counters, read with one MGET per tenant."""
+    """The gateway's quota counters, read with one round trip per tenant.
 
-    def __init__(self) -> None:
-        self.client: redis.Redis | None = None
-        if settings.REDIS_URL:
-            self.client = sync_redis.connect()
+    From the store every process shares (core/live_state.py): a reconciliation run is
+    another process than the gateway, so the embedded default has nothing to read.
+    """
 
     def read(self, data: TenantData) -> None:
-        if self.client is None:
-            data.counters_unavailable = (
-                "no REDIS_URL: the embedded gateway keeps its counters in its own process"
-            )
-            return
         access_ids = sorted(data.subscriptions)
-        if not access_ids:
-            data.counters = {}
-            return
         try:
-            data.counters = sync_redis.quota_counters(self.client, access_ids, data.period)
-        except redis.RedisError as exc:
-            data.counters_unavailable = f"Redis unreachable ({exc.__class__.__name__})"
+            counters = live_state().shared_quota_counters(access_ids, data.period)
+        except CountersUnavailable as exc:
+            data.counters_unavailable = exc.reason
+            return
+        data.counters = counters
 
     def close(self) -> None:
-        if self.client is not None:
-            self.client.close()
+        """Nothing to release: the live state's client is the process's pooled one."""

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from agent_registry.access.models import AgentAccess
+from agent_registry.access.selectors import access_live_quota_used
 from agent_registry.core import periods
 from agent_registry.gateway.limits import get_limiter
-from agent_registry.gateway.quota_state import gateway_quota_used
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -81,4 +81,4 @@ def test_a_page_of_subscriptions_reads_every_counter(member_client, project, sub
 def test_an_unreachable_counter_store_falls_back_to_the_database(settings, subscription):
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
 
-    assert gateway_quota_used([subscription.pk]) == {}
+    assert access_live_quota_used([subscription.pk]) == {}
