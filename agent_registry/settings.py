@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "agent_registry.agents",
     "agent_registry.access",
     "agent_registry.usage",
+    "agent_registry.billing",
 ]
 
 MIDDLEWARE = [
@@ -201,6 +202,11 @@ BILLING_GRACE_PERIOD_HOURS = env.int("BILLING_GRACE_PERIOD_HOURS", default=72)
 # on. Set it when deploying onto existing usage, so no statements appear for months
 # that were billed elsewhere.
 BILLING_FIRST_CYCLE = env.str("BILLING_FIRST_CYCLE", default="")
+# Where a finalized statement goes to be invoiced (billing/channels.py): "none" (free or
+# internal: nothing leaves the registry). Waldur and Stripe add theirs to
+# BILLING_CHANNELS when they are integrated.
+BILLING_CHANNEL = env.str("BILLING_CHANNEL", default="none")
+BILLING_CHANNELS = {"none": "agent_registry.billing.channels.NoneChannel"}
 
 # --- API -----------------------------------------------------------------------
 

@@ -5,13 +5,14 @@ from rest_framework.routers import DefaultRouter
 
 from agent_registry.access.api.views import SubscriptionViewSet
 from agent_registry.agents.api.views import AgentViewSet, CatalogViewSet
+from agent_registry.billing.api.revenue import ProviderRevenueViewSet
+from agent_registry.billing.api.snapshots import SnapshotViewSet
 from agent_registry.core import health, metrics
 from agent_registry.secrets.api.views import EnvironmentSecretGrantViewSet, RuntimeSecretViewSet
 from agent_registry.tenants.api.views import ProjectViewSet, TenantViewSet
 from agent_registry.usage.api.daily import DailySummaryViewSet
-from agent_registry.usage.api.provider import ProviderRevenueViewSet, ProviderUsageViewSet
+from agent_registry.usage.api.provider import ProviderUsageViewSet
 from agent_registry.usage.api.records import UsageRecordViewSet
-from agent_registry.usage.api.snapshots import SnapshotViewSet
 
 # "/?": a POST without the trailing slash is served, not redirected (and its body lost).
 router = DefaultRouter(trailing_slash="/?")  # type: ignore[arg-type]  # DRF takes a pattern here

@@ -17,6 +17,7 @@ from agent_registry.agents.models import (
     AgentStateTransition,
     BillingModel,
 )
+from agent_registry.agents.plan_versions import newest_version
 from agent_registry.agents.runtime import RuntimeDescription
 from agent_registry.core.errors import Conflict, InvalidTransition, ValidationFailed
 from agent_registry.core.live_state import live_state
@@ -362,11 +363,9 @@ def plan_deactivate(*, plan: AgentPlan) -> AgentPlan:
 
 def plan_current_version(plan: AgentPlan, *, at: datetime | None = None) -> AgentPlan:
     """The newest version of ``plan``'s line made by ``at`` (now if None)."""
-    while True:
-        successor = AgentPlan.all_objects.filter(previous_version=plan).first()
-        if successor is None or (at is not None and successor.created_at > at):
-            return plan
-        plan = successor
+    return newest_version(
+        plan, lambda version: AgentPlan.all_objects.filter(previous_version=version).first(), at
+    )
 
 
 def plan_lineage_ids(plan: AgentPlan) -> list[Any]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from agent_registry.billing.pricing import call_cost_minor_units
 from agent_registry.core import keys, periods
 from agent_registry.gateway import metrics, tenant_quota
 from agent_registry.gateway.config import config
@@ -26,7 +27,6 @@ from agent_registry.gateway.limits import get_limiter
 from agent_registry.gateway.limits.base import Admission, LimitPolicy, limit_headers
 from agent_registry.gateway.runtimes.base import ChatMessage, RuntimeCall, Usage
 from agent_registry.gateway.snapshots import KeySnapshot, snapshots
-from agent_registry.usage.pricing import call_cost_minor_units
 from agent_registry.usage.writer import UsageRow, UsageWriter
 
 usage_writer = UsageWriter()

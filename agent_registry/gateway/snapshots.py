@@ -28,10 +28,10 @@ from django.db.models import Q
 from redis.exceptions import RedisError
 
 from agent_registry.access.models import AgentAccess
+from agent_registry.billing.pricing import CallPricing
 from agent_registry.core import keys
 from agent_registry.gateway.config import config
 from agent_registry.gateway.runtimes.base import RuntimeTarget
-from agent_registry.usage.pricing import CallPricing
 
 log = structlog.get_logger(__name__)
 

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django.contrib import admin
 from django.http import HttpRequest
 
 from agent_registry.core.admin import colored
-from agent_registry.core.money import CURRENCIES
-from agent_registry.usage.models import (
-    BillingCycle,
-    DailyUsageSummary,
-    TenantQuotaSnapshot,
-    UsageRecord,
-)
+from agent_registry.usage.models import DailyUsageSummary, UsageRecord
 
 
 class ComputedOnlyAdmin(admin.ModelAdmin):
@@ -90,56 +82,3 @@ class DailyUsageSummaryAdmin(ComputedOnlyAdmin):
     list_select_related = ["tenant", "agent_instance"]
     date_hierarchy = "date"
     ordering = ["-date", "tenant__name"]
-
-
-@admin.register(BillingCycle)
-class BillingCycleAdmin(ComputedOnlyAdmin):
-    list_display = [
-        "billing_cycle_id",
-        "state",
-        "snapshots",
-        "total_cost_cents",
-        "refreshed_at",
-        "finalized_at",
-    ]
-    list_filter = ["is_finalized"]
-    ordering = ["-billing_cycle_id"]
-
-    @admin.display(description="State", ordering="is_finalized")
-    def state(self, obj: BillingCycle) -> str:
-        return colored("green", "finalized") if obj.is_finalized else colored("orange", "open")
-
-
-@admin.register(TenantQuotaSnapshot)
-class TenantQuotaSnapshotAdmin(ComputedOnlyAdmin):
-    list_display = [
-        "tenant",
-        "billing_cycle_id",
-        "total_api_calls",
-        "total_tokens",
-        "total_cost_display",
-        "adjustments_cost_cents",
-        "state",
-        "sync_status",
-    ]
-    list_filter = ["billing_cycle_id", "is_finalized", "synced_to_waldur", "currency"]
-    search_fields = ["tenant__name", "tenant__slug", "billing_cycle_id"]
-    list_select_related = ["tenant"]
-    ordering = ["-billing_cycle_id", "tenant__name"]
-
-    @admin.display(description="Cost", ordering="total_cost_cents")
-    def total_cost_display(self, obj: TenantQuotaSnapshot) -> str:
-        exponent = CURRENCIES.get(obj.currency, 2)
-        return f"{Decimal(obj.total_cost_cents).scaleb(-exponent)} {obj.currency}"
-
-    @admin.display(description="State", ordering="is_finalized")
-    def state(self, obj: TenantQuotaSnapshot) -> str:
-        return colored("green", "finalized") if obj.is_finalized else colored("orange", "open")
-
-    @admin.display(description="Waldur sync")
-    def sync_status(self, obj: TenantQuotaSnapshot) -> str:
-        if obj.synced_to_waldur:
-            return colored("green", "synced")
-        if obj.sync_error:
-            return colored("red", "error")
-        return colored("orange", "pending")

@@ -1,13 +1,9 @@
-"""A provider's view of its own agents: usage and revenue across all its customers.
+"""A provider's view of its own agents: usage across all its customers, and who may ask.
 
-The provider of an agent is the tenant that owns the agent's project. Its figures are
-read from what billing already computed, never priced a second time:
-
-- usage (calls, errors, tokens, the metered cost) from ``DailyUsageSummary``, the rows
-  billing cycles are priced from;
-- revenue from ``TenantQuotaSnapshot``: per customer and month, the invoice lines of the
-  subscriptions to the provider's agents (``usage_by_agent``) and the adjustment lines
-  of late usage that name those agents.
+The provider of an agent is the tenant that owns the agent's project. Usage (calls,
+errors, tokens, the metered cost) is read from ``DailyUsageSummary``, the rows billing
+cycles are priced from. Revenue, read from the customers' statements, is billing's
+(``billing/selectors.py``); both answer to the same ``provider_scope``.
 
 Records not yet aggregated (at most the few minutes since ``aggregate-recent-usage``
 last ran) are not counted: a record may arrive after its day was summarised, so adding
@@ -20,7 +16,6 @@ subscription, key, session, request, configuration or member of the customer.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -28,7 +23,6 @@ from typing import Any
 from django.db.models import F, Max, QuerySet, Sum
 from django.db.models.functions import TruncMonth
 
-from agent_registry.agents.models import AgentInstance
 from agent_registry.core.errors import Forbidden, NotFound, ValidationFailed
 from agent_registry.tenants.models import AgentTenant
 from agent_registry.tenants.permissions import (
@@ -37,7 +31,7 @@ from agent_registry.tenants.permissions import (
     member_tenant_ids,
     require_role,
 )
-from agent_registry.usage.models import DailyUsageSummary, TenantQuotaSnapshot
+from agent_registry.usage.models import DailyUsageSummary
 
 USAGE_FIGURES = (
     "calls",
@@ -48,17 +42,6 @@ USAGE_FIGURES = (
     "tokens_output",
     "tokens_total",
     "billable_tokens",
-)
-REVENUE_FIGURES = (
-    "calls",
-    "billable_calls",
-    "tokens_input",
-    "tokens_output",
-    "tokens_total",
-    "billable_tokens",
-    "usage_revenue_cents",
-    "adjustments_cents",
-    "revenue_cents",
 )
 
 
@@ -176,120 +159,3 @@ def provider_usage_totals(query: UsageQuery) -> list[dict[str, Any]]:
     """The figures of every row the query selects (not only one page), per currency."""
     rows = _summaries(query).order_by("currency").values("currency").annotate(**_SUMS)
     return [dict(row) for row in rows]
-
-
-# --- Revenue, from the billing snapshots -----------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RevenueQuery:
-    scope: ProviderScope
-    agent: str | None = None
-    customer: str | None = None
-    first_period: str | None = None  # YYYY-MM, inclusive
-    last_period: str | None = None  # YYYY-MM, inclusive
-
-
-def _agents_of(query: RevenueQuery) -> dict[str, str]:
-    """agent_id → provider slug, for the agents the query covers (retired and deleted too:
-    they earned money while they ran)."""
-    agents = AgentInstance.all_objects.all()
-    if query.scope.provider_ids is not None:
-        agents = agents.filter(project__tenant_id__in=query.scope.provider_ids)
-    if query.agent:
-        agents = agents.filter(agent_id=query.agent)
-    return dict(agents.values_list("agent_id", "project__tenant__slug"))
-
-
-def provider_revenue(query: RevenueQuery) -> list[dict[str, Any]]:
-    """One row per billing month x customer tenant x agent x currency, newest first.
-
-    The figures are the snapshot's own: ``usage_revenue_cents`` is the agent's entry in
-    ``usage_by_agent`` (the sum of its subscriptions' invoice lines, fees included),
-    ``adjustments_cents`` the adjustment lines of the snapshot that name the agent (late
-    usage of an earlier, closed month, billed in this one) and ``revenue_cents`` both.
-    ``finalized`` says whether the month is closed (its figures never change again);
-    an open month is as of ``refreshed_at`` (refreshed hourly).
-    """
-    agents = _agents_of(query)
-    if not agents:
-        return []
-    snapshots = TenantQuotaSnapshot.objects.select_related("tenant")
-    if query.scope.provider_ids is not None or query.agent:
-        snapshots = snapshots.filter(usage_by_agent__has_any_keys=sorted(agents))
-    if query.customer:
-        snapshots = snapshots.filter(tenant__slug=query.customer)
-    if query.first_period:
-        snapshots = snapshots.filter(billing_cycle_id__gte=query.first_period)
-    if query.last_period:
-        snapshots = snapshots.filter(billing_cycle_id__lte=query.last_period)
-    rows = []
-    for snapshot in snapshots.order_by("-billing_cycle_id", "tenant__slug", "currency"):
-        adjustments: dict[str, int] = defaultdict(int)
-        for line in snapshot.adjustments:
-            adjustments[line["agent"]] += line["amount_cents"]
-        for agent_id in sorted(set(snapshot.usage_by_agent) | set(adjustments)):
-            if agent_id not in agents:
-                continue
-            entry = snapshot.usage_by_agent.get(agent_id, {})
-            usage_revenue = entry.get("cost_cents", 0)
-            rows.append(
-                {
-                    "period": snapshot.billing_cycle_id,
-                    "customer": snapshot.tenant.slug,
-                    "customer_name": snapshot.tenant.name,
-                    "provider": agents[agent_id],
-                    "agent": agent_id,
-                    "currency": snapshot.currency,
-                    "calls": entry.get("calls", 0),
-                    "billable_calls": entry.get("billable_calls", 0),
-                    "tokens_input": entry.get("tokens_input", 0),
-                    "tokens_output": entry.get("tokens_output", 0),
-                    "tokens_total": entry.get("tokens_total", 0),
-                    "billable_tokens": entry.get("billable_tokens", 0),
-                    "usage_revenue_cents": usage_revenue,
-                    "adjustments_cents": adjustments[agent_id],
-                    "revenue_cents": usage_revenue + adjustments[agent_id],
-                    "plans": _by_plan(entry.get("subscriptions", {})),
-                    "finalized": snapshot.is_finalized,
-                    "refreshed_at": snapshot.refreshed_at,
-                }
-            )
-    return rows
-
-
-def _by_plan(subscriptions: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """An agent entry's subscriptions summed per plan (the provider's own price lists):
-    how many subscriptions, their calls and invoice lines; no subscription id."""
-    plans: dict[str, dict[str, Any]] = {}
-    for entry in subscriptions.values():
-        plan = plans.setdefault(
-            entry["plan"],
-            {
-                "plan": entry["plan"],
-                "plan_name": entry["plan_name"],
-                "billing_model": entry["billing_model"],
-                "subscriptions": 0,
-                "calls": 0,
-                "billable_calls": 0,
-                "revenue_cents": 0,
-            },
-        )
-        plan["subscriptions"] += 1
-        plan["calls"] += entry["calls"]
-        plan["billable_calls"] += entry["billable_calls"]
-        plan["revenue_cents"] += entry["cost_cents"]
-    return sorted(plans.values(), key=lambda plan: (plan["plan_name"], plan["plan"]))
-
-
-def revenue_totals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows' figures summed per currency (amounts never add across currencies)."""
-    totals: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        total = totals.setdefault(
-            row["currency"],
-            {"currency": row["currency"], **dict.fromkeys(REVENUE_FIGURES, 0)},
-        )
-        for name in REVENUE_FIGURES:
-            total[name] += row[name]
-    return [totals[currency] for currency in sorted(totals)]

@@ -77,7 +77,7 @@ def _move_to_plan_in_force(access: AgentAccess, period_start: datetime) -> list[
     """A re-priced plan reaches its subscribers here, at their next period.
 
     The subscription moves to the newest version that existed when the period began
-    (billing prices each month on that version too: usage/billing_cycles/pricing.py)
+    (billing prices each month on that version too: billing/cycles/lines.py)
     and takes its quota and rate limit. Returns the columns changed.
     """
     if access.status == AccessStatus.REVOKED or access.deleted_at is not None:

@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from agent_registry.agents.models import AgentInstance
 from agent_registry.core import periods
 from agent_registry.tenants.permissions import is_operator, member_tenant_ids
-from agent_registry.usage.models import DailyUsageSummary, TenantQuotaSnapshot, UsageRecord
+from agent_registry.usage.models import DailyUsageSummary, UsageRecord
 
 
 def usage_records_visible_to(user) -> QuerySet[UsageRecord]:
@@ -71,10 +71,3 @@ def daily_summaries_visible_to(user) -> QuerySet[DailyUsageSummary]:
     if is_operator(user):
         return summaries
     return summaries.filter(tenant_id__in=member_tenant_ids(user))
-
-
-def snapshots_visible_to(user) -> QuerySet[TenantQuotaSnapshot]:
-    snapshots = TenantQuotaSnapshot.objects.select_related("tenant")
-    if is_operator(user):
-        return snapshots
-    return snapshots.filter(tenant_id__in=member_tenant_ids(user))

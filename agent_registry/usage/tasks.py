@@ -44,16 +44,6 @@ def roll_quota_periods() -> object:
     return jobs.run("roll-quota-periods")
 
 
-@shared_task(name=jobs.task_name("close-billing-cycles"), **_TASK_OPTIONS)
-def close_billing_cycles() -> object:
-    return jobs.run("close-billing-cycles")
-
-
-@shared_task(name=jobs.task_name("reconcile-usage"), **_TASK_OPTIONS)
-def reconcile_usage() -> object:
-    return jobs.run("reconcile-usage")
-
-
 @shared_task(name=jobs.task_name("create-usage-partitions"), **_TASK_OPTIONS)
 def create_usage_partitions() -> object:
     return jobs.run("create-usage-partitions")

@@ -106,7 +106,7 @@ def main() -> None:
         result = aggregate_range(first_day, after - timedelta(days=1), progress=progress)
         detail = {"days": result.days, "rows": result.rows, "records": result.records}
     elif args.job == "snapshot":
-        from agent_registry.usage.billing_cycles import refresh_cycle
+        from agent_registry.billing.cycles import refresh_cycle
 
         result = refresh_cycle(args.period)
         detail = {"result": repr(result)[:300]}

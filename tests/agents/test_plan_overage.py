@@ -10,8 +10,8 @@ from django.db import IntegrityError, transaction
 
 from agent_registry.access.services import access_create
 from agent_registry.agents.models import AgentPlan, AgentState, BillingModel
+from agent_registry.billing.pricing import PlanPrice, price_period
 from agent_registry.usage.models import UsageRecord
-from agent_registry.usage.pricing import PlanPrice, price_period
 from tests import factories
 from tests.admin_support import add_url, change_url, changelist_url, form_data
 from tests.agents.test_admin import plan_add_data

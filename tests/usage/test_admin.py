@@ -8,9 +8,10 @@ from decimal import Decimal
 import pytest
 
 from agent_registry.access.models import AgentAccess
+from agent_registry.billing.cycles import close_cycle
+from agent_registry.billing.models import BillingCycle, TenantQuotaSnapshot
 from agent_registry.usage.aggregation import aggregate_day
-from agent_registry.usage.billing_cycles import close_cycle
-from agent_registry.usage.models import BillingCycle, TenantQuotaSnapshot, UsageRecord
+from agent_registry.usage.models import UsageRecord
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -81,10 +82,10 @@ def test_billing_cycles_and_snapshots_are_shown_read_only(admin_client, closed_c
     snapshot = TenantQuotaSnapshot.objects.get()
     cycle = BillingCycle.objects.get()
     pages = {
-        "snapshots": admin_client.get("/admin/usage/tenantquotasnapshot/"),
-        "snapshot": admin_client.get(f"/admin/usage/tenantquotasnapshot/{snapshot.pk}/change/"),
-        "cycles": admin_client.get("/admin/usage/billingcycle/"),
-        "cycle": admin_client.get(f"/admin/usage/billingcycle/{cycle.pk}/change/"),
+        "snapshots": admin_client.get("/admin/billing/tenantquotasnapshot/"),
+        "snapshot": admin_client.get(f"/admin/billing/tenantquotasnapshot/{snapshot.pk}/change/"),
+        "cycles": admin_client.get("/admin/billing/billingcycle/"),
+        "cycle": admin_client.get(f"/admin/billing/billingcycle/{cycle.pk}/change/"),
     }
 
     assert {name: page.status_code for name, page in pages.items()} == dict.fromkeys(pages, 200)
@@ -92,8 +93,8 @@ def test_billing_cycles_and_snapshots_are_shown_read_only(admin_client, closed_c
     assert "finalized" in listing
     assert "0.01 USD" in listing  # 1.25 cents, rounded once for the line
     edit = admin_client.post(
-        f"/admin/usage/tenantquotasnapshot/{snapshot.pk}/change/", {"total_cost_cents": 0}
+        f"/admin/billing/tenantquotasnapshot/{snapshot.pk}/change/", {"total_cost_cents": 0}
     )
     assert edit.status_code == 403
     assert TenantQuotaSnapshot.objects.get().total_cost_cents == 1
-    assert admin_client.get("/admin/usage/billingcycle/add/").status_code == 403
+    assert admin_client.get("/admin/billing/billingcycle/add/").status_code == 403

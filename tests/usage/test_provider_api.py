@@ -33,10 +33,10 @@ from django.db import transaction
 from agent_registry.access.models import AgentAccess
 from agent_registry.access.services import access_create
 from agent_registry.agents.models import BillingModel
+from agent_registry.billing.cycles import close_cycle, refresh_cycle
+from agent_registry.billing.models import TenantQuotaSnapshot
 from agent_registry.tenants.models import TenantMembership
 from agent_registry.usage.aggregation import aggregate_range
-from agent_registry.usage.billing_cycles import close_cycle, refresh_cycle
-from agent_registry.usage.models import TenantQuotaSnapshot
 from tests import factories
 
 pytestmark = pytest.mark.django_db

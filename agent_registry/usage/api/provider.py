@@ -1,4 +1,6 @@
-"""A provider's usage and revenue across all its customers (usage/provider_selectors.py)."""
+"""A provider's usage across all its customers (usage/provider_selectors.py).
+
+Its revenue is billing's: billing/api/revenue.py, on the same query parameters."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from agent_registry.usage import provider_selectors as selectors
 # --- Input: the query string -----------------------------------------------------------
 
 
-class _PeriodField(serializers.CharField):
+class PeriodField(serializers.CharField):
     """``YYYY-MM``, by the one rule in core/periods.py."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -35,7 +37,7 @@ class _PeriodField(serializers.CharField):
             raise serializers.ValidationError("Must be a month like 2026-11 (YYYY-MM).") from None
 
 
-class _ScopeQuery(InputSerializer):
+class ProviderScopeQuery(InputSerializer):
     # Strict like every input: an unknown query parameter is a 400 naming it.
     page = serializers.IntegerField(min_value=1, required=False, help_text="Page number.")
     page_size = serializers.IntegerField(
@@ -65,7 +67,7 @@ class _ScopeQuery(InputSerializer):
         return attrs
 
 
-class ProviderUsageQuery(_ScopeQuery):
+class ProviderUsageQuery(ProviderScopeQuery):
     # "from" is a Python keyword, so these two are declared through the class namespace.
     locals()["from"] = serializers.DateField(
         required=False, help_text="From this UTC day (YYYY-MM-DD), inclusive."
@@ -73,7 +75,7 @@ class ProviderUsageQuery(_ScopeQuery):
     locals()["to"] = serializers.DateField(
         required=False, help_text="Up to this UTC day (YYYY-MM-DD), inclusive."
     )
-    period = _PeriodField(help_text="One UTC month (YYYY-MM); instead of from/to.")
+    period = PeriodField(help_text="One UTC month (YYYY-MM); instead of from/to.")
     granularity = serializers.ChoiceField(
         choices=["day", "month"], default="day", help_text="One row per UTC day or month."
     )
@@ -91,25 +93,6 @@ class ProviderUsageQuery(_ScopeQuery):
             start=start,
             end=end,
             granularity=data["granularity"],
-        )
-
-
-class ProviderRevenueQuery(_ScopeQuery):
-    locals()["from"] = _PeriodField(help_text="From this UTC month (YYYY-MM), inclusive.")
-    locals()["to"] = _PeriodField(help_text="Up to this UTC month (YYYY-MM), inclusive.")
-    period = _PeriodField(help_text="One UTC month (YYYY-MM); instead of from/to.")
-
-    def query(self, user) -> selectors.RevenueQuery:
-        data = self.validated_data
-        first, last = data.get("from"), data.get("to")
-        if data.get("period"):
-            first = last = data["period"]
-        return selectors.RevenueQuery(
-            scope=selectors.provider_scope(user, data.get("tenant")),
-            agent=data.get("agent"),
-            customer=data.get("customer"),
-            first_period=first,
-            last_period=last,
         )
 
 
@@ -164,64 +147,10 @@ class ProviderUsagePageOutput(serializers.Serializer):
     totals = ProviderUsageTotalsOutput(many=True, help_text="Every selected row, per currency.")
 
 
-class _RevenueFiguresOutput(serializers.Serializer):
-    calls = serializers.IntegerField()
-    billable_calls = serializers.IntegerField()
-    tokens_input = serializers.IntegerField()
-    tokens_output = serializers.IntegerField()
-    tokens_total = serializers.IntegerField()
-    billable_tokens = serializers.IntegerField()
-    usage_revenue_cents = serializers.IntegerField(
-        help_text="The month's invoice lines (fees, usage, overage), minor units."
-    )
-    adjustments_cents = serializers.IntegerField(
-        help_text="Late usage of earlier, closed months billed in this one."
-    )
-    revenue_cents = serializers.IntegerField(help_text="Both, in minor units of currency.")
-
-
-class ProviderRevenuePlanOutput(serializers.Serializer):
-    plan = serializers.UUIDField()
-    plan_name = serializers.CharField()
-    billing_model = serializers.CharField()
-    subscriptions = serializers.IntegerField(help_text="Customer's subscriptions on the plan.")
-    calls = serializers.IntegerField()
-    billable_calls = serializers.IntegerField()
-    revenue_cents = serializers.IntegerField(help_text="Their invoice lines, minor units.")
-
-
-class ProviderRevenueRowOutput(_RevenueFiguresOutput):
-    period = serializers.CharField(help_text="Billing month, YYYY-MM.")
-    customer = serializers.CharField(help_text="Customer tenant slug.")
-    customer_name = serializers.CharField()
-    provider = serializers.CharField(help_text="Provider tenant slug.")
-    agent = serializers.CharField()
-    currency = serializers.CharField()
-    plans = ProviderRevenuePlanOutput(
-        many=True, help_text="usage_revenue_cents per plan of the agent (adjustments aside)."
-    )
-    finalized = serializers.BooleanField(help_text="The month is closed: final figures.")
-    refreshed_at = serializers.DateTimeField()
-
-
-class ProviderRevenueTotalsOutput(_RevenueFiguresOutput):
-    currency = serializers.CharField()
-
-
-# A page object, not a list of them (the schema would wrap a list action's answer).
-@extend_schema_serializer(many=False)
-class ProviderRevenuePageOutput(serializers.Serializer):
-    count = serializers.IntegerField()
-    next = serializers.URLField(allow_null=True)
-    previous = serializers.URLField(allow_null=True)
-    results = ProviderRevenueRowOutput(many=True)
-    totals = ProviderRevenueTotalsOutput(many=True, help_text="Every selected row, per currency.")
-
-
 # --- Views -----------------------------------------------------------------------------
 
 
-def _page(
+def page_with_totals(
     view: viewsets.ViewSet,
     request: Request,
     rows: Any,
@@ -255,37 +184,10 @@ class ProviderUsageViewSet(viewsets.ViewSet):
         params.is_valid(raise_exception=True)
         query = params.query(request.user)
         context = {"granularity": query.granularity}
-        return _page(
+        return page_with_totals(
             self,
             request,
             selectors.provider_usage(query),
             lambda rows: ProviderUsageRowOutput(rows, many=True, context=context).data,
             ProviderUsageTotalsOutput(selectors.provider_usage_totals(query), many=True).data,
-        )
-
-
-@extend_schema(tags=["provider"])
-class ProviderRevenueViewSet(viewsets.ViewSet):
-    """What the provider's customers are billed for its agents, from the billing cycles."""
-
-    @extend_schema(
-        parameters=[ProviderRevenueQuery],
-        responses={200: ProviderRevenuePageOutput, **COMMON_ERRORS},
-        description=(
-            "One row per billing month x customer tenant x agent x currency, newest first, "
-            "with totals over every selected row: the figures of the customers' billing "
-            "snapshots (docs/billing.md), finalized or as last refreshed. Needs the admin "
-            "role in the provider tenant; operators see every provider."
-        ),
-    )
-    def list(self, request: Request) -> Response:
-        params = ProviderRevenueQuery(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        rows = selectors.provider_revenue(params.query(request.user))
-        return _page(
-            self,
-            request,
-            rows,
-            lambda page: ProviderRevenueRowOutput(page, many=True).data,
-            ProviderRevenueTotalsOutput(selectors.revenue_totals(rows), many=True).data,
         )

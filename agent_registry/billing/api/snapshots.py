@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, viewsets
 
+from agent_registry.billing import selectors
+from agent_registry.billing.models import TenantQuotaSnapshot
+from agent_registry.billing.statements import Statement
 from agent_registry.core.api import COMMON_ERRORS
 from agent_registry.core.filters import BooleanFilter, SlugFilter, StrictFilterSet
-from agent_registry.usage import selectors
 from agent_registry.usage.api.records import PeriodFilter
-from agent_registry.usage.models import TenantQuotaSnapshot
 
 
 class SnapshotFilter(StrictFilterSet):
@@ -54,6 +57,13 @@ class SnapshotOutput(serializers.ModelSerializer):
             "synced_at",
         ]
         read_only_fields = fields
+
+    def to_representation(self, instance: TenantQuotaSnapshot) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        # The statement's two columns as billing/statements.py reads and writes them: the
+        # stored shape, with the same key order on every database.
+        data.update(Statement.of(instance).to_json())
+        return data
 
 
 @extend_schema(tags=["usage"], responses={200: SnapshotOutput(many=True), **COMMON_ERRORS})

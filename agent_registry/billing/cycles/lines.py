@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, date, timedelta
+from decimal import Decimal
 
 from django.db.models import Q
 
 from agent_registry.access.models import AccessStatus, AgentAccess
 from agent_registry.agents.models import AgentPlan
+from agent_registry.agents.plan_versions import newest_version
+from agent_registry.billing.figures import UsageFigures
+from agent_registry.billing.pricing import PlanPrice, price_period
+from agent_registry.billing.statements import StatementLine
 from agent_registry.core import periods
-from agent_registry.usage.billing_cycles.figures import Usage
-from agent_registry.usage.pricing import PlanPrice, price_period
 
 # --- Pricing one subscription ---------------------------------------------------------
 
@@ -30,6 +33,9 @@ def active_days(access: AgentAccess) -> tuple[date, date | None] | None:
 
 class PlanVersions:
     """Which version of a plan prices a subscription's month (docs/billing.md "Plan versions").
+
+    The rule is ``agents.plan_versions.newest_version``, the one the quota roll uses
+    too; this class only loads the versioned plans once and picks the moment.
 
     A subscription is billed, for the month it was made in, on the version it was
     made on; for every later month, on the newest version that existed when the month
@@ -56,16 +62,14 @@ class PlanVersions:
         moment = max(periods.period_start(period), access.created_at)
         while plan.previous_version_id is not None:
             plan = self._by_id[plan.previous_version_id]
-        while (successor := self._successor.get(plan.pk)) is not None:
-            if successor.created_at > moment:
-                break
-            plan = successor
-        return plan
+        # From the line's first version: a month is priced on what was in force then,
+        # however far access.plan has moved along since.
+        return newest_version(plan, lambda version: self._successor.get(version.pk), moment)
 
 
 def price_subscription(
-    access: AgentAccess, period: str, usage: Usage, versions: PlanVersions | None = None
-) -> tuple[list[dict], int]:
+    access: AgentAccess, period: str, usage: UsageFigures, versions: PlanVersions | None = None
+) -> tuple[tuple[StatementLine, ...], int]:
     """The invoice lines of one subscription for one month, and their total (minor units)."""
     plan = (versions or PlanVersions()).in_force(access, period)
     first, after = periods.period_dates(period)
@@ -83,13 +87,13 @@ def price_subscription(
         calls=max(usage.billable_calls, 0),
         tokens=max(usage.billable_tokens, 0),
     )
-    lines = [
-        {
-            "description": line.description,
-            "quantity": str(line.quantity),
-            "unit_price": str(line.unit_price),
-            "amount_cents": line.amount_minor,
-        }
+    lines = tuple(
+        StatementLine(
+            description=line.description,
+            quantity=Decimal(line.quantity),
+            unit_price=line.unit_price,
+            amount_cents=line.amount_minor,
+        )
         for line in charge.lines
-    ]
+    )
     return lines, charge.total_minor

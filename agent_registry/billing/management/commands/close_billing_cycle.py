@@ -7,9 +7,9 @@ import time
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from agent_registry.billing.cycles import CycleFinalized, close_cycle, closes_at
 from agent_registry.core import periods
 from agent_registry.core.progress import ProgressBar
-from agent_registry.usage.billing_cycles import CycleFinalized, close_cycle, closes_at
 
 
 class Command(BaseCommand):

@@ -17,26 +17,27 @@ from django.db.models import BigIntegerField, Count, F, Max, Min, Q, Sum
 from django.db.models.functions import Cast, Coalesce, Round, TruncDate
 
 from agent_registry.access.models import AgentAccess
+from agent_registry.billing.models import TenantQuotaSnapshot
+from agent_registry.billing.reconciliation.report import Difference, Note, UsageFigures
+from agent_registry.billing.reconciliation.rules import STRADDLE_WINDOW
 from agent_registry.core import periods
 from agent_registry.core.live_state import CountersUnavailable, live_state
 from agent_registry.tenants.models import AgentTenant
-from agent_registry.usage.models import DailyUsageSummary, TenantQuotaSnapshot, UsageRecord
-from agent_registry.usage.reconciliation.report import Difference, Note, Usage
-from agent_registry.usage.reconciliation.rules import STRADDLE_WINDOW
+from agent_registry.usage.models import DailyUsageSummary, UsageRecord
 
 # --- Reading one tenant ---------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class DayRecords:
-    figures: Usage
+    figures: UsageFigures
     first_created_at: datetime
     last_created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
 class DaySummary:
-    figures: Usage
+    figures: UsageFigures
     computed_at: datetime
 
 
@@ -134,7 +135,9 @@ def _records_by_day(tenant_id: Any, start: datetime, end: datetime) -> dict:
     )
     return {
         (str(row["access_id"]), row["currency"], row["day"]): DayRecords(
-            Usage.from_entry({**row, "usage_cost_cents": Decimal(row["cost_micro"]) / _MICRO}),
+            UsageFigures.from_entry(
+                {**row, "usage_cost_cents": Decimal(row["cost_micro"]) / _MICRO}
+            ),
             row["first"],
             row["last"],
         )
@@ -159,7 +162,9 @@ def _summaries_by_day(tenant_id: Any, start: datetime, end: datetime) -> dict:
         "computed_at",
     )
     return {
-        (str(access), currency, day): DaySummary(Usage(*cast(list[Any], figures)), computed_at)
+        (str(access), currency, day): DaySummary(
+            UsageFigures(*cast(list[Any], figures)), computed_at
+        )
         for access, currency, day, *figures, computed_at in rows
     }
 

@@ -28,16 +28,16 @@ from django.db.models import Q
 from django.utils import timezone
 
 from agent_registry.access.models import AgentAccess
-from agent_registry.core import periods
-from agent_registry.tenants.models import AgentTenant
-from agent_registry.usage.reconciliation.checks import CHECKS
-from agent_registry.usage.reconciliation.reading import Counters, load_tenant
-from agent_registry.usage.reconciliation.report import (
+from agent_registry.billing.reconciliation.checks import CHECKS
+from agent_registry.billing.reconciliation.reading import Counters, load_tenant
+from agent_registry.billing.reconciliation.report import (
     Difference,
     Note,
     ReconciliationReport,
     TenantResult,
 )
+from agent_registry.core import periods
+from agent_registry.tenants.models import AgentTenant
 
 __all__ = [
     "Difference",

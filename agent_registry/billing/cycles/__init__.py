@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,31 +43,39 @@ from django.db.models import Q
 from django.utils import timezone
 
 from agent_registry.access.models import AgentAccess
-from agent_registry.core import periods
-from agent_registry.usage.billing_cycles.figures import (
-    Usage,
-    decimal_text,
-    usage_by_subscription,
-    usage_figures,
-)
-from agent_registry.usage.billing_cycles.late_usage import (
+from agent_registry.billing import channels
+from agent_registry.billing.channels import FinalizedStatement
+from agent_registry.billing.cycles.late_usage import (
     LATE_USAGE_LOOKBACK_MONTHS,
     adjustments_elsewhere,
     finalized_origins,
     late_usage_lines,
 )
-from agent_registry.usage.billing_cycles.pricing import (
+from agent_registry.billing.cycles.lines import (
     PlanVersions,
     active_days,
     price_subscription,
 )
-from agent_registry.usage.models import BillingCycle, TenantQuotaSnapshot
+from agent_registry.billing.errors import CycleFinalized
+from agent_registry.billing.figures import (
+    UsageFigures,
+    normalized,
+    usage_by_subscription,
+)
+from agent_registry.billing.models import BillingCycle, TenantQuotaSnapshot
+from agent_registry.billing.statements import (
+    AdjustmentLine,
+    Statement,
+    StatementAgent,
+    StatementEntry,
+)
+from agent_registry.core import periods
 
 __all__ = [
     "LATE_USAGE_LOOKBACK_MONTHS",
     "CycleFinalized",
     "CycleResult",
-    "Usage",
+    "UsageFigures",
     "active_days",
     "close_cycle",
     "close_due_cycles",
@@ -82,10 +90,6 @@ __all__ = [
 _LOCK_NAMESPACE = 0x42494C4C
 
 ProgressCallback = Callable[[int, int, str], None]
-
-
-class CycleFinalized(Exception):
-    """The cycle is finalized; its snapshots are immutable."""
 
 
 # --- Refresh and close ----------------------------------------------------------------
@@ -134,6 +138,33 @@ def _lock(period: str) -> None:
             )
 
 
+@dataclass(slots=True)
+class _AgentDraft:
+    usage: UsageFigures = field(default_factory=UsageFigures)
+    cost: int = 0
+    entries: list[StatementEntry] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _TenantDraft:
+    agents: dict[str, _AgentDraft] = field(default_factory=dict)
+    adjustments: list[AdjustmentLine] = field(default_factory=list)
+
+    def statement(self) -> Statement:
+        return Statement(
+            agents=tuple(
+                StatementAgent(
+                    agent=agent_id,
+                    usage=agent.usage,
+                    cost_cents=agent.cost,
+                    entries=tuple(agent.entries),
+                )
+                for agent_id, agent in sorted(self.agents.items())
+            ),
+            adjustments=tuple(self.adjustments),
+        )
+
+
 def _build_snapshots(
     period: str, now: datetime, progress: ProgressCallback | None = None
 ) -> list[TenantQuotaSnapshot]:
@@ -144,46 +175,41 @@ def _build_snapshots(
         access_id
         for origin in origins
         for access_id in set(origin.now) | set(origin.billed)
-        if origin.now.get(access_id, Usage()) != origin.billed.get(access_id, (Usage(), 0))[0]
+        if origin.now.get(access_id, UsageFigures())
+        != origin.billed.get(access_id, (UsageFigures(), 0))[0]
     }
     elsewhere = adjustments_elsewhere(period, origins)
     versions = PlanVersions()
-    by_tenant: dict[tuple[Any, str], dict[str, Any]] = {}
+    by_tenant: dict[tuple[Any, str], _TenantDraft] = {}
     subscriptions = _subscriptions(period, set(usage) | late_accesses)
     for done, access in enumerate(subscriptions, start=1):
         if progress is not None and (done % 200 == 0 or done == len(subscriptions)):
             progress(done, len(subscriptions), period)
-        own = usage.get(access.pk, Usage())
+        own = usage.get(access.pk, UsageFigures())
         plan = versions.in_force(access, period)
         lines, cost = price_subscription(access, period, own, versions)
         late = late_usage_lines(access, origins, elsewhere, versions) if late_accesses else []
-        snapshot = by_tenant.setdefault(
-            (access.tenant_id, plan.currency),
-            {"usage": Usage(), "cost": 0, "agents": {}, "adjustments": []},
+        draft = by_tenant.setdefault((access.tenant_id, plan.currency), _TenantDraft())
+        draft.adjustments.extend(late)
+        agent = draft.agents.setdefault(access.agent_instance.agent_id, _AgentDraft())
+        agent.usage += own
+        agent.cost += cost
+        agent.entries.append(
+            StatementEntry(
+                subscription=str(access.pk),
+                plan=str(plan.pk),
+                plan_name=plan.name,
+                plan_version=plan.version,
+                billing_model=plan.billing_model,
+                usage=normalized(own),
+                cost_cents=cost,
+                lines=lines,
+            )
         )
-        snapshot["usage"] += own
-        snapshot["cost"] += cost
-        snapshot["adjustments"].extend(late)
-        agent = snapshot["agents"].setdefault(
-            access.agent_instance.agent_id,
-            {"usage": Usage(), "cost": 0, "subscriptions": {}},
-        )
-        agent["usage"] += own
-        agent["cost"] += cost
-        agent["subscriptions"][str(access.pk)] = {
-            "plan": str(plan.pk),
-            "plan_name": plan.name,
-            "plan_version": plan.version,
-            "billing_model": plan.billing_model,
-            **usage_figures(own),
-            "usage_cost_cents": decimal_text(own.usage_cost_cents),
-            "cost_cents": cost,
-            "lines": lines,
-        }
     snapshots = []
-    for (tenant_id, currency), data in by_tenant.items():
-        total, adjustments = data["usage"], data["adjustments"]
-        adjustments_cost = sum(line["amount_cents"] for line in adjustments)
+    for (tenant_id, currency), draft in by_tenant.items():
+        statement = draft.statement()
+        total = statement.usage
         snapshots.append(
             TenantQuotaSnapshot(
                 tenant_id=tenant_id,
@@ -196,18 +222,10 @@ def _build_snapshots(
                 total_tokens_input=total.tokens_input,
                 total_tokens_output=total.tokens_output,
                 total_tokens=total.tokens_total,
-                usage_cost_cents=data["cost"],
-                adjustments_cost_cents=adjustments_cost,
-                total_cost_cents=data["cost"] + adjustments_cost,
-                usage_by_agent={
-                    agent_id: {
-                        **usage_figures(agent["usage"]),
-                        "cost_cents": agent["cost"],
-                        "subscriptions": agent["subscriptions"],
-                    }
-                    for agent_id, agent in sorted(data["agents"].items())
-                },
-                adjustments=adjustments,
+                usage_cost_cents=statement.usage_cost_cents,
+                adjustments_cost_cents=statement.adjustments_cost_cents,
+                total_cost_cents=statement.total_cost_cents,
+                **statement.to_json(),
                 refreshed_at=now,
             )
         )
@@ -271,6 +289,19 @@ def _write(
         cycle.total_cost_cents = dict(sorted(totals.items()))
         if finalize:
             cycle.is_finalized, cycle.finalized_at = True, now
+            finalized = [
+                FinalizedStatement(
+                    tenant_id=s.tenant_id,
+                    period=period,
+                    currency=s.currency,
+                    statement=Statement.of(s),
+                    total_cost_cents=s.total_cost_cents,
+                )
+                for s in snapshots
+            ]
+            # Once committed: a channel never sees a month that was rolled back, and
+            # its failure (logged, robust) never unfinalizes one.
+            transaction.on_commit(lambda: _hand_over(finalized), robust=True)
         cycle.save()
     return CycleResult(
         period=period,
@@ -279,6 +310,13 @@ def _write(
         adjustments=sum(len(s.adjustments) for s in snapshots),
         total_cost_cents=cycle.total_cost_cents,
     )
+
+
+def _hand_over(finalized: list[FinalizedStatement]) -> None:
+    """Give each statement just finalized to the billing channel (billing/channels.py)."""
+    to = channels.channel()
+    for statement in finalized:
+        to.push_statement(statement)
 
 
 def refresh_cycle(period: str, *, now: datetime | None = None) -> CycleResult:

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from agent_registry.access.models import AgentAccess
+from agent_registry.billing.cycles import close_cycle, refresh_cycle
 from agent_registry.usage.aggregation import aggregate_range
-from agent_registry.usage.billing_cycles import close_cycle, refresh_cycle
 from tests import factories
 
 pytestmark = pytest.mark.django_db

@@ -6,24 +6,29 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
 
-from agent_registry.core import periods
-from agent_registry.core.live_state import live_state
-from agent_registry.usage.models import TenantQuotaSnapshot
-from agent_registry.usage.reconciliation.reading import TenantData
-from agent_registry.usage.reconciliation.report import (
+from agent_registry.billing.models import TenantQuotaSnapshot
+from agent_registry.billing.reconciliation.reading import TenantData
+from agent_registry.billing.reconciliation.report import (
     ZERO,
     Finding,
-    Usage,
+    UsageFigures,
     compare_figures,
-    figures_from_entry,
     shown,
 )
-from agent_registry.usage.reconciliation.rules import (
+from agent_registry.billing.reconciliation.rules import (
     COUNTER_SETTLE,
     ROLL_GRACE,
     SNAPSHOT_REFRESH_LAG,
     SUMMARY_SETTLE,
 )
+from agent_registry.billing.statements import (
+    Statement,
+    StatementAgent,
+    StatementEntry,
+    figures_from_json,
+)
+from agent_registry.core import periods
+from agent_registry.core.live_state import live_state
 
 # --- The checks -----------------------------------------------------------------------
 
@@ -69,7 +74,7 @@ def check_summaries(data: TenantData) -> Iterator[Finding]:
 
 def check_snapshots(data: TenantData) -> Iterator[Finding]:
     """Each billing snapshot of the period against the summaries, and against itself."""
-    expected: dict[tuple[str, str], Usage] = defaultdict(Usage)
+    expected: dict[tuple[str, str], UsageFigures] = defaultdict(UsageFigures)
     latest: dict[tuple[str, str], datetime] = {}
     for (access, currency, _), summary in data.summaries.items():
         key = (currency, access)
@@ -82,11 +87,12 @@ def check_snapshots(data: TenantData) -> Iterator[Finding]:
         if snapshot is None and not any(c == currency for c, _ in data.adjustments):
             yield from _missing_snapshot(data, currency)
             continue
-        entries: dict[str, tuple[str, Usage, set[str]]] = {}
+        entries: dict[str, tuple[str, UsageFigures, set[str]]] = {}
         if snapshot is not None:
             try:  # the JSON is another module's output: a bad shape is drift, not a crash
-                entries = _snapshot_entries(snapshot)
-                totals = list(_snapshot_totals(data, snapshot))
+                statement = Statement.of(snapshot)
+                entries = _snapshot_entries(statement)
+                totals = list(_snapshot_totals(data, snapshot, statement))
             except (AttributeError, KeyError, TypeError, ValueError, ArithmeticError) as exc:
                 compared = f"billing snapshot {data.period} ({currency}): unreadable usage_by_agent"
                 want, error = {"usage_by_agent": "documented shape"}, {"error": str(exc)[:200]}
@@ -115,13 +121,12 @@ def _missing_snapshot(data: TenantData, currency: str) -> Iterator[Finding]:
     yield data.drift("snapshot_missing", compared, present, missing, _close_advice(data.period))
 
 
-def _snapshot_entries(snapshot: TenantQuotaSnapshot) -> dict[str, tuple[str, Usage, set[str]]]:
+def _snapshot_entries(statement: Statement) -> dict[str, tuple[str, UsageFigures, set[str]]]:
     """access → (agent key, figures, missing names) of every subscription entry."""
-    entries = {}
-    for agent_key, agent in snapshot.usage_by_agent.items():
-        for access, entry in agent["subscriptions"].items():
-            entries[access] = (agent_key, *figures_from_entry(entry))
-    return entries
+    return {
+        entry.subscription: (agent.agent, entry.usage, set(entry.missing))
+        for agent, entry in statement.entries()
+    }
 
 
 _SUMMED = ("calls", "billable_calls", "tokens_input", "tokens_output", "tokens_total", "cost_cents")
@@ -130,35 +135,48 @@ _SUMMED = ("calls", "billable_calls", "tokens_input", "tokens_output", "tokens_t
 _SUMMED_WHERE_PRESENT = ("billable_tokens",)
 
 
-def _snapshot_totals(data: TenantData, snapshot: TenantQuotaSnapshot) -> Iterator[Finding]:
+def _stored(part: StatementAgent | StatementEntry, name: str) -> int | None:
+    """A figure or cost as stored in the statement; None where the row lacks it."""
+    if name == "cost_cents":
+        return part.cost_cents
+    return None if name in part.missing else getattr(part.usage, name)
+
+
+def _snapshot_totals(
+    data: TenantData, snapshot: TenantQuotaSnapshot, statement: Statement
+) -> Iterator[Finding]:
     """The snapshot's own sums: lines → subscription → agent → snapshot totals."""
     prefix = f"billing snapshot {data.period} ({snapshot.currency}): "
     advice = _close_advice(data.period)
     if snapshot.is_finalized:
         advice = "finalized snapshots are never rewritten: check what was invoiced, correct by hand"
     sums = dict.fromkeys(_SUMMED, 0)
-    for agent_key, agent in snapshot.usage_by_agent.items():
+    for agent in statement.agents:
         agent_sums = dict.fromkeys(_SUMMED, 0)
-        for access, entry in agent["subscriptions"].items():
-            lines = sum(line["amount_cents"] for line in entry["lines"])
-            if entry["cost_cents"] != lines:
+        for entry in agent.entries:
+            lines = sum(line.amount_cents for line in entry.lines)
+            if entry.cost_cents != lines:
                 compared = prefix + "subscription cost vs the sum of its lines"
-                want, got = {"cost_cents": lines}, {"cost_cents": entry["cost_cents"]}
-                yield data.drift("snapshot_totals", compared, want, got, advice, access)
+                want, got = {"cost_cents": lines}, {"cost_cents": entry.cost_cents}
+                yield data.drift("snapshot_totals", compared, want, got, advice, entry.subscription)
             for name in _SUMMED:
-                agent_sums[name] += entry[name]
-        entries = agent["subscriptions"].values()
+                value = _stored(entry, name)
+                if value is None:  # a subscription without the figure: unreadable
+                    raise KeyError(name)
+                agent_sums[name] += value
         for name in _SUMMED_WHERE_PRESENT:
-            if name in agent and all(name in entry for entry in entries):
-                agent_sums[name] = sum(entry[name] for entry in entries)
-        want = {n: v for n, v in agent_sums.items() if agent.get(n) != v}
+            if _stored(agent, name) is not None and all(
+                _stored(entry, name) is not None for entry in agent.entries
+            ):
+                agent_sums[name] = sum(getattr(entry.usage, name) for entry in agent.entries)
+        want = {n: v for n, v in agent_sums.items() if _stored(agent, n) != v}
         if want:
-            compared = prefix + f"agent {agent_key} vs the sum of its subscriptions"
-            got = {n: agent.get(n) for n in want}
-            yield data.drift("snapshot_totals", compared, want, got, advice)
+            compared = prefix + f"agent {agent.agent} vs the sum of its subscriptions"
+            stored = {n: _stored(agent, n) for n in want}
+            yield data.drift("snapshot_totals", compared, want, stored, advice)
         for name in _SUMMED:
             sums[name] += agent_sums[name]
-    adjustments = sum(line["amount_cents"] for line in snapshot.adjustments)
+    adjustments = statement.adjustments_cost_cents
     totals = {
         "total_api_calls": (sums["calls"], snapshot.total_api_calls),
         "billable_api_calls": (sums["billable_calls"], snapshot.billable_api_calls),
@@ -180,8 +198,8 @@ def _snapshot_subscription(
     data: TenantData,
     snapshot: TenantQuotaSnapshot | None,
     key: tuple[str, str],
-    expected: Usage,
-    entry: tuple[str, Usage, set[str]] | None,
+    expected: UsageFigures,
+    entry: tuple[str, UsageFigures, set[str]] | None,
     summaries_at: datetime | None,
 ) -> Iterator[Finding]:
     """Snapshot figures plus later adjustments for this period vs the summaries now."""
@@ -196,7 +214,7 @@ def _snapshot_subscription(
     lines = data.adjustments.get(key, [])
     try:
         for line in lines:
-            figures, missing = figures_from_entry(line)
+            figures, missing = figures_from_json(line)
             actual, skip = actual + figures, skip | missing
     except (TypeError, ValueError, ArithmeticError) as exc:
         compared += f": unreadable adjustment line for {data.period} in a later snapshot"

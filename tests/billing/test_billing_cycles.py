@@ -20,20 +20,16 @@ from hypothesis import strategies as st
 
 from agent_registry.access.models import AccessStatus, AgentAccess
 from agent_registry.agents.models import AgentPlan, BillingModel
-from agent_registry.usage.aggregation import aggregate_range
-from agent_registry.usage.billing_cycles import (
+from agent_registry.billing.cycles import (
     CycleFinalized,
     close_cycle,
     close_due_cycles,
     closes_at,
     refresh_cycle,
 )
-from agent_registry.usage.models import (
-    BillingCycle,
-    DailyUsageSummary,
-    TenantQuotaSnapshot,
-    UsageRecord,
-)
+from agent_registry.billing.models import BillingCycle, TenantQuotaSnapshot
+from agent_registry.usage.aggregation import aggregate_range
+from agent_registry.usage.models import DailyUsageSummary, UsageRecord
 from tests import factories
 
 pytestmark = pytest.mark.django_db

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from agent_registry.usage.billing_cycles.figures import Usage
-from agent_registry.usage.reconciliation.rules import EXTERNAL
+from agent_registry.billing.figures import UsageFigures
+from agent_registry.billing.reconciliation.rules import EXTERNAL
+from agent_registry.billing.statements import FIGURE_NAMES
 
 # --- The report ---------------------------------------------------------------------
 
@@ -100,11 +101,10 @@ class ReconciliationReport:
 
 # --- Figures --------------------------------------------------------------------------
 
-# Every source is compared on billing's own figures (``Usage``: calls, billable calls,
+# Every source is compared on billing's own figures (``UsageFigures``: calls, billable calls,
 # tokens in/out/total, billable tokens, usage cost), so reconciliation checks exactly
 # what billing charges for, per-1k-token prices included.
-FIGURE_NAMES = tuple(f.name for f in fields(Usage))
-ZERO = Usage()
+ZERO = UsageFigures()
 
 
 def shown(value: Any) -> Any:
@@ -116,7 +116,7 @@ def shown(value: Any) -> Any:
 
 
 def compare_figures(
-    expected: Usage, actual: Usage, skip: Iterable[str] = ()
+    expected: UsageFigures, actual: UsageFigures, skip: Iterable[str] = ()
 ) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """The differing fields as (expected, actual), or None when they agree."""
     names = [n for n in FIGURE_NAMES if n not in skip]
@@ -127,14 +127,3 @@ def compare_figures(
         {n: shown(getattr(expected, n)) for n in differing},
         {n: shown(getattr(actual, n)) for n in differing},
     )
-
-
-def figures_from_entry(entry: Mapping[str, Any]) -> tuple[Usage, set[str]]:
-    """The figures stored in a snapshot entry or adjustment line, and the names it lacks."""
-    missing = {n for n in FIGURE_NAMES if n not in entry}
-    values = {n: entry.get(n, 0) for n in FIGURE_NAMES}
-    for name in FIGURE_NAMES[:-1]:
-        if not isinstance(values[name], int) or isinstance(values[name], bool):
-            raise ValueError(f"{name} is not an integer: {values[name]!r}")
-    values["usage_cost_cents"] = Decimal(str(values["usage_cost_cents"]))
-    return Usage(**values), missing

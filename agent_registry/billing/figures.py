@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +16,7 @@ from agent_registry.usage.models import DailyUsageSummary
 
 
 @dataclass(frozen=True, slots=True)
-class Usage:
+class UsageFigures:
     """One subscription's usage over some days, summed from the daily summaries."""
 
     calls: int = 0
@@ -27,17 +27,17 @@ class Usage:
     billable_tokens: int = 0
     usage_cost_cents: Decimal = Decimal(0)
 
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+    def __add__(self, other: UsageFigures) -> UsageFigures:
+        return UsageFigures(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
-    def __sub__(self, other: Usage) -> Usage:
-        return Usage(*(getattr(self, f.name) - getattr(other, f.name) for f in fields(self)))
+    def __sub__(self, other: UsageFigures) -> UsageFigures:
+        return UsageFigures(*(getattr(self, f.name) - getattr(other, f.name) for f in fields(self)))
 
     def is_zero(self) -> bool:
         return not any(getattr(self, f.name) for f in fields(self))
 
     @classmethod
-    def from_entry(cls, entry: Mapping[str, Any]) -> Usage:
+    def from_entry(cls, entry: Mapping[str, Any]) -> UsageFigures:
         """The figures of a mapping with their names: a snapshot's subscription entry, an
         adjustment line, or a grouped query's row. A missing figure is zero."""
         return cls(
@@ -51,7 +51,7 @@ class Usage:
         )
 
 
-def usage_by_subscription(period: str, tenant_id: Any = None) -> dict[Any, Usage]:
+def usage_by_subscription(period: str, tenant_id: Any = None) -> dict[Any, UsageFigures]:
     """access id → summed usage of the month, one grouped query over the summaries."""
     first, after = periods.period_dates(period)
     rows = DailyUsageSummary.objects.filter(date__gte=first, date__lt=after)
@@ -70,7 +70,7 @@ def usage_by_subscription(period: str, tenant_id: Any = None) -> dict[Any, Usage
             usage_cost_cents=Sum("cost_cents"),
         )
     )
-    return {row["access_id"]: Usage.from_entry(row) for row in grouped}
+    return {row["access_id"]: UsageFigures.from_entry(row) for row in grouped}
 
 
 def decimal_text(value: Decimal) -> str:
@@ -78,12 +78,6 @@ def decimal_text(value: Decimal) -> str:
     return f"{value.normalize():f}"
 
 
-def usage_figures(usage: Usage) -> dict[str, Any]:
-    return {
-        "calls": usage.calls,
-        "billable_calls": usage.billable_calls,
-        "tokens_input": usage.tokens_input,
-        "tokens_output": usage.tokens_output,
-        "tokens_total": usage.tokens_total,
-        "billable_tokens": usage.billable_tokens,
-    }
+def normalized(usage: UsageFigures) -> UsageFigures:
+    """The figures with the cost as the statement stores it (``decimal_text``)."""
+    return replace(usage, usage_cost_cents=Decimal(decimal_text(usage.usage_cost_cents)))

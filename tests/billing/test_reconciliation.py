@@ -25,12 +25,13 @@ from django.utils import timezone
 
 from agent_registry.access.models import AgentAccess
 from agent_registry.access.services import access_reset_quota
+from agent_registry.billing.cycles import close_cycle
+from agent_registry.billing.models import TenantQuotaSnapshot
+from agent_registry.billing.reconciliation import reconcile_period, reconcile_recent
 from agent_registry.core import periods
 from agent_registry.gateway.limits.redis import quota_key
 from agent_registry.usage.aggregation import aggregate_range
-from agent_registry.usage.billing_cycles import close_cycle
-from agent_registry.usage.models import DailyUsageSummary, TenantQuotaSnapshot
-from agent_registry.usage.reconciliation import reconcile_period, reconcile_recent
+from agent_registry.usage.models import DailyUsageSummary
 from tests import factories
 from tests.usage.test_aggregation import record
 
@@ -786,7 +787,7 @@ def test_the_job_logs_each_difference_at_error_level_and_returns_how_many(access
     billable_now(access, 1)
     set_quota_used(access, 4)
 
-    with caplog.at_level(logging.INFO, logger="agent_registry.usage.reconciliation"):
+    with caplog.at_level(logging.INFO, logger="agent_registry.billing.reconciliation"):
         found = reconcile_recent()
 
     assert found == 1

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent_registry.usage.pricing import (
+from agent_registry.billing.pricing import (
     CallPricing,
     Line,
     PlanPrice,

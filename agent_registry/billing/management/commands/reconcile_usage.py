@@ -11,13 +11,13 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from agent_registry.core.progress import ProgressBar
-from agent_registry.usage.reconciliation import (
+from agent_registry.billing.reconciliation import (
     Difference,
     ReconciliationReport,
     TenantResult,
     reconcile_period,
 )
+from agent_registry.core.progress import ProgressBar
 
 EXIT_DRIFT = 2
 

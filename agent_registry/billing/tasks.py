@@ -1,0 +1,28 @@
+"""Celery tasks for billing's scheduled jobs (``usage/jobs.py SCHEDULE``).
+
+The task names did not change when these moved here from ``usage/tasks.py``: they are
+still ``jobs.task_name(job)`` (``agent_registry.usage.tasks.close_billing_cycles``,
+``agent_registry.usage.tasks.reconcile_usage``). Beat's ``PeriodicTask`` rows and any
+message already queued name the task by that string, so keeping it means no row and no
+queued message has to change. Celery finds this module by autodiscovery (``billing`` is
+an installed app).
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from agent_registry.usage import jobs
+
+# As usage/tasks.py: acks_late, every job is idempotent; results are only logged.
+_TASK_OPTIONS = {"acks_late": True, "ignore_result": True}
+
+
+@shared_task(name=jobs.task_name("close-billing-cycles"), **_TASK_OPTIONS)
+def close_billing_cycles() -> object:
+    return jobs.run("close-billing-cycles")
+
+
+@shared_task(name=jobs.task_name("reconcile-usage"), **_TASK_OPTIONS)
+def reconcile_usage() -> object:
+    return jobs.run("reconcile-usage")
