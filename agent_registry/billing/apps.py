@@ -8,6 +8,10 @@ class BillingConfig(AppConfig):
     label = "billing"
 
     def ready(self) -> None:
+        # Celery registers a task when its module is imported: import it in every
+        # process, not only in a worker's autodiscovery, as usage's tasks are, so
+        # whatever looks a task up by name (tests, an eager call) finds it.
+        import agent_registry.billing.tasks  # noqa: F401
         from agent_registry.billing import channels
 
         checks.register(channels.check_channel)

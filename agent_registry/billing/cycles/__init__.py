@@ -6,7 +6,7 @@ open, ``refresh_cycle`` rewrites every tenant's ``TenantQuotaSnapshot`` of the m
 from ``DailyUsageSummary`` rows (never from the records: the summaries are already
 per subscription and day). A finalized cycle never changes again.
 
-Pricing is ``usage.pricing.price_period``, per subscription, on the subscription's
+Pricing is ``billing.pricing.price_period``, per subscription, on the subscription's
 plan; the rounding rule is applied there, once per line, and a snapshot's total is
 the sum of its lines.
 
