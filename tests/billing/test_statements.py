@@ -149,3 +149,18 @@ def test_a_statement_without_its_lines_is_refused():
 
     with pytest.raises(KeyError):
         Statement.from_json(data)
+
+
+@pytest.mark.django_db
+def test_the_api_answers_the_statement_as_it_writes_itself(operator_client):
+    access = subscribe(price_per_call=Decimal("0.0125"))
+    calls(access, 3, tokens=(1000, 500))
+    aggregate(MARCH)
+    close_cycle(MARCH, now=MAY_1)
+
+    [row] = operator_client.get("/api/v1/usage/snapshots/").json()["results"]
+
+    statement = Statement.of(TenantQuotaSnapshot.objects.get())
+    assert {"usage_by_agent": row["usage_by_agent"], "adjustments": row["adjustments"]} == (
+        statement.to_json()
+    )

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, viewsets
 
 from agent_registry.billing import selectors
 from agent_registry.billing.models import TenantQuotaSnapshot
-from agent_registry.billing.statements import Statement
 from agent_registry.core.api import COMMON_ERRORS
 from agent_registry.core.filters import BooleanFilter, SlugFilter, StrictFilterSet
 from agent_registry.usage.api.records import PeriodFilter
@@ -57,13 +54,10 @@ class SnapshotOutput(serializers.ModelSerializer):
             "synced_at",
         ]
         read_only_fields = fields
-
-    def to_representation(self, instance: TenantQuotaSnapshot) -> dict[str, Any]:
-        data = super().to_representation(instance)
-        # The statement's two columns as billing/statements.py reads and writes them: the
-        # stored shape, with the same key order on every database.
-        data.update(Statement.of(instance).to_json())
-        return data
+        # ``usage_by_agent`` and ``adjustments`` are the statement's two columns as
+        # stored: ``Statement.to_json()`` of billing/statements.py wrote them. They are
+        # passed through, not re-serialized, so the answer stays byte for byte what it
+        # was (PostgreSQL's jsonb has its own key order; re-writing would change it).
 
 
 @extend_schema(tags=["usage"], responses={200: SnapshotOutput(many=True), **COMMON_ERRORS})
