@@ -49,8 +49,10 @@ class TenantQuotaSnapshot(models.Model):
     tenant's next open cycle (``adjustments``), never added to the closed one.
 
     ``usage_by_agent`` maps agent_id → calls, tokens and cost, with one entry per
-    subscription and its priced invoice lines. ``total_cost_cents`` (minor units of
-    ``currency``) is the sum of every line, adjustments included.
+    subscription and its priced invoice lines; with ``adjustments`` it is the month's
+    statement, read and written only as ``billing.statements.Statement``
+    (``Statement.of(snapshot)``). ``total_cost_cents`` (minor units of ``currency``) is
+    the sum of every line, adjustments included.
     """
 
     tenant = models.ForeignKey(
