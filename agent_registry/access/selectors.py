@@ -7,16 +7,22 @@ Keys are checked by the gateway alone (gateway/pipeline.py ``authenticate`` and
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from django.db.models import QuerySet
 
 from agent_registry.access.models import AccessStatus, AgentAccess, AgentConfiguration
+from agent_registry.agents.models import AgentInstance, AgentPlan
+from agent_registry.agents.selectors import agent_subscribable_by, plan_subscribable
 from agent_registry.core import periods
 from agent_registry.core.errors import NotFound
 from agent_registry.core.live_state import CountersUnavailable, live_state
+from agent_registry.tenants.models import AgentProject, TenantRole
 from agent_registry.tenants.permissions import is_operator, member_tenant_ids
+from agent_registry.tenants.selectors import project_for_write
 
 log = structlog.get_logger(__name__)
 
@@ -26,6 +32,25 @@ def access_visible_to(user) -> QuerySet[AgentAccess]:
     if is_operator(user):
         return accesses
     return accesses.filter(tenant_id__in=member_tenant_ids(user))
+
+
+@dataclass(frozen=True)
+class SubscriptionTarget:
+    """What a new subscription binds: a project of the caller's, an agent, its plan."""
+
+    project: AgentProject
+    agent: AgentInstance
+    plan: AgentPlan
+
+
+def subscription_target(
+    user, *, project_id: Any, agent_id: str, plan_id: Any
+) -> SubscriptionTarget:
+    """The parts a subscribe request names, each checked in turn (400 on the field that
+    names nothing the caller may subscribe with; 403 below the developer role)."""
+    project = project_for_write(user, project_id, TenantRole.DEVELOPER)
+    agent = agent_subscribable_by(user, agent_id)
+    return SubscriptionTarget(project=project, agent=agent, plan=plan_subscribable(agent, plan_id))
 
 
 def embeddable_configuration(access: AgentAccess) -> AgentConfiguration:
@@ -77,3 +102,19 @@ def access_quota_used_shown(
     if access.quota_reset_at is not None and access.quota_reset_at <= now:
         return 0  # the stored count belongs to a month that has ended
     return access.quota_used
+
+
+def accesses_with_quota_shown(
+    accesses: Iterable[AgentAccess], *, now: datetime | None = None
+) -> list[AgentAccess]:
+    """The subscriptions (a page of them), each with ``quota_used_shown`` set: what the
+    gateway enforces this month, read for all of them in one round trip."""
+    items = list(accesses)
+    counters = access_live_quota_used((str(item.pk) for item in items), now=now)
+    for access in items:
+        access.quota_used_shown = access_quota_used_shown(access, counters, now=now)
+    return items
+
+
+def access_with_quota_shown(access: AgentAccess) -> AgentAccess:
+    return accesses_with_quota_shown([access])[0]

@@ -20,6 +20,7 @@ from agent_registry.agents.services import plan_lineage_ids
 from agent_registry.core import keys, periods
 from agent_registry.core.errors import AgentUnavailable, Conflict, Forbidden, ValidationFailed
 from agent_registry.core.live_state import live_state
+from agent_registry.core.services import model_update
 from agent_registry.tenants.models import AgentProject
 
 
@@ -176,38 +177,49 @@ def access_reset_quota(*, access: AgentAccess) -> AgentAccess:
     return access
 
 
-CONFIGURATION_FIELDS = frozenset(
-    {
-        "widget_enabled",
-        "widget_position",
-        "widget_theme",
-        "widget_avatar_url",
-        "branding_name",
-        "branding_logo_url",
-        "branding_welcome_message",
-        "branding_tagline",
-        "rag_enabled",
-        "rag_sources",
-        "rag_chunk_size",
-        "rag_chunk_overlap",
-        "training_examples",
-        "system_prompt_override",
-        "context_variables",
-        "temperature",
-        "max_tokens",
-        "allowed_domains",
-    }
+# What an operator may adjust on a subscription. Counters (quota_used, total_requests)
+# belong to the gateway, status to the revoke/issue services, the relations to the
+# subscription's creation.
+ACCESS_FIELDS = ("name", "quota_limit", "rate_limit_per_second", "waldur_user_email", "metadata")
+
+
+@transaction.atomic
+def access_update(*, access: AgentAccess, **fields: Any) -> AgentAccess:
+    """Write only the given columns: the gateway bumps quota_used and total_requests
+    with F() updates meanwhile, and a full save would undo them."""
+    model_update(access, fields, allowed=ACCESS_FIELDS)
+    access.save(update_fields=[*fields, "updated_at"])
+    _after_commit("access_changed", access)  # the gateway serves limits from a snapshot
+    return access
+
+
+# What a subscription's owner may configure (the API's serializer and the admin use this).
+CONFIGURATION_FIELDS = (
+    "widget_enabled",
+    "widget_position",
+    "widget_theme",
+    "widget_avatar_url",
+    "branding_name",
+    "branding_logo_url",
+    "branding_welcome_message",
+    "branding_tagline",
+    "rag_enabled",
+    "rag_sources",
+    "rag_chunk_size",
+    "rag_chunk_overlap",
+    "training_examples",
+    "system_prompt_override",
+    "context_variables",
+    "temperature",
+    "max_tokens",
+    "allowed_domains",
 )
 
 
 @transaction.atomic
 def configuration_update(*, configuration: AgentConfiguration, **fields: Any) -> AgentConfiguration:
-    unknown = set(fields) - CONFIGURATION_FIELDS
-    if unknown:
-        raise ValueError(f"Not configuration fields: {sorted(unknown)}")
     configuration = AgentConfiguration.objects.select_for_update().get(pk=configuration.pk)
-    for field, value in fields.items():
-        setattr(configuration, field, value)
+    model_update(configuration, fields, allowed=CONFIGURATION_FIELDS)
     if configuration.rag_chunk_overlap >= configuration.rag_chunk_size:
         raise ValidationFailed(
             details={"rag_chunk_overlap": ["Must be smaller than rag_chunk_size."]}

@@ -242,7 +242,7 @@ class AgentInstanceAdmin(ServiceModelAdmin):
                 name=obj.name,
                 runtime=form.runtime_description,  # type: ignore[arg-type]  # clean() set it
                 actor=request.user,
-                **form_values(form, services.AGENT_EDITABLE_FIELDS - {"name"}),
+                **form_values(form, set(services.AGENT_EDITABLE_FIELDS) - {"name"}),
             )
             adopt(obj, agent)
             return
@@ -417,13 +417,13 @@ class AgentPlanAdmin(ServiceModelAdmin):
                 agent=obj.agent,
                 name=obj.name,
                 billing_model=obj.billing_model,
-                **form_values(form, services.PLAN_FIELDS),
+                **form_values(form, set(services.PLAN_FIELDS) - {"name", "billing_model"}),
             )
             adopt(obj, plan)
             return
         # Through plan_update: a price change makes the plan's next version, as in the
         # API; only the changed columns are passed, so a concurrent writer of another
         # column (the Waldur sync) is not undone.
-        fields = changed_values(form, services.PLAN_FIELDS | {"name"})
+        fields = changed_values(form, set(services.PLAN_FIELDS) - {"billing_model"})
         if fields:
             adopt(obj, services.plan_update(plan=obj, **fields))

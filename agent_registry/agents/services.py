@@ -21,25 +21,25 @@ from agent_registry.agents.runtime import RuntimeDescription
 from agent_registry.core.errors import Conflict, InvalidTransition, ValidationFailed
 from agent_registry.core.live_state import live_state
 from agent_registry.core.metrics import state_transitions_total
+from agent_registry.core.services import model_update, writable_fields_check
 from agent_registry.secrets.backends import get_backend as secrets_backend
 from agent_registry.tenants.models import AgentProject
 
-AGENT_EDITABLE_FIELDS = frozenset(
-    {
-        "name",
-        "description",
-        "version",
-        "category",
-        "tags",
-        "config",
-        "metadata",
-        "max_concurrent_requests",
-        "timeout_seconds",
-        "namespace",
-        "runtime_deployment_name",
-        "langflow_flow_version",
-    }
+# What the API and the admin may write on an agent; the state has its own writer.
+AGENT_FIELDS = (
+    "name",
+    "description",
+    "category",
+    "tags",
+    "version",
+    "max_concurrent_requests",
+    "timeout_seconds",
+    "config",
+    "metadata",
 )
+# Deployment details only an operator sets (in the admin).
+AGENT_DEPLOYMENT_FIELDS = ("namespace", "runtime_deployment_name", "langflow_flow_version")
+AGENT_EDITABLE_FIELDS = AGENT_FIELDS + AGENT_DEPLOYMENT_FIELDS
 
 
 def runtime_secret_check(*, tenant_id: str, runtime: RuntimeDescription) -> None:
@@ -77,9 +77,7 @@ def agent_create(
     actor=None,
     **fields: Any,
 ) -> AgentInstance:
-    unknown = set(fields) - AGENT_EDITABLE_FIELDS
-    if unknown:
-        raise ValueError(f"Not agent fields: {sorted(unknown)}")
+    writable_fields_check(fields, allowed=AGENT_EDITABLE_FIELDS, model=AgentInstance)
     runtime_secret_check(tenant_id=str(project.tenant_id), runtime=runtime)
     tenant = project.tenant
     # Lock the tenant row so two concurrent creates can't both pass the limit.
@@ -113,14 +111,11 @@ def agent_create(
 def agent_update(
     *, agent: AgentInstance, runtime: RuntimeDescription | None = None, **fields: Any
 ) -> AgentInstance:
-    unknown = set(fields) - AGENT_EDITABLE_FIELDS
-    if unknown:
-        raise ValueError(f"Not agent fields: {sorted(unknown)}")
+    writable_fields_check(fields, allowed=AGENT_EDITABLE_FIELDS, model=AgentInstance)
     agent = AgentInstance.objects.select_for_update().get(pk=agent.pk)
     if agent.state == AgentState.RETIRED:
         raise Conflict("A retired agent can no longer be changed.")
-    for field, value in fields.items():
-        setattr(agent, field, value)
+    model_update(agent, fields, allowed=AGENT_EDITABLE_FIELDS)
     if runtime is not None:
         runtime_secret_check(tenant_id=str(agent.project.tenant_id), runtime=runtime)
         for column, value in runtime.as_columns().items():
@@ -188,19 +183,20 @@ def agent_run_action(*, agent: AgentInstance, action: str, actor=None, reason: s
     return agent_transition(agent=agent, to_state=target, actor=actor, reason=reason, action=action)
 
 
-PLAN_FIELDS = frozenset(
-    {
-        "description",
-        "currency",
-        "price_cents",
-        "price_per_call",
-        "price_per_1k_tokens",
-        "monthly_quota",
-        "overage_price_per_call",
-        "rate_limit_per_second",
-        "display_order",
-        "is_active",
-    }
+# What the API and the admin may write on a plan (the agent is set once).
+PLAN_FIELDS = (
+    "name",
+    "description",
+    "billing_model",
+    "currency",
+    "price_cents",
+    "price_per_call",
+    "price_per_1k_tokens",
+    "monthly_quota",
+    "overage_price_per_call",
+    "rate_limit_per_second",
+    "display_order",
+    "is_active",
 )
 
 
@@ -248,9 +244,7 @@ def plan_check_prices(
 
 @transaction.atomic
 def plan_create(*, agent: AgentInstance, name: str, billing_model: str, **fields: Any) -> AgentPlan:
-    unknown = set(fields) - PLAN_FIELDS
-    if unknown:
-        raise ValueError(f"Not plan fields: {sorted(unknown)}")
+    writable_fields_check(fields, allowed=PLAN_FIELDS, model=AgentPlan)
     agent = AgentInstance.objects.select_for_update().get(pk=agent.pk)
     if agent.state == AgentState.RETIRED:
         raise Conflict("A retired agent takes no new plans.")
@@ -280,11 +274,8 @@ PLAN_PRICE_FIELDS = frozenset(
         "overage_price_per_call",
     }
 )
-# Edited in place (a rate limit or quota is copied onto a subscription when it is made,
-# and again when it moves to a new version).
-PLAN_IN_PLACE_FIELDS = frozenset(
-    {"name", "description", "display_order", "rate_limit_per_second", "is_active"}
-)
+# The other PLAN_FIELDS are edited in place (a rate limit or quota is copied onto a
+# subscription when it is made, and again when it moves to a new version).
 
 
 @transaction.atomic
@@ -297,9 +288,7 @@ def plan_update(*, plan: AgentPlan, **fields: Any) -> AgentPlan:
     price while existing ones keep theirs until the next billing cycle. Only the
     newest version of a plan can be edited.
     """
-    unknown = set(fields) - PLAN_PRICE_FIELDS - PLAN_IN_PLACE_FIELDS
-    if unknown:
-        raise ValueError(f"Not plan fields: {sorted(unknown)}")
+    writable_fields_check(fields, allowed=PLAN_FIELDS, model=AgentPlan)
     agent = AgentInstance.objects.select_for_update().get(pk=plan.agent_id)
     plan = AgentPlan.objects.select_for_update().get(pk=plan.pk)
     if agent.state == AgentState.RETIRED:
@@ -320,8 +309,7 @@ def plan_update(*, plan: AgentPlan, **fields: Any) -> AgentPlan:
         if field in PLAN_PRICE_FIELDS and getattr(plan, field) != value
     }
     if not repriced:
-        for field, value in fields.items():
-            setattr(plan, field, value)
+        model_update(plan, fields, allowed=PLAN_FIELDS)
         plan.save()
         return plan
     if not plan.is_active or fields.get("is_active") is False:
