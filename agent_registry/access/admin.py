@@ -154,7 +154,7 @@ class AgentAccessAdmin(ServiceModelAdmin):
             self,
             request,
             queryset,
-            lambda access: services.access_reset_quota(access=access),
+            lambda access: services.access_quota_reset(access=access),
             success="Reset the quota of {count} {objects}.",
         )
 

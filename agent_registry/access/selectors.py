@@ -53,6 +53,17 @@ def subscription_target(
     return SubscriptionTarget(project=project, agent=agent, plan=plan_subscribable(agent, plan_id))
 
 
+def subscription_quota_limit(plan: AgentPlan) -> int | None:
+    """The gateway's hard limit for a new subscription to ``plan`` (None = unlimited).
+
+    With an overage price the monthly quota is what the fee includes, not a stop:
+    calls beyond it are billed per call (docs/billing.md "Overage").
+    """
+    if plan.overage_price_per_call is not None:
+        return None
+    return plan.monthly_quota
+
+
 def embeddable_configuration(access: AgentAccess) -> AgentConfiguration:
     """The configuration whose embed code may be handed out; a revoked one has none (404).
 

@@ -12,13 +12,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from agent_registry.access.errors import AlreadySubscribed
+from agent_registry.access.errors import AgentUnavailable, AlreadySubscribed
 from agent_registry.access.models import AccessStatus, AgentAccess, AgentConfiguration
+from agent_registry.access.selectors import subscription_quota_limit
 from agent_registry.agents import lifecycle
 from agent_registry.agents.models import AgentInstance, AgentPlan
-from agent_registry.agents.services import plan_lineage_ids
+from agent_registry.agents.selectors import plan_lineage_ids
 from agent_registry.core import keys, periods
-from agent_registry.core.errors import AgentUnavailable, Conflict, Forbidden, ValidationFailed
+from agent_registry.core.errors import Conflict, Forbidden, ValidationFailed
 from agent_registry.core.live_state import live_state
 from agent_registry.core.services import model_update
 from agent_registry.tenants.models import AgentProject
@@ -40,17 +41,6 @@ def _after_commit(announce: str, access: AgentAccess) -> None:
 
 def _new_widget_key() -> str:
     return "agw_" + secrets.token_urlsafe(18)
-
-
-def subscription_quota_limit(plan: AgentPlan) -> int | None:
-    """The gateway's hard limit for a new subscription to ``plan`` (None = unlimited).
-
-    With an overage price the monthly quota is what the fee includes, not a stop:
-    calls beyond it are billed per call (docs/billing.md "Overage").
-    """
-    if plan.overage_price_per_call is not None:
-        return None
-    return plan.monthly_quota
 
 
 @transaction.atomic
@@ -120,7 +110,7 @@ def _live_subscriptions(project: AgentProject, plan: AgentPlan) -> QuerySet[Agen
 
 
 @transaction.atomic
-def access_rotate_key(*, access: AgentAccess, grace_seconds: int | None = None) -> IssuedAccess:
+def access_key_rotate(*, access: AgentAccess, grace_seconds: int | None = None) -> IssuedAccess:
     """Issue a new key; the current one keeps working for ``grace_seconds``.
 
     A key that was already in its grace period stops at once: only one old key lives.
@@ -166,7 +156,7 @@ def access_revoke(*, access: AgentAccess, reason: str) -> AgentAccess:
 
 
 @transaction.atomic
-def access_reset_quota(*, access: AgentAccess) -> AgentAccess:
+def access_quota_reset(*, access: AgentAccess) -> AgentAccess:
     access = AgentAccess.objects.select_for_update().get(pk=access.pk)
     now = timezone.now()
     access.quota_used = 0

@@ -103,7 +103,7 @@ class AgentInstanceForm(forms.ModelForm):
                 project = cleaned.get("project") or getattr(self.instance, "project", None)
                 runtime_changed = set(self.changed_data) & set(RUNTIME_COLUMNS.values())
                 if project is not None and (self.instance._state.adding or runtime_changed):
-                    services.runtime_secret_check(
+                    services.agent_secret_ref_check(
                         tenant_id=str(project.tenant_id), runtime=self.runtime_description
                     )
             except ValidationFailed as exc:
@@ -301,7 +301,7 @@ class AgentPlanForm(forms.ModelForm):
             return cleaned.get(name) if name in self.fields else getattr(plan, name)
 
         try:
-            services.plan_check_prices(
+            services.plan_prices_check(
                 billing_model=value("billing_model"),
                 price_cents=value("price_cents") or 0,
                 price_per_call=value("price_per_call") or Decimal("0"),

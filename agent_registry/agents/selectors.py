@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Prefetch, Q, QuerySet
@@ -117,3 +118,26 @@ def catalog_agents() -> QuerySet[AgentInstance]:
         .prefetch_related(Prefetch("plans", queryset=active_plans, to_attr="active_plans"))
         .order_by("name")
     )
+
+
+def plan_current_version(plan: AgentPlan, *, at: datetime | None = None) -> AgentPlan:
+    """The newest version of ``plan``'s line made by ``at`` (now if None)."""
+    while True:
+        successor = AgentPlan.all_objects.filter(previous_version=plan).first()
+        if successor is None or (at is not None and successor.created_at > at):
+            return plan
+        plan = successor
+
+
+def plan_lineage_ids(plan: AgentPlan) -> list[Any]:
+    """The ids of ``plan`` and every earlier version of it."""
+    ids = [plan.pk]
+    previous = plan.previous_version_id
+    while previous is not None:
+        ids.append(previous)
+        previous = (
+            AgentPlan.all_objects.filter(pk=previous)
+            .values_list("previous_version_id", flat=True)
+            .first()
+        )
+    return ids

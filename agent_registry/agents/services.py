@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -10,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agent_registry.agents import lifecycle
+from agent_registry.agents.errors import InvalidTransition
 from agent_registry.agents.models import (
     AgentInstance,
     AgentPlan,
@@ -18,7 +18,7 @@ from agent_registry.agents.models import (
     BillingModel,
 )
 from agent_registry.agents.runtime import RuntimeDescription
-from agent_registry.core.errors import Conflict, InvalidTransition, ValidationFailed
+from agent_registry.core.errors import Conflict, ValidationFailed
 from agent_registry.core.live_state import live_state
 from agent_registry.core.metrics import state_transitions_total
 from agent_registry.core.services import model_update, writable_fields_check
@@ -42,7 +42,7 @@ AGENT_DEPLOYMENT_FIELDS = ("namespace", "runtime_deployment_name", "langflow_flo
 AGENT_EDITABLE_FIELDS = AGENT_FIELDS + AGENT_DEPLOYMENT_FIELDS
 
 
-def runtime_secret_check(*, tenant_id: str, runtime: RuntimeDescription) -> None:
+def agent_secret_ref_check(*, tenant_id: str, runtime: RuntimeDescription) -> None:
     """``api_key_ref`` must name a secret the agent's own tenant may use (400 otherwise).
 
     Only the tenant's own secrets and the environment secrets an operator granted it
@@ -78,7 +78,7 @@ def agent_create(
     **fields: Any,
 ) -> AgentInstance:
     writable_fields_check(fields, allowed=AGENT_EDITABLE_FIELDS, model=AgentInstance)
-    runtime_secret_check(tenant_id=str(project.tenant_id), runtime=runtime)
+    agent_secret_ref_check(tenant_id=str(project.tenant_id), runtime=runtime)
     tenant = project.tenant
     # Lock the tenant row so two concurrent creates can't both pass the limit.
     tenant = type(tenant).objects.select_for_update().get(pk=tenant.pk)
@@ -117,7 +117,7 @@ def agent_update(
         raise Conflict("A retired agent can no longer be changed.")
     model_update(agent, fields, allowed=AGENT_EDITABLE_FIELDS)
     if runtime is not None:
-        runtime_secret_check(tenant_id=str(agent.project.tenant_id), runtime=runtime)
+        agent_secret_ref_check(tenant_id=str(agent.project.tenant_id), runtime=runtime)
         for column, value in runtime.as_columns().items():
             setattr(agent, column, value)
     agent.save()
@@ -200,7 +200,7 @@ PLAN_FIELDS = (
 )
 
 
-def plan_check_prices(
+def plan_prices_check(
     *,
     billing_model: str,
     price_cents: int,
@@ -250,7 +250,7 @@ def plan_create(*, agent: AgentInstance, name: str, billing_model: str, **fields
         raise Conflict("A retired agent takes no new plans.")
     if AgentPlan.objects.filter(agent=agent, name=name).exists():
         raise Conflict(f"Agent '{agent.agent_id}' already has a plan named '{name}'.")
-    plan_check_prices(
+    plan_prices_check(
         billing_model=billing_model,
         price_cents=fields.get("price_cents", 0),
         price_per_call=fields.get("price_per_call", Decimal("0")),
@@ -315,7 +315,7 @@ def plan_update(*, plan: AgentPlan, **fields: Any) -> AgentPlan:
     if not plan.is_active or fields.get("is_active") is False:
         raise Conflict("A deactivated plan is not re-priced; create a new plan instead.")
     prices = {field: getattr(plan, field) for field in PLAN_PRICE_FIELDS} | repriced
-    plan_check_prices(
+    plan_prices_check(
         billing_model=prices["billing_model"],
         price_cents=prices["price_cents"],
         price_per_call=prices["price_per_call"],
@@ -346,26 +346,3 @@ def plan_deactivate(*, plan: AgentPlan) -> AgentPlan:
         plan.is_active = False
         plan.save(update_fields=["is_active", "updated_at"])
     return plan
-
-
-def plan_current_version(plan: AgentPlan, *, at: datetime | None = None) -> AgentPlan:
-    """The newest version of ``plan``'s line made by ``at`` (now if None)."""
-    while True:
-        successor = AgentPlan.all_objects.filter(previous_version=plan).first()
-        if successor is None or (at is not None and successor.created_at > at):
-            return plan
-        plan = successor
-
-
-def plan_lineage_ids(plan: AgentPlan) -> list[Any]:
-    """The ids of ``plan`` and every earlier version of it."""
-    ids = [plan.pk]
-    previous = plan.previous_version_id
-    while previous is not None:
-        ids.append(previous)
-        previous = (
-            AgentPlan.all_objects.filter(pk=previous)
-            .values_list("previous_version_id", flat=True)
-            .first()
-        )
-    return ids

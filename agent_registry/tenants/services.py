@@ -60,11 +60,11 @@ def tenant_update(*, tenant: AgentTenant, **fields: Any) -> AgentTenant:
     previous_limit = tenant.monthly_api_calls_limit
     model_update(tenant, fields, allowed=TENANT_FIELDS)
     tenant.save()
-    tenant_limit_saved(tenant, previous=previous_limit)
+    _tenant_limit_announce(tenant, previous=previous_limit)
     return tenant
 
 
-def tenant_limit_saved(tenant: AgentTenant, *, previous: int | None) -> None:
+def _tenant_limit_announce(tenant: AgentTenant, *, previous: int | None) -> None:
     """Tell live enforcement about a changed ``monthly_api_calls_limit`` once it commits."""
     limit = tenant.monthly_api_calls_limit
     if limit == previous:

@@ -16,7 +16,7 @@ import pytest
 from django.utils import timezone
 
 from agent_registry.access.models import AccessStatus, AgentAccess
-from agent_registry.access.services import access_revoke, access_rotate_key
+from agent_registry.access.services import access_key_rotate, access_revoke
 from agent_registry.agents.models import AgentState
 from agent_registry.agents.services import agent_transition
 from agent_registry.core.errors import Conflict
@@ -179,7 +179,7 @@ def test_rotation_returns_a_new_key_and_the_old_one_works_during_the_grace_perio
 ):
     issued = factories.make_subscription()
 
-    rotated = access_rotate_key(access=issued.access, grace_seconds=3600)
+    rotated = access_key_rotate(access=issued.access, grace_seconds=3600)
 
     assert rotated.api_key != issued.api_key
     assert authenticated(rotated.api_key).access_id == str(issued.access.pk)
@@ -193,7 +193,7 @@ def test_rotation_returns_a_new_key_and_the_old_one_works_during_the_grace_perio
 
 def test_the_old_key_stops_when_the_grace_period_ends(monkeypatch, database_reads):
     issued = factories.make_subscription()
-    rotated = access_rotate_key(access=issued.access, grace_seconds=3600)
+    rotated = access_key_rotate(access=issued.access, grace_seconds=3600)
     assert authenticated(issued.api_key, warm=True).access_id == str(issued.access.pk)
 
     # warm: the cached snapshot applies the grace with the gateway's clock
@@ -216,9 +216,9 @@ def test_the_old_key_stops_when_the_grace_period_ends(monkeypatch, database_read
 
 def test_rotating_again_ends_the_first_keys_grace_at_once():
     issued = factories.make_subscription()
-    second = access_rotate_key(access=issued.access, grace_seconds=3600)
+    second = access_key_rotate(access=issued.access, grace_seconds=3600)
     authenticated(issued.api_key, warm=True)  # a snapshot with the first key in grace
-    third = access_rotate_key(access=second.access, grace_seconds=3600)
+    third = access_key_rotate(access=second.access, grace_seconds=3600)
 
     for warm in (False, True):
         with pytest.raises(InvalidApiKey):
@@ -231,7 +231,7 @@ def test_rotation_with_zero_grace_stops_the_old_key_now():
     issued = factories.make_subscription()
     authenticated(issued.api_key, warm=True)  # cached before the rotation
 
-    access_rotate_key(access=issued.access, grace_seconds=0)
+    access_key_rotate(access=issued.access, grace_seconds=0)
 
     for warm in (False, True):
         with pytest.raises(InvalidApiKey):
@@ -243,7 +243,7 @@ def test_the_default_grace_period_comes_from_settings(settings):
     issued = factories.make_subscription()
     before = timezone.now()
 
-    rotated = access_rotate_key(access=issued.access)
+    rotated = access_key_rotate(access=issued.access)
 
     expires = rotated.access.previous_key_expires_at
     assert timedelta(seconds=119) <= expires - before <= timedelta(seconds=121)
@@ -251,7 +251,7 @@ def test_the_default_grace_period_comes_from_settings(settings):
 
 def test_revocation_stops_the_key_and_any_key_in_grace_immediately():
     issued = factories.make_subscription()
-    rotated = access_rotate_key(access=issued.access, grace_seconds=3600)
+    rotated = access_key_rotate(access=issued.access, grace_seconds=3600)
 
     access_revoke(access=rotated.access, reason="leaked")
 
@@ -278,7 +278,7 @@ def test_a_revoked_key_cannot_be_rotated_back_to_life():
     access_revoke(access=issued.access, reason="done")
 
     with pytest.raises(Conflict):
-        access_rotate_key(access=issued.access)
+        access_key_rotate(access=issued.access)
 
 
 def test_tenant_suspension_stops_every_key_of_the_tenant_and_reactivation_restores_them():

@@ -103,7 +103,7 @@ class SubscriptionViewSet(
         access = self.get_object()
         require_role(request.user, access.tenant, TenantRole.DEVELOPER)
         refuse_body_fields(request.data)
-        issued = services.access_rotate_key(access=access)
+        issued = services.access_key_rotate(access=access)
         body = _output(issued.access) | {"api_key": issued.api_key}
         return Response(body, headers={"Cache-Control": "no-store"})
 
@@ -113,7 +113,7 @@ class SubscriptionViewSet(
         access = self.get_object()
         require_operator(request.user)
         refuse_body_fields(request.data)
-        access = services.access_reset_quota(access=access)
+        access = services.access_quota_reset(access=access)
         return Response(_output(access))
 
     @extend_schema(methods=["get"], responses={200: s.ConfigurationSerializer, **COMMON_ERRORS})

@@ -137,7 +137,7 @@ class PlanCreateInput(ModelInputSerializer):
     currency = serializers.ChoiceField(choices=sorted(CURRENCIES), default="USD")
     price_per_call = serializers.DecimalField(**PRICE, required=False)
     price_per_1k_tokens = serializers.DecimalField(**PRICE, required=False)
-    # Subscription plans only (plan_check_prices says so with a 400 otherwise).
+    # Subscription plans only (plan_prices_check says so with a 400 otherwise).
     overage_price_per_call = serializers.DecimalField(**PRICE, required=False, allow_null=True)
     billing_model = serializers.ChoiceField(choices=BillingModel.choices)
 
