@@ -35,6 +35,17 @@ def tenant_for_write(user, slug: str, minimum: TenantRole) -> AgentTenant:
     return tenant
 
 
+def tenant_in_path(user, slug: str, minimum: TenantRole) -> AgentTenant:
+    """The tenant a URL names: 404 unless the caller can see it (another tenant's slug
+    answers like one that doesn't exist), 403 below ``minimum``."""
+    # No slug holds NUL, and PostgreSQL refuses to even compare text holding it.
+    tenant = visible_tenants(user).filter(slug=slug).first() if "\x00" not in slug else None
+    if tenant is None:
+        raise NotFound("No such tenant.")
+    require_role(user, tenant, minimum)
+    return tenant
+
+
 def projects_visible_to(user) -> QuerySet[AgentProject]:
     projects = AgentProject.objects.select_related("tenant")
     if is_operator(user):
