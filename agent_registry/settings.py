@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "agent_registry.agents",
     "agent_registry.access",
     "agent_registry.usage",
+    "agent_registry.demo",
 ]
 
 MIDDLEWARE = [
