@@ -16,7 +16,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
-from agent_registry.core.exceptions import envelope, require_get
+from agent_registry.core.error_envelope import envelope, require_get
 
 state_transitions_total = Counter(
     "agent_registry_state_transitions_total",

@@ -36,7 +36,7 @@ from agent_registry.gateway.errors import (
     MethodNotAllowed,
     UsageUnavailable,
 )
-from agent_registry.usage.writer import UsageWriteFailed
+from agent_registry.usage.errors import UsageWriteFailed
 
 log = structlog.get_logger("agent_registry.gateway")
 
