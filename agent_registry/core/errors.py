@@ -1,7 +1,9 @@
 """The registry's error family: a stable code, an HTTP status and structured details.
 
-Services raise these; one handler (core/exceptions.py) renders the envelope
+Services raise these; one handler (core/error_envelope.py) renders the envelope
 ``{"error": {"code", "message", "request_id", "details"?}}`` everywhere.
+
+``InternalError`` is the other family: exceptions that are not answers.
 """
 
 from __future__ import annotations
@@ -57,5 +59,16 @@ class InvalidTransition(Conflict):
 
 
 class AgentUnavailable(Conflict):
+    """The agent's lifecycle state does not allow this operation (e.g. subscribing to an
+    agent that is not listed). A gateway call to an agent that is not ACTIVE is refused
+    with the same code by gateway/errors.py ``AgentNotActive``."""
+
     code = "agent_unavailable"
     default_message = "The agent is not available for this operation in its current state."
+
+
+class InternalError(Exception):
+    """Base of the exceptions raised and handled inside the registry, never rendered as
+    an API error (a backend asking to be called again, a store that cannot be read, a
+    write that failed): the code that catches one decides the answer. An app with
+    several keeps its own base under this one (usage/errors.py ``UsageError``)."""

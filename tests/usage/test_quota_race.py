@@ -59,8 +59,8 @@ from agent_registry.access.services import IssuedAccess, access_quota_reset
 from agent_registry.agents.models import BillingModel
 from agent_registry.core import periods
 from agent_registry.gateway.errors import QuotaExceeded
-from agent_registry.gateway.limits.base import Admission, LimitPolicy
-from agent_registry.gateway.limits.redis import RedisLimiter, quota_key
+from agent_registry.gateway.limits.base import Admission, LimitPolicy, quota_key
+from agent_registry.gateway.limits.redis import RedisLimiter
 from agent_registry.gateway.pipeline import policy_for
 from agent_registry.gateway.snapshots import load_snapshot
 from agent_registry.usage.models import UsageRecord

@@ -26,7 +26,7 @@ from django.utils import timezone
 from agent_registry.access.models import AgentAccess
 from agent_registry.access.services import access_quota_reset
 from agent_registry.core import periods
-from agent_registry.gateway.limits.redis import quota_key
+from agent_registry.gateway.limits.base import quota_key
 from agent_registry.usage.aggregation import aggregate_range
 from agent_registry.usage.billing_cycles import close_cycle
 from agent_registry.usage.models import DailyUsageSummary, TenantQuotaSnapshot
