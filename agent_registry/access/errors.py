@@ -11,5 +11,9 @@ class AlreadySubscribed(Conflict):
 
 
 class AgentUnavailable(Conflict):
+    """The agent's lifecycle state does not allow this operation (subscribing to an agent
+    that is not listed). A gateway call to an agent that is not ACTIVE is refused with
+    the same code by gateway/errors.py ``AgentNotActive``."""
+
     code = "agent_unavailable"
     default_message = "The agent is not available for this operation in its current state."

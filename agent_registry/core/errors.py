@@ -53,20 +53,6 @@ class Conflict(RegistryError):
     default_message = "The request conflicts with the current state."
 
 
-class InvalidTransition(Conflict):
-    code = "invalid_transition"
-    default_message = "That lifecycle transition is not allowed from the current state."
-
-
-class AgentUnavailable(Conflict):
-    """The agent's lifecycle state does not allow this operation (e.g. subscribing to an
-    agent that is not listed). A gateway call to an agent that is not ACTIVE is refused
-    with the same code by gateway/errors.py ``AgentNotActive``."""
-
-    code = "agent_unavailable"
-    default_message = "The agent is not available for this operation in its current state."
-
-
 class InternalError(Exception):
     """Base of the exceptions raised and handled inside the registry, never rendered as
     an API error (a backend asking to be called again, a store that cannot be read, a

@@ -29,8 +29,8 @@ class AgentNotFound(GatewayError):
 
 class AgentNotActive(GatewayError):
     """A call to an agent that is not ACTIVE (paused, retired, …). The same code and
-    status as core's ``AgentUnavailable``, which refuses other operations (subscribing)
-    for the agent's state; the gateway's own name says which refusal this is."""
+    status as access/errors.py ``AgentUnavailable``, which refuses other operations
+    (subscribing) for the agent's state; the gateway's name says which refusal this is."""
 
     code = "agent_unavailable"
     status = 409
