@@ -1,6 +1,8 @@
 """ASGI entry point: ``uvicorn agent_registry.asgi:application``.
 
 The gateway's hot paths are served by a plain ASGI app; everything else by Django.
+At startup (the ASGI lifespan) the in-process jobs start here when ``IN_PROCESS_JOBS``
+is on: this module composes the apps, so the gateway need not know about the jobs.
 """
 
 import os
@@ -11,8 +13,35 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agent_registry.settings")
 
 django_application = get_asgi_application()
 
-from agent_registry.core.asgi_body import BoundedRequestBody  # noqa: E402
-from agent_registry.gateway.app import GatewayApp  # noqa: E402  (needs Django set up first)
+# Imported once Django is set up.
+from agent_registry.core.asgi_body import (  # noqa: E402
+    BoundedRequestBody,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
+from agent_registry.core.scheduler import start_in_process_jobs  # noqa: E402
+from agent_registry.gateway.app import GatewayApp  # noqa: E402
 
 # Bodies bound for Django are bounded and chunked ones read (core/asgi_body.py).
-application = GatewayApp(BoundedRequestBody(django_application))
+gateway_application = GatewayApp(BoundedRequestBody(django_application))
+
+
+async def application(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "lifespan":
+        receive = _starting_jobs(receive)
+    await gateway_application(scope, receive, send)
+
+
+def _starting_jobs(receive: Receive) -> Receive:
+    """``receive`` that starts the in-process jobs when the server starts up; the
+    gateway answers the lifespan messages (and closes its clients at shutdown)."""
+
+    async def receive_and_start() -> Message:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            start_in_process_jobs()
+        return message
+
+    return receive_and_start

@@ -2,7 +2,7 @@
 
 ``celery -A agent_registry worker`` runs the tasks; ``celery -A agent_registry beat``
 queues the scheduled ones from django-celery-beat's rows, which ``manage.py
-sync_schedules`` (and ``migrate``) write from ``usage/jobs.py SCHEDULE``.
+sync_schedules`` (and ``migrate``) write from the jobs' schedule (core/jobs.py).
 """
 
 import os

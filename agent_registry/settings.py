@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "agent_registry.access",
     "agent_registry.usage",
     "agent_registry.billing",
+    "agent_registry.demo",
 ]
 
 MIDDLEWARE = [
@@ -136,8 +137,9 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 # Beat reads its schedule from the database (django-celery-beat; the admin shows each
-# job's last run and can pause it). The rows are written from usage/jobs.py SCHEDULE by
-# `manage.py sync_schedules` and after every `migrate`: no schedule is kept here.
+# job's last run and can pause it). The rows are written from the jobs' schedule
+# (core/jobs.py, which the apps' jobs.py fill) by `manage.py sync_schedules` and after
+# every `migrate`: no schedule is kept here.
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # SCHEDULE's times of day are UTC.
 CELERY_TIMEZONE = "UTC"
@@ -222,7 +224,7 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "agent_registry.core.pagination.Pagination",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "agent_registry.core.exceptions.exception_handler",
+    "EXCEPTION_HANDLER": "agent_registry.core.error_envelope.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }

@@ -47,7 +47,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
-handler400 = "agent_registry.core.exceptions.handler400"
-handler403 = "agent_registry.core.exceptions.handler403"
-handler404 = "agent_registry.core.exceptions.handler404"
-handler500 = "agent_registry.core.exceptions.handler500"
+handler400 = "agent_registry.core.error_envelope.handler400"
+handler403 = "agent_registry.core.error_envelope.handler403"
+handler404 = "agent_registry.core.error_envelope.handler404"
+handler500 = "agent_registry.core.error_envelope.handler500"

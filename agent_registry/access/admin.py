@@ -12,7 +12,6 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import model_ngettext
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
@@ -26,7 +25,6 @@ from agent_registry.core.admin import (
     colored,
     run_per_row,
 )
-from agent_registry.core.live_state import live_state
 
 ADMIN_REASON = "admin action"
 
@@ -35,13 +33,6 @@ STATUS_COLORS: dict[str, str] = {
     AccessStatus.PENDING_PAYMENT: "orange",
     AccessStatus.REVOKED: "red",
 }
-
-# What an operator may adjust on a subscription. Counters (quota_used, total_requests)
-# belong to the gateway, status to the revoke/issue services, the relations to the
-# subscription's creation.
-ACCESS_EDITABLE_FIELDS = frozenset(
-    {"name", "quota_limit", "rate_limit_per_second", "waldur_user_email", "metadata"}
-)
 
 
 @admin.register(AgentAccess)
@@ -163,7 +154,7 @@ class AgentAccessAdmin(ServiceModelAdmin):
             self,
             request,
             queryset,
-            lambda access: services.access_reset_quota(access=access),
+            lambda access: services.access_quota_reset(access=access),
             success="Reset the quota of {count} {objects}.",
         )
 
@@ -177,14 +168,10 @@ class AgentAccessAdmin(ServiceModelAdmin):
     def save_model(
         self, request: HttpRequest, obj: AgentAccess, form: forms.ModelForm, change: bool
     ) -> None:
-        # Only the changed columns: the gateway bumps quota_used and total_requests with
-        # F() updates while this form is open, and a full save would undo them.
-        fields = changed_values(form, ACCESS_EDITABLE_FIELDS)
+        # Only the changed columns (access_update writes no others).
+        fields = changed_values(form, services.ACCESS_FIELDS)
         if fields:
-            obj.save(update_fields=[*fields, "updated_at"])
-            # The gateway serves the key's limits from a snapshot; drop it once committed.
-            access_id = str(obj.pk)
-            transaction.on_commit(lambda: live_state().access_changed(access_id))
+            services.access_update(access=obj, **fields)
 
 
 class AgentConfigurationForm(forms.ModelForm):

@@ -8,3 +8,12 @@ from agent_registry.core.errors import Conflict
 class AlreadySubscribed(Conflict):
     code = "already_subscribed"
     default_message = "This project already has a subscription to that plan."
+
+
+class AgentUnavailable(Conflict):
+    """The agent's lifecycle state does not allow this operation (subscribing to an agent
+    that is not listed). A gateway call to an agent that is not ACTIVE is refused with
+    the same code by gateway/errors.py ``AgentNotActive``."""
+
+    code = "agent_unavailable"
+    default_message = "The agent is not available for this operation in its current state."

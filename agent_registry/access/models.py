@@ -53,6 +53,9 @@ class AgentAccess(SoftDeleteModel):
     # month it was rolled into, or an operator's reset. Reconciliation compares
     # quota_used with the billable records from here on.
     quota_counted_since = models.DateTimeField(null=True, blank=True)
+    # Not a column: the gateway's live count, set on the subscriptions the API answers
+    # with (access/selectors.py ``accesses_with_quota_shown``).
+    quota_used_shown: int
     rate_limit_per_second = models.PositiveIntegerField(default=10)
 
     last_used_at = models.DateTimeField(null=True, blank=True)

@@ -1,70 +1,30 @@
-"""Reads for subscriptions, and the key check against the database.
+"""Reads for subscriptions and their live quota counters.
 
-The gateway applies the same rules to its cached snapshot (gateway/pipeline.py,
-gateway/snapshots.py ``hash_for``) so that a warm call makes no query.
+Keys are checked by the gateway alone (gateway/pipeline.py ``authenticate`` and
+``check_usable`` on its cached ``KeySnapshot``): there is no second key check here.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from agent_registry.access.models import AccessStatus, AgentAccess, AgentConfiguration
-from agent_registry.core import keys, periods
-from agent_registry.core.errors import Forbidden, NotFound
+from agent_registry.agents.models import AgentInstance, AgentPlan
+from agent_registry.agents.selectors import agent_subscribable_by, plan_subscribable
+from agent_registry.core import periods
+from agent_registry.core.errors import NotFound
 from agent_registry.core.live_state import CountersUnavailable, live_state
-from agent_registry.gateway.errors import InvalidApiKey
+from agent_registry.tenants.models import AgentProject, TenantRole
 from agent_registry.tenants.permissions import is_operator, member_tenant_ids
+from agent_registry.tenants.selectors import project_for_write
 
 log = structlog.get_logger(__name__)
-
-
-def access_for_key(plaintext: str | None) -> AgentAccess:
-    """The subscription a key belongs to; ``InvalidApiKey`` for every kind of bad key.
-
-    The checksum is checked first, so a typo never reaches the database. Unknown
-    prefix and wrong secret give the same answer. A rotated-out key counts until its
-    grace period ends.
-    """
-    parsed = keys.parse_key(plaintext, keys.API_KEY_KIND)
-    if parsed is None:
-        raise InvalidApiKey()
-    access = (
-        AgentAccess.objects.select_related("tenant", "agent_instance", "plan")
-        .filter(Q(key_prefix=parsed.prefix) | Q(previous_key_prefix=parsed.prefix))
-        .first()
-    )
-    if access is None or access.status == AccessStatus.REVOKED:
-        raise InvalidApiKey()
-    expires = access.previous_key_expires_at
-    stored_hash = keys.hash_in_force(
-        parsed.prefix,
-        current_prefix=access.key_prefix,
-        current_hash=access.key_hash,
-        previous_prefix=access.previous_key_prefix,
-        previous_hash=access.previous_key_hash,
-        previous_expires_at=expires.timestamp() if expires is not None else None,
-        now=time.time(),
-    )
-    if stored_hash is None or not keys.key_matches(parsed.text, stored_hash):
-        raise InvalidApiKey()
-    return access
-
-
-def access_check_usable(access: AgentAccess, agent_id: str) -> None:
-    """403s of the contract: wrong agent, subscription not active, tenant suspended."""
-    if access.agent_instance.agent_id != agent_id:
-        raise Forbidden("This key is not for that agent.")
-    if not access.tenant.is_active:
-        raise Forbidden("The tenant is suspended.")
-    if not access.project.is_active:
-        raise Forbidden("The project is archived.")
-    if access.status != AccessStatus.ACTIVE:
-        raise Forbidden(f"The subscription is {access.status}.")
 
 
 def access_visible_to(user) -> QuerySet[AgentAccess]:
@@ -72,6 +32,36 @@ def access_visible_to(user) -> QuerySet[AgentAccess]:
     if is_operator(user):
         return accesses
     return accesses.filter(tenant_id__in=member_tenant_ids(user))
+
+
+@dataclass(frozen=True)
+class SubscriptionTarget:
+    """What a new subscription binds: a project of the caller's, an agent, its plan."""
+
+    project: AgentProject
+    agent: AgentInstance
+    plan: AgentPlan
+
+
+def subscription_target(
+    user, *, project_id: Any, agent_id: str, plan_id: Any
+) -> SubscriptionTarget:
+    """The parts a subscribe request names, each checked in turn (400 on the field that
+    names nothing the caller may subscribe with; 403 below the developer role)."""
+    project = project_for_write(user, project_id, TenantRole.DEVELOPER)
+    agent = agent_subscribable_by(user, agent_id)
+    return SubscriptionTarget(project=project, agent=agent, plan=plan_subscribable(agent, plan_id))
+
+
+def subscription_quota_limit(plan: AgentPlan) -> int | None:
+    """The gateway's hard limit for a new subscription to ``plan`` (None = unlimited).
+
+    With an overage price the monthly quota is what the fee includes, not a stop:
+    calls beyond it are billed per call (docs/billing.md "Overage").
+    """
+    if plan.overage_price_per_call is not None:
+        return None
+    return plan.monthly_quota
 
 
 def embeddable_configuration(access: AgentAccess) -> AgentConfiguration:
@@ -123,3 +113,19 @@ def access_quota_used_shown(
     if access.quota_reset_at is not None and access.quota_reset_at <= now:
         return 0  # the stored count belongs to a month that has ended
     return access.quota_used
+
+
+def accesses_with_quota_shown(
+    accesses: Iterable[AgentAccess], *, now: datetime | None = None
+) -> list[AgentAccess]:
+    """The subscriptions (a page of them), each with ``quota_used_shown`` set: what the
+    gateway enforces this month, read for all of them in one round trip."""
+    items = list(accesses)
+    counters = access_live_quota_used((str(item.pk) for item in items), now=now)
+    for access in items:
+        access.quota_used_shown = access_quota_used_shown(access, counters, now=now)
+    return items
+
+
+def access_with_quota_shown(access: AgentAccess) -> AgentAccess:
+    return accesses_with_quota_shown([access])[0]

@@ -12,14 +12,16 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from agent_registry.access.errors import AlreadySubscribed
+from agent_registry.access.errors import AgentUnavailable, AlreadySubscribed
 from agent_registry.access.models import AccessStatus, AgentAccess, AgentConfiguration
+from agent_registry.access.selectors import subscription_quota_limit
 from agent_registry.agents import lifecycle
 from agent_registry.agents.models import AgentInstance, AgentPlan
-from agent_registry.agents.services import plan_lineage_ids
+from agent_registry.agents.selectors import plan_lineage_ids
 from agent_registry.core import keys, periods
-from agent_registry.core.errors import AgentUnavailable, Conflict, Forbidden, ValidationFailed
+from agent_registry.core.errors import Conflict, Forbidden, ValidationFailed
 from agent_registry.core.live_state import live_state
+from agent_registry.core.services import model_update
 from agent_registry.tenants.models import AgentProject
 
 
@@ -39,17 +41,6 @@ def _after_commit(announce: str, access: AgentAccess) -> None:
 
 def _new_widget_key() -> str:
     return "agw_" + secrets.token_urlsafe(18)
-
-
-def subscription_quota_limit(plan: AgentPlan) -> int | None:
-    """The gateway's hard limit for a new subscription to ``plan`` (None = unlimited).
-
-    With an overage price the monthly quota is what the fee includes, not a stop:
-    calls beyond it are billed per call (docs/billing.md "Overage").
-    """
-    if plan.overage_price_per_call is not None:
-        return None
-    return plan.monthly_quota
 
 
 @transaction.atomic
@@ -119,7 +110,7 @@ def _live_subscriptions(project: AgentProject, plan: AgentPlan) -> QuerySet[Agen
 
 
 @transaction.atomic
-def access_rotate_key(*, access: AgentAccess, grace_seconds: int | None = None) -> IssuedAccess:
+def access_key_rotate(*, access: AgentAccess, grace_seconds: int | None = None) -> IssuedAccess:
     """Issue a new key; the current one keeps working for ``grace_seconds``.
 
     A key that was already in its grace period stops at once: only one old key lives.
@@ -165,7 +156,7 @@ def access_revoke(*, access: AgentAccess, reason: str) -> AgentAccess:
 
 
 @transaction.atomic
-def access_reset_quota(*, access: AgentAccess) -> AgentAccess:
+def access_quota_reset(*, access: AgentAccess) -> AgentAccess:
     access = AgentAccess.objects.select_for_update().get(pk=access.pk)
     now = timezone.now()
     access.quota_used = 0
@@ -176,38 +167,49 @@ def access_reset_quota(*, access: AgentAccess) -> AgentAccess:
     return access
 
 
-CONFIGURATION_FIELDS = frozenset(
-    {
-        "widget_enabled",
-        "widget_position",
-        "widget_theme",
-        "widget_avatar_url",
-        "branding_name",
-        "branding_logo_url",
-        "branding_welcome_message",
-        "branding_tagline",
-        "rag_enabled",
-        "rag_sources",
-        "rag_chunk_size",
-        "rag_chunk_overlap",
-        "training_examples",
-        "system_prompt_override",
-        "context_variables",
-        "temperature",
-        "max_tokens",
-        "allowed_domains",
-    }
+# What an operator may adjust on a subscription. Counters (quota_used, total_requests)
+# belong to the gateway, status to the revoke/issue services, the relations to the
+# subscription's creation.
+ACCESS_FIELDS = ("name", "quota_limit", "rate_limit_per_second", "waldur_user_email", "metadata")
+
+
+@transaction.atomic
+def access_update(*, access: AgentAccess, **fields: Any) -> AgentAccess:
+    """Write only the given columns: the gateway bumps quota_used and total_requests
+    with F() updates meanwhile, and a full save would undo them."""
+    model_update(access, fields, allowed=ACCESS_FIELDS)
+    access.save(update_fields=[*fields, "updated_at"])
+    _after_commit("access_changed", access)  # the gateway serves limits from a snapshot
+    return access
+
+
+# What a subscription's owner may configure (the API's serializer and the admin use this).
+CONFIGURATION_FIELDS = (
+    "widget_enabled",
+    "widget_position",
+    "widget_theme",
+    "widget_avatar_url",
+    "branding_name",
+    "branding_logo_url",
+    "branding_welcome_message",
+    "branding_tagline",
+    "rag_enabled",
+    "rag_sources",
+    "rag_chunk_size",
+    "rag_chunk_overlap",
+    "training_examples",
+    "system_prompt_override",
+    "context_variables",
+    "temperature",
+    "max_tokens",
+    "allowed_domains",
 )
 
 
 @transaction.atomic
 def configuration_update(*, configuration: AgentConfiguration, **fields: Any) -> AgentConfiguration:
-    unknown = set(fields) - CONFIGURATION_FIELDS
-    if unknown:
-        raise ValueError(f"Not configuration fields: {sorted(unknown)}")
     configuration = AgentConfiguration.objects.select_for_update().get(pk=configuration.pk)
-    for field, value in fields.items():
-        setattr(configuration, field, value)
+    model_update(configuration, fields, allowed=CONFIGURATION_FIELDS)
     if configuration.rag_chunk_overlap >= configuration.rag_chunk_size:
         raise ValidationFailed(
             details={"rag_chunk_overlap": ["Must be smaller than rag_chunk_size."]}

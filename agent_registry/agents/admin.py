@@ -103,7 +103,7 @@ class AgentInstanceForm(forms.ModelForm):
                 project = cleaned.get("project") or getattr(self.instance, "project", None)
                 runtime_changed = set(self.changed_data) & set(RUNTIME_COLUMNS.values())
                 if project is not None and (self.instance._state.adding or runtime_changed):
-                    services.runtime_secret_check(
+                    services.agent_secret_ref_check(
                         tenant_id=str(project.tenant_id), runtime=self.runtime_description
                     )
             except ValidationFailed as exc:
@@ -242,7 +242,7 @@ class AgentInstanceAdmin(ServiceModelAdmin):
                 name=obj.name,
                 runtime=form.runtime_description,  # type: ignore[arg-type]  # clean() set it
                 actor=request.user,
-                **form_values(form, services.AGENT_EDITABLE_FIELDS - {"name"}),
+                **form_values(form, set(services.AGENT_EDITABLE_FIELDS) - {"name"}),
             )
             adopt(obj, agent)
             return
@@ -301,7 +301,7 @@ class AgentPlanForm(forms.ModelForm):
             return cleaned.get(name) if name in self.fields else getattr(plan, name)
 
         try:
-            services.plan_check_prices(
+            services.plan_prices_check(
                 billing_model=value("billing_model"),
                 price_cents=value("price_cents") or 0,
                 price_per_call=value("price_per_call") or Decimal("0"),
@@ -417,13 +417,13 @@ class AgentPlanAdmin(ServiceModelAdmin):
                 agent=obj.agent,
                 name=obj.name,
                 billing_model=obj.billing_model,
-                **form_values(form, services.PLAN_FIELDS),
+                **form_values(form, set(services.PLAN_FIELDS) - {"name", "billing_model"}),
             )
             adopt(obj, plan)
             return
         # Through plan_update: a price change makes the plan's next version, as in the
         # API; only the changed columns are passed, so a concurrent writer of another
         # column (the Waldur sync) is not undone.
-        fields = changed_values(form, services.PLAN_FIELDS | {"name"})
+        fields = changed_values(form, set(services.PLAN_FIELDS) - {"billing_model"})
         if fields:
             adopt(obj, services.plan_update(plan=obj, **fields))

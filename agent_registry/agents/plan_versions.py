@@ -2,7 +2,7 @@
 
 A price change makes a new version of a plan (``previous_version`` → ``next_version``,
 a line). The version in force at a moment is the newest one of the line created by
-then. ``agents.services.plan_current_version`` walks the line with one query per step;
+then. ``agents.selectors.plan_current_version`` walks the line with one query per step;
 billing walks the same line over plans it loaded once per refresh
 (``billing/cycles/lines.py PlanVersions``). Both call ``newest_version``, so the rule
 is written once.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -10,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agent_registry.agents import lifecycle
+from agent_registry.agents.errors import InvalidTransition
 from agent_registry.agents.models import (
     AgentInstance,
     AgentPlan,
@@ -17,33 +17,32 @@ from agent_registry.agents.models import (
     AgentStateTransition,
     BillingModel,
 )
-from agent_registry.agents.plan_versions import newest_version
 from agent_registry.agents.runtime import RuntimeDescription
-from agent_registry.core.errors import Conflict, InvalidTransition, ValidationFailed
+from agent_registry.core.errors import Conflict, ValidationFailed
 from agent_registry.core.live_state import live_state
 from agent_registry.core.metrics import state_transitions_total
+from agent_registry.core.services import model_update, writable_fields_check
 from agent_registry.secrets.backends import get_backend as secrets_backend
 from agent_registry.tenants.models import AgentProject
 
-AGENT_EDITABLE_FIELDS = frozenset(
-    {
-        "name",
-        "description",
-        "version",
-        "category",
-        "tags",
-        "config",
-        "metadata",
-        "max_concurrent_requests",
-        "timeout_seconds",
-        "namespace",
-        "runtime_deployment_name",
-        "langflow_flow_version",
-    }
+# What the API and the admin may write on an agent; the state has its own writer.
+AGENT_FIELDS = (
+    "name",
+    "description",
+    "category",
+    "tags",
+    "version",
+    "max_concurrent_requests",
+    "timeout_seconds",
+    "config",
+    "metadata",
 )
+# Deployment details only an operator sets (in the admin).
+AGENT_DEPLOYMENT_FIELDS = ("namespace", "runtime_deployment_name", "langflow_flow_version")
+AGENT_EDITABLE_FIELDS = AGENT_FIELDS + AGENT_DEPLOYMENT_FIELDS
 
 
-def runtime_secret_check(*, tenant_id: str, runtime: RuntimeDescription) -> None:
+def agent_secret_ref_check(*, tenant_id: str, runtime: RuntimeDescription) -> None:
     """``api_key_ref`` must name a secret the agent's own tenant may use (400 otherwise).
 
     Only the tenant's own secrets and the environment secrets an operator granted it
@@ -78,10 +77,8 @@ def agent_create(
     actor=None,
     **fields: Any,
 ) -> AgentInstance:
-    unknown = set(fields) - AGENT_EDITABLE_FIELDS
-    if unknown:
-        raise ValueError(f"Not agent fields: {sorted(unknown)}")
-    runtime_secret_check(tenant_id=str(project.tenant_id), runtime=runtime)
+    writable_fields_check(fields, allowed=AGENT_EDITABLE_FIELDS, model=AgentInstance)
+    agent_secret_ref_check(tenant_id=str(project.tenant_id), runtime=runtime)
     tenant = project.tenant
     # Lock the tenant row so two concurrent creates can't both pass the limit.
     tenant = type(tenant).objects.select_for_update().get(pk=tenant.pk)
@@ -114,16 +111,13 @@ def agent_create(
 def agent_update(
     *, agent: AgentInstance, runtime: RuntimeDescription | None = None, **fields: Any
 ) -> AgentInstance:
-    unknown = set(fields) - AGENT_EDITABLE_FIELDS
-    if unknown:
-        raise ValueError(f"Not agent fields: {sorted(unknown)}")
+    writable_fields_check(fields, allowed=AGENT_EDITABLE_FIELDS, model=AgentInstance)
     agent = AgentInstance.objects.select_for_update().get(pk=agent.pk)
     if agent.state == AgentState.RETIRED:
         raise Conflict("A retired agent can no longer be changed.")
-    for field, value in fields.items():
-        setattr(agent, field, value)
+    model_update(agent, fields, allowed=AGENT_EDITABLE_FIELDS)
     if runtime is not None:
-        runtime_secret_check(tenant_id=str(agent.project.tenant_id), runtime=runtime)
+        agent_secret_ref_check(tenant_id=str(agent.project.tenant_id), runtime=runtime)
         for column, value in runtime.as_columns().items():
             setattr(agent, column, value)
     agent.save()
@@ -189,23 +183,24 @@ def agent_run_action(*, agent: AgentInstance, action: str, actor=None, reason: s
     return agent_transition(agent=agent, to_state=target, actor=actor, reason=reason, action=action)
 
 
-PLAN_FIELDS = frozenset(
-    {
-        "description",
-        "currency",
-        "price_cents",
-        "price_per_call",
-        "price_per_1k_tokens",
-        "monthly_quota",
-        "overage_price_per_call",
-        "rate_limit_per_second",
-        "display_order",
-        "is_active",
-    }
+# What the API and the admin may write on a plan (the agent is set once).
+PLAN_FIELDS = (
+    "name",
+    "description",
+    "billing_model",
+    "currency",
+    "price_cents",
+    "price_per_call",
+    "price_per_1k_tokens",
+    "monthly_quota",
+    "overage_price_per_call",
+    "rate_limit_per_second",
+    "display_order",
+    "is_active",
 )
 
 
-def plan_check_prices(
+def plan_prices_check(
     *,
     billing_model: str,
     price_cents: int,
@@ -249,15 +244,13 @@ def plan_check_prices(
 
 @transaction.atomic
 def plan_create(*, agent: AgentInstance, name: str, billing_model: str, **fields: Any) -> AgentPlan:
-    unknown = set(fields) - PLAN_FIELDS
-    if unknown:
-        raise ValueError(f"Not plan fields: {sorted(unknown)}")
+    writable_fields_check(fields, allowed=PLAN_FIELDS, model=AgentPlan)
     agent = AgentInstance.objects.select_for_update().get(pk=agent.pk)
     if agent.state == AgentState.RETIRED:
         raise Conflict("A retired agent takes no new plans.")
     if AgentPlan.objects.filter(agent=agent, name=name).exists():
         raise Conflict(f"Agent '{agent.agent_id}' already has a plan named '{name}'.")
-    plan_check_prices(
+    plan_prices_check(
         billing_model=billing_model,
         price_cents=fields.get("price_cents", 0),
         price_per_call=fields.get("price_per_call", Decimal("0")),
@@ -281,11 +274,8 @@ PLAN_PRICE_FIELDS = frozenset(
         "overage_price_per_call",
     }
 )
-# Edited in place (a rate limit or quota is copied onto a subscription when it is made,
-# and again when it moves to a new version).
-PLAN_IN_PLACE_FIELDS = frozenset(
-    {"name", "description", "display_order", "rate_limit_per_second", "is_active"}
-)
+# The other PLAN_FIELDS are edited in place (a rate limit or quota is copied onto a
+# subscription when it is made, and again when it moves to a new version).
 
 
 @transaction.atomic
@@ -298,9 +288,7 @@ def plan_update(*, plan: AgentPlan, **fields: Any) -> AgentPlan:
     price while existing ones keep theirs until the next billing cycle. Only the
     newest version of a plan can be edited.
     """
-    unknown = set(fields) - PLAN_PRICE_FIELDS - PLAN_IN_PLACE_FIELDS
-    if unknown:
-        raise ValueError(f"Not plan fields: {sorted(unknown)}")
+    writable_fields_check(fields, allowed=PLAN_FIELDS, model=AgentPlan)
     agent = AgentInstance.objects.select_for_update().get(pk=plan.agent_id)
     plan = AgentPlan.objects.select_for_update().get(pk=plan.pk)
     if agent.state == AgentState.RETIRED:
@@ -321,14 +309,13 @@ def plan_update(*, plan: AgentPlan, **fields: Any) -> AgentPlan:
         if field in PLAN_PRICE_FIELDS and getattr(plan, field) != value
     }
     if not repriced:
-        for field, value in fields.items():
-            setattr(plan, field, value)
+        model_update(plan, fields, allowed=PLAN_FIELDS)
         plan.save()
         return plan
     if not plan.is_active or fields.get("is_active") is False:
         raise Conflict("A deactivated plan is not re-priced; create a new plan instead.")
     prices = {field: getattr(plan, field) for field in PLAN_PRICE_FIELDS} | repriced
-    plan_check_prices(
+    plan_prices_check(
         billing_model=prices["billing_model"],
         price_cents=prices["price_cents"],
         price_per_call=prices["price_per_call"],
@@ -359,24 +346,3 @@ def plan_deactivate(*, plan: AgentPlan) -> AgentPlan:
         plan.is_active = False
         plan.save(update_fields=["is_active", "updated_at"])
     return plan
-
-
-def plan_current_version(plan: AgentPlan, *, at: datetime | None = None) -> AgentPlan:
-    """The newest version of ``plan``'s line made by ``at`` (now if None)."""
-    return newest_version(
-        plan, lambda version: AgentPlan.all_objects.filter(previous_version=version).first(), at
-    )
-
-
-def plan_lineage_ids(plan: AgentPlan) -> list[Any]:
-    """The ids of ``plan`` and every earlier version of it."""
-    ids = [plan.pk]
-    previous = plan.previous_version_id
-    while previous is not None:
-        ids.append(previous)
-        previous = (
-            AgentPlan.all_objects.filter(pk=previous)
-            .values_list("previous_version_id", flat=True)
-            .first()
-        )
-    return ids

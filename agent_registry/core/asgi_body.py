@@ -24,6 +24,7 @@ from typing import Any
 import structlog
 from django.conf import settings
 
+from agent_registry.core.errors import InternalError
 from agent_registry.core.request_id import accept_or_create
 
 log = structlog.get_logger("agent_registry.access_log")
@@ -37,8 +38,8 @@ ASGIApp = Callable[..., Awaitable[None]]
 _BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "TRACE"})
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(InternalError):
+    """The body passed the limit while being read; caught below to answer 413."""
 
 
 class BoundedRequestBody:

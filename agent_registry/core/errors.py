@@ -1,7 +1,9 @@
 """The registry's error family: a stable code, an HTTP status and structured details.
 
-Services raise these; one handler (core/exceptions.py) renders the envelope
+Services raise these; one handler (core/error_envelope.py) renders the envelope
 ``{"error": {"code", "message", "request_id", "details"?}}`` everywhere.
+
+``InternalError`` is the other family: exceptions that are not answers.
 """
 
 from __future__ import annotations
@@ -51,11 +53,8 @@ class Conflict(RegistryError):
     default_message = "The request conflicts with the current state."
 
 
-class InvalidTransition(Conflict):
-    code = "invalid_transition"
-    default_message = "That lifecycle transition is not allowed from the current state."
-
-
-class AgentUnavailable(Conflict):
-    code = "agent_unavailable"
-    default_message = "The agent is not available for this operation in its current state."
+class InternalError(Exception):
+    """Base of the exceptions raised and handled inside the registry, never rendered as
+    an API error (a backend asking to be called again, a store that cannot be read, a
+    write that failed): the code that catches one decides the answer. An app with
+    several keeps its own base under this one (usage/errors.py ``UsageError``)."""

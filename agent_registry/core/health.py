@@ -16,7 +16,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import JsonResponse
 
-from agent_registry.core.exceptions import require_get
+from agent_registry.core.error_envelope import require_get
 
 
 def _timed(check: Callable[[], dict]) -> dict:

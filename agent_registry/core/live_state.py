@@ -21,8 +21,10 @@ from typing import Protocol
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from agent_registry.core.errors import InternalError
 
-class CountersUnavailable(Exception):
+
+class CountersUnavailable(InternalError):
     """The live counters cannot be read; ``reason`` says why, for the reader's report."""
 
     def __init__(self, reason: str) -> None:

@@ -14,29 +14,15 @@ import ipaddress
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
-from agent_registry.core.exceptions import envelope, require_get
+from agent_registry.core.error_envelope import envelope, require_get
 
 state_transitions_total = Counter(
     "agent_registry_state_transitions_total",
     "Agent lifecycle transitions.",
     ["from_state", "to_state"],
 )
-
-agents_total = Gauge("agent_registry_agents_total", "Agents by lifecycle state.", ["state"])
-
-
-def _refresh_agent_gauge() -> None:
-    from django.db.models import Count
-
-    from agent_registry.agents.models import AgentInstance, AgentState
-
-    counts = dict(
-        AgentInstance.objects.values_list("state").annotate(n=Count("pk")).values_list("state", "n")
-    )
-    for state in AgentState:
-        agents_total.labels(state=state.value).set(counts.get(state.value, 0))
 
 
 def _from_loopback(request: HttpRequest) -> bool:
@@ -68,5 +54,5 @@ def metrics(request: HttpRequest) -> HttpResponse:
         )
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
-    _refresh_agent_gauge()
+    # Apps add their own gauges as collectors (agents/metrics.py: agents by state).
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)

@@ -1,8 +1,9 @@
 """Scheduled jobs in-process, for the embedded default (no broker, no beat).
 
-A daemon thread runs each job of ``usage.jobs.SCHEDULE`` on that job's schedule, the
-same schedule Celery beat follows in production. Started by the ASGI app at startup
-when ``IN_PROCESS_JOBS`` is on (``make run`` turns it on).
+A daemon thread runs each job of the schedule (core/jobs.py, filled by the apps) on
+that job's times, the same schedule Celery beat follows in production. Started at the
+ASGI app's startup (agent_registry/asgi.py) when ``IN_PROCESS_JOBS`` is on (``make run``
+turns it on).
 
 * ``Every(seconds)``: once soon after start, then every ``seconds`` after the
   previous run.
@@ -22,9 +23,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import structlog
+from django.conf import settings
 from django.db import close_old_connections
 
-from agent_registry.usage.jobs import DailyAt, Every, Job
+from agent_registry.core import jobs
+from agent_registry.core.jobs import DailyAt, Every, Job
 
 log = structlog.get_logger(__name__)
 
@@ -86,3 +89,13 @@ class InProcessScheduler:
     def _loop(self) -> None:
         while not self._stop.wait(TICK_SECONDS):
             self.run_due(datetime.now(UTC))
+
+
+def start_in_process_jobs() -> InProcessScheduler | None:
+    """Start the jobs' thread when ``IN_PROCESS_JOBS`` is on; None when it is off."""
+    if not settings.IN_PROCESS_JOBS:
+        return None
+    scheduler = InProcessScheduler(jobs.schedule())
+    scheduler.start()
+    log.info("in_process_jobs_started", jobs=sorted(scheduler.schedule))
+    return scheduler

@@ -36,7 +36,7 @@ from agent_registry.gateway.errors import (
     MethodNotAllowed,
     UsageUnavailable,
 )
-from agent_registry.usage.writer import UsageWriteFailed
+from agent_registry.usage.errors import UsageWriteFailed
 
 log = structlog.get_logger("agent_registry.gateway")
 
@@ -103,7 +103,6 @@ class GatewayApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                _start_in_process_jobs()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 from agent_registry.gateway.http_client import close_clients
@@ -199,17 +198,6 @@ async def _answer_if_unanswered(send: Send, request_id: str) -> None:
         await answer_error(send, request_id, InternalGatewayError())
     except Exception:  # the response had started: the server ends it
         log.warning("gateway_error_not_sent", request_id=request_id)
-
-
-def _start_in_process_jobs() -> None:
-    from django.conf import settings
-
-    if settings.IN_PROCESS_JOBS:
-        from agent_registry.core.scheduler import InProcessScheduler
-        from agent_registry.usage.jobs import SCHEDULE
-
-        InProcessScheduler(SCHEDULE).start()
-        log.info("in_process_jobs_started", jobs=sorted(SCHEDULE))
 
 
 def _host(scope: Scope) -> str:

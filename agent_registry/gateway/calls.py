@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from agent_registry.core.exceptions import envelope
+from agent_registry.core.error_envelope import envelope
 from agent_registry.gateway import metrics, pipeline
 from agent_registry.gateway.asgi_io import (
     Headers,

@@ -27,7 +27,11 @@ class AgentNotFound(GatewayError):
     default_message = "No such agent."
 
 
-class AgentUnavailable(GatewayError):
+class AgentNotActive(GatewayError):
+    """A call to an agent that is not ACTIVE (paused, retired, …). The same code and
+    status as access/errors.py ``AgentUnavailable``, which refuses other operations
+    (subscribing) for the agent's state; the gateway's name says which refusal this is."""
+
     code = "agent_unavailable"
     status = 409
     default_message = "The agent is not active."

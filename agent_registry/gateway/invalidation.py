@@ -24,8 +24,13 @@ from django.conf import settings
 from agent_registry.core import periods
 from agent_registry.gateway import sync_redis
 from agent_registry.gateway.limits import get_limiter
-from agent_registry.gateway.limits.base import PROJECT_ARCHIVED, BlockKind
-from agent_registry.gateway.limits.redis import block_key, reset_quota_counter, set_tenant_limit
+from agent_registry.gateway.limits.base import (
+    PROJECT_ARCHIVED,
+    BlockKind,
+    block_key,
+    reset_quota_counter,
+    set_tenant_limit,
+)
 from agent_registry.gateway.snapshots import shared_key, snapshots
 
 log = structlog.get_logger(__name__)

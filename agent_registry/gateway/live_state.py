@@ -16,7 +16,7 @@ from django.conf import settings
 from agent_registry.core.live_state import CountersUnavailable
 from agent_registry.gateway import invalidation, sync_redis
 from agent_registry.gateway.limits import get_limiter
-from agent_registry.gateway.limits.redis import quota_key
+from agent_registry.gateway.limits.base import quota_key
 
 NO_SHARED_STORE = "no REDIS_URL: the embedded gateway keeps its counters in its own process"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from agent_registry.core.exceptions import envelope
+from agent_registry.core.error_envelope import envelope
 from agent_registry.gateway import pipeline, validation
 from agent_registry.gateway.asgi_io import sse
 from agent_registry.gateway.calls import Outcome, StreamFormat

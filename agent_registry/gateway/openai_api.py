@@ -13,13 +13,13 @@ import uuid
 from asgiref.sync import sync_to_async
 
 from agent_registry.agents.models import AgentInstance
-from agent_registry.core.exceptions import envelope
+from agent_registry.core.error_envelope import envelope
 from agent_registry.gateway import pipeline, validation
 from agent_registry.gateway.asgi_io import sse
 from agent_registry.gateway.calls import Outcome, StreamFormat
 from agent_registry.gateway.errors import (
+    AgentNotActive,
     AgentNotFound,
-    AgentUnavailable,
     BadGatewayRequest,
     GatewayError,
     GatewayForbidden,
@@ -197,7 +197,7 @@ async def callable_snapshot(api_key: str | None) -> KeySnapshot | None:
     snapshot, prefix = await pipeline.authenticate(api_key, max_age=0.0)
     try:
         return await pipeline.check_usable(snapshot, snapshot.agent_id, prefix)
-    except (GatewayForbidden, AgentUnavailable):
+    except (GatewayForbidden, AgentNotActive):
         return None
 
 

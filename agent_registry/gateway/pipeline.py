@@ -18,8 +18,8 @@ from agent_registry.core import keys, periods
 from agent_registry.gateway import metrics, tenant_quota
 from agent_registry.gateway.config import config
 from agent_registry.gateway.errors import (
+    AgentNotActive,
     AgentNotFound,
-    AgentUnavailable,
     GatewayForbidden,
     InvalidApiKey,
 )
@@ -98,7 +98,7 @@ def _refusal(snapshot: KeySnapshot, agent_id: str) -> Exception | None:
     if snapshot.access_status != "active":
         return GatewayForbidden(f"The subscription is {snapshot.access_status}.")
     if snapshot.agent_state != "active":
-        return AgentUnavailable(f"Agent '{agent_id}' is {snapshot.agent_state}.")
+        return AgentNotActive(f"Agent '{agent_id}' is {snapshot.agent_state}.")
     return None
 
 

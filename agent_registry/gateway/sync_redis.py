@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import redis
 from django.conf import settings
 
-from agent_registry.gateway.limits.redis import quota_key
+from agent_registry.gateway.limits.base import quota_key
 
 _shared: dict[tuple[str, float], redis.Redis] = {}
 _lock = threading.Lock()

@@ -37,7 +37,7 @@ class RuntimeSecretForm(forms.ModelForm):
             self.add_error("value", "A new secret needs a value.")
         elif value:
             try:
-                services.check_value(value)
+                services.secret_value_check(value)
             except ValidationFailed as exc:
                 add_registry_error(self, exc, {})
         return cleaned

@@ -16,11 +16,8 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from agent_registry.secrets import crypto
+from agent_registry.secrets.errors import SecretNotFound, SecretUnreadable
 from agent_registry.secrets.models import ENV_PREFIX, EnvironmentSecretGrant, RuntimeSecret
-
-
-class SecretNotFound(Exception):
-    """The name does not resolve for this tenant. The message is for logs (no values)."""
 
 
 class SecretsBackend(Protocol):
@@ -61,7 +58,7 @@ class DatabaseBackend:
         if token is not None:
             try:
                 return crypto.decrypt(str(tenant), name, token)
-            except crypto.SecretUnreadable as exc:
+            except SecretUnreadable as exc:
                 raise SecretNotFound(f"runtime secret {name}: {exc}") from None
         if EnvironmentSecretGrant.objects.filter(tenant_id=tenant, name=name).exists():
             value = os.environ.get(f"{ENV_PREFIX}{name}", "")

@@ -15,7 +15,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from agent_registry.secrets.backends import SecretNotFound, get_backend
+from agent_registry.secrets.backends import get_backend
+from agent_registry.secrets.errors import SecretNotFound
 
 MAX_ENTRIES = 10_000
 

@@ -21,9 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 
-
-class SecretUnreadable(Exception):
-    """A stored token that no configured key opens, or that belongs to another row."""
+from agent_registry.secrets.errors import SecretUnreadable
 
 
 def configured_keys() -> list[str]:

@@ -7,16 +7,19 @@ hear from higher ones through a small interface.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 
 from django.db.models import QuerySet
 
-from agent_registry.secrets.models import EnvironmentSecretGrant, RuntimeSecret
+from agent_registry.core.errors import NotFound
+from agent_registry.secrets.models import SECRET_NAME_PATTERN, EnvironmentSecretGrant, RuntimeSecret
 from agent_registry.tenants.models import AgentTenant
 
 # tenant id → {secret name: ids of the tenant's agents that reference it}
 ReferenceSource = Callable[[str], Mapping[str, list[str]]]
 _reference_sources: list[ReferenceSource] = []
+_NAME = re.compile(SECRET_NAME_PATTERN)
 
 
 def register_reference_source(source: ReferenceSource) -> None:
@@ -38,3 +41,22 @@ def secrets_of(tenant: AgentTenant) -> QuerySet[RuntimeSecret]:
 
 def grants_of(tenant: AgentTenant) -> QuerySet[EnvironmentSecretGrant]:
     return EnvironmentSecretGrant.objects.filter(tenant=tenant).order_by("name")
+
+
+def secret_named(tenant: AgentTenant, name: str) -> RuntimeSecret:
+    secret = _by_name(secrets_of(tenant), name)
+    if secret is None:
+        raise NotFound("No such runtime secret.")
+    return secret
+
+
+def grant_named(tenant: AgentTenant, name: str) -> EnvironmentSecretGrant:
+    grant = _by_name(grants_of(tenant), name)
+    if grant is None:
+        raise NotFound("No such grant.")
+    return grant
+
+
+def _by_name(rows: QuerySet, name: str):
+    """The row named ``name``; None for a name that could never exist (NUL, lower case…)."""
+    return rows.filter(name=name).first() if _NAME.match(name) else None

@@ -26,13 +26,13 @@ _NAME = re.compile(SECRET_NAME_PATTERN)
 _VALUE = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$")
 
 
-def check_name(name: str) -> str:
+def secret_name_check(name: str) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
         raise ValidationFailed(details={"name": [SECRET_NAME_HELP]})
     return name
 
 
-def check_value(value: str) -> str:
+def secret_value_check(value: str) -> str:
     if not isinstance(value, str) or not 0 < len(value) <= MAX_VALUE_LENGTH:
         raise ValidationFailed(details={"value": [f"Must be 1 to {MAX_VALUE_LENGTH} characters."]})
     if not _VALUE.match(value):
@@ -53,8 +53,8 @@ def _forget_on_commit(tenant_id: str, name: str) -> None:
 
 @transaction.atomic
 def secret_create(*, tenant: AgentTenant, name: str, value: str) -> RuntimeSecret:
-    check_name(name)
-    check_value(value)
+    secret_name_check(name)
+    secret_value_check(value)
     if RuntimeSecret.objects.filter(tenant=tenant, name=name).exists():
         raise Conflict(f"Tenant '{tenant.slug}' already has a runtime secret '{name}'.")
     try:
@@ -70,7 +70,7 @@ def secret_create(*, tenant: AgentTenant, name: str, value: str) -> RuntimeSecre
 
 @transaction.atomic
 def secret_replace(*, secret: RuntimeSecret, value: str) -> RuntimeSecret:
-    check_value(value)
+    secret_value_check(value)
     secret = RuntimeSecret.objects.select_for_update().get(pk=secret.pk)
     secret.ciphertext = crypto.encrypt(str(secret.tenant_id), secret.name, value)
     secret.version += 1
@@ -96,7 +96,7 @@ def secret_delete(*, secret: RuntimeSecret) -> None:
 def grant_create(
     *, tenant: AgentTenant, name: str, granted_by=None, note: str = ""
 ) -> EnvironmentSecretGrant:
-    check_name(name)
+    secret_name_check(name)
     if EnvironmentSecretGrant.objects.filter(tenant=tenant, name=name).exists():
         raise Conflict(f"Tenant '{tenant.slug}' already may use RUNTIME_SECRET_{name}.")
     try:
@@ -120,12 +120,12 @@ def grant_revoke(*, grant: EnvironmentSecretGrant) -> None:
     _forget_on_commit(tenant_id, name)
 
 
-def secrets_rotate_keys(*, batch_size: int = 500) -> int:
+def secrets_reencrypt(*, batch_size: int = 500) -> int:
     """Re-encrypt every stored value under the first configured key. Returns the count.
 
     One short transaction per batch, each row locked while it is rewritten; values are
     never decrypted outside ``MultiFernet.rotate``. A row no key opens stops the run
-    (``crypto.SecretUnreadable``): drop no old key until this finishes.
+    (``errors.SecretUnreadable``): drop no old key until this finishes.
     """
     rotated = 0
     last_pk = None

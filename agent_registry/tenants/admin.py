@@ -118,10 +118,10 @@ class AgentTenantAdmin(ServiceModelAdmin):
         self, request: HttpRequest, obj: AgentTenant, form: ModelForm, change: bool
     ) -> None:
         if not change:
-            fields = form_values(form, services.TENANT_EDITABLE_FIELDS - {"name"})
+            fields = form_values(form, set(services.TENANT_FIELDS) - {"name"})
             adopt(obj, services.tenant_create(name=obj.name, slug=obj.slug, **fields))
             return
-        fields = changed_values(form, services.TENANT_EDITABLE_FIELDS)
+        fields = changed_values(form, services.TENANT_FIELDS)
         if fields:
             # Only the changed columns, under the service's row lock: a suspension
             # made meanwhile is not overwritten by this form's stale copy.
@@ -192,7 +192,7 @@ class AgentProjectAdmin(ServiceModelAdmin):
                 project = services.project_update(project=project, **extra)
             adopt(obj, project)
             return
-        fields = changed_values(form, {"name", "waldur_project_name", "is_active", "metadata"})
+        fields = changed_values(form, services.PROJECT_FIELDS)
         if fields:
             adopt(obj, services.project_update(project=obj, **fields))
 

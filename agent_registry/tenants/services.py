@@ -9,9 +9,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from agent_registry.core.errors import Conflict
+from agent_registry.core.errors import Conflict, ValidationFailed
 from agent_registry.core.identifiers import user_by_username
 from agent_registry.core.live_state import live_state
+from agent_registry.core.services import model_update, writable_fields_check
 from agent_registry.tenants.errors import LastOwner
 from agent_registry.tenants.models import (
     AgentProject,
@@ -21,26 +22,25 @@ from agent_registry.tenants.models import (
     TenantRole,
 )
 
-TENANT_EDITABLE_FIELDS = frozenset(
-    {
-        "name",
-        "waldur_customer_uuid",
-        "waldur_customer_name",
-        "tenancy_model",
-        "dedicated_namespace",
-        "dedicated_resource_quota",
-        "monthly_api_calls_limit",
-        "max_agents",
-        "metadata",
-    }
+# What the API, the admin and Waldur's sync may write on a tenant (the slug is set once).
+TENANT_FIELDS = (
+    "name",
+    "waldur_customer_uuid",
+    "waldur_customer_name",
+    "tenancy_model",
+    "dedicated_namespace",
+    "dedicated_resource_quota",
+    "monthly_api_calls_limit",
+    "max_agents",
+    "metadata",
 )
+# The API writes the first three; ``metadata`` is the admin's.
+PROJECT_FIELDS = ("name", "waldur_project_name", "is_active", "metadata")
 
 
 @transaction.atomic
 def tenant_create(*, name: str, slug: str, **fields: Any) -> AgentTenant:
-    unknown = set(fields) - TENANT_EDITABLE_FIELDS
-    if unknown:
-        raise ValueError(f"Not tenant fields: {sorted(unknown)}")
+    writable_fields_check(fields, allowed=TENANT_FIELDS, model=AgentTenant)
     if AgentTenant.all_objects.filter(slug__iexact=slug).exists():
         raise Conflict(
             f"A tenant with slug '{slug}' already exists.", details={"slug": ["Already taken."]}
@@ -56,19 +56,15 @@ def tenant_create(*, name: str, slug: str, **fields: Any) -> AgentTenant:
 
 @transaction.atomic
 def tenant_update(*, tenant: AgentTenant, **fields: Any) -> AgentTenant:
-    unknown = set(fields) - TENANT_EDITABLE_FIELDS
-    if unknown:
-        raise ValueError(f"Not tenant fields: {sorted(unknown)}")
     tenant = AgentTenant.objects.select_for_update().get(pk=tenant.pk)
     previous_limit = tenant.monthly_api_calls_limit
-    for field, value in fields.items():
-        setattr(tenant, field, value)
+    model_update(tenant, fields, allowed=TENANT_FIELDS)
     tenant.save()
-    tenant_limit_saved(tenant, previous=previous_limit)
+    _tenant_limit_announce(tenant, previous=previous_limit)
     return tenant
 
 
-def tenant_limit_saved(tenant: AgentTenant, *, previous: int | None) -> None:
+def _tenant_limit_announce(tenant: AgentTenant, *, previous: int | None) -> None:
     """Tell live enforcement about a changed ``monthly_api_calls_limit`` once it commits."""
     limit = tenant.monthly_api_calls_limit
     if limit == previous:
@@ -120,6 +116,15 @@ def project_create(
 ) -> AgentProject:
     if AgentProject.objects.filter(tenant=tenant, name=name).exists():
         raise Conflict(f"Tenant '{tenant.slug}' already has a project named '{name}'.")
+    if (
+        waldur_project_uuid
+        and AgentProject.all_objects.filter(waldur_project_uuid=waldur_project_uuid).exists()
+    ):
+        # A 400 on the field, as the API has always answered it.
+        raise ValidationFailed(
+            "The request is not valid.",
+            details={"waldur_project_uuid": ["A project with this Waldur UUID already exists."]},
+        )
     return AgentProject.objects.create(
         tenant=tenant,
         name=name,
@@ -139,8 +144,7 @@ def project_update(*, project: AgentProject, **fields: Any) -> AgentProject:
     ):
         raise Conflict(f"The tenant already has a project named '{new_name}'.")
     was_active = project.is_active
-    for field, value in fields.items():
-        setattr(project, field, value)
+    model_update(project, fields, allowed=PROJECT_FIELDS)
     project.save()
     if was_active != project.is_active:
         # Archiving stops the project's keys in the gateway at once, as a suspension does.

@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
 
 
 class UsageConfig(AppConfig):
@@ -7,10 +6,8 @@ class UsageConfig(AppConfig):
     label = "usage"
 
     def ready(self) -> None:
-        from agent_registry.usage.tasks import sync_after_migrate
+        from agent_registry.core import jobs as schedule
+        from agent_registry.usage import jobs
 
-        # After every `migrate`: a fresh deploy has beat's schedules without a step to
-        # remember (`manage.py sync_schedules` does the same on demand).
-        post_migrate.connect(
-            sync_after_migrate, sender=self, dispatch_uid="usage.sync_beat_schedules"
-        )
+        # Usage's jobs join the one schedule that beat and the in-process thread run.
+        schedule.register(jobs.SCHEDULE, task_name=jobs.task_name)

@@ -1,23 +1,15 @@
-"""The usage jobs that run on a schedule, and the schedule itself: one source of truth.
+"""The usage app's scheduled jobs, and its part of the schedule.
 
-``SCHEDULE`` names every job, the function it runs and when. Both runners read it:
-production's Celery beat (django-celery-beat's database scheduler, whose rows
-``manage.py sync_schedules`` writes from it, see usage/tasks.py) and the embedded
-default's in-process thread (core/scheduler.py). Each job is idempotent, so an
-overlap or a repeat does no harm.
-
-Functions are named by dotted path and imported only when the job runs, so a job
-whose module is missing or broken fails on its own without stopping the others.
+``SCHEDULE`` names each job, the function it runs and when; ``UsageConfig.ready``
+registers it with the one schedule (core/jobs.py) that Celery beat and the in-process
+thread both run. The job types and how they run are core's; each job is idempotent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 
-from django.utils.module_loading import import_string
-
+from agent_registry.core.jobs import DailyAt, Every, Job
 from agent_registry.usage.aggregation import aggregate_range
 from agent_registry.usage.quotas import quota_roll_periods
 
@@ -40,52 +32,6 @@ def aggregate_yesterday(*, today: date | None = None) -> int:
 
 def roll_quota_periods() -> int:
     return quota_roll_periods()
-
-
-# --- When ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Every:
-    """At a fixed interval, counted from the previous run."""
-
-    seconds: int
-
-    def __str__(self) -> str:
-        return f"every {self.seconds} s"
-
-
-@dataclass(frozen=True, slots=True)
-class DailyAt:
-    """Once a day at ``hour:minute`` UTC (a crontab ``minute hour * * *``)."""
-
-    hour: int
-    minute: int = 0
-
-    def __post_init__(self) -> None:
-        if not (0 <= self.hour <= 23 and 0 <= self.minute <= 59):
-            raise ValueError(f"not a time of day: {self.hour}:{self.minute}")
-
-    def next_after(self, moment: datetime) -> datetime:
-        """The first run strictly after ``moment`` (aware; any time zone)."""
-        moment = moment.astimezone(UTC)
-        candidate = datetime.combine(moment.date(), time(self.hour, self.minute), tzinfo=UTC)
-        return candidate if candidate > moment else candidate + timedelta(days=1)
-
-    def __str__(self) -> str:
-        return f"daily at {self.hour:02d}:{self.minute:02d} UTC"
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """A scheduled job: the function to run (dotted path, or a callable in tests)."""
-
-    func: str | Callable[[], object]
-    when: Every | DailyAt
-    description: str
-
-    def load(self) -> Callable[[], object]:
-        return self.func if callable(self.func) else import_string(self.func)
 
 
 def task_name(job: str) -> str:

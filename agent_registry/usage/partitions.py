@@ -33,6 +33,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from agent_registry.core import periods
+from agent_registry.usage.errors import PartitionError
 from agent_registry.usage.models import UsageRecord
 
 log = structlog.get_logger(__name__)
@@ -46,10 +47,6 @@ LOCK_TIMEOUT = "5s"
 # First key of the two-key advisory lock ("UPRT"): two jobs at once run one after the other.
 _LOCK_NAMESPACE = 0x55505254
 _NAME = re.compile(rf"^{TABLE}_p(\d{{4}})_(\d{{2}})$")
-
-
-class PartitionError(Exception):
-    """A partition change was refused; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from agent_registry.access.models import AccessStatus, AgentAccess
-from agent_registry.access.services import subscription_quota_limit
-from agent_registry.agents.services import plan_current_version
+from agent_registry.access.selectors import subscription_quota_limit
+from agent_registry.agents.selectors import plan_current_version
 from agent_registry.core import periods
 from agent_registry.core.live_state import live_state
 from agent_registry.usage.models import UsageRecord

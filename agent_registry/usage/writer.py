@@ -28,6 +28,7 @@ from django.db.models.functions import Coalesce, Greatest
 
 from agent_registry.access.models import AgentAccess
 from agent_registry.core import periods
+from agent_registry.usage.errors import UsageWriteFailed
 from agent_registry.usage.models import UsageRecord
 
 log = structlog.get_logger(__name__)
@@ -56,10 +57,6 @@ class UsageRow:
     partial: bool
     created_at: datetime
     error_detail: str = ""  # a failed call's provider-side detail, bounded, no secrets
-
-
-class UsageWriteFailed(Exception):
-    """The batch holding this record could not be committed."""
 
 
 class UsageWriter:

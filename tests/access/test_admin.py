@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from agent_registry.access.admin import AgentAccessAdmin
 from agent_registry.access.models import AccessStatus, AgentAccess, AgentConfiguration
-from agent_registry.access.services import access_revoke, access_rotate_key
+from agent_registry.access.services import access_key_rotate, access_revoke
 from agent_registry.core.live_state import live_state
 from agent_registry.core.periods import next_month_start as next_period_start
 from tests import factories
@@ -67,7 +67,7 @@ def test_subscriptions_and_configurations_cannot_be_added_or_deleted_here(admin_
 
 def test_the_key_hashes_never_appear_in_the_admin(admin_browser, access):
     # After a rotation both the current and the previous hash are stored.
-    access = access_rotate_key(access=access, grace_seconds=3600).access
+    access = access_key_rotate(access=access, grace_seconds=3600).access
     assert access.key_hash
     assert access.previous_key_hash
 

@@ -10,6 +10,7 @@ import pytest
 from agent_registry.access.models import AgentAccess
 from agent_registry.access.selectors import access_live_quota_used
 from agent_registry.core import periods
+from agent_registry.core.live_state import live_state
 from agent_registry.gateway.limits import get_limiter
 from tests import factories
 
@@ -76,6 +77,27 @@ def test_a_page_of_subscriptions_reads_every_counter(member_client, project, sub
 
     by_id = {row["id"]: (row["quota_used"], row["quota_remaining"]) for row in rows}
     assert by_id == {str(subscription.pk): (40, 60), str(other.pk): (10, 0)}
+
+
+def test_a_page_of_subscriptions_reads_its_counters_in_one_round_trip(
+    member_client, project, subscription, monkeypatch
+):
+    factories.make_subscription(project=project, monthly_quota=10)
+    state = live_state()
+    reads = []
+    real_read = state.quota_counters
+
+    def counting_read(access_ids, period):
+        access_ids = list(access_ids)
+        reads.append(access_ids)
+        return real_read(access_ids, period)
+
+    monkeypatch.setattr(state, "quota_counters", counting_read)
+
+    rows = member_client("viewer").get("/api/v1/subscriptions/").json()["results"]
+
+    assert len(rows) == 2
+    assert [len(ids) for ids in reads] == [2]
 
 
 def test_an_unreachable_counter_store_falls_back_to_the_database(settings, subscription):

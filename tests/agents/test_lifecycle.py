@@ -7,9 +7,9 @@ import itertools
 import pytest
 
 from agent_registry.agents import lifecycle
+from agent_registry.agents.errors import InvalidTransition
 from agent_registry.agents.models import AgentState, AgentStateTransition
 from agent_registry.agents.services import agent_transition
-from agent_registry.core.errors import InvalidTransition
 from tests import factories
 
 STATES = list(AgentState)

@@ -24,12 +24,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from agent_registry.access.models import AgentAccess
-from agent_registry.access.services import access_reset_quota
+from agent_registry.access.services import access_quota_reset
 from agent_registry.billing.cycles import close_cycle
 from agent_registry.billing.models import TenantQuotaSnapshot
 from agent_registry.billing.reconciliation import reconcile_period, reconcile_recent
 from agent_registry.core import periods
-from agent_registry.gateway.limits.redis import quota_key
+from agent_registry.gateway.limits.base import quota_key
 from agent_registry.usage.aggregation import aggregate_range
 from agent_registry.usage.models import DailyUsageSummary
 from tests import factories
@@ -583,7 +583,7 @@ def test_in_the_running_month_a_counter_ahead_of_the_records_is_in_flight_calls(
 def test_after_a_manual_reset_the_counter_counts_from_the_reset(access, counters):
     billable_now(access, 3)
     set_quota_used(access, 3)
-    access_reset_quota(access=access)  # zeroes the counter once committed
+    access_quota_reset(access=access)  # zeroes the counter once committed
     billable_now(access, 2)
     set_counter(counters, access, periods.period_of(timezone.now()), 2)
 
@@ -638,7 +638,7 @@ def test_quota_used_off_is_drift(access):
 def test_after_a_manual_reset_quota_used_counts_from_the_reset(access):
     billable_now(access, 3)
     set_quota_used(access, 3)  # what the usage writer counted before the reset
-    access_reset_quota(access=access)
+    access_quota_reset(access=access)
     billable_now(access, 2)
     set_quota_used(access, 2)  # and after it
 
@@ -650,7 +650,7 @@ def test_after_a_manual_reset_quota_used_counts_from_the_reset(access):
 def test_the_reset_is_known_from_the_subscription_even_without_its_audit_trail(access):
     billable_now(access, 3)
     set_quota_used(access, 3)
-    access_reset_quota(access=access)  # sets quota_counted_since
+    access_quota_reset(access=access)  # sets quota_counted_since
     LogEntry.objects.all().delete()  # audit entries pruned
     billable_now(access, 2)
     set_quota_used(access, 2)

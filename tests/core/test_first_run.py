@@ -13,7 +13,7 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from agent_registry.core.management.commands import seed_demo
+from agent_registry.demo.management.commands import seed_demo
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,14 +1,17 @@
-"""Scheduled jobs: one SCHEDULE (usage/jobs.py), run by Celery beat in production and by
-the in-process scheduler in the embedded default, on the same times."""
+"""Scheduled jobs: one schedule (core/jobs.py, usage's jobs from usage/jobs.py), run by
+Celery beat in production and by the in-process scheduler in the embedded default, on
+the same times."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import types
 from datetime import UTC, date, datetime, timedelta, timezone
 from io import StringIO
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.sql import emit_post_migrate_signal
 from django.test import override_settings
@@ -18,10 +21,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent_registry.celery import app as celery_app
+from agent_registry.core import beat
+from agent_registry.core import jobs as schedule
 from agent_registry.core import scheduler as scheduler_module
+from agent_registry.core.jobs import DailyAt, Every, Job
 from agent_registry.core.scheduler import InProcessScheduler
 from agent_registry.usage import jobs, tasks
-from agent_registry.usage.jobs import DailyAt, Every, Job
 from agent_registry.usage.models import DailyUsageSummary
 from tests import factories
 from tests.usage.test_records_api import record
@@ -118,21 +123,21 @@ def test_a_time_of_day_must_exist():
 
 
 @pytest.mark.django_db
-def test_the_gateway_starts_the_in_process_scheduler_on_schedule(monkeypatch):
-    """Over one simulated day, ticking every 5 s as the thread does, each job of SCHEDULE
-    runs at exactly the times its schedule names."""
-    from agent_registry.gateway import app as gateway_app
+def test_the_asgi_app_starts_the_in_process_scheduler_on_schedule(monkeypatch):
+    """Over one simulated day, ticking every 5 s as the thread does, each job of the
+    schedule runs at exactly the times its schedule names."""
+    from agent_registry.asgi import application
 
     started: list[InProcessScheduler] = []
     monkeypatch.setattr(InProcessScheduler, "start", lambda self: started.append(self))
     monkeypatch.setattr(scheduler_module, "datetime", _FrozenDatetime)
     monkeypatch.setattr(Job, "load", lambda job: lambda: None)  # don't run the real jobs
     with override_settings(IN_PROCESS_JOBS=True):
-        gateway_app._start_in_process_jobs()
+        assert _lifespan(application) == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     (scheduler,) = started
-    assert scheduler.schedule is jobs.SCHEDULE
+    assert scheduler.schedule is schedule.schedule()
 
-    runs: dict[str, list[datetime]] = {name: [] for name in jobs.SCHEDULE}
+    runs: dict[str, list[datetime]] = {name: [] for name in scheduler.schedule}
     tick = timedelta(seconds=scheduler_module.TICK_SECONDS)
     now = START
     while now < START + timedelta(days=1):
@@ -154,12 +159,53 @@ def test_the_gateway_starts_the_in_process_scheduler_on_schedule(monkeypatch):
     }
 
 
+@pytest.mark.django_db
+def test_without_in_process_jobs_the_asgi_app_starts_no_scheduler(monkeypatch):
+    from agent_registry.asgi import application
+
+    started: list[InProcessScheduler] = []
+    monkeypatch.setattr(InProcessScheduler, "start", lambda self: started.append(self))
+    with override_settings(IN_PROCESS_JOBS=False):
+        _lifespan(application)
+
+    assert started == []
+
+
+def _lifespan(app) -> list[str]:
+    """Start the ASGI app up and shut it down, as uvicorn does; the answers' types."""
+    incoming = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+    answers: list[str] = []
+
+    async def receive():
+        return next(incoming)
+
+    async def send(message):
+        answers.append(message["type"])
+
+    asyncio.run(app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send))
+    return answers
+
+
 class _FrozenDatetime(datetime):
     """The scheduler reads the wall clock at start; the simulated day starts at START."""
 
     @classmethod
     def now(cls, tz=None):
         return START
+
+
+def test_each_app_registers_its_jobs_once_and_a_name_belongs_to_one_job():
+    before = dict(schedule.schedule())
+
+    schedule.register(jobs.SCHEDULE, task_name=jobs.task_name)  # a second ready(): no-op
+    with pytest.raises(ImproperlyConfigured, match="aggregate-yesterday"):
+        schedule.register(
+            {"aggregate-yesterday": Job(job_a, DailyAt(3), "another app's job")},
+            task_name=jobs.task_name,
+        )
+
+    assert dict(schedule.schedule()) == before
+    assert set(jobs.SCHEDULE) <= set(before)
 
 
 # --- Celery beat: rows written from SCHEDULE -----------------------------------------------
@@ -185,7 +231,7 @@ def beat_rows() -> dict[str, tuple[str, Every | DailyAt]]:
 
 
 def scheduled() -> dict[str, tuple[str, Every | DailyAt]]:
-    return {name: (jobs.task_name(name), job.when) for name, job in jobs.SCHEDULE.items()}
+    return {name: (schedule.task_name(name), job.when) for name, job in schedule.schedule().items()}
 
 
 def all_rows() -> list[dict]:
@@ -194,7 +240,7 @@ def all_rows() -> list[dict]:
 
 @pytest.mark.django_db
 def test_after_sync_the_beat_rows_equal_the_schedule():
-    tasks.beat_schedules_sync()
+    beat.beat_schedules_sync()
 
     assert beat_rows() == scheduled()
     assert set(PeriodicTask.objects.values_list("enabled", flat=True)) == {True}
@@ -211,19 +257,19 @@ def test_migrate_leaves_a_fresh_database_with_the_schedules():
 
 @pytest.mark.django_db
 def test_sync_is_idempotent():
-    tasks.beat_schedules_sync()
+    beat.beat_schedules_sync()
     before = all_rows()
 
-    report = tasks.beat_schedules_sync()
+    report = beat.beat_schedules_sync()
 
     assert (report.created, report.updated, report.removed) == ([], [], [])
-    assert report.unchanged == list(jobs.SCHEDULE)
+    assert report.unchanged == list(schedule.schedule())
     assert all_rows() == before  # not even date_changed moved
 
 
 @pytest.mark.django_db
 def test_sync_keeps_an_operators_pause_but_puts_the_schedule_back():
-    tasks.beat_schedules_sync()
+    beat.beat_schedules_sync()
     paused = PeriodicTask.objects.get(name="roll-quota-periods")
     paused.enabled = False
     paused.save()
@@ -232,7 +278,7 @@ def test_sync_keeps_an_operators_pause_but_puts_the_schedule_back():
     edited.interval = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.HOURS)
     edited.save()
 
-    report = tasks.beat_schedules_sync()
+    report = beat.beat_schedules_sync()
 
     assert report.updated == ["aggregate-recent-usage"]
     assert "roll-quota-periods" in report.unchanged
@@ -245,13 +291,13 @@ def test_sync_keeps_an_operators_pause_but_puts_the_schedule_back():
 
 @pytest.mark.django_db
 def test_sync_removes_rows_of_jobs_gone_from_the_schedule_but_not_an_operators_own():
-    tasks.beat_schedules_sync()
+    beat.beat_schedules_sync()
     every_hour = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.HOURS)
     PeriodicTask.objects.create(
         name="old-job",
         task=jobs.task_name("old-job"),
         interval=every_hour,
-        description=f"{tasks.MANAGED_MARKER} A job since removed.",
+        description=f"{beat.MANAGED_MARKER} A job since removed.",
     )
     PeriodicTask.objects.create(
         name="operator-extra-aggregation",
@@ -260,11 +306,11 @@ def test_sync_removes_rows_of_jobs_gone_from_the_schedule_but_not_an_operators_o
         description="added by hand in the admin",
     )
 
-    report = tasks.beat_schedules_sync()
+    report = beat.beat_schedules_sync()
 
     assert report.removed == ["old-job"]
     assert set(PeriodicTask.objects.values_list("name", flat=True)) == {
-        *jobs.SCHEDULE,
+        *schedule.schedule(),
         "operator-extra-aggregation",
     }
 
@@ -296,7 +342,7 @@ def test_the_command_reports_created_updated_and_unchanged():
 )
 def test_beat_and_the_in_process_scheduler_agree_on_the_next_daily_run(moment):
     """Beat's own crontab (from the synced row) and DailyAt name the same next run."""
-    for name, job in jobs.SCHEDULE.items():
+    for name, job in schedule.schedule().items():
         if not isinstance(job.when, DailyAt):
             continue
         crontab = PeriodicTask.objects.get(name=name).crontab.schedule
@@ -332,7 +378,7 @@ def fake_job(monkeypatch, dotted_path: str, result: object) -> list[int]:
 def test_every_scheduled_job_has_its_celery_task():
     registered = {name for name in celery_app.tasks if name.startswith(jobs.TASK_PREFIX)}
 
-    assert registered == {jobs.task_name(name) for name in jobs.SCHEDULE}
+    assert registered == {schedule.task_name(name) for name in schedule.schedule()}
 
 
 @pytest.mark.parametrize("name", list(jobs.SCHEDULE))

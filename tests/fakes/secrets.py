@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from agent_registry.secrets.backends import SecretNotFound
+from agent_registry.secrets.errors import SecretNotFound
 
 
 class InMemorySecrets:

@@ -6,8 +6,7 @@ import pytest
 
 from agent_registry.gateway import invalidation
 from agent_registry.gateway.errors import GatewayForbidden, InvalidApiKey
-from agent_registry.gateway.limits.base import PROJECT_ARCHIVED
-from agent_registry.gateway.limits.local import block_error
+from agent_registry.gateway.limits.base import PROJECT_ARCHIVED, block_error
 from agent_registry.tenants.services import project_update
 
 

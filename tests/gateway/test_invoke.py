@@ -266,7 +266,7 @@ def test_streaming_sends_tokens_then_the_full_response(live_gateway, echo_subscr
 
 
 def test_an_operator_quota_reset_lets_calls_through_again_at_once(live_gateway, transactional_db):
-    from agent_registry.access.services import access_reset_quota
+    from agent_registry.access.services import access_quota_reset
 
     issued = factories.make_subscription(
         agent=factories.make_agent(agent_id="echo"), monthly_quota=1, rate_limit_per_second=100
@@ -274,7 +274,7 @@ def test_an_operator_quota_reset_lets_calls_through_again_at_once(live_gateway, 
     assert invoke(live_gateway, issued.api_key).status_code == 200
     assert_error(invoke(live_gateway, issued.api_key), 429, "quota_exceeded")
 
-    access_reset_quota(access=issued.access)
+    access_quota_reset(access=issued.access)
 
     assert invoke(live_gateway, issued.api_key).status_code == 200
 

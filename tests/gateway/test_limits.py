@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from agent_registry.gateway.errors import (
-    AgentUnavailable,
+    AgentNotActive,
     ConcurrencyLimited,
     GatewayForbidden,
     InvalidApiKey,
@@ -87,7 +87,7 @@ def test_an_unlimited_quota_admits_and_still_counts(limiter, make_policy):
     [
         ("access", InvalidApiKey, 401),
         ("tenant", GatewayForbidden, 403),
-        ("agent", AgentUnavailable, 409),
+        ("agent", AgentNotActive, 409),
     ],
 )
 def test_a_block_flag_refuses_with_its_status_and_reserves_nothing(
@@ -471,7 +471,7 @@ def test_a_rate_limited_call_shows_the_tenant_headroom(limiter, make_policy):
 def test_a_changed_tenant_limit_in_redis_wins_over_the_snapshots(make_policy):
     import redis as redis_sync
 
-    from agent_registry.gateway.limits.redis import set_tenant_limit
+    from agent_registry.gateway.limits.base import set_tenant_limit
 
     limiter = RedisLimiter(settings.REDIS_URL)
     stale = make_policy(tenant_quota_limit=None)  # a process still holding the old limit

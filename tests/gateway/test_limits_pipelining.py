@@ -11,13 +11,12 @@ import redis
 from django.conf import settings
 
 from agent_registry.gateway.errors import ConcurrencyLimited, LimiterUnavailable
-from agent_registry.gateway.limits.base import LimitPolicy
+from agent_registry.gateway.limits.base import LimitPolicy, quota_key
 from agent_registry.gateway.limits.redis import (
     FINISH_LUA,
     FINISH_SHA,
     RedisLimiter,
     leases_key,
-    quota_key,
 )
 from tests.gateway.limits_support import limit_policy, run
 from tests.waiting import wait_until_async

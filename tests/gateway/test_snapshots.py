@@ -98,13 +98,13 @@ def test_a_second_process_gets_the_snapshot_from_redis_without_a_query(monkeypat
 
 @pytest.mark.real_services
 def test_a_change_to_the_subscription_drops_the_shared_copy():
-    from agent_registry.access.services import access_rotate_key
+    from agent_registry.access.services import access_key_rotate
 
     issued = factories.make_subscription()
     prefix = issued.access.key_prefix
     asyncio.run(SnapshotCache().get(prefix))
 
-    rotated = access_rotate_key(access=issued.access, grace_seconds=60)
+    rotated = access_key_rotate(access=issued.access, grace_seconds=60)
 
     fresh = asyncio.run(SnapshotCache().get(prefix))
     assert fresh.key_prefix == rotated.access.key_prefix  # not the pre-rotation copy

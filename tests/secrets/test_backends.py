@@ -9,7 +9,8 @@ from django.apps import apps
 from agent_registry.agents.models import AgentState
 from agent_registry.agents.runtime import RuntimeDescription
 from agent_registry.secrets import cache
-from agent_registry.secrets.backends import DatabaseBackend, SecretNotFound, get_backend
+from agent_registry.secrets.backends import DatabaseBackend, get_backend
+from agent_registry.secrets.errors import SecretNotFound
 from agent_registry.secrets.models import EnvironmentSecretGrant
 from agent_registry.secrets.services import grant_revoke, secret_replace
 from tests import factories
@@ -146,3 +147,13 @@ def test_the_migration_grants_each_tenant_the_environment_secrets_its_agents_use
     assert grants == {(alpha.tenant_id, "LLM_KEY"), (beta.tenant_id, "OTHER_KEY")}
     migration.grant_references_in_use(apps, None)  # idempotent
     assert EnvironmentSecretGrant.objects.count() == 2
+
+
+def test_the_secrets_errors_belong_to_the_registrys_error_family():
+    from agent_registry.core.errors import RegistryError
+    from agent_registry.secrets.errors import SecretUnreadable
+
+    for error in (SecretNotFound("x"), SecretUnreadable("x")):
+        assert isinstance(error, RegistryError)
+        assert error.status == 500  # a server fault if one ever escaped, not the caller's
+        assert str(error) == "x"

@@ -12,6 +12,7 @@ from django.core.management.base import CommandError
 from agent_registry.secrets import crypto
 from agent_registry.secrets.backends import DatabaseBackend
 from agent_registry.secrets.checks import runtime_secrets_keys
+from agent_registry.secrets.errors import SecretUnreadable
 from agent_registry.secrets.models import RuntimeSecret
 from tests import factories
 
@@ -31,9 +32,9 @@ def test_a_token_copied_to_another_tenants_row_does_not_decrypt(tenant):
     other = factories.TenantFactory()
     token = crypto.encrypt(str(tenant.pk), "PROVIDER_KEY", VALUE)
 
-    with pytest.raises(crypto.SecretUnreadable):
+    with pytest.raises(SecretUnreadable):
         crypto.decrypt(str(other.pk), "PROVIDER_KEY", token)
-    with pytest.raises(crypto.SecretUnreadable):
+    with pytest.raises(SecretUnreadable):
         crypto.decrypt(str(tenant.pk), "OTHER_NAME", token)
 
 
@@ -42,7 +43,7 @@ def test_without_keys_the_development_key_comes_from_secret_key(settings):
     token = crypto.encrypt("t", "N", VALUE)
 
     settings.SECRET_KEY = "another-secret-key"
-    with pytest.raises(crypto.SecretUnreadable):
+    with pytest.raises(SecretUnreadable):
         crypto.decrypt("t", "N", token)
 
 

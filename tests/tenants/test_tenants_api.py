@@ -92,6 +92,22 @@ def test_a_project_name_is_unique_within_its_tenant(operator_client, tenant):
     assert AgentProject.objects.count() == 1
 
 
+def test_a_waldur_project_uuid_links_one_project_only(operator_client, tenant):
+    waldur_uuid = "6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b"
+    body = {"tenant": "acme", "name": "Web", "waldur_project_uuid": waldur_uuid}
+    operator_client.post("/api/v1/projects/", body, format="json")
+
+    response = operator_client.post("/api/v1/projects/", body | {"name": "Shop"}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_error"
+    assert response.json()["error"]["message"] == "The request is not valid."
+    assert response.json()["error"]["details"] == {
+        "waldur_project_uuid": ["A project with this Waldur UUID already exists."]
+    }
+    assert AgentProject.objects.count() == 1
+
+
 def test_a_role_for_a_name_without_an_account_waits_as_an_invitation(member_client, tenant):
     owner = member_client("owner")
     subject = "0b6f3c3e-8f0e-4a59-a2b1-3c7e2f9d1a10"

@@ -9,7 +9,7 @@ A subscription's month is counted twice:
   billable records of a batch in the statement that commits them, taking the
   subscription's row lock.
 
-An operator's reset (``access_reset_quota``) sets ``quota_used`` to 0 under that row
+An operator's reset (``access_quota_reset``) sets ``quota_used`` to 0 under that row
 lock and, once committed, the counter of the current month to 0. A period roll
 (``quota_roll_periods``) sets ``quota_used`` to the billable records already in the new
 month, under the same lock; the new month's counter is another key, so the roll leaves
@@ -55,12 +55,12 @@ from django.conf import settings
 from django.db import connections, transaction
 
 from agent_registry.access.models import AgentAccess
-from agent_registry.access.services import IssuedAccess, access_reset_quota
+from agent_registry.access.services import IssuedAccess, access_quota_reset
 from agent_registry.agents.models import BillingModel
 from agent_registry.core import periods
 from agent_registry.gateway.errors import QuotaExceeded
-from agent_registry.gateway.limits.base import Admission, LimitPolicy
-from agent_registry.gateway.limits.redis import RedisLimiter, quota_key
+from agent_registry.gateway.limits.base import Admission, LimitPolicy, quota_key
+from agent_registry.gateway.limits.redis import RedisLimiter
 from agent_registry.gateway.pipeline import policy_for
 from agent_registry.gateway.snapshots import load_snapshot
 from agent_registry.usage.models import UsageRecord
@@ -292,8 +292,8 @@ def test_an_operators_reset_racing_with_traffic_neither_loses_nor_adds_a_unit(su
         with transaction.atomic():
             locked = AgentAccess.objects.select_for_update().get(pk=issued.access.pk)
             before_reset["quota_used"] = locked.quota_used  # records committed before it
-            access_reset_quota(access=locked)
-        # access_reset_quota's after-commit step has zeroed the counter by now.
+            access_quota_reset(access=locked)
+        # access_quota_reset's after-commit step has zeroed the counter by now.
         traffic.done.set()
         traffic.release.set()
 
@@ -350,7 +350,7 @@ def test_a_call_in_flight_across_a_reset_that_fails_leaves_the_counter_at_zero(s
     policy = gateway_policy(issued)
     in_flight = _admit_all(policy, 3)
 
-    access_reset_quota(access=issued.access)
+    access_quota_reset(access=issued.access)
     _finish_all(policy, in_flight, billable=False)  # the runtime failed after the reset
 
     assert counter(policy) == 0
@@ -364,7 +364,7 @@ def test_a_call_in_flight_across_a_reset_that_fails_gives_no_unit_to_the_new_cou
     policy = gateway_policy(issued)
     in_flight = _admit_all(policy, quota)
 
-    access_reset_quota(access=issued.access)
+    access_quota_reset(access=issued.access)
     after_reset = _admit_all(policy, quota)  # the quota is used up again
     _finish_all(policy, after_reset, billable=True)
     _finish_all(policy, in_flight, billable=False)  # the old calls fail now

@@ -1,45 +1,33 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import cast
 from urllib.parse import urlsplit
 
 from rest_framework import serializers
 
 from agent_registry.access.models import AgentAccess, AgentConfiguration
-from agent_registry.access.selectors import access_live_quota_used, access_quota_used_shown
+from agent_registry.access.services import CONFIGURATION_FIELDS
 from agent_registry.core.api import BoundedJSONField, InputSerializer, ModelInputSerializer
 from agent_registry.core.identifiers import refuse_invisible
-
-
-class SubscriptionList(serializers.ListSerializer):
-    """Reads the gateway's quota counters of a whole page in one round trip."""
-
-    def to_representation(self, data):
-        items = list(data.all() if hasattr(data, "all") else data)
-        cast(dict, self.context)["gateway_quota_used"] = access_live_quota_used(
-            item.pk for item in items
-        )
-        return super().to_representation(items)
 
 
 class SubscriptionOutput(serializers.ModelSerializer):
     """Never includes the key or its hash.
 
-    ``quota_used`` and ``quota_remaining`` are what the gateway enforces this month
-    (access/selectors.py), not the database's trailing copy.
+    ``quota_used`` and ``quota_remaining`` are what the gateway enforces this month, not
+    the database's trailing copy: the ``quota_used_shown`` that
+    ``selectors.accesses_with_quota_shown`` sets on each subscription it hands out.
     """
 
     tenant = serializers.CharField(source="tenant.slug", read_only=True)
     project = serializers.UUIDField(source="project_id", read_only=True)
     agent = serializers.CharField(source="agent_instance.agent_id", read_only=True)
     plan = serializers.UUIDField(source="plan_id", read_only=True)
-    quota_used = serializers.SerializerMethodField()
+    quota_used = serializers.IntegerField(source="quota_used_shown", read_only=True)
     quota_remaining = serializers.SerializerMethodField()
 
     class Meta:
         model = AgentAccess
-        list_serializer_class = SubscriptionList
         fields = [
             "id",
             "name",
@@ -66,17 +54,10 @@ class SubscriptionOutput(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    def get_quota_used(self, access) -> int:
-        counters = self.context.get("gateway_quota_used")
-        if counters is None:
-            counters = access_live_quota_used([access.pk])
-            cast(dict, self.context)["gateway_quota_used"] = counters
-        return access_quota_used_shown(access, counters)
-
     def get_quota_remaining(self, access) -> int | None:
         if access.quota_limit is None:
             return None
-        return max(access.quota_limit - self.get_quota_used(access), 0)
+        return max(access.quota_limit - access.quota_used_shown, 0)
 
 
 class SubscriptionIssuedOutput(SubscriptionOutput):
@@ -144,29 +125,7 @@ class ConfigurationSerializer(ModelInputSerializer):
 
     class Meta:
         model = AgentConfiguration
-        fields = [
-            "widget_key",
-            "widget_enabled",
-            "widget_position",
-            "widget_theme",
-            "widget_avatar_url",
-            "branding_name",
-            "branding_logo_url",
-            "branding_welcome_message",
-            "branding_tagline",
-            "rag_enabled",
-            "rag_sources",
-            "rag_chunk_size",
-            "rag_chunk_overlap",
-            "last_rag_sync_at",
-            "training_examples",
-            "system_prompt_override",
-            "context_variables",
-            "temperature",
-            "max_tokens",
-            "allowed_domains",
-            "updated_at",
-        ]
+        fields = ["widget_key", *CONFIGURATION_FIELDS, "last_rag_sync_at", "updated_at"]
         read_only_fields = ["widget_key", "last_rag_sync_at", "updated_at"]
 
 

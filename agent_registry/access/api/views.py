@@ -11,20 +11,15 @@ from rest_framework.response import Response
 from agent_registry.access import embed, selectors, services
 from agent_registry.access.api import serializers as s
 from agent_registry.access.models import AccessStatus, AgentAccess
-from agent_registry.agents import lifecycle
-from agent_registry.agents.models import AgentInstance, AgentPlan
 from agent_registry.core.api import (
     COMMON_ERRORS,
     ReasonInput,
     error_responses,
     refuse_body_fields,
 )
-from agent_registry.core.errors import ValidationFailed
 from agent_registry.core.filters import SlugFilter, StrictFilterSet
-from agent_registry.tenants.models import AgentProject, TenantRole
+from agent_registry.tenants.models import TenantRole
 from agent_registry.tenants.permissions import (
-    is_operator,
-    member_tenant_ids,
     require_operator,
     require_role,
 )
@@ -41,6 +36,11 @@ class SubscriptionFilter(StrictFilterSet):
         fields = ["status"]
 
 
+def _output(access: AgentAccess) -> dict:
+    """One subscription as answered, its quota as the gateway enforces it."""
+    return s.SubscriptionOutput(selectors.access_with_quota_shown(access)).data
+
+
 @extend_schema(tags=["subscriptions"])
 class SubscriptionViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
@@ -51,6 +51,14 @@ class SubscriptionViewSet(
     def get_queryset(self):
         return selectors.access_visible_to(self.request.user).order_by("-created_at")
 
+    def list(self, request):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        page = selectors.accesses_with_quota_shown(page)
+        return self.get_paginated_response(s.SubscriptionOutput(page, many=True).data)
+
+    def retrieve(self, request, pk=None):
+        return Response(_output(self.get_object()))
+
     @extend_schema(
         request=s.SubscriptionCreateInput,
         responses={201: s.SubscriptionIssuedOutput, **COMMON_ERRORS, **error_responses(409)},
@@ -60,15 +68,20 @@ class SubscriptionViewSet(
         data = s.SubscriptionCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         fields = data.validated_data
-        project = self._subscribing_project(request.user, fields["project"])
-        agent = self._subscribable_agent(request.user, fields["agent"])
-        plan = AgentPlan.objects.filter(pk=fields["plan"], agent=agent, is_active=True).first()
-        if plan is None:
-            raise ValidationFailed(details={"plan": ["No such active plan of this agent."]})
-        issued = services.access_create(
-            agent=agent, plan=plan, project=project, name=fields["name"], actor=request.user
+        target = selectors.subscription_target(
+            request.user,
+            project_id=fields["project"],
+            agent_id=fields["agent"],
+            plan_id=fields["plan"],
         )
-        body = s.SubscriptionOutput(issued.access).data | {"api_key": issued.api_key}
+        issued = services.access_create(
+            agent=target.agent,
+            plan=target.plan,
+            project=target.project,
+            name=fields["name"],
+            actor=request.user,
+        )
+        body = _output(issued.access) | {"api_key": issued.api_key}
         return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
 
     @extend_schema(request=ReasonInput, responses={200: s.SubscriptionOutput, **COMMON_ERRORS})
@@ -79,7 +92,7 @@ class SubscriptionViewSet(
         data = ReasonInput(data=request.data)
         data.is_valid(raise_exception=True)
         access = services.access_revoke(access=access, reason=data.validated_data["reason"])
-        return Response(s.SubscriptionOutput(access).data)
+        return Response(_output(access))
 
     @extend_schema(
         request=None,
@@ -90,8 +103,8 @@ class SubscriptionViewSet(
         access = self.get_object()
         require_role(request.user, access.tenant, TenantRole.DEVELOPER)
         refuse_body_fields(request.data)
-        issued = services.access_rotate_key(access=access)
-        body = s.SubscriptionOutput(issued.access).data | {"api_key": issued.api_key}
+        issued = services.access_key_rotate(access=access)
+        body = _output(issued.access) | {"api_key": issued.api_key}
         return Response(body, headers={"Cache-Control": "no-store"})
 
     @extend_schema(request=None, responses={200: s.SubscriptionOutput, **COMMON_ERRORS})
@@ -100,8 +113,8 @@ class SubscriptionViewSet(
         access = self.get_object()
         require_operator(request.user)
         refuse_body_fields(request.data)
-        access = services.access_reset_quota(access=access)
-        return Response(s.SubscriptionOutput(access).data)
+        access = services.access_quota_reset(access=access)
+        return Response(_output(access))
 
     @extend_schema(methods=["get"], responses={200: s.ConfigurationSerializer, **COMMON_ERRORS})
     @extend_schema(
@@ -138,30 +151,3 @@ class SubscriptionViewSet(
                 "widget_enabled": configuration.widget_enabled,
             }
         )
-
-    @staticmethod
-    def _subscribing_project(user, project_id) -> AgentProject:
-        projects = AgentProject.objects.select_related("tenant")
-        if not is_operator(user):
-            projects = projects.filter(tenant_id__in=member_tenant_ids(user))
-        project = projects.filter(pk=project_id).first()
-        if project is None:
-            raise ValidationFailed(details={"project": ["No such project."]})
-        require_role(user, project.tenant, TenantRole.DEVELOPER)
-        return project
-
-    @staticmethod
-    def _subscribable_agent(user, agent_id: str) -> AgentInstance:
-        agent = (
-            AgentInstance.objects.select_related("project__tenant")
-            .filter(agent_id=agent_id)
-            .first()
-        )
-        visible = agent is not None and (
-            agent.state in lifecycle.SUBSCRIBABLE_STATES
-            or is_operator(user)
-            or agent.project.tenant_id in member_tenant_ids(user)
-        )
-        if agent is None or not visible:
-            raise ValidationFailed(details={"agent": ["No such agent."]})
-        return agent

@@ -12,6 +12,7 @@ from agent_registry.agents.models import (
     AgentStateTransition,
     BillingModel,
 )
+from agent_registry.agents.services import AGENT_FIELDS, PLAN_FIELDS
 from agent_registry.core.api import BoundedJSONField, ModelInputSerializer, TagListField
 from agent_registry.core.identifiers import refuse_invisible
 from agent_registry.core.money import CURRENCIES
@@ -73,27 +74,14 @@ class AgentCreateInput(ModelInputSerializer):
 
     class Meta:
         model = AgentInstance
-        fields = [
-            "agent_id",
-            "name",
-            "description",
-            "category",
-            "tags",
-            "project",
-            "version",
-            "runtime",
-            "max_concurrent_requests",
-            "timeout_seconds",
-            "config",
-            "metadata",
-        ]
+        fields = ["agent_id", "project", "runtime", *AGENT_FIELDS]
         # duplicates → 409 from the service
         extra_kwargs: dict[str, dict[str, Any]] = {"agent_id": {"validators": []}}
 
 
 class AgentUpdateInput(AgentCreateInput):
     class Meta(AgentCreateInput.Meta):
-        fields = [f for f in AgentCreateInput.Meta.fields if f not in {"agent_id", "project"}]
+        fields = ["runtime", *AGENT_FIELDS]
 
 
 class TransitionOutput(serializers.ModelSerializer):
@@ -149,26 +137,13 @@ class PlanCreateInput(ModelInputSerializer):
     currency = serializers.ChoiceField(choices=sorted(CURRENCIES), default="USD")
     price_per_call = serializers.DecimalField(**PRICE, required=False)
     price_per_1k_tokens = serializers.DecimalField(**PRICE, required=False)
-    # Subscription plans only (plan_check_prices says so with a 400 otherwise).
+    # Subscription plans only (plan_prices_check says so with a 400 otherwise).
     overage_price_per_call = serializers.DecimalField(**PRICE, required=False, allow_null=True)
     billing_model = serializers.ChoiceField(choices=BillingModel.choices)
 
     class Meta:
         model = AgentPlan
-        fields = [
-            "name",
-            "description",
-            "billing_model",
-            "currency",
-            "price_cents",
-            "price_per_call",
-            "price_per_1k_tokens",
-            "monthly_quota",
-            "overage_price_per_call",
-            "rate_limit_per_second",
-            "display_order",
-            "is_active",
-        ]
+        fields = list(PLAN_FIELDS)
         # The uniqueness validator goes (409 from the service); the character check stays.
         extra_kwargs: dict[str, dict[str, Any]] = {"name": {"validators": [refuse_invisible]}}
 
@@ -179,7 +154,7 @@ class PlanUpdateInput(PlanCreateInput):
     currency = serializers.ChoiceField(choices=sorted(CURRENCIES), required=False)
 
     class Meta(PlanCreateInput.Meta):
-        fields = [f for f in PlanCreateInput.Meta.fields if f != "is_active"]
+        fields = [f for f in PLAN_FIELDS if f != "is_active"]
 
     def to_internal_value(self, data):
         # Deactivation has its own endpoint; anything not editable is named, not ignored.

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 import django_filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
@@ -13,21 +11,13 @@ from rest_framework.response import Response
 
 from agent_registry.agents import lifecycle, selectors, services
 from agent_registry.agents.api import serializers as s
-from agent_registry.agents.models import AgentInstance, AgentPlan, AgentState, RuntimeType
+from agent_registry.agents.models import AgentInstance, AgentState, RuntimeType
 from agent_registry.agents.runtime import RuntimeDescription
 from agent_registry.core.api import COMMON_ERRORS, ReasonInput, error_responses
-from agent_registry.core.errors import NotFound, ValidationFailed
 from agent_registry.core.filters import SlugFilter, StrictFilterSet
-from agent_registry.tenants.models import AgentProject, TenantRole
-from agent_registry.tenants.permissions import is_operator, member_tenant_ids, require_role
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
+from agent_registry.tenants.models import TenantRole
+from agent_registry.tenants.permissions import require_role
+from agent_registry.tenants.selectors import project_for_write
 
 
 class AgentFilter(StrictFilterSet):
@@ -93,7 +83,7 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         data = s.AgentCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
-        project = self._writable_project(request.user, fields.pop("project"))
+        project = project_for_write(request.user, fields.pop("project"), TenantRole.ADMIN)
         runtime = fields.pop("runtime", None) or RuntimeDescription(type=RuntimeType.ECHO)
         agent = services.agent_create(
             project=project, runtime=runtime, actor=request.user, **fields
@@ -123,7 +113,7 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @action(detail=True, methods=["get"])
     def transitions(self, request, agent_id=None):
         agent = self.get_object()
-        page = self.paginate_queryset(agent.transitions.order_by("-created_at"))
+        page = self.paginate_queryset(selectors.transitions_of(agent))
         return self.get_paginated_response(s.TransitionOutput(page, many=True).data)
 
     @extend_schema(methods=["get"], responses={200: s.PlanOutput(many=True), **COMMON_ERRORS})
@@ -136,10 +126,7 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def plans(self, request, agent_id=None):
         agent = self.get_object()
         if request.method == "GET":
-            plans = AgentPlan.objects.filter(agent=agent).order_by(
-                "display_order", "name", "version"
-            )
-            page = self.paginate_queryset(plans)
+            page = self.paginate_queryset(selectors.plans_of(agent))
             return self.get_paginated_response(s.PlanOutput(page, many=True).data)
         require_role(request.user, agent.project.tenant, TenantRole.ADMIN)
         data = s.PlanCreateInput(data=request.data)
@@ -161,7 +148,7 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     )
     @action(detail=True, methods=["get", "patch"], url_path=r"plans/(?P<plan_id>[^/]+)")
     def plan(self, request, agent_id=None, plan_id=None):
-        plan = self._plan(plan_id)
+        plan = selectors.plan_of(self.get_object(), plan_id)
         if request.method == "GET":
             return Response(s.PlanOutput(plan).data)
         require_role(request.user, plan.agent.project.tenant, TenantRole.ADMIN)
@@ -177,33 +164,9 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     )
     @action(detail=True, methods=["post"], url_path=r"plans/(?P<plan_id>[^/]+)/deactivate")
     def deactivate_plan(self, request, agent_id=None, plan_id=None):
-        plan = self._plan(plan_id)
+        plan = selectors.plan_of(self.get_object(), plan_id)
         require_role(request.user, plan.agent.project.tenant, TenantRole.ADMIN)
         return Response(s.PlanOutput(services.plan_deactivate(plan=plan)).data)
-
-    def _plan(self, plan_id: str) -> AgentPlan:
-        agent = self.get_object()
-        plan = None
-        if plan_id and _is_uuid(plan_id):
-            plan = (
-                AgentPlan.objects.select_related("agent__project__tenant")
-                .filter(pk=plan_id, agent=agent)
-                .first()
-            )
-        if plan is None:
-            raise NotFound(f"Agent '{agent.agent_id}' has no plan '{plan_id}'.")
-        return plan
-
-    @staticmethod
-    def _writable_project(user, project_id) -> AgentProject:
-        projects = AgentProject.objects.select_related("tenant")
-        if not is_operator(user):
-            projects = projects.filter(tenant_id__in=member_tenant_ids(user))
-        project = projects.filter(pk=project_id).first()
-        if project is None:
-            raise ValidationFailed(details={"project": ["No such project."]})
-        require_role(user, project.tenant, TenantRole.ADMIN)
-        return project
 
 
 class CatalogFilter(StrictFilterSet):

@@ -172,7 +172,7 @@ def _summaries_by_day(tenant_id: Any, start: datetime, end: datetime) -> dict:
 def _quota_zeroed(access_ids: list[str], start: datetime, end: datetime) -> dict[str, datetime]:
     """The last moment in [start, end) each subscription's ``quota_used`` was saved as 0.
 
-    That is a manual reset (``access_reset_quota``, which also zeroes the gateway's
+    That is a manual reset (``access_quota_reset``, which also zeroes the gateway's
     counter), or a roll into a month with no calls yet, where counting from the roll
     or from the month's start is the same. Read from the audit trail: the services
     save through the model, which django-auditlog records in the same transaction.

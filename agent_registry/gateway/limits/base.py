@@ -13,6 +13,10 @@ token, once spent, stays spent).
 subscription's and the tenant's): kept when the call was billable, given back when it
 was not (runtime failure, or the call never reached the runtime).
 
+Both backends share what follows the Protocol: the refusals they answer with, when a
+quota counter may be dropped, and the Redis key layout with its two writes made from
+outside the Redis backend too (the synchronous invalidation, the reconciliation).
+
 Refusals carry the ``X-RateLimit-*`` (and, where a quota applies, ``X-Quota-*`` and
 ``X-Tenant-Quota-*``) headers besides ``Retry-After``, built by ``limit_headers``
 like those of an admitted call.
@@ -20,8 +24,21 @@ like those of an admitted call.
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
+
+from agent_registry.core import periods
+from agent_registry.core.errors import InternalError
+from agent_registry.gateway.errors import (
+    AgentNotActive,
+    GatewayForbidden,
+    InvalidApiKey,
+    QuotaExceeded,
+    RateLimited,
+    TenantQuotaExceeded,
+)
 
 BlockKind = Literal["access", "tenant", "agent"]
 # An access block with this code means its project is archived: 403, not the 401 of a
@@ -69,7 +86,7 @@ class Admission:
     tenant_quota_generation: str = "0"
 
 
-class TenantQuotaSeedNeeded(Exception):
+class TenantQuotaSeedNeeded(InternalError):
     """The tenant's counter for the period is missing and the policy carried no seed.
 
     Nothing was written: the caller counts the tenant's calls of the period in the
@@ -99,7 +116,7 @@ def limit_headers(admission: Admission) -> list[tuple[str, str]]:
 
 class Limiter(Protocol):
     async def admit(self, policy: LimitPolicy) -> Admission:
-        """Raise InvalidApiKey, GatewayForbidden, AgentUnavailable, RateLimited,
+        """Raise InvalidApiKey, GatewayForbidden, AgentNotActive, RateLimited,
         QuotaExceeded, TenantQuotaExceeded, ConcurrencyLimited or LimiterUnavailable
         (gateway/errors.py), or TenantQuotaSeedNeeded (nothing done: admit again with
         the seed)."""
@@ -137,3 +154,167 @@ class Limiter(Protocol):
     async def aclose(self) -> None:
         """Release this event loop's connections; settlements not yet sent go first."""
         ...
+
+
+# --- Shared by the backends: refusals and counter lifetimes ---------------------------
+
+BLOCK_KINDS: tuple[BlockKind, ...] = ("access", "tenant", "agent")
+
+# A quota counter outlives its period by this much, so late settlements and the
+# reconciliation with the database still find it.
+QUOTA_COUNTER_GRACE_SECONDS = 35 * 86400
+
+
+def period_end(period: str) -> float:
+    """Epoch seconds when the UTC calendar month ``YYYY-MM`` ends."""
+    return periods.next_month_start(periods.period_start(period)).timestamp()
+
+
+def counter_expiry(period: str, resets_at: float | None = None) -> float:
+    """When a period's quota counter may be dropped (epoch seconds)."""
+    if resets_at is None:
+        try:
+            resets_at = period_end(period)
+        except ValueError:
+            resets_at = time.time() + 31 * 86400  # not a YYYY-MM: keep it about a month
+    return resets_at + QUOTA_COUNTER_GRACE_SECONDS
+
+
+def check_kind(kind: str) -> BlockKind:
+    if kind not in BLOCK_KINDS:
+        raise ValueError(f"unknown block kind {kind!r}")
+    return kind
+
+
+def block_error(kind: BlockKind, code: str) -> Exception:
+    """The contract's answer to a block flag: 401 key, 403 tenant, 409 agent."""
+    if kind == "access" and code == PROJECT_ARCHIVED:
+        return GatewayForbidden("The project is archived.", details={"reason": code})
+    if kind == "access":
+        return InvalidApiKey()  # the same answer as an unknown key: reveal nothing
+    if kind == "tenant":
+        return GatewayForbidden("The tenant is suspended.", details={"reason": code})
+    return AgentNotActive(details={"reason": code})
+
+
+def remaining(limit: int | None, used: int | None) -> int | None:
+    return None if limit is None or used is None else max(0, limit - used)
+
+
+def refusal_headers(
+    policy: LimitPolicy,
+    seconds: float,
+    *,
+    rate_remaining: int = 0,
+    quota_used: int | None = None,
+    tenant_limit: int | None = None,
+    tenant_used: int | None = None,
+) -> dict[str, str]:
+    """``Retry-After`` and the same X-RateLimit-* / X-Quota-* headers an admission has."""
+    headers = limit_headers(
+        Admission(
+            lease_id=None,
+            quota_reserved=False,
+            rate_limit=max(1, policy.rate_per_second),
+            rate_remaining=max(0, rate_remaining),
+            quota_limit=policy.quota_limit,
+            quota_remaining=remaining(policy.quota_limit, quota_used),
+            tenant_quota_limit=tenant_limit,
+            tenant_quota_remaining=remaining(tenant_limit, tenant_used),
+        )
+    )
+    return {"Retry-After": str(max(1, math.ceil(seconds))), **dict(headers)}
+
+
+def rate_limited(seconds: float, policy: LimitPolicy, **counts: int | None) -> RateLimited:
+    return RateLimited(headers=refusal_headers(policy, seconds, **counts))  # type: ignore[arg-type]
+
+
+def quota_exceeded(seconds: float, policy: LimitPolicy, **counts: int | None) -> QuotaExceeded:
+    return QuotaExceeded(headers=refusal_headers(policy, seconds, **counts))  # type: ignore[arg-type]
+
+
+def tenant_quota_exceeded(
+    seconds: float, policy: LimitPolicy, **counts: int | None
+) -> TenantQuotaExceeded:
+    return TenantQuotaExceeded(headers=refusal_headers(policy, seconds, **counts))  # type: ignore[arg-type]
+
+
+# --- The Redis key layout: the Redis limiter and the synchronous writers --------------
+# (gateway/invalidation.py blocks and resets, gateway/sync_redis.py reads counters.)
+
+
+def block_key(kind: str, object_id: str) -> str:
+    return f"ar:block:{kind}:{object_id}"
+
+
+def quota_key(access_id: str, period: str) -> str:
+    return f"ar:q:{access_id}:{period}"
+
+
+def quota_generation_key(access_id: str, period: str) -> str:
+    return f"ar:qg:{access_id}:{period}"
+
+
+def tenant_quota_key(tenant_id: str, period: str) -> str:
+    return f"ar:tq:{tenant_id}:{period}"
+
+
+def tenant_quota_generation_key(tenant_id: str, period: str) -> str:
+    return f"ar:tqg:{tenant_id}:{period}"
+
+
+def tenant_limit_key(tenant_id: str) -> str:
+    return f"ar:tl:{tenant_id}"
+
+
+def reset_counter(pipe: Any, counter: str, generation: str, period: str, value: int) -> None:
+    expires = math.ceil(counter_expiry(period))
+    pipe.set(counter, max(0, value), exat=expires)
+    pipe.incr(generation)
+    pipe.expireat(generation, expires)
+
+
+def reset_quota_counter(client: Any, access_id: str, period: str, value: int = 0) -> Any:
+    """Set the counter and start a new generation, atomically (MULTI).
+
+    Works with the synchronous and the asyncio client alike (returns what
+    ``execute`` returns: a list, or an awaitable of one).
+    """
+    pipe = client.pipeline(transaction=True)
+    reset_counter(
+        pipe, quota_key(access_id, period), quota_generation_key(access_id, period), period, value
+    )
+    return pipe.execute()
+
+
+def set_tenant_limit(
+    client: Any,
+    tenant_id: str,
+    limit: int | None,
+    *,
+    lasting: float,
+    period: str,
+    count: int | None = None,
+) -> Any:
+    """A changed tenant limit, seen by every process's next admission at once.
+
+    The limit itself lives in the key snapshots; this copy in Redis wins over theirs
+    for ``lasting`` seconds (longer than a snapshot may be served from memory), so no
+    process goes on with the old limit meanwhile. ``count``: also start the tenant's
+    counter afresh from that value (a new generation), for a limit that was not
+    counted until now. One MULTI; the sync or the asyncio client.
+    """
+    pipe = client.pipeline(transaction=True)
+    if count is not None:
+        reset_counter(
+            pipe,
+            tenant_quota_key(tenant_id, period),
+            tenant_quota_generation_key(tenant_id, period),
+            period,
+            count,
+        )
+    pipe.set(
+        tenant_limit_key(tenant_id), -1 if limit is None else limit, px=math.ceil(lasting * 1000)
+    )
+    return pipe.execute()

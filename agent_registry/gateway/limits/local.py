@@ -13,111 +13,26 @@ import secrets
 import threading
 import time
 
-from agent_registry.core import periods
-from agent_registry.gateway.errors import (
-    AgentUnavailable,
-    ConcurrencyLimited,
-    GatewayForbidden,
-    InvalidApiKey,
-    QuotaExceeded,
-    RateLimited,
-    TenantQuotaExceeded,
-)
+from agent_registry.gateway.errors import ConcurrencyLimited
 from agent_registry.gateway.limits.base import (
-    PROJECT_ARCHIVED,
     Admission,
     BlockKind,
     LimitPolicy,
     TenantQuotaSeedNeeded,
-    limit_headers,
+    block_error,
+    check_kind,
+    counter_expiry,
+    quota_exceeded,
+    rate_limited,
+    remaining,
+    tenant_quota_exceeded,
 )
-
-BLOCK_KINDS: tuple[BlockKind, ...] = ("access", "tenant", "agent")
-
-# A quota counter outlives its period by this much, so late settlements and the
-# reconciliation with the database still find it.
-QUOTA_COUNTER_GRACE_SECONDS = 35 * 86400
 
 # Lease ids this limiter hands out start with this, so a limiter that fell back to
 # this one can route ``finish`` to the right place.
 LOCAL_LEASE_PREFIX = "local-"
 
 _SWEEP_EVERY_SECONDS = 60.0
-
-
-def period_end(period: str) -> float:
-    """Epoch seconds when the UTC calendar month ``YYYY-MM`` ends."""
-    return periods.next_month_start(periods.period_start(period)).timestamp()
-
-
-def counter_expiry(period: str, resets_at: float | None = None) -> float:
-    """When a period's quota counter may be dropped (epoch seconds)."""
-    if resets_at is None:
-        try:
-            resets_at = period_end(period)
-        except ValueError:
-            resets_at = time.time() + 31 * 86400  # not a YYYY-MM: keep it about a month
-    return resets_at + QUOTA_COUNTER_GRACE_SECONDS
-
-
-def check_kind(kind: str) -> BlockKind:
-    if kind not in BLOCK_KINDS:
-        raise ValueError(f"unknown block kind {kind!r}")
-    return kind
-
-
-def block_error(kind: BlockKind, code: str) -> Exception:
-    """The contract's answer to a block flag: 401 key, 403 tenant, 409 agent."""
-    if kind == "access" and code == PROJECT_ARCHIVED:
-        return GatewayForbidden("The project is archived.", details={"reason": code})
-    if kind == "access":
-        return InvalidApiKey()  # the same answer as an unknown key: reveal nothing
-    if kind == "tenant":
-        return GatewayForbidden("The tenant is suspended.", details={"reason": code})
-    return AgentUnavailable(details={"reason": code})
-
-
-def _remaining(limit: int | None, used: int | None) -> int | None:
-    return None if limit is None or used is None else max(0, limit - used)
-
-
-def refusal_headers(
-    policy: LimitPolicy,
-    seconds: float,
-    *,
-    rate_remaining: int = 0,
-    quota_used: int | None = None,
-    tenant_limit: int | None = None,
-    tenant_used: int | None = None,
-) -> dict[str, str]:
-    """``Retry-After`` and the same X-RateLimit-* / X-Quota-* headers an admission has."""
-    headers = limit_headers(
-        Admission(
-            lease_id=None,
-            quota_reserved=False,
-            rate_limit=max(1, policy.rate_per_second),
-            rate_remaining=max(0, rate_remaining),
-            quota_limit=policy.quota_limit,
-            quota_remaining=_remaining(policy.quota_limit, quota_used),
-            tenant_quota_limit=tenant_limit,
-            tenant_quota_remaining=_remaining(tenant_limit, tenant_used),
-        )
-    )
-    return {"Retry-After": str(max(1, math.ceil(seconds))), **dict(headers)}
-
-
-def rate_limited(seconds: float, policy: LimitPolicy, **counts: int | None) -> RateLimited:
-    return RateLimited(headers=refusal_headers(policy, seconds, **counts))  # type: ignore[arg-type]
-
-
-def quota_exceeded(seconds: float, policy: LimitPolicy, **counts: int | None) -> QuotaExceeded:
-    return QuotaExceeded(headers=refusal_headers(policy, seconds, **counts))  # type: ignore[arg-type]
-
-
-def tenant_quota_exceeded(
-    seconds: float, policy: LimitPolicy, **counts: int | None
-) -> TenantQuotaExceeded:
-    return TenantQuotaExceeded(headers=refusal_headers(policy, seconds, **counts))  # type: ignore[arg-type]
 
 
 class LocalLimiter:
@@ -247,7 +162,7 @@ class LocalLimiter:
             quota_generation=generation,
             tenant_quota_reserved=tenant_reserved is not None,
             tenant_quota_limit=None if tenant_reserved is None else tenant_limit,
-            tenant_quota_remaining=_remaining(tenant_limit, tenant_used),
+            tenant_quota_remaining=remaining(tenant_limit, tenant_used),
             tenant_quota_generation=tenant_generation,
         )
 

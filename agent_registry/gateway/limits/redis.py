@@ -33,23 +33,29 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from agent_registry.gateway.errors import ConcurrencyLimited, LimiterUnavailable
 from agent_registry.gateway.limits.base import (
+    BLOCK_KINDS,
     Admission,
     BlockKind,
     Limiter,
     LimitPolicy,
     TenantQuotaSeedNeeded,
-)
-from agent_registry.gateway.limits.breaker import CircuitBreaker
-from agent_registry.gateway.limits.local import (
-    BLOCK_KINDS,
-    LOCAL_LEASE_PREFIX,
     block_error,
+    block_key,
     check_kind,
     counter_expiry,
     quota_exceeded,
+    quota_generation_key,
+    quota_key,
     rate_limited,
+    reset_counter,
+    reset_quota_counter,
+    tenant_limit_key,
     tenant_quota_exceeded,
+    tenant_quota_generation_key,
+    tenant_quota_key,
 )
+from agent_registry.gateway.limits.breaker import CircuitBreaker
+from agent_registry.gateway.limits.local import LOCAL_LEASE_PREFIX
 from agent_registry.gateway.limits.pipelining import ScriptPipeline, script_sha
 
 logger = logging.getLogger(__name__)
@@ -188,84 +194,8 @@ return 1
 FINISH_SHA = script_sha(FINISH_LUA)
 
 
-def block_key(kind: str, object_id: str) -> str:
-    return f"ar:block:{kind}:{object_id}"
-
-
 def rate_key(access_id: str) -> str:
     return f"ar:rl:{access_id}"
-
-
-def quota_key(access_id: str, period: str) -> str:
-    return f"ar:q:{access_id}:{period}"
-
-
-def quota_generation_key(access_id: str, period: str) -> str:
-    return f"ar:qg:{access_id}:{period}"
-
-
-def tenant_quota_key(tenant_id: str, period: str) -> str:
-    return f"ar:tq:{tenant_id}:{period}"
-
-
-def tenant_quota_generation_key(tenant_id: str, period: str) -> str:
-    return f"ar:tqg:{tenant_id}:{period}"
-
-
-def tenant_limit_key(tenant_id: str) -> str:
-    return f"ar:tl:{tenant_id}"
-
-
-def _reset_counter(pipe: Any, counter: str, generation: str, period: str, value: int) -> None:
-    expires = math.ceil(counter_expiry(period))
-    pipe.set(counter, max(0, value), exat=expires)
-    pipe.incr(generation)
-    pipe.expireat(generation, expires)
-
-
-def reset_quota_counter(client: Any, access_id: str, period: str, value: int = 0) -> Any:
-    """Set the counter and start a new generation, atomically (MULTI).
-
-    Works with the synchronous and the asyncio client alike (returns what
-    ``execute`` returns: a list, or an awaitable of one).
-    """
-    pipe = client.pipeline(transaction=True)
-    _reset_counter(
-        pipe, quota_key(access_id, period), quota_generation_key(access_id, period), period, value
-    )
-    return pipe.execute()
-
-
-def set_tenant_limit(
-    client: Any,
-    tenant_id: str,
-    limit: int | None,
-    *,
-    lasting: float,
-    period: str,
-    count: int | None = None,
-) -> Any:
-    """A changed tenant limit, seen by every process's next admission at once.
-
-    The limit itself lives in the key snapshots; this copy in Redis wins over theirs
-    for ``lasting`` seconds (longer than a snapshot may be served from memory), so no
-    process goes on with the old limit meanwhile. ``count``: also start the tenant's
-    counter afresh from that value (a new generation), for a limit that was not
-    counted until now. One MULTI; the sync or the asyncio client.
-    """
-    pipe = client.pipeline(transaction=True)
-    if count is not None:
-        _reset_counter(
-            pipe,
-            tenant_quota_key(tenant_id, period),
-            tenant_quota_generation_key(tenant_id, period),
-            period,
-            count,
-        )
-    pipe.set(
-        tenant_limit_key(tenant_id), -1 if limit is None else limit, px=math.ceil(lasting * 1000)
-    )
-    return pipe.execute()
 
 
 def _text(value: Any) -> str:
@@ -583,7 +513,7 @@ class RedisLimiter:
     async def set_tenant_quota_used(self, tenant_id: str, period: str, value: int) -> None:
         async def reset(c: _LoopClient) -> Any:
             pipe = c.client.pipeline(transaction=True)
-            _reset_counter(
+            reset_counter(
                 pipe,
                 tenant_quota_key(tenant_id, period),
                 tenant_quota_generation_key(tenant_id, period),

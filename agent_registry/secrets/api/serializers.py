@@ -10,7 +10,7 @@ from agent_registry.secrets.services import MAX_VALUE_LENGTH
 
 
 class SecretValueInput(InputSerializer):
-    # Not trimmed: a value with surrounding spaces is refused (services.check_value),
+    # Not trimmed: a value with surrounding spaces is refused (services.secret_value_check),
     # never silently changed.
     value = serializers.CharField(
         max_length=MAX_VALUE_LENGTH, trim_whitespace=False, write_only=True

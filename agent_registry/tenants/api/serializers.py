@@ -13,6 +13,7 @@ from agent_registry.tenants.models import (
     TenantMembership,
     TenantRole,
 )
+from agent_registry.tenants.services import TENANT_FIELDS
 
 
 class TenantOutput(serializers.ModelSerializer):
@@ -44,18 +45,7 @@ class TenantCreateInput(ModelInputSerializer):
 
     class Meta:
         model = AgentTenant
-        fields = [
-            "name",
-            "slug",
-            "waldur_customer_uuid",
-            "waldur_customer_name",
-            "tenancy_model",
-            "dedicated_namespace",
-            "dedicated_resource_quota",
-            "monthly_api_calls_limit",
-            "max_agents",
-            "metadata",
-        ]
+        fields = ["slug", *TENANT_FIELDS]
         # Duplicates are conflicts (409), decided by the service like every other one.
         extra_kwargs: dict[str, dict[str, Any]] = {
             "slug": {"validators": []},
@@ -65,7 +55,7 @@ class TenantCreateInput(ModelInputSerializer):
 
 class TenantUpdateInput(TenantCreateInput):
     class Meta(TenantCreateInput.Meta):
-        fields = [f for f in TenantCreateInput.Meta.fields if f != "slug"]
+        fields = list(TENANT_FIELDS)
 
 
 class ProjectOutput(serializers.ModelSerializer):
@@ -93,11 +83,6 @@ class ProjectCreateInput(InputSerializer):
     name = serializers.CharField(max_length=200, validators=[refuse_invisible])
     waldur_project_uuid = serializers.UUIDField(required=False, allow_null=True)
     waldur_project_name = serializers.CharField(max_length=200, required=False, default="")
-
-    def validate_waldur_project_uuid(self, value):
-        if value and AgentProject.all_objects.filter(waldur_project_uuid=value).exists():
-            raise serializers.ValidationError("A project with this Waldur UUID already exists.")
-        return value
 
 
 class ProjectUpdateInput(InputSerializer):

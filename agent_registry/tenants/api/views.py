@@ -14,37 +14,19 @@ from agent_registry.core.api import (
     error_responses,
     refuse_body_fields,
 )
-from agent_registry.core.errors import NotFound, ValidationFailed
 from agent_registry.core.filters import BooleanFilter, SlugFilter, StrictFilterSet
-from agent_registry.tenants import services
+from agent_registry.tenants import selectors, services
 from agent_registry.tenants.api import serializers as s
 from agent_registry.tenants.models import (
     AgentProject,
     AgentTenant,
-    TenantInvitation,
-    TenantMembership,
     TenantRole,
 )
 from agent_registry.tenants.permissions import (
-    is_operator,
-    member_tenant_ids,
     require_operator,
     require_role,
     visible_tenants,
 )
-
-
-def tenant_for_write(user, slug: str, minimum: TenantRole) -> AgentTenant:
-    """The tenant a request body names, if the caller can see it and holds ``minimum`` in it.
-
-    An unknown or invisible slug is 400, as for any unknown id in a body (another
-    tenant's slug answers exactly like one that doesn't exist); too low a role is 403.
-    """
-    tenant = visible_tenants(user).filter(slug=slug).first()
-    if tenant is None:
-        raise ValidationFailed(details={"tenant": ["No such tenant."]})
-    require_role(user, tenant, minimum)
-    return tenant
 
 
 class TenantFilter(StrictFilterSet):
@@ -117,11 +99,7 @@ class TenantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def members(self, request, slug=None):
         tenant = self.get_object()
         if request.method == "GET":
-            memberships = TenantMembership.objects.filter(tenant=tenant).select_related("user")
-            invitations = TenantInvitation.objects.filter(tenant=tenant)
-            return Response(
-                [*map(s.member_output, memberships), *map(s.member_output, invitations)]
-            )
+            return Response([s.member_output(row) for row in selectors.members_of(tenant)])
         require_role(request.user, tenant, TenantRole.OWNER)
         data = s.MembershipInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -133,17 +111,7 @@ class TenantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def remove_member(self, request, slug=None, username=None):
         tenant = self.get_object()
         require_role(request.user, tenant, TenantRole.OWNER)
-        # No username holds NUL, and PostgreSQL refuses to even compare text holding it.
-        membership: TenantMembership | TenantInvitation | None = None
-        if "\x00" not in username:
-            membership = (
-                TenantMembership.objects.filter(
-                    tenant=tenant, user__username__iexact=username
-                ).first()
-                or TenantInvitation.objects.filter(tenant=tenant, username__iexact=username).first()
-            )
-        if membership is None:
-            raise NotFound(f"'{username}' is not a member of '{tenant.slug}'.")
+        membership = selectors.member_named(tenant, username)
         services.membership_remove(membership=membership)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -163,10 +131,7 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     filterset_class = ProjectFilter
 
     def get_queryset(self):
-        projects = AgentProject.objects.select_related("tenant").order_by("tenant__slug", "name")
-        if is_operator(self.request.user):
-            return projects
-        return projects.filter(tenant_id__in=member_tenant_ids(self.request.user))
+        return selectors.projects_visible_to(self.request.user).order_by("tenant__slug", "name")
 
     @extend_schema(
         request=s.ProjectCreateInput,
@@ -176,7 +141,7 @@ class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         data = s.ProjectCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
-        tenant = tenant_for_write(request.user, fields.pop("tenant"), TenantRole.ADMIN)
+        tenant = selectors.tenant_for_write(request.user, fields.pop("tenant"), TenantRole.ADMIN)
         project = services.project_create(tenant=tenant, **fields)
         return Response(s.ProjectOutput(project).data, status=status.HTTP_201_CREATED)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from agent_registry.secrets import crypto
-from agent_registry.secrets.services import secrets_rotate_keys
+from agent_registry.secrets.errors import SecretUnreadable
+from agent_registry.secrets.services import secrets_reencrypt
 
 
 class Command(BaseCommand):
@@ -19,8 +20,8 @@ class Command(BaseCommand):
         if problems:
             raise CommandError("RUNTIME_SECRETS_KEYS: " + "; ".join(problems))
         try:
-            count = secrets_rotate_keys()
-        except crypto.SecretUnreadable as exc:
+            count = secrets_reencrypt()
+        except SecretUnreadable as exc:
             raise CommandError(
                 f"{exc}: keep every old key in RUNTIME_SECRETS_KEYS until rotation succeeds."
             ) from exc

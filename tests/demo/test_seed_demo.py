@@ -9,7 +9,7 @@ from django.core.management import call_command
 
 from agent_registry.access.models import AgentAccess
 from agent_registry.agents.models import AgentPlan, BillingModel
-from agent_registry.core.management.commands import seed_demo
+from agent_registry.demo.management.commands import seed_demo
 
 pytestmark = pytest.mark.django_db
 

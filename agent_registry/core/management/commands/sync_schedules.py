@@ -1,7 +1,7 @@
-"""``manage.py sync_schedules``: write Celery beat's schedule rows from usage/jobs.py.
+"""``manage.py sync_schedules``: write Celery beat's schedule rows from the jobs' schedule.
 
 Idempotent; ``migrate`` runs the same sync afterwards. An operator's pause
-(``enabled=False`` in the admin) is kept. See usage/tasks.py ``beat_schedules_sync``.
+(``enabled=False`` in the admin) is kept. See core/beat.py ``beat_schedules_sync``.
 """
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import DEFAULT_DB_ALIAS
 
-from agent_registry.usage.tasks import beat_schedules_sync
+from agent_registry.core.beat import beat_schedules_sync
 
 
 class Command(BaseCommand):
     help = (
-        "Create or update django-celery-beat's periodic tasks from usage/jobs.py SCHEDULE "
+        "Create or update django-celery-beat's periodic tasks from the jobs' schedule "
         "(keeps an operator's enabled=False)."
     )
 

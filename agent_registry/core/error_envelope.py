@@ -1,8 +1,11 @@
-"""One place that turns every failure into the error envelope.
+"""The error envelope: one place that renders every failure as
+``{"error": {"code", "message", "request_id", "details"?}}`` (the error classes
+themselves are in core/errors.py).
 
-DRF's exceptions, the registry's own errors, Django's 404/403, an oversized body, integrity
-errors from a lost uniqueness race, and unexpected exceptions (500, logged, no internals
-shown).
+DRF's ``EXCEPTION_HANDLER`` and Django's handler400/403/404/500 are here. They render
+DRF's exceptions, the registry's own errors, Django's 404/403, an oversized body,
+integrity errors from a lost uniqueness race, and unexpected exceptions (500, logged,
+no internals shown).
 """
 
 from __future__ import annotations
