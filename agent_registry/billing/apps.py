@@ -12,7 +12,10 @@ class BillingConfig(AppConfig):
         # process, not only in a worker's autodiscovery, as usage's tasks are, so
         # whatever looks a task up by name (tests, an eager call) finds it.
         import agent_registry.billing.tasks  # noqa: F401
-        from agent_registry.billing import channels
+        from agent_registry.billing import channels, jobs
+        from agent_registry.core import jobs as schedule
 
+        # Billing's jobs join the one schedule that beat and the in-process thread run.
+        schedule.register(jobs.SCHEDULE, task_name=jobs.task_name)
         checks.register(channels.check_channel)
         setting_changed.connect(channels.settings_changed, dispatch_uid="billing.channels")

@@ -1,18 +1,17 @@
-"""Celery tasks for billing's scheduled jobs (``usage/jobs.py SCHEDULE``).
+"""Celery tasks for billing's scheduled jobs (``billing/jobs.py SCHEDULE``).
 
 The task names did not change when these moved here from ``usage/tasks.py``: they are
-still ``jobs.task_name(job)`` (``agent_registry.usage.tasks.close_billing_cycles``,
-``agent_registry.usage.tasks.reconcile_usage``). Beat's ``PeriodicTask`` rows and any
-message already queued name the task by that string, so keeping it means no row and no
-queued message has to change. Celery finds this module by autodiscovery (``billing`` is
-an installed app).
+still ``agent_registry.usage.tasks.close_billing_cycles`` and
+``agent_registry.usage.tasks.reconcile_usage`` (``jobs.task_name``). Beat's
+``PeriodicTask`` rows and any message already queued name the task by that string, so
+keeping it means no row and no queued message has to change.
 """
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from agent_registry.usage import jobs
+from agent_registry.billing import jobs
 
 # As usage/tasks.py: acks_late, every job is idempotent; results are only logged.
 _TASK_OPTIONS = {"acks_late": True, "ignore_result": True}

@@ -58,18 +58,6 @@ SCHEDULE: dict[str, Job] = {
         Every(10 * 60),
         "Move subscriptions whose quota period has ended into the current one.",
     ),
-    "close-billing-cycles": Job(
-        "agent_registry.billing.cycles.close_due_cycles",
-        # Hourly rather than once at midnight on the 1st: a missed or failed run is
-        # retried within the hour, and closing is idempotent.
-        Every(60 * 60),
-        "Close the billing cycles whose month has ended.",
-    ),
-    "reconcile-usage": Job(
-        "agent_registry.billing.reconciliation.reconcile_recent",
-        DailyAt(2, 0),
-        "Reconcile recent usage records, counters and summaries.",
-    ),
     "create-usage-partitions": Job(
         "agent_registry.usage.partitions.create_partitions_ahead",
         DailyAt(0, 30),
