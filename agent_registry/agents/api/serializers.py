@@ -113,18 +113,7 @@ class PlanOutput(serializers.ModelSerializer):
         fields = [
             "id",
             "agent",
-            "name",
-            "description",
-            "billing_model",
-            "currency",
-            "price_cents",
-            "price_per_call",
-            "price_per_1k_tokens",
-            "monthly_quota",
-            "overage_price_per_call",
-            "rate_limit_per_second",
-            "display_order",
-            "is_active",
+            *PLAN_FIELDS,
             "version",
             "previous_version",
             "created_at",
@@ -169,20 +158,7 @@ class PlanUpdateInput(PlanCreateInput):
 
 class CatalogPlanOutput(PlanOutput):
     class Meta(PlanOutput.Meta):
-        fields = [
-            "id",
-            "name",
-            "description",
-            "billing_model",
-            "currency",
-            "price_cents",
-            "price_per_call",
-            "price_per_1k_tokens",
-            "monthly_quota",
-            "overage_price_per_call",
-            "rate_limit_per_second",
-            "display_order",
-        ]
+        fields = ["id", *(field for field in PLAN_FIELDS if field != "is_active")]
         read_only_fields = fields
 
 
