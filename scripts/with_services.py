@@ -29,6 +29,10 @@ def main() -> None:
     if not env.get("REDIS_URL") and reachable("127.0.0.1", 6379):
         # Dbs 12-15: the suite's workers use REDIS_URL's db + their index (at most four).
         env["REDIS_URL"] = "redis://127.0.0.1:6379/12"
+    # pytest keeps the modules it rewrites for its asserts (schemathesis and hypothesis
+    # among them, ~500) as bytecode in __pycache__ only when Python may write bytecode:
+    # then the xdist workers, and every later run, load them instead of rewriting them.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     database = env.get("DATABASE_URL", "sqlite (embedded)").split("@")[-1]
     print(
         f"test services: database={database} redis={env.get('REDIS_URL', 'in-process')}", flush=True
