@@ -59,6 +59,13 @@ def worker_redis_url(url: str, worker: str) -> str:
     return parsed._replace(path=f"/{db}").geturl()
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config, specs):
+    """Before any worker starts: each of them must have a Redis db (checked again by each)."""
+    if settings.REDIS_URL and specs:
+        worker_redis_url(settings.REDIS_URL, f"gw{len(specs) - 1}")
+
+
 def pytest_configure(config):
     """Under xdist, each worker gets the Redis db of its own before any test runs (the
     test database is pytest-django's: test_<name>_gw<index>). The environment too, so
