@@ -44,9 +44,9 @@ REDIS_DATABASES = 16
 def worker_redis_url(url: str, worker: str) -> str:
     """REDIS_URL's db + the worker's index: gw0 → db N, gw1 → db N+1, and so on.
 
-    Keys such as a quota counter are named after database ids, which every worker's
-    test database hands out alike: two workers on one Redis db would read each
-    other's counters."""
+    Most keys carry random ids, but not all (an agent's id, a test's fixed names), and a
+    test may assert that a key is absent or count what it finds: one worker's keys must
+    never be another's to see."""
     parsed = urlparse(url)
     base = int(parsed.path.strip("/") or 0)
     db = base + int(worker.removeprefix("gw"))
