@@ -27,7 +27,12 @@ def main() -> None:
         # A name per run, so two suites on one machine never share a test database.
         env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/agent_registry_{os.getpid()}"
     if not env.get("REDIS_URL") and reachable("127.0.0.1", 6379):
-        env["REDIS_URL"] = "redis://127.0.0.1:6379/15"
+        # Dbs 12-15: the suite's workers use REDIS_URL's db + their index (at most four).
+        env["REDIS_URL"] = "redis://127.0.0.1:6379/12"
+    # pytest keeps the modules it rewrites for its asserts (schemathesis and hypothesis
+    # among them, ~500) as bytecode in __pycache__ only when Python may write bytecode:
+    # then the xdist workers, and every later run, load them instead of rewriting them.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     database = env.get("DATABASE_URL", "sqlite (embedded)").split("@")[-1]
     print(
         f"test services: database={database} redis={env.get('REDIS_URL', 'in-process')}", flush=True

@@ -7,12 +7,13 @@ import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
-from tests import factories
+from tests import factories, flush
 
 # --- Network: tests may talk to this machine only ------------------------------
 
@@ -32,6 +33,57 @@ def _loopback_only_connect(sock, address):
 
 
 socket.socket.connect = _loopback_only_connect
+
+
+# --- Parallel workers (pytest-xdist) ---------------------------------------------
+
+# Redis's default `databases`: db numbers 0..15.
+REDIS_DATABASES = 16
+
+
+def worker_redis_url(url: str, worker: str) -> str:
+    """REDIS_URL's db + the worker's index: gw0 → db N, gw1 → db N+1, and so on.
+
+    Most keys carry random ids, but not all (an agent's id, a test's fixed names), and a
+    test may assert that a key is absent or count what it finds: one worker's keys must
+    never be another's to see."""
+    parsed = urlparse(url)
+    base = int(parsed.path.strip("/") or 0)
+    db = base + int(worker.removeprefix("gw"))
+    if db >= REDIS_DATABASES:
+        raise pytest.UsageError(
+            f"xdist worker {worker} would use Redis db {db} (REDIS_URL's db {base} + its "
+            f"index), past Redis's {REDIS_DATABASES}: lower the db in REDIS_URL or use fewer "
+            "workers (-n)."
+        )
+    return parsed._replace(path=f"/{db}").geturl()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config, specs):
+    """Before any worker starts: each of them must have a Redis db (checked again by each)."""
+    if settings.REDIS_URL and specs:
+        worker_redis_url(settings.REDIS_URL, f"gw{len(specs) - 1}")
+
+
+def pytest_configure(config):
+    """Under xdist, each worker gets the Redis db of its own before any test runs (the
+    test database is pytest-django's: test_<name>_gw<index>). The environment too, so
+    a subprocess a test starts (a gateway, a job) shares its worker's db."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker or not settings.REDIS_URL:
+        return
+    from django.core.cache import caches
+
+    # Django's cache handler reads CACHES once, on first use: none may have happened yet.
+    assert "settings" not in caches.__dict__, "a cache was used before the worker's Redis db"
+    url = worker_redis_url(settings.REDIS_URL, worker)
+    os.environ["REDIS_URL"] = url
+    settings.REDIS_URL = url
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {**settings.CACHES["default"], "LOCATION": url},
+    }
 
 
 # --- Real services ---------------------------------------------------------------
@@ -105,6 +157,13 @@ def member_client(tenant):
         return factories.token_client(user)
 
     return make
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_flush() -> Iterator[None]:
+    """Transactional tests end with the faster flush of tests/flush.py."""
+    with flush.installed():
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -18,6 +18,8 @@ pytestmark = pytest.mark.django_db
 def credentials(tmp_path, monkeypatch):
     path = tmp_path / "demo-credentials.txt"
     monkeypatch.setattr(seed_demo, "CREDENTIALS_FILE", path)
+    # Not var/demo.env: that one is `make run`'s, and two workers would write it at once.
+    monkeypatch.setattr(seed_demo, "SHELL_FILE", tmp_path / "demo.env")
     return path
 
 
