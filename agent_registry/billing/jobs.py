@@ -9,16 +9,10 @@ from __future__ import annotations
 from agent_registry.core.jobs import DailyAt, Every, Job
 
 # These jobs were usage's until billing got its own app, and their Celery tasks kept
-# the names they had then: beat's rows and any queued message name a task by that
-# string, so no row and no message had to change (billing/tasks.py).
-TASK_PREFIX = "agent_registry.usage.tasks."
-
-
-def task_name(job: str) -> str:
-    """The Celery task that runs ``job`` (``close-billing-cycles`` →
-    ``agent_registry.usage.tasks.close_billing_cycles``); stable, beat's rows name it."""
-    return TASK_PREFIX + job.replace("-", "_")
-
+# the names they had then (``close-billing-cycles`` →
+# ``agent_registry.usage.tasks.close_billing_cycles``): beat's rows and any queued
+# message name a task by that string, so no row and no message had to change.
+from agent_registry.usage.jobs import TASK_PREFIX, task_name  # noqa: F401  (re-exported)
 
 SCHEDULE: dict[str, Job] = {
     "close-billing-cycles": Job(
@@ -34,8 +28,3 @@ SCHEDULE: dict[str, Job] = {
         "Reconcile recent usage records, counters and summaries.",
     ),
 }
-
-
-def run(name: str) -> object:
-    """Run the scheduled job ``name`` now (what beat's task and the thread both call)."""
-    return SCHEDULE[name].load()()

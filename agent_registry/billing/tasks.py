@@ -12,16 +12,15 @@ from __future__ import annotations
 from celery import shared_task
 
 from agent_registry.billing import jobs
+from agent_registry.core.jobs import TASK_OPTIONS
+from agent_registry.core.jobs import run as run_job
 
-# As usage/tasks.py: acks_late, every job is idempotent; results are only logged.
-_TASK_OPTIONS = {"acks_late": True, "ignore_result": True}
 
-
-@shared_task(name=jobs.task_name("close-billing-cycles"), **_TASK_OPTIONS)
+@shared_task(name=jobs.task_name("close-billing-cycles"), **TASK_OPTIONS)
 def close_billing_cycles() -> object:
-    return jobs.run("close-billing-cycles")
+    return run_job("close-billing-cycles")
 
 
-@shared_task(name=jobs.task_name("reconcile-usage"), **_TASK_OPTIONS)
+@shared_task(name=jobs.task_name("reconcile-usage"), **TASK_OPTIONS)
 def reconcile_usage() -> object:
-    return jobs.run("reconcile-usage")
+    return run_job("reconcile-usage")

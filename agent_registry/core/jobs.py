@@ -98,3 +98,19 @@ def schedule() -> Mapping[str, Job]:
 def task_name(job: str) -> str:
     """The Celery task that runs the registered job ``job``."""
     return _task_names[job]
+
+
+def task_names_under(prefix: str) -> Callable[[str], str]:
+    """The naming an app registers with: ``prefix`` and the job's name with ``_`` for
+    ``-`` (``aggregate-recent-usage`` → ``<prefix>aggregate_recent_usage``)."""
+    return lambda job: prefix + job.replace("-", "_")
+
+
+def run(name: str) -> object:
+    """Run the registered job ``name`` now (what beat's task and the thread both call)."""
+    return _schedule[name].load()()
+
+
+# For each app's thin Celery tasks: acks_late, because a worker lost mid-job leaves the
+# message to be redelivered and every job is idempotent; results are only logged.
+TASK_OPTIONS = {"acks_late": True, "ignore_result": True}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from agent_registry.core.jobs import DailyAt, Every, Job
+from agent_registry.core.jobs import DailyAt, Every, Job, task_names_under
 from agent_registry.usage.aggregation import aggregate_range
 from agent_registry.usage.quotas import quota_roll_periods
 
@@ -34,10 +34,9 @@ def roll_quota_periods() -> int:
     return quota_roll_periods()
 
 
-def task_name(job: str) -> str:
-    """The Celery task that runs ``job`` (``aggregate-recent-usage`` →
-    ``agent_registry.usage.tasks.aggregate_recent_usage``); stable, beat's rows name it."""
-    return TASK_PREFIX + job.replace("-", "_")
+# The Celery task that runs a job (``aggregate-recent-usage`` →
+# ``agent_registry.usage.tasks.aggregate_recent_usage``); stable, beat's rows name it.
+task_name = task_names_under(TASK_PREFIX)
 
 
 SCHEDULE: dict[str, Job] = {
@@ -64,8 +63,3 @@ SCHEDULE: dict[str, Job] = {
         "Create the usage record partitions of the coming months.",
     ),
 }
-
-
-def run(name: str) -> object:
-    """Run the scheduled job ``name`` now (what beat's task and the thread both call)."""
-    return SCHEDULE[name].load()()

@@ -9,31 +9,29 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from agent_registry.core.jobs import TASK_OPTIONS
+from agent_registry.core.jobs import run as run_job
 from agent_registry.usage import jobs
 
-# acks_late: a worker lost mid-job leaves the message to be redelivered; every job is
-# idempotent, so running it again is the safe side. Results are only logged.
-_TASK_OPTIONS = {"acks_late": True, "ignore_result": True}
 
-
-@shared_task(name=jobs.task_name("aggregate-recent-usage"), **_TASK_OPTIONS)
+@shared_task(name=jobs.task_name("aggregate-recent-usage"), **TASK_OPTIONS)
 def aggregate_recent_usage() -> object:
-    return jobs.run("aggregate-recent-usage")
+    return run_job("aggregate-recent-usage")
 
 
-@shared_task(name=jobs.task_name("aggregate-yesterday"), **_TASK_OPTIONS)
+@shared_task(name=jobs.task_name("aggregate-yesterday"), **TASK_OPTIONS)
 def aggregate_yesterday() -> object:
-    return jobs.run("aggregate-yesterday")
+    return run_job("aggregate-yesterday")
 
 
-@shared_task(name=jobs.task_name("roll-quota-periods"), **_TASK_OPTIONS)
+@shared_task(name=jobs.task_name("roll-quota-periods"), **TASK_OPTIONS)
 def roll_quota_periods() -> object:
-    return jobs.run("roll-quota-periods")
+    return run_job("roll-quota-periods")
 
 
-@shared_task(name=jobs.task_name("create-usage-partitions"), **_TASK_OPTIONS)
+@shared_task(name=jobs.task_name("create-usage-partitions"), **TASK_OPTIONS)
 def create_usage_partitions() -> object:
-    return jobs.run("create-usage-partitions")
+    return run_job("create-usage-partitions")
 
 
 # Names two of these jobs had before 2aad765 (2026-11-27). A message queued under one
@@ -45,11 +43,11 @@ LEGACY_TASK_NAMES = {
 }
 
 
-@shared_task(name="usage.aggregate_recent_usage", **_TASK_OPTIONS)
+@shared_task(name="usage.aggregate_recent_usage", **TASK_OPTIONS)
 def legacy_aggregate_recent_usage() -> object:
-    return jobs.run(LEGACY_TASK_NAMES["usage.aggregate_recent_usage"])
+    return run_job(LEGACY_TASK_NAMES["usage.aggregate_recent_usage"])
 
 
-@shared_task(name="usage.roll_quota_periods", **_TASK_OPTIONS)
+@shared_task(name="usage.roll_quota_periods", **TASK_OPTIONS)
 def legacy_roll_quota_periods() -> object:
-    return jobs.run(LEGACY_TASK_NAMES["usage.roll_quota_periods"])
+    return run_job(LEGACY_TASK_NAMES["usage.roll_quota_periods"])
