@@ -505,7 +505,7 @@ def test_late_usage_of_a_finalized_month_without_an_adjustment_is_drift(access, 
 
 @pytest.fixture
 def counters() -> Iterator[dict]:
-    """Set quota counters in the test Redis (db 15); deleted afterwards, nothing else is."""
+    """Set quota counters in the worker's test Redis db; deleted afterwards, nothing else is."""
     client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
     written: dict[str, int] = {}
     yield written
