@@ -42,7 +42,7 @@ from agent_registry.core.netaddr import is_public_ip
 from agent_registry.gateway.config import config
 from agent_registry.gateway.errors import RuntimeFailed, RuntimeTimedOut
 from agent_registry.secrets import cache as secret_cache
-from agent_registry.secrets.backends import SecretNotFound
+from agent_registry.secrets.errors import SecretNotFound
 
 if TYPE_CHECKING:  # the runtimes package imports this module; avoid the cycle
     from agent_registry.gateway.runtimes.base import RuntimeTarget
