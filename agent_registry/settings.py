@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "agent_registry.access",
     "agent_registry.usage",
     "agent_registry.billing",
+    "agent_registry.waldur",
     "agent_registry.demo",
 ]
 
@@ -209,6 +210,19 @@ BILLING_FIRST_CYCLE = env.str("BILLING_FIRST_CYCLE", default="")
 # BILLING_CHANNELS when they are integrated.
 BILLING_CHANNEL = env.str("BILLING_CHANNEL", default="none")
 BILLING_CHANNELS = {"none": "agent_registry.billing.channels.NoneChannel"}
+
+# --- Waldur (docs/waldur.md) ------------------------------------------------------
+# Unset WALDUR_API_URL: the integration is off (no sync, the hook receiver answers 404).
+WALDUR_API_URL = env.str("WALDUR_API_URL", default="").rstrip("/")  # without /api
+WALDUR_API_TOKEN = env.str("WALDUR_API_TOKEN", default="")
+WALDUR_PROVIDER_CUSTOMER_UUID = env.str("WALDUR_PROVIDER_CUSTOMER_UUID", default="")
+WALDUR_CATEGORY_UUID = env.str("WALDUR_CATEGORY_UUID", default="")
+WALDUR_OFFERING_TYPE = env.str("WALDUR_OFFERING_TYPE", default="Marketplace.Slurm")
+# The hook receiver's path secret (/api/v1/webhooks/waldur/<secret>/): Waldur signs nothing.
+WALDUR_WEBHOOK_SECRET = env.str("WALDUR_WEBHOOK_SECRET", default="")
+# Seconds per call to Waldur, and at most this many calls at once to its host.
+WALDUR_TIMEOUT = env.float("WALDUR_TIMEOUT", default=10.0)
+WALDUR_MAX_CONCURRENCY = env.int("WALDUR_MAX_CONCURRENCY", default=4)
 
 # --- API -----------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from agent_registry.tenants.api.views import ProjectViewSet, TenantViewSet
 from agent_registry.usage.api.daily import DailySummaryViewSet
 from agent_registry.usage.api.provider import ProviderUsageViewSet
 from agent_registry.usage.api.records import UsageRecordViewSet
+from agent_registry.waldur.api.views import WaldurHookView
 
 # "/?": a POST without the trailing slash is served, not redirected (and its body lost).
 router = DefaultRouter(trailing_slash="/?")  # type: ignore[arg-type]  # DRF takes a pattern here
@@ -41,6 +42,7 @@ urlpatterns = [
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
     path("metrics", metrics.metrics, name="metrics"),
+    path("api/v1/webhooks/waldur/<str:secret>/", WaldurHookView.as_view(), name="waldur-hook"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

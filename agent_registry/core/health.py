@@ -3,6 +3,10 @@
 Readiness checks each dependency with a short timeout. The database is always
 required; the cache when ``REDIS_URL`` is set (the in-process cache can't fail); the
 broker when ``CELERY_BROKER_URL`` is set. 503 if any required check fails.
+
+Apps add optional checks of their own dependencies with ``register`` (from their
+``AppConfig.ready``; core imports no app). An optional check that fails makes the
+report ``degraded`` (still 200): the registry serves without that dependency.
 """
 
 from __future__ import annotations
@@ -17,6 +21,14 @@ from django.db import connection
 from django.http import JsonResponse
 
 from agent_registry.core.error_envelope import require_get
+
+# Optional checks registered by apps (name → check), reported but never required.
+_optional_checks: dict[str, Callable[[], dict]] = {}
+
+
+def register(name: str, check: Callable[[], dict]) -> None:
+    """Add an app's optional readiness check (a function returning details, raising on failure)."""
+    _optional_checks[name] = check
 
 
 def _timed(check: Callable[[], dict]) -> dict:
@@ -62,11 +74,14 @@ def readiness_report() -> tuple[dict, bool]:
         "cache": (_timed(check_cache), bool(settings.REDIS_URL)),
         "broker": (_timed(check_broker), bool(settings.CELERY_BROKER_URL)),
     }
+    for name, check in _optional_checks.items():
+        checks[name] = (_timed(check), False)
     healthy = all(
         result["status"] != "unhealthy" or not required for result, required in checks.values()
     )
+    degraded = any(result["status"] == "unhealthy" for result, _ in checks.values())
     body = {
-        "status": "healthy" if healthy else "unhealthy",
+        "status": ("degraded" if degraded else "healthy") if healthy else "unhealthy",
         "checks": {
             name: {**result, "required": required} for name, (result, required) in checks.items()
         },

@@ -1,0 +1,349 @@
+"""The one module that talks to Waldur.
+
+Requests are built by the pinned ``waldur-api-client`` (each operation's generated
+``_get_kwargs``: path, query and body exactly as Waldur's OpenAPI schema has them) and
+sent through its ``AuthenticatedClient``'s httpx client. Answers are read leniently
+into the registry's own frozen dataclasses instead of the generated models: their
+strict parsing fails on any field a newer or older server adds or drops, and the
+registry needs only a few fields. Later calls (offerings, orders, usage) go here in
+the same style: build with the generated module, ``_send``, read into a dataclass.
+
+Every call has a timeout; at most ``WALDUR_MAX_CONCURRENCY`` calls run at once per
+Waldur host (process-wide); timeouts, connection errors, 5xx and 429 are retried a few
+times with exponential backoff and jitter, then raised as ``WaldurTransient``; other
+4xx and unusable bodies raise ``WaldurPermanent`` at once.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from urllib.parse import urlsplit
+from uuid import UUID
+
+import httpx
+from django.conf import settings
+from waldur_api_client.api.customers import (
+    customers_list,
+    customers_retrieve,
+    customers_users_list,
+)
+from waldur_api_client.api.hooks_web import (
+    hooks_web_create,
+    hooks_web_list,
+    hooks_web_partial_update,
+)
+from waldur_api_client.api.projects import projects_list, projects_retrieve
+from waldur_api_client.client import AuthenticatedClient
+from waldur_api_client.models.event_types_enum import EventTypesEnum
+from waldur_api_client.models.patched_web_hook_request import PatchedWebHookRequest
+from waldur_api_client.models.web_hook_content_type_enum import WebHookContentTypeEnum
+from waldur_api_client.models.web_hook_request import WebHookRequest
+
+from agent_registry.waldur.errors import WaldurNotFound, WaldurPermanent, WaldurTransient
+
+PAGE_SIZE = 100
+MAX_PAGES = 1000  # a listing longer than 100 000 objects is a bug, not a page to read
+ATTEMPTS = 4
+BACKOFF_SECONDS = 0.5  # first wait; doubles each retry, plus up to as much jitter
+BACKOFF_CAP_SECONDS = 10.0
+RETRIED_STATUSES = {429, 500, 502, 503, 504}
+
+
+# --- What the registry reads ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WaldurCustomer:
+    uuid: UUID
+    name: str
+    abbreviation: str
+    blocked: bool
+    archived: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WaldurProject:
+    uuid: UUID
+    name: str
+    customer_uuid: UUID
+    is_removed: bool
+    end_date: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class WaldurRole:
+    """A user's roles in one customer: its customer role (``CUSTOMER.OWNER``…) if any,
+    and its roles in the customer's projects (``PROJECT.ADMIN``…)."""
+
+    username: str
+    customer_role: str
+    project_roles: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WaldurHook:
+    uuid: UUID
+    destination_url: str
+    event_types: tuple[str, ...]
+    is_active: bool
+
+
+# --- Reading answers leniently ----------------------------------------------------
+
+
+def _req(obj: Any, key: str, kind: type) -> Any:
+    if not isinstance(obj, dict) or key not in obj or not isinstance(obj[key], kind):
+        raise WaldurPermanent(f"Waldur's answer lacks a usable {key!r} ({kind.__name__})")
+    return obj[key]
+
+
+def _uuid(obj: Any, key: str) -> UUID:
+    try:
+        return UUID(str(_req(obj, key, str)))
+    except ValueError as exc:
+        raise WaldurPermanent(f"Waldur's {key!r} is not a UUID") from exc
+
+
+def _opt_str(obj: dict, key: str) -> str:
+    value = obj.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def customer_from(data: Any) -> WaldurCustomer:
+    return WaldurCustomer(
+        uuid=_uuid(data, "uuid"),
+        name=_req(data, "name", str),
+        abbreviation=_opt_str(data, "abbreviation"),
+        blocked=bool(data.get("blocked", False)),
+        archived=bool(data.get("archived", False)),
+    )
+
+
+def project_from(data: Any) -> WaldurProject:
+    end = data.get("end_date") if isinstance(data, dict) else None
+    try:
+        end_date = date.fromisoformat(end) if isinstance(end, str) and end else None
+    except ValueError as exc:
+        raise WaldurPermanent("Waldur's 'end_date' is not a date") from exc
+    return WaldurProject(
+        uuid=_uuid(data, "uuid"),
+        name=_req(data, "name", str),
+        customer_uuid=_uuid(data, "customer_uuid"),
+        is_removed=bool(data.get("is_removed", False)),
+        end_date=end_date,
+    )
+
+
+def role_from(data: Any) -> WaldurRole:
+    projects = data.get("projects") if isinstance(data, dict) else None
+    return WaldurRole(
+        username=_req(data, "username", str),
+        customer_role=_opt_str(data, "role_name"),
+        project_roles=tuple(
+            p["role_name"]
+            for p in (projects or [])
+            if isinstance(p, dict) and isinstance(p.get("role_name"), str)
+        ),
+    )
+
+
+def hook_from(data: Any) -> WaldurHook:
+    types = data.get("event_types") if isinstance(data, dict) else None
+    return WaldurHook(
+        uuid=_uuid(data, "uuid"),
+        destination_url=_req(data, "destination_url", str),
+        event_types=tuple(t for t in (types or []) if isinstance(t, str)),
+        is_active=bool(data.get("is_active", True)),
+    )
+
+
+# --- The per-host cap ---------------------------------------------------------------
+
+_caps: dict[str, threading.BoundedSemaphore] = {}
+_caps_lock = threading.Lock()
+
+
+def _cap_for(host: str, size: int) -> threading.BoundedSemaphore:
+    with _caps_lock:
+        if host not in _caps:
+            _caps[host] = threading.BoundedSemaphore(max(1, size))
+        return _caps[host]
+
+
+# --- The client -------------------------------------------------------------------
+
+
+class WaldurClient:
+    """Use as ``with WaldurClient(...) as waldur:`` (or ``client_from_settings()``)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 10.0,
+        max_concurrency: int = 4,
+        attempts: int = ATTEMPTS,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.attempts = max(1, attempts)
+        self._cap = _cap_for(urlsplit(self.base_url).netloc, max_concurrency)
+        self._api = AuthenticatedClient(
+            base_url=self.base_url,
+            token=token,
+            prefix="Token",
+            timeout=httpx.Timeout(timeout),
+            follow_redirects=False,
+        )
+
+    def __enter__(self) -> WaldurClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._api.get_httpx_client().close()
+
+    # --- sending ----------------------------------------------------------------
+
+    def _send(self, kwargs: dict[str, Any], *, what: str) -> Any:
+        """Send one request built by a generated ``_get_kwargs``; the decoded JSON body."""
+        last = "no attempt"
+        for attempt in range(self.attempts):
+            if attempt:
+                wait = min(BACKOFF_CAP_SECONDS, BACKOFF_SECONDS * 2 ** (attempt - 1))
+                time.sleep(wait + random.uniform(0, wait))  # noqa: S311  (jitter, not a secret)
+            if not self._cap.acquire(timeout=self.timeout):
+                last = "too many calls to Waldur at once"
+                continue
+            try:
+                response = self._api.get_httpx_client().request(**kwargs)
+            except httpx.TimeoutException:
+                last = f"timed out after {self.timeout} s"
+                continue
+            except httpx.TransportError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+                continue
+            finally:
+                self._cap.release()
+            if response.status_code in RETRIED_STATUSES:
+                last = f"HTTP {response.status_code}"
+                continue
+            return self._decode(response, what=what)
+        raise WaldurTransient(f"{what}: {last} ({self.attempts} attempts)")
+
+    @staticmethod
+    def _decode(response: httpx.Response, *, what: str) -> Any:
+        status = response.status_code
+        if status == 404:
+            raise WaldurNotFound(f"{what}: not found in Waldur", status=404)
+        if not 200 <= status < 300:
+            raise WaldurPermanent(f"{what}: HTTP {status} {response.text[:200]}", status=status)
+        if status == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise WaldurPermanent(f"{what}: the answer is not JSON", status=status) from exc
+
+    def _pages(self, build: Any, *, what: str, **params: Any) -> Iterator[Any]:
+        for page in range(1, MAX_PAGES + 1):
+            items = self._send(build(page=page, page_size=PAGE_SIZE, **params), what=what)
+            if not isinstance(items, list):
+                raise WaldurPermanent(f"{what}: expected a list")
+            yield from items
+            if len(items) < PAGE_SIZE:
+                return
+        raise WaldurPermanent(f"{what}: more than {MAX_PAGES} pages")
+
+    # --- health -----------------------------------------------------------------
+
+    def ping(self) -> None:
+        """One cheap authenticated read, not retried (readiness has its own timeout)."""
+        kwargs = customers_list._get_kwargs(page=1, page_size=1)
+        try:
+            response = self._api.get_httpx_client().request(**kwargs)
+        except httpx.HTTPError as exc:
+            raise WaldurTransient(f"Waldur unreachable: {type(exc).__name__}") from exc
+        self._decode(response, what="ping")
+
+    # --- customers and projects -------------------------------------------------
+
+    def customers(self) -> list[WaldurCustomer]:
+        return [
+            customer_from(item)
+            for item in self._pages(customers_list._get_kwargs, what="list customers")
+        ]
+
+    def customer(self, uuid: UUID) -> WaldurCustomer:
+        return customer_from(
+            self._send(customers_retrieve._get_kwargs(uuid), what=f"customer {uuid}")
+        )
+
+    def projects(self) -> list[WaldurProject]:
+        return [
+            project_from(item)
+            for item in self._pages(projects_list._get_kwargs, what="list projects")
+        ]
+
+    def project(self, uuid: UUID) -> WaldurProject:
+        return project_from(self._send(projects_retrieve._get_kwargs(uuid), what=f"project {uuid}"))
+
+    def customer_roles(self, customer_uuid: UUID) -> list[WaldurRole]:
+        """Every user with a role in the customer or one of its projects."""
+        build = customers_users_list._get_kwargs
+        return [
+            role_from(item)
+            for item in self._pages(
+                lambda **p: build(customer_uuid, **p), what=f"users of customer {customer_uuid}"
+            )
+        ]
+
+    # --- hooks ------------------------------------------------------------------
+
+    def hooks(self) -> list[WaldurHook]:
+        return [hook_from(item) for item in self._pages(hooks_web_list._get_kwargs, what="hooks")]
+
+    def hook_create(self, *, destination_url: str, event_types: list[str]) -> WaldurHook:
+        body = WebHookRequest(
+            destination_url=destination_url,
+            event_types=[EventTypesEnum(t) for t in event_types],
+            content_type=WebHookContentTypeEnum.JSON,
+            is_active=True,
+        )
+        return hook_from(self._send(hooks_web_create._get_kwargs(body=body), what="create hook"))
+
+    def hook_update(
+        self, uuid: UUID, *, destination_url: str, event_types: list[str]
+    ) -> WaldurHook:
+        body = PatchedWebHookRequest(
+            destination_url=destination_url,
+            event_types=[EventTypesEnum(t) for t in event_types],
+            content_type=WebHookContentTypeEnum.JSON,
+            is_active=True,
+        )
+        return hook_from(
+            self._send(hooks_web_partial_update._get_kwargs(uuid, body=body), what="update hook")
+        )
+
+
+def enabled() -> bool:
+    return bool(settings.WALDUR_API_URL)
+
+
+def client_from_settings() -> WaldurClient:
+    """The configured client; call only when ``enabled()``."""
+    return WaldurClient(
+        settings.WALDUR_API_URL,
+        settings.WALDUR_API_TOKEN,
+        timeout=settings.WALDUR_TIMEOUT,
+        max_concurrency=settings.WALDUR_MAX_CONCURRENCY,
+    )

@@ -1,0 +1,77 @@
+"""What the Waldur integration remembers: received hook events, sync runs, and the
+roles its sync granted (so it removes only those, never a role given in the registry)."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from agent_registry.tenants.models import AgentTenant
+
+
+class EventStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PROCESSED = "processed", "Processed"
+    IGNORED = "ignored", "Ignored"
+    FAILED = "failed", "Failed"
+
+
+class WaldurEvent(models.Model):
+    """One hook event, stored once (dedup on type + object + Waldur's ``created``).
+
+    The payload is kept for the operator only: processing re-reads the object from
+    Waldur's API and never trusts the hook's fields.
+    """
+
+    event_type = models.CharField(max_length=100)
+    object_uuid = models.CharField(max_length=36, blank=True)
+    created = models.CharField(max_length=64, help_text="Waldur's timestamp, as sent.")
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    payload = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=20, choices=EventStatus.choices, default=EventStatus.PENDING, db_index=True
+    )
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event_type", "object_uuid", "created"], name="waldur_event_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.object_uuid} @ {self.created}"
+
+
+class WaldurSyncRun(models.Model):
+    """One full sync (``waldur_sync``): when, whether it succeeded, what it changed."""
+
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    ok = models.BooleanField(default=False)
+    counts = models.JSONField(default=dict, blank=True)
+    errors = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"sync {self.started_at:%Y-%m-%d %H:%M} {'ok' if self.ok else 'failed'}"
+
+
+class WaldurRoleGrant(models.Model):
+    """A tenant role the sync gave a user because of their Waldur role."""
+
+    tenant = models.ForeignKey(AgentTenant, on_delete=models.CASCADE, related_name="+")
+    username = models.CharField(max_length=150)
+    role = models.CharField(max_length=20)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "username"], name="waldur_grant_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username}: {self.role} of {self.tenant_id}"
