@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import pytest
+
+from agent_registry.waldur import client as waldur_client
+from tests.fakes.waldur import TOKEN, FakeWaldur
+
+SECRET = "hook-secret-0123456789abcdef"
+
+
+@pytest.fixture
+def waldur(settings, monkeypatch):
+    """A running fake Waldur, and the integration configured to use it (fast retries)."""
+    monkeypatch.setattr(waldur_client, "BACKOFF_SECONDS", 0.01)
+    with FakeWaldur() as fake:
+        settings.WALDUR_API_URL = fake.base_url
+        settings.WALDUR_API_TOKEN = TOKEN
+        settings.WALDUR_WEBHOOK_SECRET = SECRET
+        settings.WALDUR_TIMEOUT = 0.5
+        settings.PUBLIC_BASE_URL = "https://registry.example.org"
+        yield fake
