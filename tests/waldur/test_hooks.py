@@ -73,7 +73,8 @@ def test_both_shapes_store_one_event_and_reread_the_customer(waldur, post, shape
 
     assert response.status_code == 202
     event = WaldurEvent.objects.get()
-    assert event.status == EventStatus.PROCESSED and event.object_uuid == str(UUID(c))
+    assert event.status == EventStatus.PROCESSED
+    assert event.object_uuid == str(UUID(c))
     # The name comes from the REST API, never from the hook.
     assert AgentTenant.objects.get(waldur_customer_uuid=UUID(c)).name == "Acme"
     assert waldur.requests_to(f"/api/customers/{UUID(c)}/")
@@ -87,7 +88,8 @@ def test_a_duplicate_has_one_effect(waldur, post):
 
     response = post(body)
 
-    assert response.status_code == 202 and response.json()["status"] == "duplicate"
+    assert response.status_code == 202
+    assert response.json()["status"] == "duplicate"
     assert WaldurEvent.objects.count() == 1
     assert len(waldur.requests) == reads  # not re-read again
 
@@ -123,7 +125,8 @@ def test_secret_keys_are_not_stored(waldur, post):
 )
 def test_malformed_is_acknowledged_and_not_stored(waldur, post, body, caplog):
     response = post(body)
-    assert response.status_code == 202 and response.json()["status"] == "malformed"
+    assert response.status_code == 202
+    assert response.json()["status"] == "malformed"
     assert WaldurEvent.objects.count() == 0
     assert "malformed" in caplog.text
 
@@ -148,7 +151,8 @@ def test_waldur_down_records_a_transient_failure(waldur, post):
     response = post(new_shape("customer_update_succeeded", customer_uuid=c))
     assert response.status_code == 202
     event = WaldurEvent.objects.get()
-    assert event.status == EventStatus.FAILED and event.error.startswith("transient")
+    assert event.status == EventStatus.FAILED
+    assert event.error.startswith("transient")
     assert event.attempts == 1
 
     # The reconcile retries it once Waldur is back.
@@ -174,7 +178,8 @@ def test_readiness_degraded_when_waldur_is_unreachable(waldur, client):
     waldur.stop()
     response = client.get("/health/ready")
     body = response.json()
-    assert response.status_code == 200 and body["status"] == "degraded"
+    assert response.status_code == 200
+    assert body["status"] == "degraded"
     assert body["checks"]["waldur"] | {"latency_ms": 0} == {
         "status": "unhealthy",
         "error": body["checks"]["waldur"]["error"],

@@ -69,9 +69,11 @@ def test_running_twice_changes_nothing_the_second_time(waldur):
     sync()
     second = sync()
 
-    assert "created" not in second and "updated" not in second
+    assert "created" not in second
+    assert "updated" not in second
     assert WaldurSyncRun.objects.filter(ok=True).count() == 2
-    assert AgentTenant.objects.count() == 1 and AgentProject.objects.count() == 1
+    assert AgentTenant.objects.count() == 1
+    assert AgentProject.objects.count() == 1
 
 
 def test_slugs_stay_unique(waldur):
@@ -86,7 +88,8 @@ def test_project_create_rename_and_archive(waldur):
     p = waldur.add_project(c, "Research")
     sync()
     project = AgentProject.objects.get(waldur_project_uuid=UUID(p))
-    assert project.name == "Research" and project.tenant == tenant_of(c)
+    assert project.name == "Research"
+    assert project.tenant == tenant_of(c)
 
     waldur.projects[p]["name"] = "Research 2"
     sync()
@@ -158,7 +161,8 @@ def test_transient_faults_are_retried_then_recorded(waldur, fault):
     with pytest.raises(CommandError):
         sync()
     run = WaldurSyncRun.objects.get()
-    assert run.ok is False and "attempts" in run.errors[0]
+    assert run.ok is False
+    assert "attempts" in run.errors[0]
     assert len(waldur.requests) == 4  # every attempt, then it gave up
     assert AgentTenant.objects.count() == 0
 
@@ -211,4 +215,5 @@ def test_register_hooks_creates_then_updates(waldur):
     hook["event_types"] = ["role_granted"]
     out = StringIO()
     call_command("waldur_register_hooks", stdout=out)
-    assert "updated" in out.getvalue() and len(waldur.hooks) == 1
+    assert "updated" in out.getvalue()
+    assert len(waldur.hooks) == 1
