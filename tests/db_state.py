@@ -10,6 +10,7 @@ from agent_registry.access.models import AgentAccess, AgentConfiguration
 from agent_registry.agents.models import AgentInstance, AgentPlan, AgentStateTransition
 from agent_registry.core.models import OperatorToken
 from agent_registry.tenants.models import AgentProject, AgentTenant, TenantMembership
+from agent_registry.waldur.models import WaldurEvent
 
 # Each table with the column that moves when a row is added or edited. Soft-deleted
 # rows count too: the query reads the tables, not the models' default managers.
@@ -25,6 +26,7 @@ WATCHED: list[tuple[type[models.Model], str]] = [
     (AgentAccess, "updated_at"),
     (AgentConfiguration, "updated_at"),
     (LogEntry, "id"),
+    (WaldurEvent, "id"),
 ]
 
 

@@ -123,6 +123,9 @@ GRANTS = "/api/v1/tenants/acme/environment-secrets/"
 PROVIDER_USAGE = "/api/v1/provider/usage/"
 PROVIDER_REVENUE = "/api/v1/provider/revenue/"
 PLAN = "/api/v1/agents/helper/plans/{plan}/"
+# Waldur's hook receiver: no credentials, the secret is the path (on in these tests).
+HOOK_SECRET = "bad-input-hook-secret"
+WALDUR_HOOK = f"/api/v1/webhooks/waldur/{HOOK_SECRET}/"
 
 VALID_WRITES = [
     ("POST", TENANTS, tenant_body()),
@@ -765,6 +768,22 @@ SECRETS_CASES = [
     ),
 ]
 
+WALDUR_HOOKS = [
+    Bad(
+        "waldur hook, wrong secret", "POST", "/api/v1/webhooks/waldur/wrong/", {}, 403, "forbidden"
+    ),
+    Bad(
+        "waldur hook, secret with one more character",
+        "POST",
+        WALDUR_HOOK.rstrip("/") + "x/",
+        {"event_type": "customer_update_succeeded", "created": "x", "context": {}},
+        403,
+        "forbidden",
+    ),
+    not_allowed("GET", WALDUR_HOOK),
+    not_allowed("PUT", WALDUR_HOOK, {}),
+]
+
 CASES = [
     *MALFORMED_JSON,
     *WRONG_SHAPES,
@@ -782,6 +801,7 @@ CASES = [
     *PROVIDER_QUERIES,
     *TRANSITIONS,
     *SECRETS_CASES,
+    *WALDUR_HOOKS,
 ]
 
 
@@ -814,6 +834,9 @@ def test_bad_input_gets_a_clear_client_error_and_changes_nothing(case, world, se
     if case.past_db_range and database_takes(HUGE):
         pytest.skip("this database stores the value; the API's limit is the database's")
     settings.RUNTIME_ALLOW_PRIVATE_NETWORKS = False
+    # The Waldur integration on, pointing nowhere: a refused hook never reaches it.
+    settings.WALDUR_API_URL = "http://127.0.0.1:9"
+    settings.WALDUR_WEBHOOK_SECRET = HOOK_SECRET
     client = world.clients[case.caller]
     path = fill(case.path, world.ids)
     body = case.body if isinstance(case.body, bytes) else fill(case.body, world.ids)
@@ -826,6 +849,17 @@ def test_bad_input_gets_a_clear_client_error_and_changes_nothing(case, world, se
     assert error["code"] == case.code, error
     if case.code == "validation_error":
         assert case.field in error.get("details", {}), error
+    assert database_fingerprint() == before
+
+
+def test_the_waldur_hook_is_not_found_while_the_integration_is_off(world, settings):
+    settings.WALDUR_API_URL = ""
+    before = database_fingerprint()
+
+    response = send(world.clients["operator"], "POST", WALDUR_HOOK, {"event_type": "x"})
+
+    assert response.status_code == 404
+    assert assert_envelope(response)["code"] == "not_found"
     assert database_fingerprint() == before
 
 

@@ -515,3 +515,28 @@ def test_the_catalog_and_liveness_need_no_credentials(a, path):
 
 def test_readiness_needs_no_credentials(db):
     assert APIClient().get("/health/ready").status_code in {200, 503}
+
+
+# --- Waldur's hook receiver: no credentials by design, the secret in the path -----------
+
+
+def test_the_waldur_hook_needs_its_secret_not_credentials(a, settings):
+    settings.WALDUR_API_URL = "http://127.0.0.1:9"  # on, pointing nowhere
+    settings.WALDUR_WEBHOOK_SECRET = "isolation-hook-secret"
+    member = factories.token_client(factories.member(a.tenant, "owner", username="hooker"))
+    before = database_state()
+
+    # A member's credentials do not stand in for the secret.
+    response = member.post("/api/v1/webhooks/waldur/guess/", {}, format="json")
+    assert response.status_code == 403
+    assert error_of(response)["code"] == "forbidden"
+    assert database_state() == before
+
+    # The secret alone is enough; an event naming the tenant's customer only triggers a
+    # re-read from Waldur (after commit), it writes nothing of the tenant's.
+    body = {"event_type": "x_unknown", "created": "1", "message": "", "context": {}}
+    response = APIClient().post(
+        "/api/v1/webhooks/waldur/isolation-hook-secret/", body, format="json"
+    )
+    assert response.status_code == 202
+    assert database_state() == before
