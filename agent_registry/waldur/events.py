@@ -14,6 +14,7 @@ from uuid import UUID
 
 from django.db import IntegrityError, transaction
 
+from agent_registry.core.errors import RegistryError
 from agent_registry.waldur import metrics
 from agent_registry.waldur.client import client_from_settings
 from agent_registry.waldur.errors import WaldurError, WaldurTransient
@@ -148,7 +149,8 @@ def event_process(event_id: int) -> str:
                 outcome = project_refresh(client=client, project_uuid=uuid)
             else:
                 outcome = customer_refresh(client=client, customer_uuid=uuid)
-    except WaldurError as exc:
+    except (WaldurError, RegistryError) as exc:
+        # A RegistryError is the registry refusing the change (e.g. the last owner).
         kind = "transient" if isinstance(exc, WaldurTransient) else "permanent"
         event.status = EventStatus.FAILED
         event.error = f"{kind}: {exc}"[:2000]

@@ -19,7 +19,8 @@ def waldur_register_hooks() -> object:
     return run_job("waldur-register-hooks")
 
 
-@shared_task(name=jobs.TASK_PREFIX + "process_event", **TASK_OPTIONS)
+# Not under the jobs' prefix: it is not a scheduled job. Stable: queued messages name it.
+@shared_task(name="agent_registry.waldur.hook_event", **TASK_OPTIONS)
 def process_event(event_id: int) -> object:
     from agent_registry.waldur.events import event_process
 

@@ -28,6 +28,7 @@ from agent_registry.core.jobs import DailyAt, Every, Job
 from agent_registry.core.scheduler import InProcessScheduler
 from agent_registry.usage import jobs, tasks
 from agent_registry.usage.models import DailyUsageSummary
+from agent_registry.waldur import jobs as waldur_jobs
 from tests import factories
 from tests.usage.test_records_api import record
 
@@ -156,6 +157,8 @@ def test_the_asgi_app_starts_the_in_process_scheduler_on_schedule(monkeypatch):
         "close-billing-cycles": every(60),
         "reconcile-usage": [datetime(2026, 3, 11, 2, 0, tzinfo=UTC)],
         "create-usage-partitions": [datetime(2026, 3, 11, 0, 30, tzinfo=UTC)],
+        "waldur-sync": every(15),
+        "waldur-register-hooks": every(6 * 60),
     }
 
 
@@ -327,7 +330,7 @@ def test_the_command_reports_created_updated_and_unchanged():
     assert "created   reconcile-usage" in lines
     assert "updated   aggregate-yesterday" in lines
     assert "unchanged roll-quota-periods" in lines
-    assert lines[-1] == "schedules: 1 created, 1 updated, 4 unchanged, 0 removed"
+    assert lines[-1] == "schedules: 1 created, 1 updated, 6 unchanged, 0 removed"
     assert beat_rows() == scheduled()
 
 
@@ -376,7 +379,9 @@ def fake_job(monkeypatch, dotted_path: str, result: object) -> list[int]:
 
 
 def test_every_scheduled_job_has_its_celery_task():
-    registered = {name for name in celery_app.tasks if name.startswith(jobs.TASK_PREFIX)}
+    celery_app.loader.import_default_modules()  # every app's tasks.py, as a worker does
+    prefixes = (jobs.TASK_PREFIX, waldur_jobs.TASK_PREFIX)  # billing's share usage's
+    registered = {name for name in celery_app.tasks if name.startswith(prefixes)}
 
     assert registered == {schedule.task_name(name) for name in schedule.schedule()}
 

@@ -205,3 +205,23 @@ def test_hooks_are_counted(waldur, post):
     before = count("malformed")
     post([1])
     assert count("malformed") == before + 1
+
+
+def test_a_refused_change_marks_the_event_failed(waldur, post):
+    from tests import factories
+
+    c = waldur.add_customer("Acme")
+    post(new_shape("customer_creation_succeeded", customer_uuid=c))
+    tenant = AgentTenant.objects.get(waldur_customer_uuid=UUID(c))
+    factories.UserFactory(username="alice")
+    waldur.set_role(c, "alice", "CUSTOMER.OWNER")
+    post({**new_shape("role_granted", customer_uuid=c), "created": "1"})
+    # Waldur demotes the only owner: the registry refuses (last_owner), recorded.
+    waldur.set_role(c, "alice", "CUSTOMER.MANAGER")
+    response = post({**new_shape("role_updated", customer_uuid=c), "created": "2"})
+
+    assert response.status_code == 202
+    event = WaldurEvent.objects.get(event_type="role_updated")
+    assert event.status == EventStatus.FAILED
+    assert event.error.startswith("permanent")
+    assert tenant.memberships.get().role == "owner"
