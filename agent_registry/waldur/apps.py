@@ -8,7 +8,7 @@ class WaldurConfig(AppConfig):
     def ready(self) -> None:
         from agent_registry.core import health
         from agent_registry.core import jobs as schedule
-        from agent_registry.waldur import jobs
+        from agent_registry.waldur import checks, jobs  # noqa: F401  (checks: system checks)
 
         # The sync joins the one schedule; with WALDUR_API_URL unset each run is a no-op.
         schedule.register(jobs.SCHEDULE, task_name=jobs.task_name)

@@ -5,7 +5,7 @@ import pytest
 from agent_registry.waldur import client as waldur_client
 from tests.fakes.waldur import TOKEN, FakeWaldur
 
-SECRET = "hook-secret-0123456789abcdef"
+SECRET = "hook-secret-0123456789abcdef"  # long enough for the system check
 
 
 @pytest.fixture

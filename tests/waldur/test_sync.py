@@ -217,3 +217,26 @@ def test_register_hooks_creates_then_updates(waldur):
     call_command("waldur_register_hooks", stdout=out)
     assert "updated" in out.getvalue()
     assert len(waldur.hooks) == 1
+
+
+def test_listings_are_read_page_by_page(waldur):
+    for n in range(130):
+        waldur.add_customer(f"Customer {n}", abbreviation=f"c{n}")
+
+    sync()
+
+    assert AgentTenant.objects.count() == 130
+    pages = [r.query["page"] for r in waldur.requests_to("/api/customers/")]
+    assert pages == [["1"], ["2"]]
+
+
+def test_half_configured_integration_fails_the_system_checks(settings):
+    from agent_registry.waldur.checks import waldur_settings
+
+    settings.WALDUR_API_URL = "https://waldur.example.org"
+    settings.WALDUR_API_TOKEN = ""
+    settings.WALDUR_WEBHOOK_SECRET = "short"
+    assert {e.id for e in waldur_settings(None)} == {"waldur.E001", "waldur.E002"}
+
+    settings.WALDUR_API_URL = ""
+    assert waldur_settings(None) == []
