@@ -40,6 +40,8 @@ equivalence test checks both. With half up every line equals the registry's line
 exactly, except tokens: the registry prices all billable tokens in one line and Waldur
 in two (input, output), so the two roundings can differ by one cent in total. With
 round-up each Waldur line can be one cent above the registry's.
+A currency without minor units (JPY) is still kept to 0.01 by Waldur: its line is the
+exact amount to 0.01, within half a yen of the registry's rounded line.
 
 **The input/output split.** Billable tokens are counted in total only
 (``billable_tokens``); when every token of the month was billable the split is the
@@ -60,7 +62,11 @@ rounded before it is multiplied.
 **Re-publishing.** ``offering_changes(existing, agent, …)`` compares the offering as
 Waldur returns it (``ProviderOfferingDetails``) with the agent and returns the calls
 that bring it up to date; the same offering (``backend_id`` = the agent's
-``agent_id``) is always updated, never a second one made. No difference, no call.
+``agent_id``) is always updated, never a second one made. No difference, no call: texts
+are compared trimmed (DRF trims what it stores), prices as decimals, a plan's future
+prices (Waldur's place for new prices of a plan with resources) over its prices, and an
+absent price as 0. A price change is a new plan version in the registry, so it reaches
+Waldur as a new plan and the old one archived, never as a re-priced plan.
 Applied to a freshly created offering it yields the prices, the fee quantities and
 ``activate``.
 """
@@ -347,8 +353,7 @@ reply = client.chat.completions.create(
     messages=[{{"role": "user", "content": "Hello"}}],
 )
 print(reply.choices[0].message.content)
-```
-"""
+```"""
 
 
 def short_description(agent: Any) -> str:
@@ -405,12 +410,17 @@ def _decimal(value: Any) -> Decimal | None:
         return None
 
 
+def _text(value: Any) -> str:
+    # DRF trims surrounding whitespace of every text it stores, and browsers send CRLF.
+    return str(value or "").replace("\r\n", "\n").strip()
+
+
 def _same(ours: Any, theirs: Any) -> bool:
-    """Equal as Waldur shows it: numbers as decimals, an absent text as empty."""
+    """Equal as Waldur shows it: numbers as decimals, texts trimmed, absent text empty."""
     if isinstance(ours, int | Decimal) and not isinstance(ours, bool):
         return _decimal(theirs) == ours
     if isinstance(ours, str):
-        return (theirs or "") == ours
+        return _text(theirs) == _text(ours)
     return bool(theirs == ours)
 
 
@@ -453,8 +463,9 @@ def _plan_changes(
                 )
             )
         wanted = plan_prices(plan, types)
-        have = current.get("prices") or {}
-        if any(_decimal(have.get(kind)) != value for kind, value in wanted.items()):
+        # A plan with resources takes new prices as future prices; an absent price is 0.
+        have = {**(current.get("prices") or {}), **(current.get("future_prices") or {})}
+        if any(_decimal(have.get(kind, 0)) != value for kind, value in wanted.items()):
             changes.append(Change("update_prices", prices_payload(plan, types), body["backend_id"]))
         if quotas and has_fee(plan):
             have_quotas = current.get("quotas") or {}

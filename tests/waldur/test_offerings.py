@@ -76,13 +76,17 @@ def publish(agent) -> dict[str, Any]:
     )
 
 
+def trimmed(body: dict[str, Any]) -> dict[str, Any]:
+    """DRF trims the texts it stores."""
+    return {k: v.strip() if isinstance(v, str) else v for k, v in body.items()}
+
+
 def created(payload: dict[str, Any]) -> dict[str, Any]:
     """The offering as Waldur returns it after the POST: Draft, plans without prices."""
     return {
-        **{k: v for k, v in payload.items() if k not in ("components", "plans", "type")},
+        **trimmed({k: v for k, v in payload.items() if k not in ("components", "plans")}),
         "url": OFFERING_URL,
         "uuid": uuid.uuid4().hex,
-        "type": payload["type"],
         "state": "Draft",
         "components": [{**c, "uuid": uuid.uuid4().hex} for c in payload["components"]],
         "plans": [
@@ -98,7 +102,7 @@ def apply(offering: dict[str, Any], changes: list[Change]) -> dict[str, Any]:
     for change in changes:
         body = change.payload
         if change.action == "update_overview":
-            offering.update(body)
+            offering.update(trimmed(body))
         elif change.action == "update_description":
             offering["category"] = body["category"]
         elif change.action == "create_offering_component":
@@ -113,7 +117,7 @@ def apply(offering: dict[str, Any], changes: list[Change]) -> dict[str, Any]:
             plans[change.plan] = plan
             offering["plans"].append(plan)
         elif change.action == "update_plan":
-            plans[change.plan].update(body)
+            plans[change.plan].update(trimmed(body))
         elif change.action == "update_prices":
             # Waldur answers prices with its 7 decimal places.
             plans[change.plan]["prices"] = {
@@ -286,3 +290,16 @@ def test_another_agents_offering_is_refused():
     offering["backend_id"] = "someone-else"
     with pytest.raises(ValueError, match="someone-else"):
         changes_for(offering, agent)
+
+
+def test_a_free_plan_needs_no_prices_and_future_prices_count_as_set():
+    agent = make_agent()
+    make_plan(agent, billing_model=BillingModel.FREE, name="Free")
+    paid = make_plan(agent, name="Paid", price_per_call=Decimal("0.01"))
+    offering = created(publish(agent))
+    # Waldur keeps new prices of a plan with resources as future prices.
+    for plan in offering["plans"]:
+        if plan["backend_id"] == str(paid.id):
+            plan["prices"] = {API_CALLS: 0.005}
+            plan["future_prices"] = {API_CALLS: "0.0100000"}
+    assert changes_for(offering, agent) == [Change("activate", {})]
