@@ -23,8 +23,8 @@ tokens); subscription plans price ``monthly_fee`` at the fee and ``api_calls`` a
 overage price (0 without one); free plans price nothing. Every other price is 0.
 
 **Why these units.** Waldur multiplies the reported amount by the component's price,
-linearly, and keeps amounts with 2 decimal places and prices with 7 (mastermind's
-``unit_price``/``price`` fields: ``decimal_places=7``). Calls are whole numbers, so
+linearly, and keeps reported amounts with 2 decimal places and prices with at least 7
+(mastermind's price fields; ``decimal_places=7`` in its older releases). Calls are whole numbers, so
 ``calls * price_per_call`` (6 places) is exact. Tokens in hundreds are exact in 2
 decimal places (``tokens / 100``) and their price ``price_per_1k_tokens / 10`` has at
 most 7 places, so ``amount * price = tokens * price_per_1k_tokens / 1000``: the
@@ -33,15 +33,19 @@ each lose precision. Included calls then overage, which Waldur cannot express (i
 linearly from zero), is reported as the overage calls only.
 
 **Rounding.** The registry rounds each line once, half up, in minor units
-(``billing/pricing.py``). Waldur's invoice item price is ``unit_price * quantity``,
-shown and summed to 2 decimal places; this module assumes half-up per line
-(``waldur_line``). Mastermind's own ``quantize_price`` rounds *up* (``ROUND_UP``); the
-equivalence test checks both. With half up every line equals the registry's line
-exactly, except tokens: the registry prices all billable tokens in one line and Waldur
-in two (input, output), so the two roundings can differ by one cent in total. With
-round-up each Waldur line can be one cent above the registry's.
-A currency without minor units (JPY) is still kept to 0.01 by Waldur: its line is the
-exact amount to 0.01, within half a yen of the registry's rounded line.
+(``billing/pricing.py``). Waldur prices each invoice item as
+``quantize_price(unit_price * quantity)`` (mastermind ``invoices/models.py``
+``InvoiceItem._price``), and ``quantize_price`` rounds *up* to 0.01 (``ROUND_UP``); a
+usage item's quantity is the reported amount as is for ``Marketplace.Slurm`` and
+``Marketplace.Basic`` offerings (only ``SlurmInvoices.SlurmPackage`` and OpenStack
+tenants convert it, so those types are refused). Since ``amount * price`` is the
+registry's exact line, each Waldur line is the registry's line or one cent above it
+(when the exact amount is less than half a cent above a whole cent). Tokens are one
+registry line and two Waldur lines, so up to two cents above: one cent per Waldur line.
+``waldur_line`` is that rule; the equivalence test also checks half up, under which
+only the split token line can differ (by one cent). A currency without minor units
+(JPY) is still kept to 0.01 by Waldur: its line is the amount to 0.01, within a yen of
+the registry's line.
 
 **The input/output split.** Billable tokens are counted in total only
 (``billable_tokens``); when every token of the month was billable the split is the
@@ -74,7 +78,7 @@ Applied to a freshly created offering it yields the prices, the fee quantities a
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from decimal import ROUND_HALF_UP, ROUND_UP, Decimal, InvalidOperation
+from decimal import ROUND_UP, Decimal, InvalidOperation
 from typing import Any, NamedTuple, Protocol
 
 from agent_registry.billing.pricing import FREE, SUBSCRIPTION, USAGE, PlanPrice, exponent
@@ -94,6 +98,9 @@ OVERVIEW_FIELDS = ("name", "description", "full_description", "getting_started",
 # Waldur's offering description is short; the full text goes to full_description.
 DESCRIPTION_MAX = 500
 PLAN_UNIT = "month"
+# Offering types whose reported usage Waldur converts before invoicing it (mastermind
+# marketplace ``convert_quantity``): our amounts would be billed wrong.
+CONVERTING_TYPES = frozenset({"SlurmInvoices.SlurmPackage", "OpenStack.Tenant"})
 # Component fields compared on re-publish (what we set; Waldur adds more).
 _COMPONENT_FIELDS = ("billing_type", "name", "description", "measured_unit", "unit_factor")
 
@@ -302,11 +309,9 @@ def usage_payload(usage: UsageLike, plan: Any) -> list[dict[str, str]]:
     ]
 
 
-def waldur_line(amount: Decimal, price: Decimal, *, rounding: str = ROUND_HALF_UP) -> Decimal:
-    """What Waldur invoices for one component: amount * price, to the cent.
-
-    Half up is this module's assumption; mastermind's ``quantize_price`` is ROUND_UP.
-    """
+def waldur_line(amount: Decimal, price: Decimal, *, rounding: str = ROUND_UP) -> Decimal:
+    """What Waldur invoices for one component: amount * price, rounded up to 0.01 as
+    mastermind's ``quantize_price`` does (``rounding`` to model another rule)."""
     return (amount.quantize(AMOUNT_PLACES) * price).quantize(CENT, rounding=rounding)
 
 
@@ -386,6 +391,10 @@ def offering_payload(
     Plans start without prices in Waldur: follow with ``offering_changes`` on the
     created offering (prices, fee quantities, ``activate``).
     """
+    if offering_type in CONVERTING_TYPES:
+        raise ValueError(
+            f"Waldur converts the usage of {offering_type!r} offerings; use Marketplace.Slurm"
+        )
     plans = _active_plans(agent)
     return {
         **overview(agent, public_base_url),

@@ -303,3 +303,17 @@ def test_a_free_plan_needs_no_prices_and_future_prices_count_as_set():
             plan["prices"] = {API_CALLS: 0.005}
             plan["future_prices"] = {API_CALLS: "0.0100000"}
     assert changes_for(offering, agent) == [Change("activate", {})]
+
+
+@pytest.mark.parametrize("offering_type", ["SlurmInvoices.SlurmPackage", "OpenStack.Tenant"])
+def test_types_whose_usage_waldur_converts_are_refused(offering_type):
+    agent = make_agent()
+    make_plan(agent)
+    with pytest.raises(ValueError, match="converts the usage"):
+        offering_payload(
+            agent,
+            category_url=CATEGORY,
+            provider_customer_url=CUSTOMER,
+            offering_type=offering_type,
+            public_base_url=BASE,
+        )

@@ -2,9 +2,10 @@
 
 For every billing model and every currency exponent the registry prices in, a month
 of random usage is priced twice: by ``billing/pricing.py`` (``price_period``, the
-registry's snapshot line) and as Waldur would (Σ reported amount * component price,
-each line to the cent, plus the fixed fee). They agree within one cent per Waldur line;
-with half-up rounding every line but the split token line is equal to the cent.
+registry's snapshot line) and as Waldur would (each reported amount * component price,
+rounded up to the cent per invoice item as mastermind's ``quantize_price`` does, plus
+the fixed fee). Waldur is never below the registry and at most one cent per Waldur
+line above it; with half-up rounding every line but the split token line is equal.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def registry_minor(price: PlanPrice, usage: UsageFigures, start: date, end: date
 
 
 def waldur_lines(
-    price: PlanPrice, usage: UsageFigures, *, rounding: str = ROUND_HALF_UP
+    price: PlanPrice, usage: UsageFigures, *, rounding: str = ROUND_UP
 ) -> dict[str, Decimal]:
     """Waldur's invoice of a whole month: one line per priced component, main unit."""
     types = component_types([price])
@@ -162,6 +163,8 @@ def test_a_month_of_random_usage_invoices_the_same_in_waldur(currency, seed):
                 # Within one cent per Waldur line (round-up can add one on each).
                 allowed = 1 if rounding == ROUND_HALF_UP else len(kinds)
                 assert abs(waldur - registry) <= allowed, (price, usage, lines, charge)
+                if CURRENCIES[currency] == 2 and rounding == ROUND_UP:
+                    assert waldur >= registry  # Waldur rounds up, never below
                 if CURRENCIES[currency] == 2 and rounding == ROUND_HALF_UP and len(kinds) == 1:
                     assert waldur == registry  # same exact amount, same rounding
 
@@ -200,7 +203,7 @@ def test_usage_plans_each_line_within_a_cent(
         tokens=usage.billable_tokens,
     )
     by_line = {line.description: line.amount_minor for line in charge.lines}
-    lines = waldur_lines(price, usage)
+    lines = waldur_lines(price, usage, rounding=ROUND_HALF_UP)
     # Calls: one line each side, the same exact amount, the same rounding: equal where
     # both round to the cent; a yen line Waldur keeps to 0.01 is within half a yen.
     calls_line = in_minor(lines.get(API_CALLS, Decimal(0)), currency)
@@ -208,6 +211,14 @@ def test_usage_plans_each_line_within_a_cent(
     # Tokens: one registry line, two Waldur lines: within one minor unit.
     tokens = lines.get(INPUT_TOKENS, Decimal(0)) + lines.get(OUTPUT_TOKENS, Decimal(0))
     assert abs(in_minor(tokens, currency) - by_line.get("Tokens (per 1k)", 0)) <= 1
+    # Waldur's own rule, rounding up: never below, one cent per Waldur line at most.
+    up = waldur_lines(price, usage)
+    calls_up = in_minor(up.get(API_CALLS, Decimal(0)), currency) - by_line.get("Calls", 0)
+    assert (0 if _exp == 2 else Decimal("-0.5")) <= calls_up <= 1
+    tokens_up = in_minor(
+        up.get(INPUT_TOKENS, Decimal(0)) + up.get(OUTPUT_TOKENS, Decimal(0)), currency
+    ) - by_line.get("Tokens (per 1k)", 0)
+    assert (0 if _exp == 2 else Decimal("-0.5")) <= tokens_up <= 2
     # The reported amounts are exact: amount * price is the registry's unrounded line.
     amounts = usage_amounts(usage, price)
     assert amounts[INPUT_TOKENS] + amounts[OUTPUT_TOKENS] == Decimal(usage.billable_tokens) / 100
@@ -235,10 +246,18 @@ def test_subscription_plans_a_whole_month_is_exact(
     usage = UsageFigures(billable_calls=calls)
     start, end = month(*year_month)
     registry = registry_minor(price, usage, start, end)
-    lines = waldur_lines(price, usage)
+    lines = waldur_lines(price, usage, rounding=ROUND_HALF_UP)
     waldur = in_minor(sum(lines.values(), Decimal(0)), currency)
     assert abs(waldur - registry) <= (0 if _exp == 2 else Decimal("0.5"))
     assert in_minor(lines[MONTHLY_FEE], currency) == fee_minor
+    # Rounded up as Waldur does: the fee is exact, the overage at most a cent above.
+    up = waldur_lines(price, usage)
+    assert in_minor(up[MONTHLY_FEE], currency) == fee_minor
+    assert (
+        (0 if _exp == 2 else Decimal("-0.5"))
+        <= in_minor(sum(up.values(), Decimal(0)), currency) - registry
+        <= 1
+    )
 
 
 def test_included_calls_then_overage_reports_only_the_overage():
@@ -264,9 +283,18 @@ def test_the_docs_worked_examples_invoice_the_same():
         tokens_total=1_234_567,
         billable_tokens=1_234_567,
     )
-    lines = waldur_lines(both, usage)
+    # docs/billing.md: 15431 + 49 = 15480. Half up, Waldur gives the same lines...
+    lines = waldur_lines(both, usage, rounding=ROUND_HALF_UP)
     assert lines[API_CALLS] == Decimal("154.31")
     assert lines[INPUT_TOKENS] + lines[OUTPUT_TOKENS] == Decimal("0.49")
+    # ...and rounding up as mastermind does, one cent more per line that has a fraction:
+    # 154.3125 → 154.32; 0.40 + 0.0938268 → 0.40 + 0.10.
+    lines = waldur_lines(both, usage)
+    assert lines == {
+        API_CALLS: Decimal("154.32"),
+        INPUT_TOKENS: Decimal("0.40"),
+        OUTPUT_TOKENS: Decimal("0.10"),
+    }
     yen = PlanPrice("usage", "JPY", 0, Decimal("1.5"), Decimal(0))
     # ¥10.5: the registry rounds to ¥11, Waldur keeps ¥10.50: half a yen, under one.
     assert waldur_lines(yen, UsageFigures(billable_calls=7)) == {API_CALLS: Decimal("10.50")}
