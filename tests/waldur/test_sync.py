@@ -14,6 +14,7 @@ from agent_registry.gateway import pipeline
 from agent_registry.gateway.errors import InvalidApiKey
 from agent_registry.gateway.snapshots import snapshots
 from agent_registry.tenants.models import AgentProject, AgentTenant, TenantMembership
+from agent_registry.waldur.client import PAGE_SIZE
 from agent_registry.waldur.models import WaldurSyncRun
 from tests import factories
 
@@ -220,12 +221,12 @@ def test_register_hooks_creates_then_updates(waldur):
 
 
 def test_listings_are_read_page_by_page(waldur):
-    for n in range(130):
+    for n in range(PAGE_SIZE + 1):
         waldur.add_customer(f"Customer {n}", abbreviation=f"c{n}")
 
     sync()
 
-    assert AgentTenant.objects.count() == 130
+    assert AgentTenant.objects.count() == PAGE_SIZE + 1
     pages = [r.query["page"] for r in waldur.requests_to("/api/customers/")]
     assert pages == [["1"], ["2"]]
 
