@@ -22,30 +22,60 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
 
 import httpx
 from django.conf import settings
-from waldur_api_client.api.customers import (
-    customers_list,
-    customers_retrieve,
-    customers_users_list,
-)
-from waldur_api_client.api.hooks_web import (
-    hooks_web_create,
-    hooks_web_list,
-    hooks_web_partial_update,
-)
-from waldur_api_client.api.projects import projects_list, projects_retrieve
-from waldur_api_client.client import AuthenticatedClient
-from waldur_api_client.models.event_types_enum import EventTypesEnum
-from waldur_api_client.models.patched_web_hook_request import PatchedWebHookRequest
-from waldur_api_client.models.web_hook_content_type_enum import WebHookContentTypeEnum
-from waldur_api_client.models.web_hook_request import WebHookRequest
 
 from agent_registry.waldur.errors import WaldurNotFound, WaldurPermanent, WaldurTransient
+
+
+@cache
+def _generated() -> SimpleNamespace:
+    """waldur-api-client's modules, imported at the first call to Waldur, not at startup.
+
+    Importing any of its models imports all ~3,000 generated modules (about 3 s of CPU):
+    every process (each worker, each command, each test subprocess) would pay that at
+    Django setup whether or not the integration is on.
+    """
+
+    from waldur_api_client.api.customers import (
+        customers_list,
+        customers_retrieve,
+        customers_users_list,
+    )
+    from waldur_api_client.api.hooks_web import (
+        hooks_web_create,
+        hooks_web_list,
+        hooks_web_partial_update,
+    )
+    from waldur_api_client.api.projects import projects_list, projects_retrieve
+    from waldur_api_client.client import AuthenticatedClient
+    from waldur_api_client.models.event_types_enum import EventTypesEnum
+    from waldur_api_client.models.patched_web_hook_request import PatchedWebHookRequest
+    from waldur_api_client.models.web_hook_content_type_enum import WebHookContentTypeEnum
+    from waldur_api_client.models.web_hook_request import WebHookRequest
+
+    return SimpleNamespace(
+        customers_list=customers_list,
+        customers_retrieve=customers_retrieve,
+        customers_users_list=customers_users_list,
+        hooks_web_create=hooks_web_create,
+        hooks_web_list=hooks_web_list,
+        hooks_web_partial_update=hooks_web_partial_update,
+        projects_list=projects_list,
+        projects_retrieve=projects_retrieve,
+        AuthenticatedClient=AuthenticatedClient,
+        EventTypesEnum=EventTypesEnum,
+        PatchedWebHookRequest=PatchedWebHookRequest,
+        WebHookContentTypeEnum=WebHookContentTypeEnum,
+        WebHookRequest=WebHookRequest,
+    )
+
 
 PAGE_SIZE = 100
 MAX_PAGES = 1000  # a listing longer than 100 000 objects is a bug, not a page to read
@@ -195,7 +225,7 @@ class WaldurClient:
         self.timeout = timeout
         self.attempts = max(1, attempts)
         self._cap = _cap_for(urlsplit(self.base_url).netloc, max_concurrency)
-        self._api = AuthenticatedClient(
+        self._api = _generated().AuthenticatedClient(
             base_url=self.base_url,
             token=token,
             prefix="Token",
@@ -268,7 +298,7 @@ class WaldurClient:
 
     def ping(self) -> None:
         """One cheap authenticated read, not retried (readiness has its own timeout)."""
-        kwargs = customers_list._get_kwargs(page=1, page_size=1)
+        kwargs = _generated().customers_list._get_kwargs(page=1, page_size=1)
         try:
             response = self._api.get_httpx_client().request(**kwargs)
         except httpx.HTTPError as exc:
@@ -280,26 +310,28 @@ class WaldurClient:
     def customers(self) -> list[WaldurCustomer]:
         return [
             customer_from(item)
-            for item in self._pages(customers_list._get_kwargs, what="list customers")
+            for item in self._pages(_generated().customers_list._get_kwargs, what="list customers")
         ]
 
     def customer(self, uuid: UUID) -> WaldurCustomer:
         return customer_from(
-            self._send(customers_retrieve._get_kwargs(uuid), what=f"customer {uuid}")
+            self._send(_generated().customers_retrieve._get_kwargs(uuid), what=f"customer {uuid}")
         )
 
     def projects(self) -> list[WaldurProject]:
         return [
             project_from(item)
-            for item in self._pages(projects_list._get_kwargs, what="list projects")
+            for item in self._pages(_generated().projects_list._get_kwargs, what="list projects")
         ]
 
     def project(self, uuid: UUID) -> WaldurProject:
-        return project_from(self._send(projects_retrieve._get_kwargs(uuid), what=f"project {uuid}"))
+        return project_from(
+            self._send(_generated().projects_retrieve._get_kwargs(uuid), what=f"project {uuid}")
+        )
 
     def customer_roles(self, customer_uuid: UUID) -> list[WaldurRole]:
         """Every user with a role in the customer or one of its projects."""
-        build = customers_users_list._get_kwargs
+        build = _generated().customers_users_list._get_kwargs
         return [
             role_from(item)
             for item in self._pages(
@@ -310,28 +342,36 @@ class WaldurClient:
     # --- hooks ------------------------------------------------------------------
 
     def hooks(self) -> list[WaldurHook]:
-        return [hook_from(item) for item in self._pages(hooks_web_list._get_kwargs, what="hooks")]
+        return [
+            hook_from(item)
+            for item in self._pages(_generated().hooks_web_list._get_kwargs, what="hooks")
+        ]
 
     def hook_create(self, *, destination_url: str, event_types: list[str]) -> WaldurHook:
-        body = WebHookRequest(
+        body = _generated().WebHookRequest(
             destination_url=destination_url,
-            event_types=[EventTypesEnum(t) for t in event_types],
-            content_type=WebHookContentTypeEnum.JSON,
+            event_types=[_generated().EventTypesEnum(t) for t in event_types],
+            content_type=_generated().WebHookContentTypeEnum.JSON,
             is_active=True,
         )
-        return hook_from(self._send(hooks_web_create._get_kwargs(body=body), what="create hook"))
+        return hook_from(
+            self._send(_generated().hooks_web_create._get_kwargs(body=body), what="create hook")
+        )
 
     def hook_update(
         self, uuid: UUID, *, destination_url: str, event_types: list[str]
     ) -> WaldurHook:
-        body = PatchedWebHookRequest(
+        body = _generated().PatchedWebHookRequest(
             destination_url=destination_url,
-            event_types=[EventTypesEnum(t) for t in event_types],
-            content_type=WebHookContentTypeEnum.JSON,
+            event_types=[_generated().EventTypesEnum(t) for t in event_types],
+            content_type=_generated().WebHookContentTypeEnum.JSON,
             is_active=True,
         )
         return hook_from(
-            self._send(hooks_web_partial_update._get_kwargs(uuid, body=body), what="update hook")
+            self._send(
+                _generated().hooks_web_partial_update._get_kwargs(uuid, body=body),
+                what="update hook",
+            )
         )
 
 
