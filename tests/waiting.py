@@ -13,13 +13,41 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterator
+from typing import TypeVar, cast
 
 T = TypeVar("T")
 
 # The longest any test waits for something that should take milliseconds.
 WAIT_SECONDS = 60.0
+
+_NOT_YET = object()
+
+
+def _tries(
+    condition: Callable[[], T],
+    *,
+    what: str,
+    timeout: float,
+    not_yet: tuple[type[BaseException], ...],
+) -> Iterator[T | object]:
+    """Each ``next`` asks once: the truthy result, or ``_NOT_YET`` (the caller sleeps its
+    own way, blocking or awaiting). Past the deadline: an AssertionError naming ``what``,
+    chained to the last "not yet" error."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        try:
+            result = condition()
+        except not_yet as error:
+            last_error = error
+        else:
+            if result:
+                yield result
+                return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still waiting after {timeout:.0f}s for {what}") from last_error
+        yield _NOT_YET
 
 
 def wait_until(
@@ -37,19 +65,10 @@ def wait_until(
     a wait never hides an error it was not told to expect. At the deadline it fails
     with an AssertionError naming ``what``, chained to the last "not yet" error.
     """
-    deadline = time.monotonic() + timeout
-    last_error: BaseException | None = None
-    while True:
-        try:
-            result = condition()
-        except not_yet as error:
-            last_error = error
-        else:
-            if result:
-                return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still waiting after {timeout:.0f}s for {what}") from last_error
+    tries = _tries(condition, what=what, timeout=timeout, not_yet=not_yet)
+    while (result := next(tries)) is _NOT_YET:
         time.sleep(interval)
+    return cast(T, result)
 
 
 def bound_socket() -> socket.socket:
@@ -76,16 +95,7 @@ async def wait_until_async(
 ) -> T:
     """``wait_until`` inside a coroutine: the event loop keeps running between tries,
     so what is awaited (a batch, a deferred settlement) can happen meanwhile."""
-    deadline = time.monotonic() + timeout
-    last_error: BaseException | None = None
-    while True:
-        try:
-            result = condition()
-        except not_yet as error:
-            last_error = error
-        else:
-            if result:
-                return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still waiting after {timeout:.0f}s for {what}") from last_error
+    tries = _tries(condition, what=what, timeout=timeout, not_yet=not_yet)
+    while (result := next(tries)) is _NOT_YET:
         await asyncio.sleep(interval)
+    return cast(T, result)
