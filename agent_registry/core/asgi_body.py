@@ -25,6 +25,7 @@ import structlog
 from django.conf import settings
 
 from agent_registry.core.errors import InternalError
+from agent_registry.core.logging import loggable_path
 from agent_registry.core.request_id import accept_or_create
 
 log = structlog.get_logger("agent_registry.access_log")
@@ -114,7 +115,7 @@ async def _too_large(scope: Scope, send: Send, limit: int) -> None:
         "request",
         request_id=request_id,
         method=scope["method"],
-        path=scope["path"],
+        path=loggable_path(scope["path"]),
         status=413,
         refused="body_too_large",
     )

@@ -7,6 +7,7 @@ import time
 import structlog
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
+from agent_registry.core.logging import loggable_path
 from agent_registry.core.request_id import (
     REQUEST_ID_HEADER,
     accept_or_create,
@@ -57,7 +58,7 @@ class RequestIdMiddleware:
             "request",
             request_id=request_id,
             method=request.method,
-            path=request.path,
+            path=loggable_path(request.path),
             status=response.status_code,
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
         )

@@ -4,7 +4,8 @@ re-read through the REST API it triggers."""
 from __future__ import annotations
 
 import io
-from uuid import UUID
+import logging
+from uuid import UUID, uuid4
 
 import pytest
 from django.core.management import call_command
@@ -225,3 +226,14 @@ def test_a_refused_change_marks_the_event_failed(waldur, post):
     assert event.status == EventStatus.FAILED
     assert event.error.startswith("permanent")
     assert tenant.memberships.get().role == "owner"
+
+
+def test_the_access_log_never_shows_the_hooks_secret(waldur, post, caplog):
+    caplog.set_level(logging.INFO)
+
+    response = post(new_shape("customer_update_succeeded", customer_uuid=str(uuid4())))
+
+    assert response.status_code == 202
+    logged = " ".join(str(record.msg) for record in caplog.records)
+    assert "/api/v1/webhooks/waldur/***/" in logged
+    assert SECRET not in logged + caplog.text
