@@ -31,6 +31,8 @@ ADMIN_REASON = "admin action"
 STATUS_COLORS: dict[str, str] = {
     AccessStatus.ACTIVE: "green",
     AccessStatus.PENDING_PAYMENT: "orange",
+    AccessStatus.PROVISIONING: "orange",
+    AccessStatus.SUSPENDED: "orange",
     AccessStatus.REVOKED: "red",
 }
 

@@ -15,7 +15,19 @@ from agent_registry.tenants.models import AgentProject, AgentTenant
 class AccessStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     PENDING_PAYMENT = "pending_payment", "Pending payment"
+    # Made for a Waldur order; the key works once it has been handed to Waldur.
+    PROVISIONING = "provisioning", "Provisioning"
+    # Stopped for a while (its Waldur resource is paused); the key works again when resumed.
+    SUSPENDED = "suspended", "Suspended"
     REVOKED = "revoked", "Revoked"
+
+
+class BillingChannelName(models.TextChoices):
+    """Where a subscription's money goes: exactly one channel, never two."""
+
+    NONE = "none", "None (free or internal)"
+    WALDUR = "waldur", "Waldur"
+    STRIPE = "stripe", "Stripe"
 
 
 class AgentAccess(SoftDeleteModel):
@@ -61,6 +73,13 @@ class AgentAccess(SoftDeleteModel):
     last_used_at = models.DateTimeField(null=True, blank=True)
     total_requests = models.PositiveBigIntegerField(default=0)
 
+    billing_channel = models.CharField(
+        max_length=10,
+        choices=BillingChannelName.choices,
+        default=BillingChannelName.NONE,
+        db_index=True,
+    )
+    waldur_resource_uuid = models.UUIDField(null=True, blank=True, unique=True)
     waldur_user_uuid = models.UUIDField(null=True, blank=True)
     waldur_user_email = models.EmailField(blank=True)
     waldur_order_uuid = models.UUIDField(null=True, blank=True, unique=True)

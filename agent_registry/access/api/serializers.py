@@ -36,6 +36,7 @@ class SubscriptionOutput(serializers.ModelSerializer):
             "agent",
             "plan",
             "status",
+            "billing_channel",
             "key_prefix",
             "previous_key_prefix",
             "previous_key_expires_at",

@@ -22,9 +22,10 @@ def active_days(access: AgentAccess) -> tuple[date, date | None] | None:
     """``(first active day, first day no longer active)``; None if never billable.
 
     A subscription is active from the day it was created until the day it was revoked
-    or deleted, that day included. One still waiting for its first payment owes no fee.
+    or deleted, that day included. One still waiting for its first payment, or for its
+    key to reach Waldur, owes no fee.
     """
-    if access.status == AccessStatus.PENDING_PAYMENT:
+    if access.status in (AccessStatus.PENDING_PAYMENT, AccessStatus.PROVISIONING):
         return None
     ends = [moment for moment in (access.revoked_at, access.deleted_at) if moment is not None]
     until = min(ends).astimezone(UTC).date() + timedelta(days=1) if ends else None
