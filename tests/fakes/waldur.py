@@ -6,6 +6,14 @@ Field names are Waldur's (waldur-api-client 8.1.3's models: ``Customer``, ``Proj
 ``GET|POST /api/hooks-web/``, ``PATCH /api/hooks-web/<uuid>/``; paging by ``page`` and
 ``page_size``; ``Authorization: Token <TOKEN>`` required (401 otherwise).
 
+Changing the world through the API (``POST|PATCH|DELETE /api/customers/…`` and
+``/api/projects/…``, as a staff user would in Waldur's UI) fires the matching events
+at every active hook registered in ``/api/hooks-web/`` whose ``event_types`` include
+it: one plain JSON POST ``{"created", "message", "context", "event_type"}`` with
+flattened ``customer_*``/``project_*`` context keys, no signature, no retry — as
+Waldur does (``delivered`` records each delivery's destination and status). The
+``add_*`` helpers change the world silently, as a lost hook would.
+
 ``fault`` makes the next ``fault_count`` calls (all by default) fail: ``"timeout"``
 (sleep past the client's timeout), ``"500"``, ``"429"``, ``"400"``, ``"garbage"``.
 """
@@ -13,8 +21,12 @@ Field names are Waldur's (waldur-api-client 8.1.3's models: ``Customer``, ``Proj
 from __future__ import annotations
 
 import json
+import threading
 import uuid as uuidlib
+from datetime import UTC, datetime
 from typing import Any
+
+import httpx
 
 from tests.fakes.http_server import Exchange, FakeHTTPServer
 
@@ -28,6 +40,7 @@ class FakeWaldur(FakeHTTPServer):
         self.projects: dict[str, dict[str, Any]] = {}
         self.users: dict[str, list[dict[str, Any]]] = {}  # customer uuid → CustomerUser
         self.hooks: dict[str, dict[str, Any]] = {}
+        self.delivered: list[tuple[str, str, int | str]] = []  # (event, url, status)
         self.fault: str | None = None
         self.fault_count: int | None = None
         self.slow_seconds = 2.0
@@ -91,6 +104,8 @@ class FakeWaldur(FakeHTTPServer):
             return
         parts = [p for p in request.path.split("/") if p][1:]  # drop "api"
         method = request.method
+        if self._handle_world(exchange, method, parts):
+            return
         if method == "GET" and parts == ["customers"]:
             return self._page(exchange, list(self.customers.values()))
         if method == "GET" and parts == ["projects"]:
@@ -146,3 +161,103 @@ class FakeWaldur(FakeHTTPServer):
             json.dumps(chunk).encode(),
             headers={"x-result-count": str(len(items))},
         )
+
+    # --- the world changed through the API, with Waldur's events ---------------------
+
+    def _handle_world(self, exchange: Exchange, method: str, parts: list[str]) -> bool:
+        """Staff changes to customers and projects (each fires its events); True if served."""
+        body = exchange.request.json if exchange.request.body else {}
+        if method == "POST" and parts == ["customers"]:
+            uuid = self.add_customer(body["name"], abbreviation=body.get("abbreviation", ""))
+            exchange.send_json(201, self.customers[uuid])
+            self.emit("customer_creation_succeeded", customer=uuid)
+            return True
+        if method == "POST" and parts == ["projects"]:
+            customer_uuid = body["customer"].rstrip("/").rsplit("/", 1)[-1].replace("-", "")
+            if customer_uuid not in self.customers:
+                missing = {"customer": ["Invalid hyperlink - Object does not exist."]}
+                exchange.send_json(400, missing)
+                return True
+            uuid = self.add_project(customer_uuid, body["name"])
+            exchange.send_json(201, self.projects[uuid])
+            self.emit("project_creation_succeeded", project=uuid)
+            return True
+        if len(parts) != 2 or parts[0] not in ("customers", "projects"):
+            return False
+        kind, uuid = parts[0], parts[1].replace("-", "")
+        table = self.customers if kind == "customers" else self.projects
+        if method not in ("PATCH", "DELETE"):
+            return False
+        if uuid not in table:
+            exchange.send_json(404, {"detail": "Not found."})
+            return True
+        if method == "PATCH":
+            editable = ("name", "abbreviation", "blocked") if kind == "customers" else ("name",)
+            table[uuid].update({k: v for k, v in body.items() if k in editable})
+            exchange.send_json(200, table[uuid])
+            if kind == "customers":
+                self.emit("customer_update_succeeded", customer=uuid)
+            else:
+                self.emit("project_update_succeeded", project=uuid)
+            return True
+        # DELETE: the context is read before the object goes (Waldur's events carry it).
+        if kind == "customers":
+            context = self._context(customer=uuid)
+            del self.customers[uuid]
+            exchange.send(204, b"")
+            self._deliver("customer_deletion_succeeded", context)
+        else:
+            context = self._context(project=uuid)
+            self.emit("project_deletion_triggered", project=uuid)
+            del self.projects[uuid]
+            exchange.send(204, b"")
+            self._deliver("project_deletion_succeeded", context)
+        return True
+
+    def _context(self, *, customer: str | None = None, project: str | None = None) -> dict:
+        context: dict[str, Any] = {}
+        if project is not None:
+            found = self.projects[project]
+            context.update(
+                project_uuid=project,
+                project_name=found["name"],
+                project_end_date=found["end_date"],
+            )
+            customer = found["customer_uuid"]
+        if customer is not None:
+            found = self.customers[customer]
+            context.update(
+                customer_uuid=customer,
+                customer_name=found["name"],
+                customer_abbreviation=found["abbreviation"],
+                customer_contact_details="",
+            )
+        return context
+
+    def emit(self, event_type: str, **objects: str) -> None:
+        """Fire ``event_type`` about ``customer=``/``project=`` (uuids) at the hooks."""
+        self._deliver(event_type, self._context(**objects))
+
+    def _deliver(self, event_type: str, context: dict[str, Any]) -> None:
+        payload = {
+            "created": datetime.now(UTC).isoformat(),
+            "message": f"{event_type} (fake Waldur)",
+            "context": context,
+            "event_type": event_type,
+        }
+        targets = [
+            hook["destination_url"]
+            for hook in self.hooks.values()
+            if hook.get("is_active", True) and event_type in hook.get("event_types", [])
+        ]
+        for url in targets:
+            # From a thread, after the answer, as Waldur's Celery task would.
+            threading.Thread(target=self._post, args=(event_type, url, payload)).start()
+
+    def _post(self, event_type: str, url: str, payload: dict[str, Any]) -> None:
+        try:
+            status: int | str = httpx.post(url, json=payload, timeout=10.0).status_code
+        except httpx.HTTPError as exc:
+            status = type(exc).__name__
+        with self._lock:
+            self.delivered.append((event_type, url, status))
