@@ -22,13 +22,35 @@ from django.http import JsonResponse
 
 from agent_registry.core.error_envelope import require_get
 
-# Optional checks registered by apps (name → check), reported but never required.
-_optional_checks: dict[str, Callable[[], dict]] = {}
+# Optional checks registered by apps (name → (check, max_age)), reported, never required.
+_optional_checks: dict[str, tuple[Callable[[], dict], float]] = {}
+# name → (monotonic time of the result, result): answers of outside systems, reused briefly.
+_recent: dict[str, tuple[float, dict]] = {}
 
 
-def register(name: str, check: Callable[[], dict]) -> None:
-    """Add an app's optional readiness check (a function returning details, raising on failure)."""
-    _optional_checks[name] = check
+def register(name: str, check: Callable[[], dict], *, max_age: float = 0.0) -> None:
+    """Add an app's optional readiness check (a function returning details, raising on failure).
+
+    ``max_age`` (seconds) reuses the last result that long: a check that calls an outside
+    system (Waldur, Stripe) then costs it one request per process per ``max_age``, however
+    often the orchestrator probes (the result says ``cached_for_s``).
+    """
+    _optional_checks[name] = (check, max_age)
+    _recent.pop(name, None)
+
+
+def forget(name: str) -> None:
+    """Drop a check's reused result (its configuration changed)."""
+    _recent.pop(name, None)
+
+
+def _optional(name: str, check: Callable[[], dict], max_age: float) -> dict:
+    now = time.monotonic()
+    if max_age > 0 and name in _recent and now - _recent[name][0] < max_age:
+        return {**_recent[name][1], "cached_for_s": round(now - _recent[name][0], 1)}
+    result = _timed(check)
+    _recent[name] = (now, result)
+    return result
 
 
 def _timed(check: Callable[[], dict]) -> dict:
@@ -74,8 +96,8 @@ def readiness_report() -> tuple[dict, bool]:
         "cache": (_timed(check_cache), bool(settings.REDIS_URL)),
         "broker": (_timed(check_broker), bool(settings.CELERY_BROKER_URL)),
     }
-    for name, check in _optional_checks.items():
-        checks[name] = (_timed(check), False)
+    for name, (check, max_age) in _optional_checks.items():
+        checks[name] = (_optional(name, check, max_age), False)
     healthy = all(
         result["status"] != "unhealthy" or not required for result, required in checks.values()
     )

@@ -1,4 +1,14 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.core.signals import setting_changed
+
+
+def _forget_health(*, setting: str, **_kwargs: Any) -> None:
+    if setting.startswith("WALDUR_"):
+        from agent_registry.core import health
+
+        health.forget("waldur")
 
 
 class WaldurConfig(AppConfig):
@@ -13,4 +23,5 @@ class WaldurConfig(AppConfig):
         # The sync joins the one schedule; with WALDUR_API_URL unset each run is a no-op.
         schedule.register(jobs.SCHEDULE, task_name=jobs.task_name)
         # Waldur unreachable degrades readiness; the registry still serves.
-        health.register("waldur", jobs.check_waldur)
+        health.register("waldur", jobs.check_waldur, max_age=jobs.HEALTH_MAX_AGE_SECONDS)
+        setting_changed.connect(_forget_health, dispatch_uid="waldur-health")

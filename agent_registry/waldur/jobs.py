@@ -16,6 +16,9 @@ TASK_PREFIX = "agent_registry.waldur.tasks."
 task_name = task_names_under(TASK_PREFIX)
 
 HEALTH_TIMEOUT_SECONDS = 2.0
+# Readiness reuses Waldur's answer this long: probes every few seconds per pod must not
+# become a steady load on Waldur.
+HEALTH_MAX_AGE_SECONDS = 30.0
 
 
 def sync_waldur() -> dict:

@@ -196,3 +196,24 @@ def test_a_post_is_refused_by_method_even_with_csrf_checks_on():
 
     assert response.status_code == 405
     assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_an_optional_check_of_an_outside_system_is_reused_for_its_max_age(client, monkeypatch):
+    calls = []
+
+    def check() -> dict:
+        calls.append(1)
+        return {"calls": len(calls)}
+
+    monkeypatch.setattr(health, "_optional_checks", {})
+    health.register("outside", check, max_age=60)
+    first = client.get("/health/ready").json()["checks"]["outside"]
+    second = client.get("/health/ready").json()["checks"]["outside"]
+    assert len(calls) == 1
+    assert first["calls"] == second["calls"] == 1
+    assert "cached_for_s" in second
+    assert "cached_for_s" not in first
+
+    health.forget("outside")
+    client.get("/health/ready")
+    assert len(calls) == 2
