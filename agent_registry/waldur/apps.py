@@ -14,3 +14,8 @@ class WaldurConfig(AppConfig):
         schedule.register(jobs.SCHEDULE, task_name=jobs.task_name)
         # Waldur unreachable degrades readiness; the registry still serves.
         health.register("waldur", jobs.check_waldur)
+        # Published agents become Waldur offerings (each call checks WALDUR_API_URL).
+        from agent_registry.agents import marketplaces
+        from agent_registry.waldur.publishing import WaldurMarketplace
+
+        marketplaces.register(WaldurMarketplace())
