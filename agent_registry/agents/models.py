@@ -64,8 +64,13 @@ class AgentInstance(SoftDeleteModel):
     # The marketplace listing (agents/marketplaces.py): the last failure to bring it in
     # step with the agent (empty once a later attempt succeeds), and the last success.
     # Written only by agents.services.agent_listing_record.
-    listing_error = models.TextField(blank=True)
-    listing_synced_at = models.DateTimeField(null=True, blank=True)
+    listing_error = models.TextField(
+        blank=True,
+        help_text="Why the marketplace listing (Waldur offering) is not in step; empty if it is.",
+    )
+    listing_synced_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the marketplace listing was last brought in step."
+    )
 
     config = models.JSONField(default=dict, blank=True)
     max_concurrent_requests = models.PositiveIntegerField(
