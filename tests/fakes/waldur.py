@@ -17,7 +17,9 @@ as mastermind's ``Offering``: Draft → Active (``activate``, also from Paused a
 Unavailable), Active → Paused → Active (``pause``/``unpause``), anything → Archived; a
 refused transition is 409. Plans start with empty prices; ``update_prices`` accepts only
 the offering's component types and writes ``future_prices`` instead while the plan has
-resources (``resources_count``, set by a test).
+resources (``resources_count``, set by a test). ``offerings_delay`` slows each listing
+of offerings; ``lose_create_answers`` makes the next creates of an offering happen but
+answer only after the client's timeout (a lost answer).
 
 ``fault`` makes the next ``fault_count`` calls (all by default) fail: ``"timeout"``
 (sleep past the client's timeout), ``"500"``, ``"429"``, ``"400"``, ``"garbage"``.
@@ -44,6 +46,8 @@ class FakeWaldur(FakeHTTPServer):
         self.hooks: dict[str, dict[str, Any]] = {}
         self.offerings: dict[str, dict[str, Any]] = {}  # uuid → ProviderOfferingDetails
         self.plans: dict[str, dict[str, Any]] = {}  # uuid → ProviderPlanDetails
+        self.offerings_delay = 0.0  # seconds each offerings listing takes (races)
+        self.lose_create_answers = 0  # creates made whose answer then times out
         self.fault: str | None = None
         self.fault_count: int | None = None
         self.slow_seconds = 2.0
@@ -271,6 +275,9 @@ class FakeWaldur(FakeHTTPServer):
         for plan in body.get("plans") or []:
             if self._plan(offering, plan) is None:
                 return exchange.send_json(400, {"plans": ["Invalid plan."]})
+        if self.lose_create_answers:
+            self.lose_create_answers -= 1
+            self.pause(self.slow_seconds)
         return exchange.send_json(201, self._offering_view(offering))
 
     def _handle_offerings(self, exchange: Exchange, method: str, parts: list[str]) -> bool:
@@ -286,6 +293,7 @@ class FakeWaldur(FakeHTTPServer):
         body = exchange.request.json if exchange.request.body else {}
         if not rest:
             if method == "GET":
+                self.pause(self.offerings_delay)
                 wanted = exchange.request.query.get("customer_uuid", [None])[0]
                 found = [
                     self._offering_view(o)

@@ -8,14 +8,17 @@ pause, a resume or a retire, which the repair pass catches up.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from decimal import Decimal
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
+from agent_registry.agents.errors import InvalidTransition
 from agent_registry.agents.models import AgentInstance, AgentPlan, AgentState, BillingModel
-from agent_registry.agents.services import agent_update, plan_update
+from agent_registry.agents.services import agent_run_action, agent_update, plan_update
 from agent_registry.waldur.client import client_from_settings
 from agent_registry.waldur.publishing import offering_payload_for, offerings_repair
 from tests import factories
@@ -163,7 +166,13 @@ def test_publishing_again_after_edits_updates_the_same_offering(
 
 
 @pytest.mark.parametrize(
-    ("fault", "kind"), [("500", "transient"), ("timeout", "transient"), ("400", "permanent")]
+    ("fault", "kind"),
+    [
+        ("500", "transient"),
+        ("timeout", "transient"),
+        ("400", "permanent"),
+        ("garbage", "permanent"),
+    ],
 )
 def test_a_waldur_failure_fails_the_publish_and_leaves_the_agent_deployed(
     market, project, admin_client, fault, kind
@@ -210,6 +219,71 @@ def test_a_draft_offering_left_by_a_failed_publish_is_taken_over(market, project
     assert offering["state"] == "Active"
     assert offering["plans"][0]["prices"]["api_calls"] == "0.0125000"
     assert offering["plans"][0]["backend_id"] == str(plan.id)
+
+
+def test_a_create_whose_answer_was_lost_is_found_not_made_twice(market, project, admin_client):
+    agent = deployed_agent(project)
+    factories.make_plan(agent)
+    market.lose_create_answers = 1  # made in Waldur, but the answer comes too late
+
+    response = act(admin_client, agent, "publish")
+
+    assert response.status_code == 200, response.content
+    assert len(market.requests_to("/marketplace-provider-offerings/")) >= 2  # list, create
+    creates = [
+        r for r in market.requests_to("/marketplace-provider-offerings/") if r.method == "POST"
+    ]
+    assert len(creates) == 1  # a create is never retried blindly
+    assert len(market.offerings_with(agent.agent_id)) == 1
+    assert the_offering(market, agent)["state"] == "Active"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_publishes_at_once_make_one_offering(market, project):
+    agent = deployed_agent(project)
+    factories.make_plan(agent)
+    market.offerings_delay = 0.3  # both would look, find nothing and create
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def publish() -> None:
+        try:
+            start.wait()
+            agent_run_action(agent=agent, action="publish")
+            outcomes.append("listed")
+        except InvalidTransition:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=publish) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(outcomes) == ["listed", "refused"]
+    assert len(market.offerings_with(agent.agent_id)) == 1
+
+
+def test_prices_waldur_holds_as_future_prices_count_and_wrong_ones_are_repaired(
+    market, project, admin_client
+):
+    agent = deployed_agent(project)
+    plan = factories.make_plan(agent, price_per_call=Decimal("0.01"))
+    assert act(admin_client, agent, "publish").status_code == 200
+    (waldur_plan,) = the_offering(market, agent)["plans"]
+    # Someone changed the price in Waldur; the plan has resources, so a new price
+    # becomes a future price there.
+    waldur_plan["prices"]["api_calls"] = "0.0500000"
+    market.plans[waldur_plan["uuid"]]["resources_count"] = 1
+
+    assert offerings_repair().counts == {"changed": 1}
+
+    stored = market.plans[waldur_plan["uuid"]]
+    assert stored["future_prices"]["api_calls"] == "0.0100000"
+    assert stored["backend_id"] == str(plan.id)
+    assert offerings_repair().counts == {"unchanged": 1}
 
 
 def test_pause_resume_and_retire_pause_unpause_and_archive_the_offering(
