@@ -180,6 +180,11 @@ def agent_transition(
     return agent
 
 
+# Actions after which a marketplace's listing follows (publish lists the agent itself).
+LISTING_ACTIONS = frozenset({"pause", "resume", "retire"})
+LISTING_ERROR_MAX_CHARS = 2000
+
+
 def agent_run_action(*, agent: AgentInstance, action: str, actor=None, reason: str = ""):
     """The API's named actions (deploy, publish, …) mapped onto ``agent_transition``.
 
@@ -196,10 +201,6 @@ def agent_run_action(*, agent: AgentInstance, action: str, actor=None, reason: s
     if action in LISTING_ACTIONS:
         marketplaces.sync_after_commit(str(agent.pk))
     return agent
-
-
-# Actions after which the marketplace's listing follows (publish lists it itself).
-LISTING_ACTIONS = frozenset({"pause", "resume", "retire"})
 
 
 def _agent_publish(*, agent: AgentInstance, actor, reason: str) -> AgentInstance:
@@ -226,6 +227,7 @@ def _agent_publish(*, agent: AgentInstance, actor, reason: str) -> AgentInstance
         raise
 
 
+@transaction.atomic
 def agent_listing_record(
     *,
     agent: AgentInstance,
@@ -252,9 +254,6 @@ def agent_listing_record(
     for plan_id, plan_uuid in (plan_uuids or {}).items():
         AgentPlan.all_objects.filter(agent=agent, pk=plan_id).update(waldur_plan_uuid=plan_uuid)
     return agent
-
-
-LISTING_ERROR_MAX_CHARS = 2000
 
 
 def _listing_changed(agent: AgentInstance) -> None:

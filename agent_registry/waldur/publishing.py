@@ -35,7 +35,8 @@ from django.db import transaction
 from django.db.models import F, Q
 
 from agent_registry.agents import lifecycle
-from agent_registry.agents.models import AgentInstance, AgentState, AgentStateTransition
+from agent_registry.agents.models import AgentInstance, AgentState
+from agent_registry.agents.selectors import transitions_of
 from agent_registry.agents.services import agent_listing_record
 from agent_registry.core.errors import UpstreamFailed
 from agent_registry.waldur import offerings
@@ -192,15 +193,17 @@ def _apply(
 
 def _paused_reason(agent: AgentInstance) -> str:
     last = (
-        AgentStateTransition.objects.filter(agent=agent, to_state=AgentState.PAUSED)
-        .order_by("-created_at")
+        transitions_of(agent)
+        .filter(to_state=AgentState.PAUSED)
         .values_list("reason", flat=True)
         .first()
     )
     return (last or DEFAULT_PAUSED_REASON)[:500]
 
 
-def _move(offering: WaldurOffering, target: str, agent: AgentInstance, client) -> list[str]:
+def _move(
+    offering: WaldurOffering, target: str, agent: AgentInstance, client: WaldurClient
+) -> list[str]:
     """The state actions from the offering's state to ``target``."""
     state, done = offering.state, []
     if target in (OFFERING_ACTIVE, OFFERING_PAUSED) and state not in (
