@@ -204,7 +204,7 @@ class FakeWaldur(FakeHTTPServer):
     def _plans_of(self, offering: dict[str, Any]) -> list[dict[str, Any]]:
         return [p for p in self.plans.values() if p["offering_uuid"] == offering["uuid"]]
 
-    def _offering_view(self, offering: dict[str, Any]) -> dict[str, Any]:
+    def offering_view(self, offering: dict[str, Any]) -> dict[str, Any]:
         return {**offering, "plans": [dict(p) for p in self._plans_of(offering)]}
 
     @staticmethod
@@ -237,6 +237,12 @@ class FakeWaldur(FakeHTTPServer):
             "future_prices": {},
             "quotas": {},
             "resources_count": 0,
+            "init_price": 0,
+            "switch_price": 0,
+            "organization_groups": [],
+            "components": [],
+            "plan_type": "usage-based",
+            "minimal_price": "0",
         }
         self.plans[uuid] = plan
         return plan
@@ -278,7 +284,7 @@ class FakeWaldur(FakeHTTPServer):
         if self.lose_create_answers:
             self.lose_create_answers -= 1
             self.pause(self.slow_seconds)
-        return exchange.send_json(201, self._offering_view(offering))
+        return exchange.send_json(201, self.offering_view(offering))
 
     def _handle_offerings(self, exchange: Exchange, method: str, parts: list[str]) -> bool:
         if parts[:1] == ["marketplace-provider-offerings"]:
@@ -296,7 +302,7 @@ class FakeWaldur(FakeHTTPServer):
                 self.pause(self.offerings_delay)
                 wanted = exchange.request.query.get("customer_uuid", [None])[0]
                 found = [
-                    self._offering_view(o)
+                    self.offering_view(o)
                     for o in self.offerings.values()
                     if wanted is None or o["customer_uuid"] == wanted.replace("-", "")
                 ]
@@ -309,7 +315,7 @@ class FakeWaldur(FakeHTTPServer):
             return exchange.send_json(404, {"detail": "Not found."})
         action = rest[1] if len(rest) > 1 else None
         if action is None and method == "GET":
-            return exchange.send_json(200, self._offering_view(offering))
+            return exchange.send_json(200, self.offering_view(offering))
         if action is None and method == "DELETE":
             if offering["state"] != "Draft":
                 return exchange.send_json(409, {"detail": "Only a Draft offering is deleted."})

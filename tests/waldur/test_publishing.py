@@ -443,3 +443,25 @@ def call_command_output(name: str) -> str:
     out = _Sink()
     call_command(name, stdout=out, stderr=_Sink())
     return out.text
+
+
+def test_the_fakes_offerings_parse_with_waldurs_own_models(market, project, admin_client):
+    """Keeps the fake honest: its answers pass waldur-api-client's strict parsing."""
+    from waldur_api_client.models.base_provider_plan import BaseProviderPlan
+    from waldur_api_client.models.provider_offering_details import ProviderOfferingDetails
+    from waldur_api_client.models.provider_plan_details import ProviderPlanDetails
+
+    agent = deployed_agent(project)
+    factories.make_plan(agent, billing_model=BillingModel.SUBSCRIPTION, name="Pro")
+    assert act(admin_client, agent, "publish").status_code == 200
+    offering = the_offering(market, agent)
+
+    parsed = ProviderOfferingDetails.from_dict(
+        market.offering_view(market.offerings[offering["uuid"]])
+    )
+    assert parsed.state.value == "Active"
+    assert parsed.backend_id == agent.agent_id
+    assert [c.type_ for c in parsed.components][-1] == "monthly_fee"
+    plan = market.plans[offering["plans"][0]["uuid"]]
+    assert ProviderPlanDetails.from_dict(plan).prices.additional_properties["monthly_fee"]
+    assert BaseProviderPlan.from_dict(plan).backend_id == plan["backend_id"]
