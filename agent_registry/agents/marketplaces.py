@@ -65,4 +65,5 @@ def sync_after_commit(agent_pk: str) -> None:
         for marketplace in enabled():
             marketplace.listing_sync(agent_pk)
 
-    transaction.on_commit(run)
+    # robust: the commit is done and answered for; a bug here is logged, not raised.
+    transaction.on_commit(run, robust=True)
