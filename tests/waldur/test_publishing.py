@@ -342,6 +342,45 @@ def test_retiring_with_waldur_down_retires_and_the_repair_pass_archives_later(
     assert len(market.requests) == sent
 
 
+def test_pausing_with_waldur_down_pauses_and_the_repair_pass_pauses_the_offering(
+    market, project, admin_client, django_capture_on_commit_callbacks
+):
+    agent = deployed_agent(project)
+    factories.make_plan(agent)
+    assert act(admin_client, agent, "publish").status_code == 200
+    assert act(admin_client, agent, "activate").status_code == 200
+    market.fault = "timeout"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = act(admin_client, agent, "pause", "Out of budget.")
+
+    assert response.status_code == 200
+    assert response.json()["state"] == AgentState.PAUSED
+    shown = admin_client.get(f"/api/v1/agents/{agent.agent_id}/").json()
+    assert shown["listing_error"].startswith("transient:")
+    market.fault = None
+    assert offerings_repair().counts == {"changed": 1}
+    offering = market.offerings_with(agent.agent_id)[0]
+    assert (offering["state"], offering["paused_reason"]) == ("Paused", "Out of budget.")
+
+
+def test_a_deactivated_plan_is_archived_in_waldur(
+    market, project, admin_client, django_capture_on_commit_callbacks
+):
+    agent = deployed_agent(project)
+    keep = factories.make_plan(agent, name="Keep")
+    drop = factories.make_plan(agent, name="Drop")
+    assert act(admin_client, agent, "publish").status_code == 200
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(f"/api/v1/agents/{agent.agent_id}/plans/{drop.id}/deactivate/")
+
+    assert response.status_code == 200, response.content
+    assert [p["backend_id"] for p in the_offering(market, agent)["plans"]] == [str(keep.id)]
+    (archived,) = [p for p in market.plans.values() if p["backend_id"] == str(drop.id)]
+    assert archived["archived"] is True
+
+
 def test_an_agent_published_while_waldur_was_off_is_listed_by_the_repair_pass(
     market, project, admin_client, settings
 ):
