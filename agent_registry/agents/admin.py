@@ -151,9 +151,11 @@ class AgentInstanceAdmin(ServiceModelAdmin):
         "project",
         "version",
         "state_changed_at",
+        "listing_display",
     ]
     list_filter = [
         "state",
+        ("listing_error", admin.EmptyFieldListFilter),
         "runtime_type",
         "category",
         ("project__tenant", admin.RelatedOnlyFieldListFilter),
@@ -166,6 +168,8 @@ class AgentInstanceAdmin(ServiceModelAdmin):
         "state_changed_at",
         "waldur_offering_uuid",
         "waldur_resource_uuid",
+        "listing_error",
+        "listing_synced_at",
         "created_at",
         "updated_at",
     ]
@@ -203,7 +207,21 @@ class AgentInstanceAdmin(ServiceModelAdmin):
                 ]
             },
         ),
-        ("Waldur integration", {"fields": ["waldur_offering_uuid", "waldur_resource_uuid"]}),
+        (
+            "Marketplace listing",
+            {
+                "fields": [
+                    "listing_error",
+                    "listing_synced_at",
+                    "waldur_offering_uuid",
+                    "waldur_resource_uuid",
+                ],
+                "description": (
+                    "The last failure to publish the agent to the marketplace or to bring "
+                    "its offering in step (empty once a later attempt succeeded)."
+                ),
+            },
+        ),
         ("Configuration", {"fields": ["config", "max_concurrent_requests", "timeout_seconds"]}),
         ("Metadata", {"fields": ["metadata", "created_at", "updated_at"], "classes": ["collapse"]}),
     ]
@@ -212,6 +230,12 @@ class AgentInstanceAdmin(ServiceModelAdmin):
     @admin.display(description="State", ordering="state")
     def state_display(self, obj: AgentInstance) -> str:
         return colored(STATE_COLORS.get(obj.state, "black"), obj.get_state_display())
+
+    @admin.display(description="Listing")
+    def listing_display(self, obj: AgentInstance) -> str:
+        if obj.listing_error:
+            return colored("red", f"error: {obj.listing_error[:80]}")
+        return "synced" if obj.listing_synced_at else "-"
 
     def get_readonly_fields(self, request: HttpRequest, obj: AgentInstance | None = None):
         # agent_id is in customers' URLs and keys' scope; the project fixes the tenant.

@@ -34,6 +34,8 @@ ACTIONS: dict[str, tuple[frozenset[str], str]] = {
 
 # Agents in these states can be subscribed to (they are, or were just, published).
 SUBSCRIBABLE_STATES = frozenset({S.LISTED, S.ACTIVE})
+# Agents in these states are on sale in a marketplace (orderable, or paused there).
+PUBLISHED_STATES = frozenset({S.LISTED, S.ACTIVE, S.PAUSED})
 
 
 def is_allowed(from_state: str, to_state: str) -> bool:

@@ -61,6 +61,16 @@ class AgentInstance(SoftDeleteModel):
 
     waldur_offering_uuid = models.UUIDField(null=True, blank=True, unique=True)
     waldur_resource_uuid = models.UUIDField(null=True, blank=True)
+    # The marketplace listing (agents/marketplaces.py): the last failure to bring it in
+    # step with the agent (empty once a later attempt succeeds), and the last success.
+    # Written only by agents.services.agent_listing_record.
+    listing_error = models.TextField(
+        blank=True,
+        help_text="Why the marketplace listing (Waldur offering) is not in step; empty if it is.",
+    )
+    listing_synced_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the marketplace listing was last brought in step."
+    )
 
     config = models.JSONField(default=dict, blank=True)
     max_concurrent_requests = models.PositiveIntegerField(

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from django.db import transaction
 from django.utils import timezone
 
-from agent_registry.agents import lifecycle
+from agent_registry.agents import lifecycle, marketplaces
 from agent_registry.agents.errors import InvalidTransition
 from agent_registry.agents.models import (
     AgentInstance,
@@ -18,7 +20,7 @@ from agent_registry.agents.models import (
     BillingModel,
 )
 from agent_registry.agents.runtime import RuntimeDescription
-from agent_registry.core.errors import Conflict, ValidationFailed
+from agent_registry.core.errors import Conflict, UpstreamFailed, ValidationFailed
 from agent_registry.core.live_state import live_state
 from agent_registry.core.metrics import state_transitions_total
 from agent_registry.core.services import model_update, writable_fields_check
@@ -123,6 +125,7 @@ def agent_update(
     agent.save()
     agent_pk = str(agent.pk)
     transaction.on_commit(lambda: live_state().agent_state_changed(agent_pk, agent.state))
+    _listing_changed(agent)
     return agent
 
 
@@ -177,10 +180,86 @@ def agent_transition(
     return agent
 
 
+# Actions after which a marketplace's listing follows (publish lists the agent itself).
+LISTING_ACTIONS = frozenset({"pause", "resume", "retire"})
+LISTING_ERROR_MAX_CHARS = 2000
+
+
 def agent_run_action(*, agent: AgentInstance, action: str, actor=None, reason: str = ""):
-    """The API's named actions (deploy, publish, …) mapped onto ``agent_transition``."""
+    """The API's named actions (deploy, publish, …) mapped onto ``agent_transition``.
+
+    With a marketplace enabled (agents/marketplaces.py), ``publish`` lists the agent
+    there first and fails as a whole when that fails; pause, resume and retire succeed
+    here whatever the marketplace does, and its listing follows after the commit.
+    """
     _, target = lifecycle.ACTIONS[action]
-    return agent_transition(agent=agent, to_state=target, actor=actor, reason=reason, action=action)
+    if action == "publish" and marketplaces.enabled():
+        return _agent_publish(agent=agent, actor=actor, reason=reason)
+    agent = agent_transition(
+        agent=agent, to_state=target, actor=actor, reason=reason, action=action
+    )
+    if action in LISTING_ACTIONS:
+        marketplaces.sync_after_commit(str(agent.pk))
+    return agent
+
+
+def _agent_publish(*, agent: AgentInstance, actor, reason: str) -> AgentInstance:
+    """DEPLOYED → LISTED only if every enabled marketplace lists the agent.
+
+    The transition is made first, so an illegal publish is refused before any call
+    goes out, and its row lock is held while the marketplace is called: two publishes
+    of one agent are serialised (one offering, never two). A marketplace failure rolls
+    the transition back, records the error on the agent and answers 502.
+    """
+    _, target = lifecycle.ACTIONS["publish"]
+    try:
+        with transaction.atomic():
+            agent = agent_transition(
+                agent=agent, to_state=target, actor=actor, reason=reason, action="publish"
+            )
+            for marketplace in marketplaces.enabled():
+                marketplace.listing_publish(agent)
+            return agent_listing_record(agent=agent)
+    except UpstreamFailed as exc:
+        # The marketplace's own short account of it (marketplaces.py), else the message.
+        error = (exc.details or {}).get("error") or exc.message
+        agent_listing_record(agent=agent, error=str(error))
+        raise
+
+
+@transaction.atomic
+def agent_listing_record(
+    *,
+    agent: AgentInstance,
+    error: str = "",
+    offering_uuid: UUID | None = None,
+    plan_uuids: Mapping[str, UUID] | None = None,
+) -> AgentInstance:
+    """How the last attempt to bring the agent's marketplace listing in step went:
+    ``error`` empty for a success (which also stamps ``listing_synced_at``). A
+    marketplace passes the ids it knows the agent and its plans by (Waldur's offering
+    and plan uuids; ``plan_uuids`` keyed by AgentPlan id).
+
+    Written with ``update()``: a listing record never overwrites an edit or a
+    transition made meanwhile with this copy's values.
+    """
+    fields: dict[str, Any] = {"listing_error": error[:LISTING_ERROR_MAX_CHARS]}
+    if not error:
+        fields["listing_synced_at"] = timezone.now()
+    if offering_uuid is not None:
+        fields["waldur_offering_uuid"] = offering_uuid
+    AgentInstance.all_objects.filter(pk=agent.pk).update(**fields)
+    for column, value in fields.items():
+        setattr(agent, column, value)
+    for plan_id, plan_uuid in (plan_uuids or {}).items():
+        AgentPlan.all_objects.filter(agent=agent, pk=plan_id).update(waldur_plan_uuid=plan_uuid)
+    return agent
+
+
+def _listing_changed(agent: AgentInstance) -> None:
+    """An edit of a published agent (or its plans) reaches its listing after commit."""
+    if agent.state in lifecycle.PUBLISHED_STATES:
+        marketplaces.sync_after_commit(str(agent.pk))
 
 
 # What the API and the admin may write on a plan (the agent is set once).
@@ -258,7 +337,9 @@ def plan_create(*, agent: AgentInstance, name: str, billing_model: str, **fields
         overage_price_per_call=fields.get("overage_price_per_call"),
         monthly_quota=fields.get("monthly_quota"),
     )
-    return AgentPlan.objects.create(agent=agent, name=name, billing_model=billing_model, **fields)
+    plan = AgentPlan.objects.create(agent=agent, name=name, billing_model=billing_model, **fields)
+    _listing_changed(agent)
+    return plan
 
 
 # A change to any of these makes a new plan version: subscribers keep the price they
@@ -308,6 +389,7 @@ def plan_update(*, plan: AgentPlan, **fields: Any) -> AgentPlan:
         for field, value in fields.items()
         if field in PLAN_PRICE_FIELDS and getattr(plan, field) != value
     }
+    _listing_changed(agent)
     if not repriced:
         model_update(plan, fields, allowed=PLAN_FIELDS)
         plan.save()
@@ -345,4 +427,5 @@ def plan_deactivate(*, plan: AgentPlan) -> AgentPlan:
     if plan.is_active:
         plan.is_active = False
         plan.save(update_fields=["is_active", "updated_at"])
+        _listing_changed(plan.agent)
     return plan

@@ -66,6 +66,7 @@ def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
         403: "Not allowed for this caller",
         404: "No such object (or not visible to this caller)",
         409: "Conflicts with the current state",
+        502: "An outside system the request needs failed (upstream_error); nothing changed",
     }
     return {
         status: OpenApiResponse(ErrorEnvelopeSerializer, description=descriptions[status])

@@ -58,3 +58,12 @@ class InternalError(Exception):
     an API error (a backend asking to be called again, a store that cannot be read, a
     write that failed): the code that catches one decides the answer. An app with
     several keeps its own base under this one (usage/errors.py ``UsageError``)."""
+
+
+class UpstreamFailed(RegistryError):
+    """A system the registry had to call to do this (a marketplace) failed or refused:
+    nothing was changed here, and trying again later may succeed."""
+
+    code = "upstream_error"
+    status = 502
+    default_message = "An outside system the registry depends on failed; nothing was changed."

@@ -25,3 +25,8 @@ class WaldurConfig(AppConfig):
         # Waldur unreachable degrades readiness; the registry still serves.
         health.register("waldur", jobs.check_waldur, max_age=jobs.HEALTH_MAX_AGE_SECONDS)
         setting_changed.connect(_forget_health, dispatch_uid="waldur-health")
+        # Published agents become Waldur offerings (each call checks WALDUR_API_URL).
+        from agent_registry.agents import marketplaces
+        from agent_registry.waldur.publishing import WaldurMarketplace
+
+        marketplaces.register(WaldurMarketplace())

@@ -20,7 +20,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 from types import SimpleNamespace
@@ -53,10 +53,48 @@ def _generated() -> SimpleNamespace:
         hooks_web_list,
         hooks_web_partial_update,
     )
+    from waldur_api_client.api.marketplace_plans import (
+        marketplace_plans_archive,
+        marketplace_plans_create,
+        marketplace_plans_partial_update,
+        marketplace_plans_update_prices,
+        marketplace_plans_update_quotas,
+    )
+    from waldur_api_client.api.marketplace_provider_offerings import (
+        marketplace_provider_offerings_activate,
+        marketplace_provider_offerings_archive,
+        marketplace_provider_offerings_create,
+        marketplace_provider_offerings_create_offering_component,
+        marketplace_provider_offerings_list,
+        marketplace_provider_offerings_pause,
+        marketplace_provider_offerings_retrieve,
+        marketplace_provider_offerings_unpause,
+        marketplace_provider_offerings_update_description,
+        marketplace_provider_offerings_update_offering_component,
+        marketplace_provider_offerings_update_overview,
+    )
     from waldur_api_client.api.projects import projects_list, projects_retrieve
     from waldur_api_client.client import AuthenticatedClient
     from waldur_api_client.models.event_types_enum import EventTypesEnum
+    from waldur_api_client.models.offering_component_request import OfferingComponentRequest
+    from waldur_api_client.models.offering_create_request import OfferingCreateRequest
+    from waldur_api_client.models.offering_description_update_request import (
+        OfferingDescriptionUpdateRequest,
+    )
+    from waldur_api_client.models.offering_overview_update_request import (
+        OfferingOverviewUpdateRequest,
+    )
+    from waldur_api_client.models.offering_pause_request import OfferingPauseRequest
+    from waldur_api_client.models.patched_provider_plan_details_request import (
+        PatchedProviderPlanDetailsRequest,
+    )
     from waldur_api_client.models.patched_web_hook_request import PatchedWebHookRequest
+    from waldur_api_client.models.prices_update_request import PricesUpdateRequest
+    from waldur_api_client.models.provider_plan_details_request import ProviderPlanDetailsRequest
+    from waldur_api_client.models.quotas_update_request import QuotasUpdateRequest
+    from waldur_api_client.models.update_offering_component_request import (
+        UpdateOfferingComponentRequest,
+    )
     from waldur_api_client.models.web_hook_content_type_enum import WebHookContentTypeEnum
     from waldur_api_client.models.web_hook_request import WebHookRequest
 
@@ -74,6 +112,33 @@ def _generated() -> SimpleNamespace:
         PatchedWebHookRequest=PatchedWebHookRequest,
         WebHookContentTypeEnum=WebHookContentTypeEnum,
         WebHookRequest=WebHookRequest,
+        # offerings
+        offerings_list=marketplace_provider_offerings_list,
+        offerings_retrieve=marketplace_provider_offerings_retrieve,
+        offerings_create=marketplace_provider_offerings_create,
+        offerings_update_overview=marketplace_provider_offerings_update_overview,
+        offerings_update_description=marketplace_provider_offerings_update_description,
+        offerings_create_component=marketplace_provider_offerings_create_offering_component,
+        offerings_update_component=marketplace_provider_offerings_update_offering_component,
+        offerings_activate=marketplace_provider_offerings_activate,
+        offerings_pause=marketplace_provider_offerings_pause,
+        offerings_unpause=marketplace_provider_offerings_unpause,
+        offerings_archive=marketplace_provider_offerings_archive,
+        plans_create=marketplace_plans_create,
+        plans_partial_update=marketplace_plans_partial_update,
+        plans_update_prices=marketplace_plans_update_prices,
+        plans_update_quotas=marketplace_plans_update_quotas,
+        plans_archive=marketplace_plans_archive,
+        OfferingCreateRequest=OfferingCreateRequest,
+        OfferingOverviewUpdateRequest=OfferingOverviewUpdateRequest,
+        OfferingDescriptionUpdateRequest=OfferingDescriptionUpdateRequest,
+        OfferingComponentRequest=OfferingComponentRequest,
+        UpdateOfferingComponentRequest=UpdateOfferingComponentRequest,
+        OfferingPauseRequest=OfferingPauseRequest,
+        ProviderPlanDetailsRequest=ProviderPlanDetailsRequest,
+        PatchedProviderPlanDetailsRequest=PatchedProviderPlanDetailsRequest,
+        PricesUpdateRequest=PricesUpdateRequest,
+        QuotasUpdateRequest=QuotasUpdateRequest,
     )
 
 
@@ -193,6 +258,133 @@ def hook_from(data: Any) -> WaldurHook:
     )
 
 
+# --- offerings: what the registry reads ---------------------------------------------
+
+# Offering states (waldur-api-client's OfferingState).
+OFFERING_DRAFT = "Draft"
+OFFERING_ACTIVE = "Active"
+OFFERING_PAUSED = "Paused"
+OFFERING_UNAVAILABLE = "Unavailable"
+OFFERING_ARCHIVED = "Archived"
+OFFERING_STATES = frozenset(
+    {OFFERING_DRAFT, OFFERING_ACTIVE, OFFERING_PAUSED, OFFERING_UNAVAILABLE, OFFERING_ARCHIVED}
+)
+# The offering's texts the registry keeps in step (offerings.OVERVIEW_FIELDS) and reads.
+_OFFERING_TEXTS = (
+    "name",
+    "description",
+    "full_description",
+    "getting_started",
+    "access_url",
+    "category",
+    "backend_id",
+)
+_COMPONENT_KEYS = ("type", "name", "description", "measured_unit", "billing_type", "unit_factor")
+
+
+@dataclass(frozen=True, slots=True)
+class WaldurPlan:
+    uuid: UUID
+    url: str
+    name: str
+    backend_id: str
+    archived: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WaldurOffering:
+    """A provider offering. ``details`` is the part ``offerings.offering_changes`` diffs
+    (texts, category, state, components, plans with prices and quotas), checked and
+    reduced to those keys; nothing else of Waldur's answer travels on."""
+
+    uuid: UUID
+    url: str
+    name: str
+    state: str
+    backend_id: str
+    plans: tuple[WaldurPlan, ...]
+    details: dict[str, Any] = field(compare=False, repr=False)
+
+    def plan_for(self, backend_id: str) -> WaldurPlan | None:
+        """The plan with this backend id, a live one before an archived one."""
+        found = [p for p in self.plans if p.backend_id == backend_id]
+        return min(found, key=lambda p: p.archived) if found else None
+
+
+def _dicts(obj: dict, key: str) -> list[dict]:
+    items = obj.get(key)
+    if items is None:
+        return []
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise WaldurPermanent(f"Waldur's {key!r} is not a list of objects")
+    return items
+
+
+def _prices(obj: dict, key: str) -> dict[str, Any]:
+    value = obj.get(key)
+    return {k: v for k, v in value.items() if isinstance(k, str)} if isinstance(value, dict) else {}
+
+
+def plan_from(data: Any) -> WaldurPlan:
+    return WaldurPlan(
+        uuid=_uuid(data, "uuid"),
+        url=_opt_str(data, "url"),
+        name=_opt_str(data, "name"),
+        backend_id=_opt_str(data, "backend_id"),
+        archived=bool(data.get("archived", False)),
+    )
+
+
+def offering_from(data: Any) -> WaldurOffering:
+    state = _req(data, "state", str)
+    if state not in OFFERING_STATES:
+        raise WaldurPermanent(f"Waldur's offering state {state!r} is unknown")
+    components = [
+        {"uuid": str(_uuid(c, "uuid")), **{k: c[k] for k in _COMPONENT_KEYS if k in c}}
+        for c in _dicts(data, "components")
+    ]
+    plans = [(plan_from(p), p) for p in _dicts(data, "plans")]
+    details = {
+        "uuid": str(_uuid(data, "uuid")),
+        "url": _req(data, "url", str),
+        "state": state,
+        **{key: _opt_str(data, key) for key in _OFFERING_TEXTS},
+        "components": components,
+        "plans": [
+            {
+                "uuid": str(plan.uuid),
+                "url": plan.url,
+                "name": plan.name,
+                "description": _opt_str(raw, "description"),
+                "backend_id": plan.backend_id,
+                "archived": plan.archived,
+                "prices": _prices(raw, "prices"),
+                "future_prices": _prices(raw, "future_prices"),
+                "quotas": _prices(raw, "quotas"),
+            }
+            for plan, raw in plans
+        ],
+    }
+    return WaldurOffering(
+        uuid=_uuid(data, "uuid"),
+        url=details["url"],
+        name=details["name"],
+        state=state,
+        backend_id=details["backend_id"],
+        plans=tuple(plan for plan, _ in plans),
+        details=details,
+    )
+
+
+def _body(model: Any, payload: dict[str, Any]) -> Any:
+    """A generated request model from a payload ``offerings.py`` built: its field names
+    and enum values are checked here, before anything is sent."""
+    try:
+        return model.from_dict(payload)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WaldurPermanent(f"not a valid {model.__name__}: {exc}") from exc
+
+
 # --- The per-host cap ---------------------------------------------------------------
 
 _caps: dict[str, threading.BoundedSemaphore] = {}
@@ -244,10 +436,15 @@ class WaldurClient:
 
     # --- sending ----------------------------------------------------------------
 
-    def _send(self, kwargs: dict[str, Any], *, what: str) -> Any:
-        """Send one request built by a generated ``_get_kwargs``; the decoded JSON body."""
+    def _send(self, kwargs: dict[str, Any], *, what: str, attempts: int | None = None) -> Any:
+        """Send one request built by a generated ``_get_kwargs``; the decoded JSON body.
+
+        ``attempts=1`` for a create that is not idempotent: a timed-out POST may have
+        been done, and the caller looks before trying again.
+        """
         last = "no attempt"
-        for attempt in range(self.attempts):
+        attempts = self.attempts if attempts is None else max(1, attempts)
+        for attempt in range(attempts):
             if attempt:
                 wait = min(BACKOFF_CAP_SECONDS, BACKOFF_SECONDS * 2 ** (attempt - 1))
                 time.sleep(wait + random.uniform(0, wait))  # noqa: S311  (jitter, not a secret)
@@ -268,7 +465,7 @@ class WaldurClient:
                 last = f"HTTP {response.status_code}"
                 continue
             return self._decode(response, what=what)
-        raise WaldurTransient(f"{what}: {last} ({self.attempts} attempts)")
+        raise WaldurTransient(f"{what}: {last} ({attempts} attempts)")
 
     @staticmethod
     def _decode(response: httpx.Response, *, what: str) -> Any:
@@ -373,6 +570,104 @@ class WaldurClient:
                 what="update hook",
             )
         )
+
+    # --- offerings --------------------------------------------------------------
+
+    def offerings(self, *, customer_uuid: UUID) -> list[WaldurOffering]:
+        """The provider's offerings, every state (archived ones too)."""
+        build = _generated().offerings_list._get_kwargs
+        return [
+            offering_from(item)
+            for item in self._pages(
+                lambda **p: build(customer_uuid=customer_uuid, **p), what="list offerings"
+            )
+        ]
+
+    def offering(self, uuid: UUID) -> WaldurOffering:
+        return offering_from(
+            self._send(_generated().offerings_retrieve._get_kwargs(uuid), what=f"offering {uuid}")
+        )
+
+    def offering_create(self, payload: dict[str, Any]) -> WaldurOffering:
+        """``POST marketplace-provider-offerings/`` with its components and plans.
+
+        Sent once (not retried): a create that timed out may have been made, so the
+        caller looks for it by ``backend_id`` before creating again.
+        """
+        body = _body(_generated().OfferingCreateRequest, payload)
+        return offering_from(
+            self._send(
+                _generated().offerings_create._get_kwargs(body=body),
+                what="create offering",
+                attempts=1,
+            )
+        )
+
+    def _offering_action(self, name: str, uuid: UUID, body: Any = None) -> None:
+        build = getattr(_generated(), f"offerings_{name}")._get_kwargs
+        kwargs = build(uuid) if body is None else build(uuid, body=body)
+        self._send(kwargs, what=f"{name} offering {uuid}")
+
+    def offering_update_overview(self, uuid: UUID, payload: dict[str, Any]) -> None:
+        body = _body(_generated().OfferingOverviewUpdateRequest, payload)
+        self._offering_action("update_overview", uuid, body)
+
+    def offering_update_description(self, uuid: UUID, payload: dict[str, Any]) -> None:
+        """Waldur's name for moving the offering to another category."""
+        body = _body(_generated().OfferingDescriptionUpdateRequest, payload)
+        self._offering_action("update_description", uuid, body)
+
+    def offering_component_create(self, uuid: UUID, payload: dict[str, Any]) -> None:
+        body = _body(_generated().OfferingComponentRequest, payload)
+        self._offering_action("create_component", uuid, body)
+
+    def offering_component_update(self, uuid: UUID, payload: dict[str, Any]) -> None:
+        body = _body(_generated().UpdateOfferingComponentRequest, payload)
+        self._offering_action("update_component", uuid, body)
+
+    def offering_activate(self, uuid: UUID) -> None:
+        self._offering_action("activate", uuid)
+
+    def offering_pause(self, uuid: UUID, *, reason: str) -> None:
+        body = _generated().OfferingPauseRequest(paused_reason=reason)
+        self._offering_action("pause", uuid, body)
+
+    def offering_unpause(self, uuid: UUID) -> None:
+        self._offering_action("unpause", uuid)
+
+    def offering_archive(self, uuid: UUID) -> None:
+        self._offering_action("archive", uuid)
+
+    def plan_create(self, payload: dict[str, Any]) -> WaldurPlan:
+        """``POST marketplace-plans/`` (``offering`` is the offering's URL); sent once,
+        like ``offering_create``: the next publish sees a plan that was made."""
+        body = _body(_generated().ProviderPlanDetailsRequest, payload)
+        return plan_from(
+            self._send(
+                _generated().plans_create._get_kwargs(body=body), what="create plan", attempts=1
+            )
+        )
+
+    def plan_update(self, uuid: UUID, payload: dict[str, Any]) -> None:
+        body = _body(_generated().PatchedProviderPlanDetailsRequest, payload)
+        self._send(_generated().plans_partial_update._get_kwargs(uuid, body=body), what="plan")
+
+    def plan_update_prices(self, uuid: UUID, payload: dict[str, Any]) -> None:
+        body = _body(_generated().PricesUpdateRequest, payload)
+        self._send(
+            _generated().plans_update_prices._get_kwargs(uuid, body=body),
+            what=f"update_prices of plan {uuid}",
+        )
+
+    def plan_update_quotas(self, uuid: UUID, payload: dict[str, Any]) -> None:
+        body = _body(_generated().QuotasUpdateRequest, payload)
+        self._send(
+            _generated().plans_update_quotas._get_kwargs(uuid, body=body),
+            what=f"update_quotas of plan {uuid}",
+        )
+
+    def plan_archive(self, uuid: UUID) -> None:
+        self._send(_generated().plans_archive._get_kwargs(uuid), what=f"archive plan {uuid}")
 
 
 def enabled() -> bool:

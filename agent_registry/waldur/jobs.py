@@ -45,6 +45,18 @@ def register_waldur_hooks() -> list[str]:
         return hooks_register(client=client)
 
 
+def repair_offerings() -> dict:
+    """Every published agent's offering in step with it; retired agents' archived."""
+    if not enabled():
+        return {"skipped": "WALDUR_API_URL is not set"}
+    from agent_registry.waldur.publishing import offerings_repair
+
+    result = offerings_repair()
+    if not result.ok:
+        raise WaldurError(f"waldur offerings repair failed: {'; '.join(result.errors[:5])}")
+    return result.counts
+
+
 def check_waldur() -> dict:
     if not enabled():
         return {"status": "skipped", "detail": "WALDUR_API_URL is not set"}
@@ -60,6 +72,11 @@ SCHEDULE: dict[str, Job] = {
         "agent_registry.waldur.jobs.sync_waldur",
         Every(15 * 60),
         "Mirror Waldur's customers, projects and roles (repairs missed hooks).",
+    ),
+    "waldur-offerings": Job(
+        "agent_registry.waldur.jobs.repair_offerings",
+        Every(15 * 60),
+        "Bring published agents' Waldur offerings in step (repairs failed follow-ups).",
     ),
     "waldur-register-hooks": Job(
         "agent_registry.waldur.jobs.register_waldur_hooks",

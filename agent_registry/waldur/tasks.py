@@ -19,6 +19,11 @@ def waldur_register_hooks() -> object:
     return run_job("waldur-register-hooks")
 
 
+@shared_task(name=jobs.task_name("waldur-offerings"), **TASK_OPTIONS)
+def waldur_offerings() -> object:
+    return run_job("waldur-offerings")
+
+
 # Not under the jobs' prefix: it is not a scheduled job. Stable: queued messages name it.
 @shared_task(name="agent_registry.waldur.hook_event", **TASK_OPTIONS)
 def process_event(event_id: int) -> object:

@@ -13,6 +13,20 @@ it: one plain JSON POST ``{"created", "message", "context", "event_type"}`` with
 flattened ``customer_*``/``project_*`` context keys, no signature, no retry — as
 Waldur does (``delivered`` records each delivery's destination and status). The
 ``add_*`` helpers change the world silently, as a lost hook would.
+Offerings (``ProviderOfferingDetails``, ``ProviderPlanDetails``, ``OfferingComponent``):
+``GET|POST /api/marketplace-provider-offerings/`` (list filtered by ``customer_uuid``),
+``GET|DELETE …/<uuid>/`` (DELETE only while Draft), the actions ``activate``, ``pause``
+(``paused_reason``), ``unpause``, ``archive``, ``draft``, ``update_overview``,
+``update_description`` (the category), ``create_offering_component``,
+``update_offering_component``; ``GET|POST /api/marketplace-plans/``, ``GET|PATCH
+…/<uuid>/``, ``update_prices``, ``update_quotas``, ``archive``. States and transitions
+as mastermind's ``Offering``: Draft → Active (``activate``, also from Paused and
+Unavailable), Active → Paused → Active (``pause``/``unpause``), anything → Archived; a
+refused transition is 409. Plans start with empty prices; ``update_prices`` accepts only
+the offering's component types and writes ``future_prices`` instead while the plan has
+resources (``resources_count``, set by a test). ``offerings_delay`` slows each listing
+of offerings; ``lose_create_answers`` makes the next creates of an offering happen but
+answer only after the client's timeout (a lost answer).
 
 ``fault`` makes the next ``fault_count`` calls (all by default) fail: ``"timeout"``
 (sleep past the client's timeout), ``"500"``, ``"429"``, ``"400"``, ``"garbage"``.
@@ -24,6 +38,7 @@ import json
 import threading
 import uuid as uuidlib
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -41,6 +56,10 @@ class FakeWaldur(FakeHTTPServer):
         self.users: dict[str, list[dict[str, Any]]] = {}  # customer uuid → CustomerUser
         self.hooks: dict[str, dict[str, Any]] = {}
         self.delivered: list[tuple[str, str, int | str]] = []  # (event, url, status)
+        self.offerings: dict[str, dict[str, Any]] = {}  # uuid → ProviderOfferingDetails
+        self.plans: dict[str, dict[str, Any]] = {}  # uuid → ProviderPlanDetails
+        self.offerings_delay = 0.0  # seconds each offerings listing takes (races)
+        self.lose_create_answers = 0  # creates made whose answer then times out
         self.fault: str | None = None
         self.fault_count: int | None = None
         self.slow_seconds = 2.0
@@ -106,6 +125,8 @@ class FakeWaldur(FakeHTTPServer):
         method = request.method
         if self._handle_world(exchange, method, parts):
             return
+        if self._handle_offerings(exchange, method, parts):
+            return None
         if method == "GET" and parts == ["customers"]:
             return self._page(exchange, list(self.customers.values()))
         if method == "GET" and parts == ["projects"]:
@@ -261,3 +282,244 @@ class FakeWaldur(FakeHTTPServer):
             status = type(exc).__name__
         with self._lock:
             self.delivered.append((event_type, url, status))
+
+    # --- offerings and plans ------------------------------------------------------------
+
+    OFFERING_STATES = ("Draft", "Active", "Paused", "Unavailable", "Archived")
+    # action → (states it may start from, state it leads to): mastermind's Offering.
+    OFFERING_ACTIONS = {
+        "activate": (("Draft", "Paused", "Unavailable"), "Active"),
+        "pause": (("Active",), "Paused"),
+        "unpause": (("Paused",), "Active"),
+        "archive": (("Draft", "Active", "Paused", "Unavailable"), "Archived"),
+        "draft": (("Active", "Paused", "Unavailable", "Archived"), "Draft"),
+    }
+    OVERVIEW_FIELDS = (
+        "name", "description", "full_description", "privacy_policy_link", "helpdesk_url",
+        "documentation_url", "access_url", "getting_started", "integration_guide", "slug",
+        "backend_id",
+    )  # fmt: skip
+    COMPONENT_FIELDS = (
+        "type", "name", "description", "measured_unit", "billing_type", "unit_factor",
+        "limit_period", "limit_amount", "article_code", "max_value", "min_value",
+        "is_boolean", "default_limit", "is_prepaid",
+    )  # fmt: skip
+    PLAN_FIELDS = ("name", "description", "unit", "unit_price", "backend_id", "article_code",
+                   "max_amount", "archived")  # fmt: skip
+    BILLING_TYPES = ("fixed", "usage", "limit", "one", "few")
+    PLAN_UNITS = ("month", "quarter", "half_month", "day", "hour", "quantity")
+
+    def offerings_with(self, backend_id: str) -> list[dict[str, Any]]:
+        return [o for o in self.offerings.values() if o["backend_id"] == backend_id]
+
+    def live_plans(self, offering: dict[str, Any]) -> list[dict[str, Any]]:
+        return [p for p in self._plans_of(offering) if not p["archived"]]
+
+    def _plans_of(self, offering: dict[str, Any]) -> list[dict[str, Any]]:
+        return [p for p in self.plans.values() if p["offering_uuid"] == offering["uuid"]]
+
+    def offering_view(self, offering: dict[str, Any]) -> dict[str, Any]:
+        return {**offering, "plans": [dict(p) for p in self._plans_of(offering)]}
+
+    @staticmethod
+    def _trimmed(body: dict[str, Any], fields) -> dict[str, Any]:
+        """What DRF stores: the known fields, texts trimmed."""
+        return {k: (v.strip() if isinstance(v, str) else v) for k, v in body.items() if k in fields}
+
+    def _component(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        if body.get("billing_type") not in self.BILLING_TYPES or not body.get("type"):
+            return None
+        return {"uuid": uuidlib.uuid4().hex, **self._trimmed(body, self.COMPONENT_FIELDS)}
+
+    def _plan(self, offering: dict[str, Any], body: dict[str, Any]) -> dict[str, Any] | None:
+        if not body.get("name") or body.get("unit", "month") not in self.PLAN_UNITS:
+            return None
+        uuid = uuidlib.uuid4().hex
+        plan = {
+            "url": f"{self.base_url}/api/marketplace-plans/{uuid}/",
+            "uuid": uuid,
+            "offering": offering["url"],
+            "offering_uuid": offering["uuid"],
+            "description": "",
+            "unit": "month",
+            "unit_price": "0",
+            "backend_id": "",
+            "archived": False,
+            "is_active": True,
+            **self._trimmed(body, self.PLAN_FIELDS),
+            "prices": {},
+            "future_prices": {},
+            "quotas": {},
+            "resources_count": 0,
+            "init_price": 0,
+            "switch_price": 0,
+            "organization_groups": [],
+            "components": [],
+            "plan_type": "usage-based",
+            "minimal_price": "0",
+        }
+        self.plans[uuid] = plan
+        return plan
+
+    def _offering_create(self, exchange: Exchange, body: dict[str, Any]) -> None:
+        missing = [f for f in ("name", "category", "type") if not body.get(f)]
+        if missing:
+            return exchange.send_json(400, {f: ["This field is required."] for f in missing})
+        components = [self._component(c) for c in body.get("components") or []]
+        if None in components:
+            return exchange.send_json(400, {"components": ["Invalid component."]})
+        uuid = uuidlib.uuid4().hex
+        customer = body.get("customer") or ""
+        offering = {
+            "url": f"{self.base_url}/api/marketplace-provider-offerings/{uuid}/",
+            "uuid": uuid,
+            "created": "2026-01-01T00:00:00Z",
+            "name": body["name"].strip(),
+            "description": "",
+            "full_description": "",
+            "getting_started": "",
+            "access_url": "",
+            "backend_id": "",
+            **self._trimmed(body, self.OVERVIEW_FIELDS),
+            "category": body["category"],
+            "customer": customer,
+            "customer_uuid": customer.rstrip("/").rsplit("/", 1)[-1],
+            "type": body["type"],
+            "shared": body.get("shared", True),
+            "billable": body.get("billable", True),
+            "state": "Draft",
+            "paused_reason": "",
+            "components": components,
+        }
+        self.offerings[uuid] = offering
+        for plan in body.get("plans") or []:
+            if self._plan(offering, plan) is None:
+                return exchange.send_json(400, {"plans": ["Invalid plan."]})
+        if self.lose_create_answers:
+            self.lose_create_answers -= 1
+            self.pause(self.slow_seconds)
+        return exchange.send_json(201, self.offering_view(offering))
+
+    def _handle_offerings(self, exchange: Exchange, method: str, parts: list[str]) -> bool:
+        if parts[:1] == ["marketplace-provider-offerings"]:
+            self._offering_endpoint(exchange, method, parts[1:])
+            return True
+        if parts[:1] == ["marketplace-plans"]:
+            self._plan_endpoint(exchange, method, parts[1:])
+            return True
+        return False
+
+    def _offering_endpoint(self, exchange: Exchange, method: str, rest: list[str]) -> None:
+        body = exchange.request.json if exchange.request.body else {}
+        if not rest:
+            if method == "GET":
+                self.pause(self.offerings_delay)
+                wanted = exchange.request.query.get("customer_uuid", [None])[0]
+                found = [
+                    self.offering_view(o)
+                    for o in self.offerings.values()
+                    if wanted is None or o["customer_uuid"] == wanted.replace("-", "")
+                ]
+                return self._page(exchange, found)
+            if method == "POST":
+                return self._offering_create(exchange, body)
+            return exchange.send_json(405, {"detail": "Method not allowed."})
+        offering = self.offerings.get(rest[0].replace("-", ""))
+        if offering is None:
+            return exchange.send_json(404, {"detail": "Not found."})
+        action = rest[1] if len(rest) > 1 else None
+        if action is None and method == "GET":
+            return exchange.send_json(200, self.offering_view(offering))
+        if action is None and method == "DELETE":
+            if offering["state"] != "Draft":
+                return exchange.send_json(409, {"detail": "Only a Draft offering is deleted."})
+            del self.offerings[offering["uuid"]]
+            for plan in self._plans_of(offering):
+                del self.plans[plan["uuid"]]
+            return exchange.send(204, b"")
+        if method != "POST" or action is None:
+            return exchange.send_json(405, {"detail": "Method not allowed."})
+        if action in self.OFFERING_ACTIONS:
+            sources, target = self.OFFERING_ACTIONS[action]
+            if offering["state"] not in sources:
+                return exchange.send_json(
+                    409, {"detail": f"Can't {action} an offering in state {offering['state']}."}
+                )
+            offering["state"] = target
+            if action == "pause":
+                offering["paused_reason"] = (body or {}).get("paused_reason", "")
+            elif target == "Active":
+                offering["paused_reason"] = ""
+            return exchange.send_json(200, {"status": f"Offering has been {target.lower()}."})
+        if action == "update_overview":
+            if not body.get("name"):
+                return exchange.send_json(400, {"name": ["This field is required."]})
+            offering.update(self._trimmed(body, self.OVERVIEW_FIELDS))
+            return exchange.send_json(200, {"status": "Offering has been updated."})
+        if action == "update_description":
+            if not body.get("category"):
+                return exchange.send_json(400, {"category": ["This field is required."]})
+            offering["category"] = body["category"]
+            return exchange.send_json(200, {"status": "Offering has been updated."})
+        if action == "create_offering_component":
+            component = self._component(body)
+            if component is None:
+                return exchange.send_json(400, {"billing_type": ["Invalid component."]})
+            if any(c["type"] == component["type"] for c in offering["components"]):
+                return exchange.send_json(400, {"type": ["Component type is not unique."]})
+            offering["components"].append(component)
+            return exchange.send_json(201, component)
+        if action == "update_offering_component":
+            for component in offering["components"]:
+                if component["uuid"] == str(body.get("uuid", "")).replace("-", ""):
+                    component.update(self._trimmed(body, self.COMPONENT_FIELDS))
+                    return exchange.send_json(200, component)
+            return exchange.send_json(400, {"uuid": ["No such component."]})
+        return exchange.send_json(404, {"detail": "Not found."})
+
+    def _plan_endpoint(self, exchange: Exchange, method: str, rest: list[str]) -> None:
+        body = exchange.request.json if exchange.request.body else {}
+        if not rest:
+            if method == "POST":
+                offering = next(
+                    (o for o in self.offerings.values() if o["url"] == body.get("offering")), None
+                )
+                if offering is None:
+                    return exchange.send_json(400, {"offering": ["Invalid hyperlink."]})
+                plan = self._plan(offering, body)
+                if plan is None:
+                    return exchange.send_json(400, {"name": ["Invalid plan."]})
+                return exchange.send_json(201, plan)
+            return exchange.send_json(405, {"detail": "Method not allowed."})
+        plan = self.plans.get(rest[0].replace("-", ""))
+        if plan is None:
+            return exchange.send_json(404, {"detail": "Not found."})
+        action = rest[1] if len(rest) > 1 else None
+        if action is None and method == "GET":
+            return exchange.send_json(200, plan)
+        if action is None and method == "PATCH":
+            plan.update(self._trimmed(body, self.PLAN_FIELDS))
+            return exchange.send_json(200, plan)
+        if method != "POST":
+            return exchange.send_json(405, {"detail": "Method not allowed."})
+        offering = self.offerings[plan["offering_uuid"]]
+        if action == "update_prices":
+            types = {c["type"] for c in offering["components"]}
+            prices = body.get("prices")
+            if not isinstance(prices, dict) or set(prices) - types:
+                return exchange.send_json(400, {"prices": ["Unknown component type."]})
+            stored = {k: f"{Decimal(str(v)):.7f}" for k, v in prices.items()}
+            plan["future_prices" if plan["resources_count"] else "prices"].update(stored)
+            return exchange.send_json(200, {"status": "Prices have been updated."})
+        if action == "update_quotas":
+            quotas = body.get("quotas")
+            if not isinstance(quotas, dict):
+                return exchange.send_json(400, {"quotas": ["Expected an object."]})
+            plan["quotas"].update(quotas)
+            return exchange.send_json(200, {"status": "Quotas have been updated."})
+        if action == "archive":
+            if plan["archived"]:
+                return exchange.send_json(409, {"detail": "Plan is already archived."})
+            plan["archived"] = True
+            return exchange.send_json(200, {"status": "Plan has been archived."})
+        return exchange.send_json(404, {"detail": "Not found."})

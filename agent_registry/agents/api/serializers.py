@@ -56,6 +56,8 @@ class AgentOutput(serializers.ModelSerializer):
             "config",
             "metadata",
             "waldur_offering_uuid",
+            "listing_error",
+            "listing_synced_at",
             "created_at",
             "updated_at",
         ]

@@ -58,10 +58,19 @@ def _lifecycle_action(name: str):
 
     run.__name__ = name  # DRF routes an action by its function name
     run = action(detail=True, methods=["post"], url_path=name, url_name=name)(run)
+    description = f"Lifecycle: → {target}. An illegal move answers 409 `invalid_transition`."
+    errors = error_responses(409)
+    if name == "publish":
+        description += (
+            " With the Waldur marketplace on, the agent's offering is created or updated "
+            "first; if Waldur fails, 502 `upstream_error`, the agent stays deployed and the "
+            "error is in its `listing_error`."
+        )
+        errors = error_responses(409, 502)
     return extend_schema(
         request=ReasonInput,
-        responses={200: s.AgentOutput, **COMMON_ERRORS, **error_responses(409)},
-        description=f"Lifecycle: → {target}. An illegal move answers 409 `invalid_transition`.",
+        responses={200: s.AgentOutput, **COMMON_ERRORS, **errors},
+        description=description,
     )(run)
 
 
