@@ -14,3 +14,8 @@ class WaldurConfig(AppConfig):
         schedule.register(jobs.SCHEDULE, task_name=jobs.task_name)
         # Waldur unreachable degrades readiness; the registry still serves.
         health.register("waldur", jobs.check_waldur)
+        # reconcile_usage also compares what Waldur holds (billing imports no Waldur).
+        from agent_registry.billing.reconciliation import external
+        from agent_registry.waldur.usage_push import reconcile_waldur
+
+        external.register("waldur", reconcile_waldur)
