@@ -31,12 +31,15 @@ and the rest waits for the next run.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
+from django.db import connection
 from django.utils import timezone
 
 from agent_registry.access.models import AgentAccess, BillingChannelName
@@ -60,6 +63,9 @@ ZERO = "0.00"
 MAX_TRANSIENT_IN_A_ROW = 3
 PERMANENT_RETRY = timedelta(days=1)
 ERROR_MAX = 2000
+# The session-level advisory lock of a push run ("WALD", 1).
+_LOCK_NAMESPACE = 0x57414C44
+_LOCK_PUSH = 1
 
 
 def retry_after(attempts: int) -> timedelta:
@@ -84,6 +90,7 @@ class Wanted:
     """One subscription's month as its statement bills it: component → "12.00"."""
 
     access: AgentAccess
+    resource_uuid: UUID
     period: str
     amounts: dict[str, str]
     snapshot_id: int | None  # None: no longer in any statement (reported as zero)
@@ -145,13 +152,17 @@ def wanted(
     }
     out = []
     for subscription, access in sorted(accesses.items()):
+        resource = cast(UUID, access.waldur_resource_uuid)  # filtered: never null here
         if subscription not in entries:
-            out.append(Wanted(access, period, dict.fromkeys(USAGE_COMPONENTS, ZERO), None))
+            zeros = dict.fromkeys(USAGE_COMPONENTS, ZERO)
+            out.append(Wanted(access, resource, period, zeros, None))
             continue
         snapshot_id, entry = entries[subscription]
         usage = entry.usage + late.get(subscription, UsageFigures())
-        amounts = usage_amounts(usage, plans[entry.plan])
-        out.append(Wanted(access, period, _text(amounts), snapshot_id))
+        # UsageFigures is offerings.UsageLike (read-only: the Protocol's members are
+        # declared as plain attributes, which mypy reads as settable).
+        amounts = usage_amounts(cast(Any, usage), plans[entry.plan])
+        out.append(Wanted(access, resource, period, _text(amounts), snapshot_id))
     return out
 
 
@@ -166,12 +177,15 @@ class PushResult:
     deferred: int = 0  # waiting for its backoff, or not tried after Waldur went down
     errors: list[str] = field(default_factory=list)
     stopped: str = ""
+    busy: bool = False  # another push was running: nothing done
 
     @property
     def ok(self) -> bool:
         return not self.failed and not self.stopped
 
     def summary(self) -> str:
+        if self.busy:
+            return "another push is running: nothing done (the hourly push catches up)"
         text = (
             f"{self.sent} sent, {self.unchanged} unchanged, {self.failed} failed, "
             f"{self.deferred} deferred"
@@ -205,7 +219,7 @@ def _send(client: WaldurClient, report: WaldurUsageReport, item: Wanted, now: da
     try:
         with metrics.sync_timed(CHANNEL):
             client.set_usage(
-                access.waldur_resource_uuid,  # type: ignore[arg-type]  (filtered non-null)
+                item.resource_uuid,
                 at=usage_moment(access, item.period, now),
                 usages={kind: Decimal(value) for kind, value in item.amounts.items()},
             )
@@ -237,48 +251,84 @@ def push_usage(
     progress: Callable[[str], None] | None = None,
 ) -> PushResult:
     """Push the months ``periods_`` of every Waldur-billed subscription (or of one tenant,
-    or of some subscriptions); ``force`` ignores the backoff of failed ones."""
+    or of some subscriptions); ``force`` ignores the backoff of failed ones.
+
+    One push at a time (a PostgreSQL advisory lock): the hourly job, a statement's push
+    and the admin's retry never send the same month twice at once; one that finds
+    another running does nothing (``busy``) and the hourly job catches up.
+    """
     now = now or timezone.now()
-    say = progress or (lambda _line: None)
     result = PushResult()
-    in_a_row = 0
-    for period in periods_:
-        attempted: set[int] = set()
-        for item in wanted(period, tenant_id=tenant_id, access_ids=access_ids):
-            access = item.access
-            report, _ = WaldurUsageReport.objects.get_or_create(
-                access=access,
-                period=period,
-                defaults={"resource_uuid": access.waldur_resource_uuid},
-            )
-            report.amounts = item.amounts
-            report.resource_uuid = access.waldur_resource_uuid
-            if report.in_sync:
-                result.unchanged += 1
-                metrics.sync_counted(CHANNEL, "skipped")
-            elif result.stopped or (
-                not force and report.next_attempt_at and report.next_attempt_at > now
-            ):
-                result.deferred += 1
-            else:
-                outcome = _send(client, report, item, now)
-                if item.snapshot_id is not None:
-                    attempted.add(item.snapshot_id)
-                where = f"{period} {access.tenant.slug} {access.pk} → {report.resource_uuid}"
-                if outcome == "sent":
-                    in_a_row = 0
-                    result.sent += 1
-                    say(f"sent {where}: {_pairs(item.amounts)}")
-                else:
-                    in_a_row = in_a_row + 1 if outcome == "transient" else 0
-                    result.failed += 1
-                    result.errors.append(f"{where}: {report.error}")
-                    say(f"FAILED {where}: {report.error}")
-                    if in_a_row >= MAX_TRANSIENT_IN_A_ROW:
-                        result.stopped = f"{in_a_row} transient failures in a row"
-            report.save()
-        _record_snapshots(period, tenant_id, attempted, now)
+    with _one_push_at_a_time() as alone:
+        if not alone:
+            result.busy = True
+            return result
+        for period in periods_:
+            _push_period(client, period, tenant_id, access_ids, force, now, result, progress)
     return result
+
+
+def _push_period(
+    client: WaldurClient,
+    period: str,
+    tenant_id: Any,
+    access_ids: Iterable[str] | None,
+    force: bool,
+    now: datetime,
+    result: PushResult,
+    progress: Callable[[str], None] | None,
+) -> None:
+    say = progress or (lambda _line: None)
+    attempted: set[int] = set()
+    in_a_row = 0
+    for item in wanted(period, tenant_id=tenant_id, access_ids=access_ids):
+        access = item.access
+        report, _ = WaldurUsageReport.objects.get_or_create(
+            access=access, period=period, defaults={"resource_uuid": item.resource_uuid}
+        )
+        report.amounts = item.amounts
+        report.resource_uuid = item.resource_uuid
+        if report.in_sync:
+            result.unchanged += 1
+            metrics.sync_counted(CHANNEL, "skipped")
+        elif result.stopped or (
+            not force and report.next_attempt_at and report.next_attempt_at > now
+        ):
+            result.deferred += 1
+        else:
+            outcome = _send(client, report, item, now)
+            if item.snapshot_id is not None:
+                attempted.add(item.snapshot_id)
+            where = f"{period} {access.tenant.slug} {access.pk} → {item.resource_uuid}"
+            if outcome == "sent":
+                in_a_row = 0
+                result.sent += 1
+                say(f"sent {where}: {_pairs(item.amounts)}")
+            else:
+                in_a_row = in_a_row + 1 if outcome == "transient" else 0
+                result.failed += 1
+                result.errors.append(f"{where}: {report.error}")
+                say(f"FAILED {where}: {report.error}")
+                if in_a_row >= MAX_TRANSIENT_IN_A_ROW:
+                    result.stopped = f"{in_a_row} transient failures in a row"
+        report.save()
+    _record_snapshots(period, tenant_id, attempted, now)
+
+
+@contextmanager
+def _one_push_at_a_time() -> Iterator[bool]:
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_LOCK_NAMESPACE, _LOCK_PUSH])
+        got = bool(cursor.fetchone()[0])
+    try:
+        yield got
+    finally:
+        if got:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_LOCK_NAMESPACE, _LOCK_PUSH])
 
 
 def _pairs(amounts: dict[str, str]) -> str:
@@ -359,6 +409,7 @@ def push_reports(report_ids: Iterable[int]) -> PushResult | None:
         total.deferred += one.deferred
         total.errors += one.errors
         total.stopped = total.stopped or one.stopped
+        total.busy = total.busy or one.busy
     return total
 
 
@@ -390,9 +441,9 @@ def reconcile_waldur(period: str, now: datetime, tenant_slug: str | None) -> Ext
     with client_from_settings() as client:
         for item in items:
             access, slug = item.access, item.access.tenant.slug
-            resource = access.waldur_resource_uuid
+            resource = item.resource_uuid
             try:
-                held = {u.type: u.amount for u in client.component_usages(resource, first_day)}  # type: ignore[arg-type]
+                held = {u.type: u.amount for u in client.component_usages(resource, first_day)}
             except WaldurError as exc:
                 findings.append(
                     Note(slug, str(access.pk), "waldur", f"could not read {resource}: {exc}")

@@ -6,12 +6,14 @@ April 10 is "now": April is the current month, March the previous one.
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.test import override_settings
 from prometheus_client import REGISTRY
 
@@ -24,7 +26,7 @@ from agent_registry.billing.cycles import close_cycle, refresh_cycle
 from agent_registry.billing.models import TenantQuotaSnapshot
 from agent_registry.billing.reconciliation import reconcile_period
 from agent_registry.billing.statements import Statement
-from agent_registry.waldur import jobs
+from agent_registry.waldur import jobs, usage_push
 from agent_registry.waldur.channel import WaldurChannel
 from agent_registry.waldur.client import client_from_settings
 from agent_registry.waldur.models import WaldurUsageReport
@@ -580,3 +582,33 @@ def test_the_admin_retries_a_failed_report_by_hand(waldur, admin_browser):
     report.refresh_from_db()
     assert (report.error, report.sent["api_calls"]) == ("", "2.00")
     assert access.status == AccessStatus.ACTIVE
+
+
+def test_a_push_while_another_runs_does_nothing(waldur):
+    # given another process in the middle of a push (it holds the push's advisory lock)
+    access = waldur_subscription(waldur)
+    calls(access, 2, at=IN_MARCH)
+    bill(MARCH)
+    held, release = threading.Event(), threading.Event()
+
+    def another_push() -> None:
+        with usage_push._one_push_at_a_time() as alone:
+            assert alone
+            held.set()
+            release.wait(10)
+        connection.close()
+
+    other = threading.Thread(target=another_push)
+    other.start()
+    held.wait(10)
+    try:
+        busy = push(periods=(MARCH,))
+    finally:
+        release.set()
+        other.join()
+
+    assert busy.busy
+    assert busy.ok
+    assert busy.summary().startswith("another push is running")
+    assert set_usage_calls(waldur) == []
+    assert push(periods=(MARCH,)).sent == 1  # once it is done
