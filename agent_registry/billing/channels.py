@@ -48,6 +48,7 @@ __all__ = [
     "channel_for",
     "get_channel",
     "route",
+    "sync_status",
 ]
 
 
@@ -166,3 +167,21 @@ def route(finalized: FinalizedStatement) -> list[tuple[BillingChannel, Finalized
             (to, replace(finalized, statement=part, total_cost_cents=part.total_cost_cents))
         )
     return parts
+
+
+# Worst first: a snapshot billed by two channels stands where the worse of them does.
+_SEVERITY = ("failed", "pending", "synced", "not_applicable")
+
+
+def sync_status(snapshot: Any) -> SyncStatus:
+    """Where a snapshot's statement stands with every channel that bills part of it
+    (for the admin): each channel's own ``sync_status``, the worst of them."""
+    subscriptions = Statement.of(snapshot).subscriptions()
+    names = set(
+        AgentAccess.all_objects.filter(pk__in=list(subscriptions)).values_list(
+            "billing_channel", flat=True
+        )
+    ) or {BillingChannelName.NONE}
+    billing = {to.name: to for to in (channel_for(name) for name in names)}
+    statuses = [to.sync_status(snapshot) for _, to in sorted(billing.items())]
+    return min(statuses, key=lambda status: _SEVERITY.index(status.state))

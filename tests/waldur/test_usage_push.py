@@ -612,3 +612,22 @@ def test_a_push_while_another_runs_does_nothing(waldur):
     assert busy.summary().startswith("another push is running")
     assert set_usage_calls(waldur) == []
     assert push(periods=(MARCH,)).sent == 1  # once it is done
+
+
+def test_the_snapshot_admin_shows_where_each_statement_stands(waldur, admin_browser):
+    refused = waldur_subscription(waldur, state="Creating")
+    calls(refused, 2, at=IN_MARCH)
+    plain = subscribe(**USAGE_PLAN)
+    calls(plain, 1, at=IN_MARCH)
+    bill(MARCH)
+    push(periods=(MARCH,))
+    failed = TenantQuotaSnapshot.objects.get(tenant=refused.tenant)
+    other = TenantQuotaSnapshot.objects.get(tenant=plain.tenant)
+
+    assert channels.sync_status(failed).state == "failed"
+    assert channels.sync_status(other).state == "not_applicable"
+    page = admin_browser.get(f"/admin/billing/tenantquotasnapshot/{failed.pk}/change/")
+    assert page.status_code == 200
+    assert "HTTP 400" in page.content.decode()
+    listing = admin_browser.get("/admin/billing/tenantquotasnapshot/").content.decode()
+    assert "failed" in listing
