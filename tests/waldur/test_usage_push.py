@@ -631,3 +631,24 @@ def test_the_snapshot_admin_shows_where_each_statement_stands(waldur, admin_brow
     assert "HTTP 400" in page.content.decode()
     listing = admin_browser.get("/admin/billing/tenantquotasnapshot/").content.decode()
     assert "failed" in listing
+
+
+def test_reconciliation_notes_a_statement_that_moved_on_since_a_recent_push(waldur):
+    access = waldur_subscription(waldur)
+    calls(access, 2, at=IN_MARCH)
+    bill(MARCH)
+    push(periods=(MARCH,))
+    calls(access, 1, at=IN_MARCH + timedelta(hours=3))
+    bill(MARCH)  # the hourly refresh ran after the push
+    pushed_at = report_of(access, MARCH).updated_at
+
+    soon = reconcile_period(MARCH, now=max(pushed_at, NOW))
+
+    assert waldur_findings(soon) == []
+    [note] = [n for n in soon.notes if n.check == "waldur"]
+    assert "holds 2.00 as last sent, the statement says 3.00" in note.message
+
+    # the push never caught up: drift
+    later = reconcile_period(MARCH, now=pushed_at + timedelta(hours=3))
+    [drift] = waldur_findings(later)
+    assert drift.advice.startswith("not pushed yet")
