@@ -652,3 +652,49 @@ def test_reconciliation_notes_a_statement_that_moved_on_since_a_recent_push(wald
     later = reconcile_period(MARCH, now=pushed_at + timedelta(hours=3))
     [drift] = waldur_findings(later)
     assert drift.advice.startswith("not pushed yet")
+
+
+def test_the_reconcile_command_exits_2_on_waldur_drift(waldur):
+    access = waldur_subscription(waldur)
+    calls(access, 2, at=IN_MARCH)
+    bill(MARCH)
+    out = StringIO()
+
+    with pytest.raises(CommandError) as raised:
+        call_command("reconcile_usage", "--period", MARCH, stdout=out)
+
+    assert raised.value.returncode == 2
+    assert f"[waldur] statement vs Waldur resource {access.waldur_resource_uuid}" in out.getvalue()
+    assert "external: waldur: 1 resources compared, 1 differences" in out.getvalue()
+
+
+def test_an_unreadable_waldur_answer_is_a_note_not_a_crash(waldur):
+    access = waldur_subscription(waldur)
+    calls(access, 2, at=IN_MARCH)
+    bill(MARCH)
+    waldur.fault = "garbage"
+
+    report = reconcile_period(MARCH, now=NOW)
+
+    assert waldur_findings(report) == []
+    [note] = [n for n in report.notes if n.check == "waldur"]
+    assert "not JSON" in note.message
+    assert note.subscription == str(access.pk)
+
+
+def test_amounts_with_more_than_two_decimals_are_refused_before_sending(waldur):
+    resource = waldur.add_resource()
+    with client_from_settings() as client:
+        with pytest.raises(ValueError, match="more than 2 decimal places"):
+            client.set_usage(resource, at=NOW, usages={"api_calls": Decimal("1.005")})
+        client.set_usage(resource, at=NOW, usages={"api_calls": Decimal("1.5")})
+        [held] = client.component_usages(resource, NOW.date().replace(day=1))
+
+    assert (held.type, held.amount, str(held.billing_period)) == (
+        "api_calls",
+        Decimal("1.50"),
+        "2026-04-01",
+    )
+    assert [r.json["usages"] for r in set_usage_calls(waldur)] == [
+        [{"type": "api_calls", "amount": "1.50"}]
+    ]
