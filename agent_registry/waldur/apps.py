@@ -16,6 +16,6 @@ class WaldurConfig(AppConfig):
         health.register("waldur", jobs.check_waldur)
         # reconcile_usage also compares what Waldur holds (billing imports no Waldur).
         from agent_registry.billing.reconciliation import external
-        from agent_registry.waldur.usage_push import reconcile_waldur
+        from agent_registry.waldur.usage_reconcile import reconcile_waldur
 
         external.register("waldur", reconcile_waldur)

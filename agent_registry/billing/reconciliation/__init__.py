@@ -149,8 +149,10 @@ def _external(
             if result is None:
                 result = by_slug[finding.tenant] = TenantResult(finding.tenant)
                 report.tenants.append(result)
-            target = result.differences if isinstance(finding, Difference) else result.notes
-            target.append(finding)  # type: ignore[arg-type]
+            if isinstance(finding, Difference):
+                result.differences.append(finding)
+            else:
+                result.notes.append(finding)
     if summaries:
         report.external = "; ".join(summaries)
 
