@@ -35,6 +35,7 @@ from agent_registry.waldur.usage_push import PushResult, push_usage, retry_after
 from tests import factories
 from tests.admin_support import messages_of, run_action
 from tests.billing.test_billing_cycles import aggregate, calls, subscribe
+from tests.gateway.conftest import echo_subscription, live_gateway  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.django_db
 
@@ -698,3 +699,42 @@ def test_amounts_with_more_than_two_decimals_are_refused_before_sending(waldur):
     assert [r.json["usages"] for r in set_usage_calls(waldur)] == [
         [{"type": "api_calls", "amount": "1.50"}]
     ]
+
+
+# --- End to end: calls with the key -----------------------------------------------------
+
+
+def test_calls_with_a_waldur_billed_key_reach_waldur_through_the_whole_chain(
+    waldur,
+    live_gateway,  # noqa: F811
+    echo_subscription,  # noqa: F811
+):
+    # given a subscription sold through Waldur (as an order would leave it)
+    access = echo_subscription.access
+    resource = waldur.add_resource()
+    AgentAccess.all_objects.filter(pk=access.pk).update(
+        billing_channel=BillingChannelName.WALDUR, waldur_resource_uuid=resource
+    )
+    # when the customer calls the agent with its key three times
+    with live_gateway.client(echo_subscription.api_key) as client:
+        for _ in range(3):
+            answer = client.post("/api/v1/agents/echo/invoke", json={"input": "hello"})
+            assert answer.status_code == 200, answer.text
+    # and the daily aggregation and the hourly cycle refresh run, then the hourly push
+    period = datetime.now(UTC).strftime("%Y-%m")
+    aggregate(period)
+    refresh_cycle(period)
+    assert jobs.push_waldur_usage()["sent"] == 1
+
+    # then Waldur holds the month-to-date totals the registry bills
+    access.refresh_from_db()
+    _, entry = entry_of(access, period)
+    assert entry.usage.billable_calls == 3
+    held = waldur.usage_of(resource, period)
+    assert held["api_calls"] == "3.00"
+    assert held == {
+        kind: f"{amount:.2f}"
+        for kind, amount in usage_amounts(
+            entry.usage, AgentPlan.all_objects.get(pk=entry.plan)
+        ).items()
+    }
