@@ -738,3 +738,18 @@ def test_calls_with_a_waldur_billed_key_reach_waldur_through_the_whole_chain(
             entry.usage, AgentPlan.all_objects.get(pk=entry.plan)
         ).items()
     }
+
+
+def test_the_fake_answers_with_waldurs_own_component_usage_fields(waldur):
+    # the generated model keeps unknown keys in additional_properties: none may be left
+    from waldur_api_client.models.component_usage import ComponentUsage
+
+    resource = waldur.add_resource()
+    with client_from_settings() as client:
+        client.set_usage(resource, at=NOW, usages={"api_calls": Decimal("2.00")})
+    [item] = waldur.component_usages.values()
+
+    parsed = ComponentUsage.from_dict(item)
+
+    assert parsed.additional_properties == {}
+    assert (parsed.type_, str(parsed.billing_period)) == ("api_calls", "2026-04-01")
