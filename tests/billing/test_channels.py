@@ -136,9 +136,11 @@ def test_each_channel_gets_only_the_part_of_a_statement_its_subscriptions_are_bi
         "waldur": f"{__name__}.OtherRecordingChannel",
     }
 
-    with override_settings(BILLING_CHANNELS=channels_setting):
-        with django_capture_on_commit_callbacks(execute=True):
-            close_cycle(MARCH, now=MAY_1)
+    with (
+        override_settings(BILLING_CHANNELS=channels_setting),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        close_cycle(MARCH, now=MAY_1)
 
     snapshot = TenantQuotaSnapshot.objects.get()
     [to_default] = recording
