@@ -158,8 +158,11 @@ def route(finalized: FinalizedStatement) -> list[tuple[BillingChannel, Finalized
     for subscription in subscriptions:
         to = channel_for(names.get(subscription, BillingChannelName.NONE))
         groups.setdefault(to.name, (to, set()))[1].add(subscription)
-    if len(groups) <= 1:
-        return [(to, finalized) for to, _ in groups.values()]
+    if not groups:  # nothing billed per subscription: the default takes it, as always
+        return [(channel(), finalized)]
+    if len(groups) == 1:
+        [(to, _)] = groups.values()
+        return [(to, finalized)]
     parts = []
     for _, (to, members) in sorted(groups.items()):
         part = finalized.statement.only(members)
