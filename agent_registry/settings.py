@@ -205,11 +205,15 @@ BILLING_GRACE_PERIOD_HOURS = env.int("BILLING_GRACE_PERIOD_HOURS", default=72)
 # on. Set it when deploying onto existing usage, so no statements appear for months
 # that were billed elsewhere.
 BILLING_FIRST_CYCLE = env.str("BILLING_FIRST_CYCLE", default="")
-# Where a finalized statement goes to be invoiced (billing/channels.py): "none" (free or
-# internal: nothing leaves the registry). Waldur and Stripe add theirs to
-# BILLING_CHANNELS when they are integrated.
+# Where a finalized statement goes to be invoiced (billing/channels.py): each
+# subscription's own channel (AgentAccess.billing_channel: a Waldur order's goes to
+# "waldur"); one left at "none" goes to BILLING_CHANNEL, the deployment's default
+# ("none": free or internal, nothing leaves the registry). Stripe adds its entry later.
 BILLING_CHANNEL = env.str("BILLING_CHANNEL", default="none")
-BILLING_CHANNELS = {"none": "agent_registry.billing.channels.NoneChannel"}
+BILLING_CHANNELS = {
+    "none": "agent_registry.billing.channels.NoneChannel",
+    "waldur": "agent_registry.waldur.channel.WaldurChannel",
+}
 
 # --- Waldur (docs/waldur.md) ------------------------------------------------------
 # Unset WALDUR_API_URL: the integration is off (no sync, the hook receiver answers 404).

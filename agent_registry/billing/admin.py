@@ -7,6 +7,7 @@ from decimal import Decimal
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
+from agent_registry.billing import channels
 from agent_registry.billing.models import BillingCycle, TenantQuotaSnapshot
 from agent_registry.billing.statements import AdjustmentLine, Statement, StatementLine
 from agent_registry.core.admin import colored
@@ -48,7 +49,7 @@ class TenantQuotaSnapshotAdmin(ComputedOnlyAdmin):
     search_fields = ["tenant__name", "tenant__slug", "billing_cycle_id"]
     list_select_related = ["tenant"]
     ordering = ["-billing_cycle_id", "tenant__name"]
-    readonly_fields = ["statement_lines"]
+    readonly_fields = ["statement_lines", "sync_status"]
 
     @admin.display(description="Statement")
     def statement_lines(self, obj: TenantQuotaSnapshot) -> str:
@@ -80,13 +81,16 @@ class TenantQuotaSnapshotAdmin(ComputedOnlyAdmin):
     def state(self, obj: TenantQuotaSnapshot) -> str:
         return colored("green", "finalized") if obj.is_finalized else colored("orange", "open")
 
-    @admin.display(description="Waldur sync")
+    @admin.display(description="Channel sync")
     def sync_status(self, obj: TenantQuotaSnapshot) -> str:
-        if obj.synced_to_waldur:
-            return colored("green", "synced")
-        if obj.sync_error:
-            return colored("red", "error")
-        return colored("orange", "pending")
+        """Where the statement stands with the channels that bill it (billing/channels.py);
+        the Waldur channel reads its usage reports, kept in ``synced_to_waldur``/``sync_*``."""
+        status = channels.sync_status(obj)
+        color = {"synced": "green", "failed": "red", "pending": "orange"}.get(status.state)
+        if color is None:
+            return "—"
+        label = colored(color, status.state)
+        return format_html('<span title="{}">{}</span>', status.detail, label)
 
 
 def _line(line: StatementLine) -> tuple[str, str, str, int]:

@@ -7,10 +7,17 @@ The cycle job hands each statement it finalizes to the channel; the channel owns
 outside call, its retries and its record of what was sent, and reports where a
 statement stands (``sync_status``) for the admin and reconciliation.
 
-The channel is chosen by settings (Wagtail's embed finders, STYLE.md): ``BILLING_CHANNEL``
-names one entry of ``BILLING_CHANNELS`` (name → dotted path of a class taking no
-arguments). Only ``none`` exists today; the Waldur and Stripe integrations implement
-``BillingChannel`` and add their entry (issues 11 and 12).
+Channels are named in settings (Wagtail's embed finders, STYLE.md): ``BILLING_CHANNELS``
+maps a name to the dotted path of a class taking no arguments (``none``; ``waldur`` from
+the Waldur app, issue 11; Stripe will add its own, issue 12).
+
+**Routing: one channel per subscription.** Each subscription names where its money goes
+(``AgentAccess.billing_channel``: ``none``, ``waldur``, ``stripe``). A finalized
+statement is split by that (``route``): each channel gets the part of the statement
+that bills its own subscriptions (their entries and adjustment lines), so a
+subscription's money goes to exactly one channel, never two. A subscription left at
+``none`` goes to the deployment's default channel, ``BILLING_CHANNEL`` (itself ``none``
+unless configured), which is how a deployment with one channel for everyone works.
 
 Contract for implementations: ``push_statement`` runs after the finalizing
 transaction has committed and must not assume it may raise to undo anything; it
@@ -21,7 +28,7 @@ A push failing is logged and never unfinalizes the month.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 from django.conf import settings
@@ -29,6 +36,7 @@ from django.core.checks import Error
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
+from agent_registry.access.models import AgentAccess, BillingChannelName
 from agent_registry.billing.statements import Statement
 
 __all__ = [
@@ -37,7 +45,10 @@ __all__ = [
     "NoneChannel",
     "SyncStatus",
     "channel",
+    "channel_for",
     "get_channel",
+    "route",
+    "sync_status",
 ]
 
 
@@ -118,9 +129,62 @@ def check_channel(**_kwargs: Any) -> list[Error]:
 
 
 def channel() -> BillingChannel:
-    """The channel statements go to (``BILLING_CHANNEL``).
-
-    One for the whole deployment today. When a subscription can be billed through a
-    channel of its own (a Waldur order, a Stripe checkout), this is where it is chosen.
-    """
+    """The deployment's default channel (``BILLING_CHANNEL``): where the money of a
+    subscription without a channel of its own (``billing_channel`` ``none``) goes."""
     return get_channel(settings.BILLING_CHANNEL)
+
+
+def channel_for(billing_channel: str) -> BillingChannel:
+    """The channel a subscription's ``billing_channel`` names (``none``: the default)."""
+    if billing_channel and billing_channel != BillingChannelName.NONE:
+        return get_channel(billing_channel)
+    return channel()
+
+
+def route(finalized: FinalizedStatement) -> list[tuple[BillingChannel, FinalizedStatement]]:
+    """Each channel with the part of the statement that bills its subscriptions.
+
+    Every subscription of the statement is in exactly one part. A statement whose
+    subscriptions all go to one channel is handed over whole.
+    """
+    subscriptions = finalized.statement.subscriptions()
+    names = {
+        str(pk): name
+        for pk, name in AgentAccess.all_objects.filter(pk__in=list(subscriptions)).values_list(
+            "pk", "billing_channel"
+        )
+    }
+    groups: dict[str, tuple[BillingChannel, set[str]]] = {}
+    for subscription in subscriptions:
+        to = channel_for(names.get(subscription, BillingChannelName.NONE))
+        groups.setdefault(to.name, (to, set()))[1].add(subscription)
+    if not groups:  # nothing billed per subscription: the default takes it, as always
+        return [(channel(), finalized)]
+    if len(groups) == 1:
+        [(to, _)] = groups.values()
+        return [(to, finalized)]
+    parts = []
+    for _, (to, members) in sorted(groups.items()):
+        part = finalized.statement.only(members)
+        parts.append(
+            (to, replace(finalized, statement=part, total_cost_cents=part.total_cost_cents))
+        )
+    return parts
+
+
+# Worst first: a snapshot billed by two channels stands where the worse of them does.
+_SEVERITY = ("failed", "pending", "synced", "not_applicable")
+
+
+def sync_status(snapshot: Any) -> SyncStatus:
+    """Where a snapshot's statement stands with every channel that bills part of it
+    (for the admin): each channel's own ``sync_status``, the worst of them."""
+    subscriptions = Statement.of(snapshot).subscriptions()
+    names = set(
+        AgentAccess.all_objects.filter(pk__in=list(subscriptions)).values_list(
+            "billing_channel", flat=True
+        )
+    ) or {BillingChannelName.NONE}
+    billing = {to.name: to for to in (channel_for(name) for name in names)}
+    statuses = [to.sync_status(snapshot) for _, to in sorted(billing.items())]
+    return min(statuses, key=lambda status: _SEVERITY.index(status.state))

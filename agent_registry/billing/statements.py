@@ -250,6 +250,34 @@ class Statement:
             for entry in agent.entries:
                 yield agent, entry
 
+    def subscriptions(self) -> set[str]:
+        """The access ids of every entry and adjustment line."""
+        return {e.subscription for _, e in self.entries()} | {
+            line.subscription for line in self.adjustments
+        }
+
+    def only(self, subscriptions: Iterable[str]) -> Statement:
+        """The part of the statement that bills these subscriptions (access ids): their
+        entries and adjustment lines, each agent's figures summed from what is kept."""
+        keep = set(subscriptions)
+        agents = []
+        for agent in self.agents:
+            entries = tuple(e for e in agent.entries if e.subscription in keep)
+            if len(entries) == len(agent.entries):
+                agents.append(agent)
+            elif entries:
+                agents.append(
+                    StatementAgent(
+                        agent=agent.agent,
+                        usage=sum((e.usage for e in entries), UsageFigures()),
+                        cost_cents=sum(e.cost_cents for e in entries),
+                        entries=entries,
+                        missing=agent.missing,
+                    )
+                )
+        adjustments = tuple(line for line in self.adjustments if line.subscription in keep)
+        return Statement(tuple(agents), adjustments)
+
     def to_json(self) -> dict[str, Any]:
         """The two stored columns: ``{"usage_by_agent": {...}, "adjustments": [...]}``."""
         return {

@@ -1,6 +1,10 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
-from agent_registry.waldur.models import WaldurEvent, WaldurSyncRun
+from agent_registry.core.admin import colored
+from agent_registry.waldur.models import WaldurEvent, WaldurSyncRun, WaldurUsageReport
+from agent_registry.waldur.usage_push import push_reports
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -26,3 +30,42 @@ class WaldurEventAdmin(ReadOnlyAdmin):
 class WaldurSyncRunAdmin(ReadOnlyAdmin):
     list_display = ["started_at", "finished_at", "ok"]
     list_filter = ["ok"]
+
+
+# --- usage ---
+
+
+@admin.register(WaldurUsageReport)
+class WaldurUsageReportAdmin(ReadOnlyAdmin):
+    """What each Waldur-billed subscription's month holds in Waldur; retried by hand here."""
+
+    list_display = [
+        "period",
+        "access",
+        "resource_uuid",
+        "state",
+        "amounts",
+        "sent_at",
+        "attempts",
+        "next_attempt_at",
+        "error",
+    ]
+    list_filter = ["period", ("error", admin.EmptyFieldListFilter)]
+    search_fields = ["access__id", "resource_uuid", "access__tenant__slug"]
+    list_select_related = ["access", "access__agent_instance"]
+    actions = ["retry_sync"]
+
+    @admin.display(description="State")
+    def state(self, obj: WaldurUsageReport) -> str:
+        if obj.error:
+            return colored("red", "failed")
+        return colored("green", "synced") if obj.in_sync else colored("orange", "pending")
+
+    @admin.action(description="Retry Waldur usage sync")
+    def retry_sync(self, request: HttpRequest, queryset: QuerySet[WaldurUsageReport]) -> None:
+        result = push_reports(list(queryset.values_list("pk", flat=True)))
+        if result is None:
+            self.message_user(request, "WALDUR_API_URL is not set: nothing sent.", messages.WARNING)
+            return
+        level = messages.SUCCESS if result.ok else messages.ERROR
+        self.message_user(request, f"Waldur usage: {result.summary()}", level)

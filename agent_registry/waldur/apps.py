@@ -30,3 +30,8 @@ class WaldurConfig(AppConfig):
         from agent_registry.waldur.publishing import WaldurMarketplace
 
         marketplaces.register(WaldurMarketplace())
+        # reconcile_usage also compares what Waldur holds (billing imports no Waldur).
+        from agent_registry.billing.reconciliation import external
+        from agent_registry.waldur.usage_reconcile import reconcile_waldur
+
+        external.register("waldur", reconcile_waldur)

@@ -19,9 +19,10 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 from functools import cache
 from types import SimpleNamespace
 from typing import Any
@@ -53,6 +54,10 @@ def _generated() -> SimpleNamespace:
         hooks_web_list,
         hooks_web_partial_update,
     )
+    from waldur_api_client.api.marketplace_component_usages import (
+        marketplace_component_usages_list,
+        marketplace_component_usages_set_usage,
+    )
     from waldur_api_client.api.marketplace_plans import (
         marketplace_plans_archive,
         marketplace_plans_create,
@@ -75,6 +80,10 @@ def _generated() -> SimpleNamespace:
     )
     from waldur_api_client.api.projects import projects_list, projects_retrieve
     from waldur_api_client.client import AuthenticatedClient
+    from waldur_api_client.models.component_usage_create_request import (
+        ComponentUsageCreateRequest,
+    )
+    from waldur_api_client.models.component_usage_item_request import ComponentUsageItemRequest
     from waldur_api_client.models.event_types_enum import EventTypesEnum
     from waldur_api_client.models.offering_component_request import OfferingComponentRequest
     from waldur_api_client.models.offering_create_request import OfferingCreateRequest
@@ -107,7 +116,11 @@ def _generated() -> SimpleNamespace:
         hooks_web_partial_update=hooks_web_partial_update,
         projects_list=projects_list,
         projects_retrieve=projects_retrieve,
+        marketplace_component_usages_list=marketplace_component_usages_list,
+        marketplace_component_usages_set_usage=marketplace_component_usages_set_usage,
         AuthenticatedClient=AuthenticatedClient,
+        ComponentUsageCreateRequest=ComponentUsageCreateRequest,
+        ComponentUsageItemRequest=ComponentUsageItemRequest,
         EventTypesEnum=EventTypesEnum,
         PatchedWebHookRequest=PatchedWebHookRequest,
         WebHookContentTypeEnum=WebHookContentTypeEnum,
@@ -668,6 +681,83 @@ class WaldurClient:
 
     def plan_archive(self, uuid: UUID) -> None:
         self._send(_generated().plans_archive._get_kwargs(uuid), what=f"archive plan {uuid}")
+
+    # --- usage ------------------------------------------------------------------
+
+    def set_usage(
+        self, resource_uuid: UUID, *, at: datetime, usages: Mapping[str, Decimal]
+    ) -> None:
+        """Report a resource's month-to-date amounts (component type → amount).
+
+        Waldur overwrites the value of (resource, component, month of ``at``), so this is
+        safe to repeat. Amounts go out with exactly 2 decimal places.
+        """
+        g = _generated()
+        body = g.ComponentUsageCreateRequest(
+            resource=resource_uuid,
+            date=at,
+            usages=[
+                g.ComponentUsageItemRequest(type_=kind, amount=_amount_text(amount))
+                for kind, amount in usages.items()
+            ],
+        )
+        self._send(
+            g.marketplace_component_usages_set_usage._get_kwargs(body=body),
+            what=f"set usage of resource {resource_uuid}",
+        )
+
+    def component_usages(
+        self, resource_uuid: UUID, billing_period: date
+    ) -> list[WaldurComponentUsage]:
+        """What Waldur holds for a resource's month (``billing_period``: its first day)."""
+        build = _generated().marketplace_component_usages_list._get_kwargs
+        return [
+            component_usage_from(item)
+            for item in self._pages(
+                lambda **p: build(resource_uuid=resource_uuid, billing_period=billing_period, **p),
+                what=f"usage of resource {resource_uuid}",
+            )
+        ]
+
+
+# --- usage: what is sent and read back ----------------------------------------------
+# Waldur keeps amounts with 2 decimal places; more would be refused (or rounded).
+AMOUNT_PLACES = Decimal("0.01")
+
+
+@dataclass(frozen=True, slots=True)
+class WaldurComponentUsage:
+    """One component's amount for a resource's month, as Waldur holds it."""
+
+    resource_uuid: UUID
+    type: str
+    amount: Decimal
+    billing_period: date
+
+
+def _amount_text(amount: Decimal) -> str:
+    if amount != amount.quantize(AMOUNT_PLACES):
+        raise ValueError(f"usage amount {amount} has more than 2 decimal places")
+    return f"{amount.quantize(AMOUNT_PLACES):f}"
+
+
+def component_usage_from(data: Any) -> WaldurComponentUsage:
+    # ``usage`` is a decimal string in Waldur's answers (the 8.1.3 model says int).
+    raw = data.get("usage") if isinstance(data, dict) else None
+    period = data.get("billing_period") if isinstance(data, dict) else None
+    try:
+        amount = Decimal(str(raw)) if isinstance(raw, (str, int, float)) else None
+        first = date.fromisoformat(period[:10]) if isinstance(period, str) else None
+    except (InvalidOperation, ValueError):
+        amount = first = None
+    if amount is None or first is None:
+        raise WaldurPermanent("Waldur's component usage lacks a usable 'usage' or 'billing_period'")
+    return WaldurComponentUsage(
+        resource_uuid=_uuid(data, "resource_uuid"),
+        type=_req(data, "type", str),
+        amount=amount,
+        billing_period=first,
+    )
 
 
 def enabled() -> bool:

@@ -57,6 +57,18 @@ def repair_offerings() -> dict:
     return result.counts
 
 
+def push_waldur_usage() -> dict:
+    """Month-to-date usage of the current and previous month to Waldur (usage_push)."""
+    from agent_registry.waldur.usage_push import push_periods
+
+    result = push_periods()
+    if result is None:
+        return {"skipped": "WALDUR_API_URL is not set"}
+    if not result.ok:
+        raise WaldurError(f"waldur usage push: {result.summary()}: {'; '.join(result.errors[:5])}")
+    return result.counts()
+
+
 def check_waldur() -> dict:
     if not enabled():
         return {"status": "skipped", "detail": "WALDUR_API_URL is not set"}
@@ -82,5 +94,10 @@ SCHEDULE: dict[str, Job] = {
         "agent_registry.waldur.jobs.register_waldur_hooks",
         Every(6 * 60 * 60),
         "Create or update the hooks in Waldur that point at the receiver.",
+    ),
+    "waldur-push-usage": Job(
+        "agent_registry.waldur.jobs.push_waldur_usage",
+        Every(60 * 60),
+        "Report month-to-date usage of Waldur-billed subscriptions to Waldur (set_usage).",
     ),
 }

@@ -1,10 +1,12 @@
-"""What the Waldur integration remembers: received hook events, sync runs, and the
-roles its sync granted (so it removes only those, never a role given in the registry)."""
+"""What the Waldur integration remembers: received hook events, sync runs, the roles
+its sync granted (so it removes only those, never a role given in the registry), and
+the usage it reported per subscription and month."""
 
 from __future__ import annotations
 
 from django.db import models
 
+from agent_registry.access.models import AgentAccess
 from agent_registry.tenants.models import AgentTenant
 
 
@@ -75,3 +77,43 @@ class WaldurRoleGrant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username}: {self.role} of {self.tenant_id}"
+
+
+# --- usage ---
+
+
+class WaldurUsageReport(models.Model):
+    """One Waldur-billed subscription's month as reported to its Waldur resource.
+
+    ``amounts`` is what the registry's statement says now (component type → amount
+    with 2 decimals, as text); ``sent`` what Waldur last accepted (null: nothing sent,
+    Waldur holds zero). Equal and no ``error``: in sync. ``attempts`` counts the
+    failed sends since the last success; ``next_attempt_at`` is when the scheduled push
+    tries again (backoff); a push by hand ignores it.
+    """
+
+    access = models.ForeignKey(AgentAccess, on_delete=models.CASCADE, related_name="+")
+    period = models.CharField(max_length=7, help_text="YYYY-MM, UTC")
+    resource_uuid = models.UUIDField(help_text="The Waldur marketplace resource.")
+    amounts = models.JSONField(default=dict, help_text="What the statement says now.")
+    sent = models.JSONField(null=True, blank=True, help_text="What Waldur last accepted.")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-period", "access_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["access", "period"], name="waldur_usage_report_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.access_id} {self.period} → {self.resource_uuid}"
+
+    @property
+    def in_sync(self) -> bool:
+        # Nothing sent yet: Waldur holds zero, which is in sync with a month of zeros.
+        held = self.sent if self.sent is not None else dict.fromkeys(self.amounts, "0.00")
+        return not self.error and held == self.amounts

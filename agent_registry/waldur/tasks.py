@@ -1,4 +1,5 @@
-"""Thin Celery tasks: the scheduled jobs (``jobs.SCHEDULE``) and one hook event."""
+"""Thin Celery tasks: the scheduled jobs (``jobs.SCHEDULE``), one hook event, and one
+tenant's month of usage (queued by the Waldur billing channel)."""
 
 from __future__ import annotations
 
@@ -30,3 +31,21 @@ def process_event(event_id: int) -> object:
     from agent_registry.waldur.events import event_process
 
     return event_process(event_id)
+
+
+# --- usage ---
+
+
+@shared_task(name=jobs.task_name("waldur-push-usage"), **TASK_OPTIONS)
+def waldur_push_usage() -> object:
+    return run_job("waldur-push-usage")
+
+
+# Not a scheduled job: the billing channel queues it for a statement just finalized.
+# A failure is recorded on the reports and retried by the hourly push, not here.
+@shared_task(name="agent_registry.waldur.push_usage", **TASK_OPTIONS)
+def push_usage(tenant_id: str, period: str) -> object:
+    from agent_registry.waldur.usage_push import push_periods
+
+    result = push_periods([period], tenant_id=tenant_id)
+    return None if result is None else result.counts()

@@ -8,11 +8,13 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
+from agent_registry.access.models import AgentAccess, BillingChannelName
 from agent_registry.billing import channels
 from agent_registry.billing.channels import FinalizedStatement, NoneChannel, SyncStatus
 from agent_registry.billing.cycles import close_cycle, refresh_cycle
 from agent_registry.billing.models import TenantQuotaSnapshot
 from agent_registry.billing.statements import Statement
+from tests import factories
 from tests.billing.test_billing_cycles import IN_APRIL, MARCH, MAY_1, aggregate, calls, subscribe
 
 
@@ -107,3 +109,44 @@ def test_an_open_month_refreshed_goes_nowhere(recording, django_capture_on_commi
         close_cycle(MARCH, now=datetime(2026, 4, 2, tzinfo=UTC))  # still in its grace
 
     assert recording == []
+
+
+class OtherRecordingChannel(RecordingChannel):
+    """A second channel, standing in for the one a subscription names (e.g. Waldur)."""
+
+    name = "waldur"
+    pushed: list[FinalizedStatement] = []
+
+
+@pytest.mark.django_db
+def test_each_channel_gets_only_the_part_of_a_statement_its_subscriptions_are_billed_by(
+    recording, django_capture_on_commit_callbacks
+):
+    # given one tenant with two subscriptions: one billed through its own channel
+    OtherRecordingChannel.pushed = []
+    project = factories.ProjectFactory()
+    own = subscribe(project=project)
+    default = subscribe(project=project)
+    AgentAccess.all_objects.filter(pk=own.pk).update(billing_channel=BillingChannelName.WALDUR)
+    calls(own, 3)
+    calls(default, 5)
+    aggregate(MARCH)
+    channels_setting = {
+        **RECORDING["BILLING_CHANNELS"],
+        "waldur": f"{__name__}.OtherRecordingChannel",
+    }
+
+    with (
+        override_settings(BILLING_CHANNELS=channels_setting),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        close_cycle(MARCH, now=MAY_1)
+
+    snapshot = TenantQuotaSnapshot.objects.get()
+    [to_default] = recording
+    [to_own] = OtherRecordingChannel.pushed
+    assert to_own.statement.subscriptions() == {str(own.pk)}
+    assert to_default.statement.subscriptions() == {str(default.pk)}
+    # every subscription's money in exactly one part, and the parts make the statement
+    assert to_own.total_cost_cents + to_default.total_cost_cents == snapshot.total_cost_cents
+    assert (to_own.period, to_own.tenant_id) == (MARCH, own.tenant_id)

@@ -3,8 +3,10 @@
 Field names are Waldur's (waldur-api-client 8.1.3's models: ``Customer``, ``Project``,
 ``CustomerUser``, ``WebHook``). Served: ``GET /api/customers/``, ``/api/customers/<uuid>/``,
 ``/api/customers/<uuid>/users/``, ``/api/projects/``, ``/api/projects/<uuid>/``,
-``GET|POST /api/hooks-web/``, ``PATCH /api/hooks-web/<uuid>/``; paging by ``page`` and
-``page_size``; ``Authorization: Token <TOKEN>`` required (401 otherwise).
+``GET|POST /api/hooks-web/``, ``PATCH /api/hooks-web/<uuid>/``; usage:
+``POST /api/marketplace-component-usages/set_usage/`` and
+``GET /api/marketplace-component-usages/?resource_uuid=&billing_period=`` (``_handle_usage``);
+paging by ``page`` and ``page_size``; ``Authorization: Token <TOKEN>`` required (401 otherwise).
 
 Changing the world through the API (``POST|PATCH|DELETE /api/customers/…`` and
 ``/api/projects/…``, as a staff user would in Waldur's UI) fires the matching events
@@ -13,6 +15,7 @@ it: one plain JSON POST ``{"created", "message", "context", "event_type"}`` with
 flattened ``customer_*``/``project_*`` context keys, no signature, no retry — as
 Waldur does (``delivered`` records each delivery's destination and status). The
 ``add_*`` helpers change the world silently, as a lost hook would.
+
 Offerings (``ProviderOfferingDetails``, ``ProviderPlanDetails``, ``OfferingComponent``):
 ``GET|POST /api/marketplace-provider-offerings/`` (list filtered by ``customer_uuid``),
 ``GET|DELETE …/<uuid>/`` (DELETE only while Draft), the actions ``activate``, ``pause``
@@ -38,7 +41,7 @@ import json
 import threading
 import uuid as uuidlib
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import httpx
@@ -60,6 +63,10 @@ class FakeWaldur(FakeHTTPServer):
         self.plans: dict[str, dict[str, Any]] = {}  # uuid → ProviderPlanDetails
         self.offerings_delay = 0.0  # seconds each offerings listing takes (races)
         self.lose_create_answers = 0  # creates made whose answer then times out
+        # --- usage: marketplace resources (uuid hex → Resource fields) and the component
+        # usages set on them ((resource uuid hex, component type, "YYYY-MM-01") → ComponentUsage)
+        self.resources: dict[str, dict[str, Any]] = {}
+        self.component_usages: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.fault: str | None = None
         self.fault_count: int | None = None
         self.slow_seconds = 2.0
@@ -108,6 +115,27 @@ class FakeWaldur(FakeHTTPServer):
                 }
             )
         self.users[customer_uuid] = users
+
+    def add_resource(self, *, uuid: str | None = None, state: str = "OK", name: str = "") -> str:
+        """A marketplace resource (the Waldur side of a subscription); its uuid hex."""
+        key = uuidlib.UUID(uuid).hex if uuid else uuidlib.uuid4().hex
+        self.resources[key] = {
+            "uuid": key,
+            "name": name or f"resource {key[:8]}",
+            "state": state,
+            "offering_uuid": uuidlib.uuid4().hex,
+            "project_uuid": uuidlib.uuid4().hex,
+        }
+        return key
+
+    def usage_of(self, resource_uuid: Any, period: str) -> dict[str, str]:
+        """Component type → amount held for the resource's month (``YYYY-MM``)."""
+        key = uuidlib.UUID(str(resource_uuid)).hex
+        return {
+            kind: usage["usage"]
+            for (resource, kind, month), usage in self.component_usages.items()
+            if resource == key and month == f"{period}-01"
+        }
 
     # --- serving ---------------------------------------------------------------------
 
@@ -158,7 +186,78 @@ class FakeWaldur(FakeHTTPServer):
                 return exchange.send_json(404, {"detail": "Not found."})
             hook.update(request.json)
             return exchange.send_json(200, hook)
+        if self._handle_usage(exchange, method, parts):
+            return
         exchange.send_json(404, {"detail": "Not found."})
+
+    # --- usage -------------------------------------------------------------------------
+
+    USAGE_STATES = ("OK", "Updating", "Terminating")  # where Waldur accepts usage
+
+    def _handle_usage(self, exchange: Exchange, method: str, parts: list[str]) -> bool:
+        if parts[:1] != ["marketplace-component-usages"]:
+            return False
+        if method == "POST" and parts[1:] == ["set_usage"]:
+            self._set_usage(exchange, exchange.request.json or {})
+            return True
+        if method == "GET" and len(parts) == 1:
+            query = exchange.request.query
+            resource = query.get("resource_uuid", [""])[0].replace("-", "")
+            period = query.get("billing_period", [""])[0]
+            found = [
+                usage
+                for (key, _, month), usage in self.component_usages.items()
+                if (not resource or key == resource) and (not period or month == period)
+            ]
+            self._page(exchange, found)
+            return True
+        return False
+
+    def _set_usage(self, exchange: Exchange, body: dict[str, Any]) -> None:
+        try:
+            key = uuidlib.UUID(str(body.get("resource"))).hex
+        except ValueError:
+            return exchange.send_json(400, {"resource": ["Must be a valid UUID."]})
+        resource = self.resources.get(key)
+        if resource is None:
+            return exchange.send_json(400, {"resource": ["Object does not exist."]})
+        if resource["state"] not in self.USAGE_STATES:
+            return exchange.send_json(
+                400, {"non_field_errors": [f"Resource is in state {resource['state']}."]}
+            )
+        moment = body.get("date") or datetime.now(UTC).isoformat()
+        month = f"{moment[:7]}-01"
+        items = body.get("usages") or []
+        for item in items:
+            amount = str(item.get("amount", ""))
+            try:  # as DRF's DecimalField(decimal_places=2): the text's own places count
+                exponent = Decimal(amount).as_tuple().exponent
+                valid = isinstance(exponent, int) and exponent >= -2
+            except InvalidOperation:
+                valid = False
+            if not valid or not item.get("type"):
+                return exchange.send_json(
+                    400, {"usages": [f"No more than 2 decimal places: {amount!r}"]}
+                )
+        for item in items:
+            self.component_usages[(key, item["type"], month)] = {
+                "uuid": uuidlib.uuid4().hex,
+                "created": datetime.now(UTC).isoformat(),
+                "description": item.get("description", ""),
+                "type": item["type"],
+                "name": item["type"],
+                "measured_unit": "",
+                "usage": f"{Decimal(str(item['amount'])):.2f}",
+                "date": moment,
+                "recurring": False,
+                "resource_name": resource["name"],
+                "resource_uuid": key,
+                "offering_uuid": resource["offering_uuid"],
+                "project_uuid": resource["project_uuid"],
+                "billing_period": month,
+                "modified_by": None,
+            }
+        exchange.send(201, b"")
 
     def _fail(self, exchange: Exchange) -> bool:
         if self.fault == "timeout":

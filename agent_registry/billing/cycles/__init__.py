@@ -313,10 +313,11 @@ def _write(
 
 
 def _hand_over(finalized: list[FinalizedStatement]) -> None:
-    """Give each statement just finalized to the billing channel (billing/channels.py)."""
-    to = channels.channel()
+    """Give each statement just finalized to its billing channels (billing/channels.py):
+    each channel the part that bills its subscriptions."""
     for statement in finalized:
-        to.push_statement(statement)
+        for to, part in channels.route(statement):
+            to.push_statement(part)
 
 
 def refresh_cycle(period: str, *, now: datetime | None = None) -> CycleResult:

@@ -12,8 +12,9 @@ and the ``quota_used`` it updates in the same transaction are seen at one instan
 gateway's Redis counters are read after that snapshot: a counter can then only have
 moved ahead of the records read, never behind.
 
-Modules: ``reading`` (one tenant's data), ``checks`` (one function per comparison;
-Waldur and Stripe will be added there), ``rules`` (time windows), ``report``.
+Modules: ``reading`` (one tenant's data), ``checks`` (one function per comparison),
+``external`` (checks against the systems that invoice, registered by their apps: Waldur),
+``rules`` (time windows), ``report``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from agent_registry.access.models import AgentAccess
+from agent_registry.billing.reconciliation import external
 from agent_registry.billing.reconciliation.checks import CHECKS
 from agent_registry.billing.reconciliation.reading import Counters, load_tenant
 from agent_registry.billing.reconciliation.report import (
@@ -119,7 +121,40 @@ def reconcile_period(
                 progress(index, len(tenants), tenant.slug, result)
     finally:
         counters.close()
+    _external(report, period, now, tenant_slug)
     return report
+
+
+def _external(
+    report: ReconciliationReport, period: str, now: datetime, tenant_slug: str | None
+) -> None:
+    """Run the registered external checks (Waldur…) and file their findings by tenant."""
+    checks = external.registered()
+    if not checks:
+        return
+    by_slug = {result.tenant: result for result in report.tenants}
+    summaries = []
+    for name, check in sorted(checks.items()):
+        try:
+            found = check(period, now, tenant_slug)
+        except Exception as exc:  # one integration failing must not hide the others
+            log.exception("usage_reconciliation_external_failed", check=name)
+            summaries.append(f"{name}: failed ({type(exc).__name__})")
+            continue
+        if found is None:  # that integration is off
+            continue
+        summaries.append(found.summary)
+        for finding in found.findings:
+            result = by_slug.get(finding.tenant)
+            if result is None:
+                result = by_slug[finding.tenant] = TenantResult(finding.tenant)
+                report.tenants.append(result)
+            if isinstance(finding, Difference):
+                result.differences.append(finding)
+            else:
+                result.notes.append(finding)
+    if summaries:
+        report.external = "; ".join(summaries)
 
 
 def reconcile_recent() -> int:

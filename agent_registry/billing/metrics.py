@@ -1,0 +1,45 @@
+"""Billing's Prometheus metrics, shared by every billing channel (bounded labels only).
+
+Billing owns the definitions; a channel (``waldur``, later ``stripe``) counts each
+sync of a statement's part it makes with ``sync_counted`` and times it with
+``sync_timed``. ``channel`` is a channel name from ``BILLING_CHANNELS``; ``status`` one
+of ``SYNC_STATUSES``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from time import perf_counter
+
+from prometheus_client import Counter, Histogram
+
+SYNC_STATUSES = ("success", "failed", "skipped")
+
+BILLING_SYNC = Counter(
+    "agent_registry_billing_sync_total",
+    "Syncs of billed usage to a billing channel, by channel and status "
+    "(success; failed; skipped: unchanged since the last sync).",
+    ["channel", "status"],
+)
+BILLING_SYNC_SECONDS = Histogram(
+    "agent_registry_billing_sync_duration_seconds",
+    "Time of one sync call to a billing channel (failures included).",
+    ["channel"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+
+
+def sync_counted(channel: str, status: str) -> None:
+    if status not in SYNC_STATUSES:
+        raise ValueError(f"unknown billing sync status {status!r}")
+    BILLING_SYNC.labels(channel, status).inc()
+
+
+@contextmanager
+def sync_timed(channel: str) -> Iterator[None]:
+    began = perf_counter()
+    try:
+        yield
+    finally:
+        BILLING_SYNC_SECONDS.labels(channel).observe(perf_counter() - began)
