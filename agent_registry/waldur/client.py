@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
+from importlib import import_module
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
@@ -83,79 +84,54 @@ def _generated() -> SimpleNamespace:
     )
 
 
-def _orders_modules() -> dict[str, Any]:
-    """Orders, provider resources and their API keys (``# --- orders and resources ---``)."""
-    from waldur_api_client.api.marketplace_orders import (
-        marketplace_orders_approve_by_provider,
-        marketplace_orders_list,
-        marketplace_orders_reject_by_provider,
-        marketplace_orders_retrieve,
-        marketplace_orders_set_backend_id,
-        marketplace_orders_set_state_done,
-        marketplace_orders_set_state_erred,
-        marketplace_orders_set_state_executing,
-    )
-    from waldur_api_client.api.marketplace_provider_offerings import (
-        marketplace_provider_offerings_retrieve,
-    )
-    from waldur_api_client.api.marketplace_provider_resources import (
-        marketplace_provider_resources_list,
-        marketplace_provider_resources_retrieve,
-        marketplace_provider_resources_set_backend_id,
-        marketplace_provider_resources_set_endpoints,
-    )
-    from waldur_api_client.api.marketplace_resource_api_keys import (
-        marketplace_resource_api_keys_list,
-        marketplace_resource_api_keys_report_created,
-        marketplace_resource_api_keys_set_key,
-    )
-    from waldur_api_client.models.order_approve_by_provider_request import (
-        OrderApproveByProviderRequest,
-    )
-    from waldur_api_client.models.order_backend_id_request import OrderBackendIDRequest
-    from waldur_api_client.models.order_error_details_request import OrderErrorDetailsRequest
-    from waldur_api_client.models.order_provider_rejection_request import (
-        OrderProviderRejectionRequest,
-    )
-    from waldur_api_client.models.order_state import OrderState
-    from waldur_api_client.models.resource_api_key_report_created_request import (
-        ResourceApiKeyReportCreatedRequest,
-    )
-    from waldur_api_client.models.resource_api_key_set_key_request import (
-        ResourceApiKeySetKeyRequest,
-    )
-    from waldur_api_client.models.resource_backend_id_request import ResourceBackendIDRequest
-    from waldur_api_client.models.resource_endpoint_request import ResourceEndpointRequest
-    from waldur_api_client.models.resource_endpoints_request import ResourceEndpointsRequest
+# Orders, provider offerings and resources, and their API keys: operation modules by tag,
+# and request models by module (``# --- orders and resources ---``).
+_ORDERS_OPERATIONS = {
+    "marketplace_orders": (
+        "marketplace_orders_approve_by_provider",
+        "marketplace_orders_list",
+        "marketplace_orders_reject_by_provider",
+        "marketplace_orders_retrieve",
+        "marketplace_orders_set_backend_id",
+        "marketplace_orders_set_state_done",
+        "marketplace_orders_set_state_erred",
+        "marketplace_orders_set_state_executing",
+    ),
+    "marketplace_provider_offerings": ("marketplace_provider_offerings_retrieve",),
+    "marketplace_provider_resources": (
+        "marketplace_provider_resources_list",
+        "marketplace_provider_resources_retrieve",
+        "marketplace_provider_resources_set_backend_id",
+        "marketplace_provider_resources_set_endpoints",
+    ),
+    "marketplace_resource_api_keys": (
+        "marketplace_resource_api_keys_list",
+        "marketplace_resource_api_keys_report_created",
+        "marketplace_resource_api_keys_set_key",
+    ),
+}
+_ORDERS_MODELS = {
+    "order_approve_by_provider_request": "OrderApproveByProviderRequest",
+    "order_backend_id_request": "OrderBackendIDRequest",
+    "order_error_details_request": "OrderErrorDetailsRequest",
+    "order_provider_rejection_request": "OrderProviderRejectionRequest",
+    "order_state": "OrderState",
+    "resource_api_key_report_created_request": "ResourceApiKeyReportCreatedRequest",
+    "resource_api_key_set_key_request": "ResourceApiKeySetKeyRequest",
+    "resource_backend_id_request": "ResourceBackendIDRequest",
+    "resource_endpoint_request": "ResourceEndpointRequest",
+    "resource_endpoints_request": "ResourceEndpointsRequest",
+}
 
-    return {
-        "marketplace_orders_approve_by_provider": marketplace_orders_approve_by_provider,
-        "marketplace_orders_list": marketplace_orders_list,
-        "marketplace_orders_reject_by_provider": marketplace_orders_reject_by_provider,
-        "marketplace_orders_retrieve": marketplace_orders_retrieve,
-        "marketplace_orders_set_backend_id": marketplace_orders_set_backend_id,
-        "marketplace_orders_set_state_done": marketplace_orders_set_state_done,
-        "marketplace_orders_set_state_erred": marketplace_orders_set_state_erred,
-        "marketplace_orders_set_state_executing": marketplace_orders_set_state_executing,
-        "marketplace_provider_offerings_retrieve": marketplace_provider_offerings_retrieve,
-        "marketplace_provider_resources_list": marketplace_provider_resources_list,
-        "marketplace_provider_resources_retrieve": marketplace_provider_resources_retrieve,
-        "marketplace_provider_resources_set_backend_id": marketplace_provider_resources_set_backend_id,
-        "marketplace_provider_resources_set_endpoints": marketplace_provider_resources_set_endpoints,
-        "marketplace_resource_api_keys_list": marketplace_resource_api_keys_list,
-        "marketplace_resource_api_keys_report_created": marketplace_resource_api_keys_report_created,
-        "marketplace_resource_api_keys_set_key": marketplace_resource_api_keys_set_key,
-        "OrderApproveByProviderRequest": OrderApproveByProviderRequest,
-        "OrderBackendIDRequest": OrderBackendIDRequest,
-        "OrderErrorDetailsRequest": OrderErrorDetailsRequest,
-        "OrderProviderRejectionRequest": OrderProviderRejectionRequest,
-        "OrderState": OrderState,
-        "ResourceApiKeyReportCreatedRequest": ResourceApiKeyReportCreatedRequest,
-        "ResourceApiKeySetKeyRequest": ResourceApiKeySetKeyRequest,
-        "ResourceBackendIDRequest": ResourceBackendIDRequest,
-        "ResourceEndpointRequest": ResourceEndpointRequest,
-        "ResourceEndpointsRequest": ResourceEndpointsRequest,
-    }
+
+def _orders_modules() -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for tag, names in _ORDERS_OPERATIONS.items():
+        for name in names:
+            found[name] = import_module(f"waldur_api_client.api.{tag}.{name}")
+    for module, name in _ORDERS_MODELS.items():
+        found[name] = getattr(import_module(f"waldur_api_client.models.{module}"), name)
+    return found
 
 
 PAGE_SIZE = 100
