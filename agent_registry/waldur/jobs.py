@@ -33,6 +33,19 @@ def sync_waldur() -> dict:
     return {**result.counts, "events_retried": retried}
 
 
+def process_waldur_orders() -> dict:
+    """One pass over the offerings' orders (and the resources' paused state)."""
+    if not enabled():
+        return {"skipped": "WALDUR_API_URL is not set"}
+    from agent_registry.waldur.orders import orders_process
+
+    with client_from_settings() as client:
+        result = orders_process(client=client)
+    if not result.ok:
+        raise WaldurError(f"waldur orders failed: {'; '.join(result.errors[:5])}")
+    return result.counts
+
+
 def register_waldur_hooks() -> list[str]:
     if not enabled():
         return ["skipped: WALDUR_API_URL is not set"]
@@ -57,6 +70,11 @@ SCHEDULE: dict[str, Job] = {
         "agent_registry.waldur.jobs.sync_waldur",
         Every(15 * 60),
         "Mirror Waldur's customers, projects and roles (repairs missed hooks).",
+    ),
+    "waldur-process-orders": Job(
+        "agent_registry.waldur.jobs.process_waldur_orders",
+        Every(3 * 60),
+        "Take the offerings' Waldur orders through approval, keys and completion.",
     ),
     "waldur-register-hooks": Job(
         "agent_registry.waldur.jobs.register_waldur_hooks",

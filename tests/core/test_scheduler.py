@@ -158,6 +158,7 @@ def test_the_asgi_app_starts_the_in_process_scheduler_on_schedule(monkeypatch):
         "reconcile-usage": [datetime(2026, 3, 11, 2, 0, tzinfo=UTC)],
         "create-usage-partitions": [datetime(2026, 3, 11, 0, 30, tzinfo=UTC)],
         "waldur-sync": every(15),
+        "waldur-process-orders": every(3),
         "waldur-register-hooks": every(6 * 60),
     }
 
