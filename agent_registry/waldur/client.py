@@ -676,11 +676,15 @@ class WaldurClient:
         return api_key_status_from(self._send_secret(kwargs, api_key, what=f"set key {key_uuid}"))
 
     def _send_secret(self, kwargs: dict[str, Any], secret: str, *, what: str) -> Any:
-        """``_send``, but an error never carries the secret (Waldur may echo the body)."""
+        """``_send``, but an error never carries the secret: Waldur's answer to a refused
+        call is dropped (it may quote the body, and cut short, a replace would miss it)."""
         try:
             return self._send(kwargs, what=what)
         except WaldurError as exc:
-            message = str(exc).replace(secret, "***")
+            if isinstance(exc, WaldurPermanent) and exc.status is not None:
+                message = f"{what}: HTTP {exc.status} (answer not kept: it may quote the key)"
+            else:
+                message = str(exc).replace(secret, "***")
             raise type(exc)(message, status=exc.status) from None
 
 

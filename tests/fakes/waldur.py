@@ -13,7 +13,7 @@ with Waldur's transitions; ``GET /api/marketplace-provider-resources/`` (``provi
 /api/marketplace-provider-offerings/<uuid>/`` for offerings seeded with ``add_offering``;
 ``/api/marketplace-resource-api-keys/`` (list by ``resource_uuid``, ``report_created/``,
 ``<uuid>/set_key/``), keeping the value received (``key_for``). ``path_faults`` fails
-only the calls whose path ends with a suffix.
+only the calls whose path ends with a suffix (also ``"echo400"``: a 400 quoting the body).
 
 ``fault`` makes the next ``fault_count`` calls (all by default) fail: ``"timeout"``
 (sleep past the client's timeout), ``"500"``, ``"429"``, ``"400"``, ``"garbage"``.
@@ -289,6 +289,9 @@ class FakeWaldur(FakeHTTPServer):
     def _handle_orders(self, exchange: Exchange, method: str, parts: list[str]) -> bool:
         path = exchange.request.path
         for suffix, fault in self.path_faults.items():
+            if path.endswith(suffix) and fault == "echo400":  # a 400 quoting the body
+                exchange.send_json(400, {"detail": "Invalid.", "received": exchange.request.json})
+                return True
             if path.endswith(suffix):
                 saved, self.fault = self.fault, fault
                 try:
