@@ -198,6 +198,7 @@ def _orders_for(client: WaldurClient, event_type: str, uuid: UUID) -> str:
     """Re-read the order or resource, then run the order pass for its offering."""
     from agent_registry.waldur.orders import orders_process, resource_mirror
 
+    offering_uuid: UUID | None
     try:
         if event_type in ORDER_EVENTS:
             offering_uuid = client.order(uuid).offering_uuid

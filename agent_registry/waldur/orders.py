@@ -388,12 +388,17 @@ def _claim(waldur: MarketplaceOrder) -> WaldurOrder | None:
         row, _ = WaldurOrder.objects.get_or_create(order_uuid=waldur.uuid, defaults=defaults)
     except IntegrityError:  # another pass made it meanwhile
         row = WaldurOrder.objects.get(order_uuid=waldur.uuid)
-    now = timezone.now()
-    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-    if not WaldurOrder.objects.filter(free, pk=row.pk).update(claimed_until=now + CLAIM):
+    if not _claim_row(row):
         return None
     row.refresh_from_db()
     return row
+
+
+def _claim_row(row: WaldurOrder) -> bool:
+    """Hold the order for ``CLAIM`` unless another pass holds it (a conditional update)."""
+    now = timezone.now()
+    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    return bool(WaldurOrder.objects.filter(free, pk=row.pk).update(claimed_until=now + CLAIM))
 
 
 def order_process(
@@ -538,13 +543,14 @@ def orders_process(
     except WaldurError as exc:
         result.errors.append(f"listing orders: {exc}")
         return result
-    offerings: dict[UUID, ProviderOffering | None] = {}
+    offerings: dict[UUID, ProviderOffering | str] = {}
     for waldur in orders:
         outcome = _one(client, waldur, offerings)
         result.count(outcome)
         if outcome in ("retry", "erred"):
             row = WaldurOrder.objects.filter(order_uuid=waldur.uuid).first()
-            error = row.error if row else outcome
+            unread = offerings.get(waldur.offering_uuid)
+            error = row.error if row else unread if isinstance(unread, str) else outcome
             result.errors.append(f"{waldur.type} order {waldur.uuid}: {error}")
         if outcome not in ("skipped", "busy"):
             say(f"{waldur.type} order {waldur.uuid}: {outcome}")
@@ -557,16 +563,17 @@ def orders_process(
 def _one(
     client: WaldurClient,
     waldur: MarketplaceOrder,
-    offerings: dict[UUID, ProviderOffering | None],
+    offerings: dict[UUID, ProviderOffering | str],
 ) -> str:
+    """One listed order; ``offerings`` caches each offering read (or why it failed)."""
     if waldur.offering_uuid not in offerings:
         try:
             offerings[waldur.offering_uuid] = client.provider_offering(waldur.offering_uuid)
         except WaldurError as exc:
             logger.warning("waldur orders: offering %s unreadable: %s", waldur.offering_uuid, exc)
-            offerings[waldur.offering_uuid] = None
+            offerings[waldur.offering_uuid] = f"its offering is unreadable: {exc}"
     offering = offerings[waldur.offering_uuid]
-    if offering is None:
+    if isinstance(offering, str):
         return "retry"  # the order waits; the next pass reads the offering again
     return order_process(client=client, waldur=waldur, offering=offering)
 
@@ -605,9 +612,13 @@ def _close_unlisted(
         except WaldurError as exc:
             result.errors.append(f"order {row.order_uuid}: {exc}")
             continue
-        if state not in FINAL_STATES:
+        if state not in FINAL_STATES or not _claim_row(row):
             continue
-        if state != "done":
-            _drop_provisioning(row)
-        _finish(row, FINAL_STATES[state], state=state, error=row.error if state != "done" else "")
+        try:
+            if state != "done":
+                _drop_provisioning(row)
+            error = row.error if state != "done" else ""
+            _finish(row, FINAL_STATES[state], state=state, error=error)
+        finally:
+            WaldurOrder.objects.filter(pk=row.pk).update(claimed_until=None)
         say(f"{row.order_type} order {row.order_uuid}: {state} in Waldur")

@@ -331,7 +331,7 @@ def test_the_command_reports_created_updated_and_unchanged():
     assert "created   reconcile-usage" in lines
     assert "updated   aggregate-yesterday" in lines
     assert "unchanged roll-quota-periods" in lines
-    assert lines[-1] == "schedules: 1 created, 1 updated, 6 unchanged, 0 removed"
+    assert lines[-1] == "schedules: 1 created, 1 updated, 7 unchanged, 0 removed"
     assert beat_rows() == scheduled()
 
 

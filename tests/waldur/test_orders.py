@@ -400,6 +400,8 @@ def test_a_crash_between_any_two_steps_ends_with_one_subscription_and_one_workin
         with pytest.raises(InvalidApiKey):
             usable(earlier)
     assert len(world.fake.api_keys) == 1  # one key in Waldur, never a second one
+    row = WaldurOrder.objects.get()  # a crash after set_state_done: closed from Waldur's state
+    assert (row.outcome, row.waldur_state, row.access) == (OrderOutcome.DONE, "done", access)
 
 
 def test_a_key_issued_but_not_handed_over_never_works(world, monkeypatch):
@@ -566,3 +568,27 @@ def test_the_command_refuses_without_the_integration_or_the_provider(settings, w
     settings.WALDUR_API_URL = ""
     with pytest.raises(CommandError, match="WALDUR_API_URL"):
         call_command("waldur_process_orders", stdout=io.StringIO())
+
+
+# --- The admin -----------------------------------------------------------------------------------
+
+
+def test_the_admin_shows_order_errors_and_runs_the_pass_again(world, admin_browser):
+    from tests.admin_support import changelist_url, run_action
+
+    order = world.order()
+    world.fake.path_faults["/report_created/"] = "500"
+    run_pass()
+    row = WaldurOrder.objects.get()
+
+    page = admin_browser.get(changelist_url(WaldurOrder) + "?outcome=retry")
+    assert page.status_code == 200
+    assert str(row.order_uuid) in page.content.decode()
+    assert "transient: report the key" in page.content.decode()
+
+    del world.fake.path_faults["/report_created/"]
+    page = run_action(admin_browser, WaldurOrder, "process_again", [row])
+    assert "1 offering(s) processed; 0 error(s)." in page.content.decode()
+    assert world.state_of(order) == "done"
+    row.refresh_from_db()
+    assert row.outcome == OrderOutcome.DONE
