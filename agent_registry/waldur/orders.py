@@ -232,9 +232,16 @@ def _check(order: Order) -> None:
 
 def _approve(order: Order) -> None:
     _check(order)
-    if order.waldur.state == PENDING:
+    if order.waldur.state != PENDING:
+        return
+    try:
         order.client.order_approve(order.waldur.uuid)
-        metrics.order_counted(order.waldur.type, "approved")
+    except WaldurPermanent:
+        # Listed as pending, but perhaps approved since (an earlier, crashed pass).
+        if order.client.order(order.waldur.uuid).state != EXECUTING:
+            raise
+        return
+    metrics.order_counted(order.waldur.type, "approved")
 
 
 def _subscribe(order: Order) -> None:
@@ -266,6 +273,10 @@ def _remember_access(order: Order, access: AgentAccess) -> None:
 
 def _hand_over_key(order: Order) -> None:
     access = _access(order)
+    if access.status == AccessStatus.REVOKED:
+        raise WaldurPermanent(
+            "its subscription was revoked when the order failed; the customer orders again"
+        )
     if access.status != AccessStatus.PROVISIONING:
         raise WaldurPermanent(f"the subscription is {access.status}, not provisioning")
     api_key = order.api_key

@@ -368,6 +368,18 @@ def test_an_order_processed_twice_has_one_effect(world):
     usable(world.fake.key_for(world.resource_of(order)))
 
 
+def test_an_order_approved_since_it_was_listed_goes_on(world):
+    order = world.order()
+    with client_from_settings() as client:
+        stale = client.orders(provider_uuid=UUID(PROVIDER_UUID))[0]
+        offering = client.provider_offering(stale.offering_uuid)
+        world.fake.orders[order]["state"] = "executing"  # another pass approved it meanwhile
+        outcome = orders_module.order_process(client=client, waldur=stale, offering=offering)
+    assert outcome == "done"
+    assert world.state_of(order) == "done"
+    usable(world.fake.key_for(world.resource_of(order)))
+
+
 class Crash(Exception):
     pass
 
