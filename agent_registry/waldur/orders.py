@@ -96,6 +96,7 @@ STEPS: dict[str, tuple[str, ...]] = {
     RESTORE: ("approve", "restore", "done"),
 }
 CLAIM = timedelta(minutes=5)
+OUR_FAULT = frozenset({401, 403})  # Waldur refused the registry, not the order
 TERMINATED_REASON = "Terminated in Waldur."
 ERRED_REASON = "Its Waldur order failed."
 # Waldur's terminal order states → what the row records when it sees one.
@@ -441,6 +442,9 @@ def order_process(
     except (WaldurError, RegistryError) as exc:
         if isinstance(exc, WaldurTransient):
             return _record_retry(order, f"transient: {exc}")
+        if isinstance(exc, WaldurError) and exc.status in OUR_FAULT:
+            # Our token is wrong or lacks rights: the customer's order is not at fault.
+            return _record_retry(order, f"refused by Waldur (check the token): {exc}")
         return _refuse(order, f"permanent: {exc}")
     finally:
         WaldurOrder.objects.filter(pk=row.pk).update(claimed_until=None)

@@ -16,7 +16,7 @@ with Waldur's transitions; ``GET /api/marketplace-provider-resources/`` (``provi
 only the calls whose path ends with a suffix (also ``"echo400"``: a 400 quoting the body).
 
 ``fault`` makes the next ``fault_count`` calls (all by default) fail: ``"timeout"``
-(sleep past the client's timeout), ``"500"``, ``"429"``, ``"400"``, ``"garbage"``.
+(sleep past the client's timeout), ``"500"``, ``"429"``, ``"400"``, ``"403"``, ``"garbage"``.
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ class FakeWaldur(FakeHTTPServer):
         if self.fault == "timeout":
             self.pause(self.slow_seconds)
             exchange.send_json(200, [])
-        elif self.fault in ("500", "429", "400"):
+        elif self.fault in ("500", "429", "400", "403"):
             exchange.send_json(int(self.fault), {"detail": f"fault {self.fault}"})
         elif self.fault == "garbage":
             exchange.send(200, b"<html>not json")

@@ -491,6 +491,17 @@ def test_a_permanent_error_marks_the_order_erred_and_leaves_no_working_key(world
         usable(world.fake.key_for(world.resource_of(order)))
 
 
+def test_a_waldur_refusing_the_token_never_rejects_the_order(world):
+    order = world.order()
+    world.fake.path_faults["/approve_by_provider/"] = "403"
+    assert not run_pass().ok
+    assert world.state_of(order) == "pending-provider"
+    assert WaldurOrder.objects.get().outcome == OrderOutcome.RETRY
+    del world.fake.path_faults["/approve_by_provider/"]
+    assert run_pass().ok
+    assert world.state_of(order) == "done"
+
+
 def test_orders_of_offerings_that_are_not_ours_are_left_alone(world):
     stranger = world.fake.add_offering("someone-elses", plans=[], customer_uuid=uuid4().hex)
     foreign = world.fake.add_order(stranger, project_uuid=world.project)
