@@ -416,6 +416,40 @@ def test_a_crash_between_any_two_steps_ends_with_one_subscription_and_one_workin
     assert (row.outcome, row.waldur_state, row.access) == (OrderOutcome.DONE, "done", access)
 
 
+@pytest.mark.parametrize(
+    ("order_type", "crash_after"),
+    [(kind, step) for kind in ("Update", "Terminate") for step in STEPS[kind]],
+)
+def test_a_crash_in_an_update_or_termination_has_one_effect(
+    world, monkeypatch, order_type, crash_after
+):
+    resource, access, key = created(world)
+    plan = str(world.other_plan.pk) if order_type == "Update" else None
+    order = world.order(type_=order_type, resource_uuid=resource, plan=plan)
+
+    def crash(name: str) -> None:
+        if name == crash_after:
+            raise Crash(name)
+
+    monkeypatch.setattr(orders_module, "_step_done", crash)
+    with pytest.raises(Crash):
+        run_pass()
+    monkeypatch.setattr(orders_module, "_step_done", lambda name: None)
+    assert run_pass().ok
+
+    assert world.state_of(order) == "done"
+    assert WaldurOrder.objects.get(order_uuid=UUID(order)).outcome == OrderOutcome.DONE
+    access.refresh_from_db()
+    if order_type == "Update":
+        assert (access.status, access.plan) == (AccessStatus.ACTIVE, world.other_plan)
+        usable(key)
+    else:
+        assert access.status == AccessStatus.REVOKED
+        with pytest.raises(InvalidApiKey):
+            usable(key)
+    assert AgentAccess.all_objects.count() == 1
+
+
 def test_a_key_issued_but_not_handed_over_never_works(world, monkeypatch):
     """A crash right after the subscription was made: the key it was made with is lost
     with the process, and must not work; the retry hands over a new one."""
