@@ -155,7 +155,8 @@ def _agent_of(offering: ProviderOffering) -> AgentInstance | None:
     """The agent an offering sells, if it is one of ours (``backend_id`` = agent_id)."""
     if offering.customer_uuid not in (None, _provider_uuid()) or not offering.backend_id:
         return None
-    return AgentInstance.objects.filter(agent_id=offering.backend_id).first()
+    # Deleted agents too: their subscriptions must still be terminated or paused.
+    return AgentInstance.all_objects.filter(agent_id=offering.backend_id).first()
 
 
 def _plan_of(order: Order, plan_uuid: UUID | None) -> AgentPlan:
@@ -203,6 +204,8 @@ def _subscription_of(order: Order) -> AgentAccess:
 def _check_create(order: Order) -> tuple[AgentPlan, AgentProject]:
     plan = _plan_of(order, order.waldur.plan_uuid)
     project = _project_of(order)
+    if order.agent.deleted_at is not None:
+        raise Rejected("The agent no longer exists.")
     if order.agent.state not in lifecycle.SUBSCRIBABLE_STATES:
         raise Rejected(f"The agent is {order.agent.state}; it takes no subscriptions now.")
     taken = (
