@@ -181,6 +181,11 @@ def _agent_paused(world: World) -> dict:
     return {}
 
 
+def _agent_deleted(world: World) -> dict:
+    world.agent.soft_delete()
+    return {}
+
+
 def _project_gone(world: World) -> dict:
     gone = world.fake.add_project(world.customer, "Old")
     return {"project_uuid": gone, "_then_delete": gone}
@@ -199,6 +204,7 @@ def _already_subscribed(world: World) -> dict:
         (_unknown_plan, "Unknown plan"),
         (_suspended_tenant, "organisation is suspended"),
         (_agent_paused, "agent is paused"),
+        (_agent_deleted, "agent no longer exists"),
         (_project_gone, "Unknown or archived project"),
         (_already_subscribed, "already has a subscription"),
     ],
