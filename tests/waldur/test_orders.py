@@ -7,12 +7,14 @@ import asyncio
 import io
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from uuid import UUID, uuid4
 
 import pytest
 from auditlog.models import LogEntry
 from django.core.management import CommandError, call_command
+from django.db import connection, connections
 from prometheus_client import REGISTRY
 
 from agent_registry.access.models import AccessStatus, AgentAccess, BillingChannelName
@@ -383,6 +385,46 @@ def test_an_order_approved_since_it_was_listed_goes_on(world):
         outcome = orders_module.order_process(client=client, waldur=stale, offering=offering)
     assert outcome == "done"
     assert world.state_of(order) == "done"
+    usable(world.fake.key_for(world.resource_of(order)))
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL concurrency")
+def test_two_passes_at_once_work_on_an_order_one_at_a_time(world, monkeypatch):
+    order = world.order()
+    inside = threading.Event()
+    release = threading.Event()
+
+    def hold(name: str) -> None:
+        if name == "subscribe" and threading.current_thread().name == "first":
+            inside.set()  # the first pass holds the order, mid-way
+            release.wait(10)
+
+    monkeypatch.setattr(orders_module, "_step_done", hold)
+    results: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            results[threading.current_thread().name] = run_pass().counts
+        except BaseException as exc:  # reported by the assertion below
+            results[threading.current_thread().name] = repr(exc)
+        finally:
+            connections.close_all()
+
+    with client_from_settings():  # the client library's first import is slow: not in the race
+        pass
+    first = threading.Thread(target=work, name="first")
+    first.start()
+    assert inside.wait(30), results
+    second = threading.Thread(target=work, name="second")
+    second.start()
+    second.join(30)
+    release.set()
+    first.join(30)
+
+    assert results == {"second": {"busy": 1}, "first": {"done": 1}}
+    assert world.state_of(order) == "done"
+    assert AgentAccess.objects.count() == 1
+    assert len(world.fake.requests_to("/report_created/")) == 1
     usable(world.fake.key_for(world.resource_of(order)))
 
 
