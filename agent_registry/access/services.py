@@ -188,10 +188,17 @@ def _status_move(access: AgentAccess, move: str) -> AgentAccess:
         return access
     if access.status not in sources:
         raise Conflict(f"A {access.status} subscription cannot be {move}d.")
+    was = access.status
     access.status = target
     access.save(update_fields=["status", "updated_at"])
-    # The gateway refuses any status but active from its snapshot: a fresh one decides.
-    _after_commit("access_changed", access)
+    if AccessStatus.SUSPENDED in (was, target):
+        # A block flag, as for revocation: no process serves the key from an old snapshot.
+        suspended = target == AccessStatus.SUSPENDED
+        access_id = str(access.pk)
+        transaction.on_commit(lambda: live_state().access_suspended(access_id, suspended))
+    else:
+        # The gateway refuses any status but active from its snapshot: a fresh one decides.
+        _after_commit("access_changed", access)
     return access
 
 
