@@ -152,11 +152,11 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def fake_world() -> Iterator[tuple[Waldur, Registry, Any]]:
     """The fake Waldur and a throwaway registry wired to it; both stopped at the end."""
-    from tests.fakes.waldur import TOKEN, FakeWaldur
+    from tests.fakes.waldur import CATEGORY_UUID, TOKEN, FakeWaldur
 
     fake = FakeWaldur().start()
     provider = fake.add_customer("E2E Provider", abbreviation="e2e-provider")
-    category = fake.add_category("AI agents") if hasattr(fake, "add_category") else provider
+    category = CATEGORY_UUID
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="waldur-e2e-") as tmp:
         env = {
@@ -501,7 +501,9 @@ class Walk:
             "GET", f"/marketplace-resource-api-keys/{keys[0]['uuid']}/reveal/"
         )
         self.state["api_key"] = revealed["api_key"]
-        resource = self.waldur.call("GET", f"/marketplace-resources/{self.state['resource']}/")
+        resource = self.waldur.call(
+            "GET", f"/marketplace-provider-resources/{self.state['resource']}/"
+        )
         text = repr(resource)
         expect(revealed["api_key"] not in text, "the key is visible on the resource")
         return "revealed to the consumer; not on the resource"
@@ -535,8 +537,8 @@ class Walk:
 
     def daily(self) -> str:
         row = self.registry.first("/api/v1/usage/daily/", tenant=self.state["tenant"])
-        expect(row is not None and row["total_calls"] >= 5, f"daily summary {row}")
-        return f"{row['total_calls']} calls"
+        expect(row is not None and row["total_requests"] >= 5, f"daily summary {row}")
+        return f"{row['total_requests']} requests"
 
     def billing_sync(self) -> str:
         self.registry.manage("close_billing_cycle")
@@ -600,13 +602,16 @@ class Walk:
         return "202 twice, one project"
 
     def timeout_retried(self) -> str:
+        calls = len(self.fake.requests_to("/api/customers/"))
         self.fake.slow_seconds = 3.0  # past WALDUR_TIMEOUT=2
         self.fake.fault, self.fake.fault_count = "timeout", 1
         try:
-            done = self.registry.manage("waldur_sync")
+            done = self.registry.manage("waldur_sync")  # exits 0: the retry succeeded
         finally:
             self.fake.fault = None
-        return done.stdout.strip().splitlines()[-1]
+        tries = len(self.fake.requests_to("/api/customers/")) - calls
+        expect(tries >= 2, f"the listing was asked {tries} time(s): no retry")
+        return f"first call timed out, retried; {done.stdout.strip().splitlines()[-1]}"
 
     def billing_failure(self) -> str:
         gateway = httpx.Client(base_url=self.registry.base_url, timeout=30.0)

@@ -6,6 +6,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -13,7 +14,12 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from agent_registry.access.errors import AgentUnavailable, AlreadySubscribed
-from agent_registry.access.models import AccessStatus, AgentAccess, AgentConfiguration
+from agent_registry.access.models import (
+    AccessStatus,
+    AgentAccess,
+    AgentConfiguration,
+    BillingChannelName,
+)
 from agent_registry.access.selectors import subscription_quota_limit
 from agent_registry.agents import lifecycle
 from agent_registry.agents.models import AgentInstance, AgentPlan
@@ -52,7 +58,15 @@ def access_create(
     name: str = "",
     actor=None,
     waldur_user_email: str = "",
+    status: AccessStatus = AccessStatus.ACTIVE,
+    billing_channel: BillingChannelName = BillingChannelName.NONE,
+    waldur_order_uuid: UUID | None = None,
+    waldur_resource_uuid: UUID | None = None,
 ) -> IssuedAccess:
+    """A subscription and its key. A Waldur order's is made ``PROVISIONING`` (its key
+    refused by the gateway) until the key has been handed to Waldur: ``access_activate``."""
+    if status not in (AccessStatus.ACTIVE, AccessStatus.PROVISIONING):
+        raise ValidationFailed(details={"status": ["Active or provisioning."]})
     if plan.agent_id != agent.pk or not plan.is_active:
         raise ValidationFailed(details={"plan": ["Not an active plan of this agent."]})
     if agent.state not in lifecycle.SUBSCRIBABLE_STATES:
@@ -86,7 +100,10 @@ def access_create(
                 name=name,
                 key_prefix=issued.prefix,
                 key_hash=issued.hash,
-                status=AccessStatus.ACTIVE,
+                status=status,
+                billing_channel=billing_channel,
+                waldur_order_uuid=waldur_order_uuid,
+                waldur_resource_uuid=waldur_resource_uuid,
                 quota_limit=subscription_quota_limit(plan),
                 quota_reset_at=periods.next_month_start(now),
                 quota_counted_since=now,
@@ -152,6 +169,77 @@ def access_revoke(*, access: AgentAccess, reason: str) -> AgentAccess:
     access.previous_key_expires_at = None
     access.save()
     _after_commit("access_stopped", access)
+    return access
+
+
+# Which status each of these moves from; the target status is the service's own.
+_STATUS_MOVES = {
+    "activate": ((AccessStatus.PROVISIONING,), AccessStatus.ACTIVE),
+    "suspend": ((AccessStatus.ACTIVE,), AccessStatus.SUSPENDED),
+    "restore": ((AccessStatus.SUSPENDED,), AccessStatus.ACTIVE),
+}
+
+
+def _status_move(access: AgentAccess, move: str) -> AgentAccess:
+    """Lock, check, write; already there → a no-op (repeats and retries are harmless)."""
+    sources, target = _STATUS_MOVES[move]
+    access = AgentAccess.objects.select_for_update().get(pk=access.pk)
+    if access.status == target:
+        return access
+    if access.status not in sources:
+        raise Conflict(f"A {access.status} subscription cannot be {move}d.")
+    was = access.status
+    access.status = target
+    access.save(update_fields=["status", "updated_at"])
+    if AccessStatus.SUSPENDED in (was, target):
+        # A block flag, as for revocation: no process serves the key from an old snapshot.
+        suspended = target == AccessStatus.SUSPENDED
+        access_id = str(access.pk)
+        transaction.on_commit(lambda: live_state().access_suspended(access_id, suspended))
+    else:
+        # The gateway refuses any status but active from its snapshot: a fresh one decides.
+        _after_commit("access_changed", access)
+    return access
+
+
+@transaction.atomic
+def access_activate(*, access: AgentAccess) -> AgentAccess:
+    """A provisioning subscription's key starts working (it has been handed over)."""
+    return _status_move(access, "activate")
+
+
+@transaction.atomic
+def access_suspend(*, access: AgentAccess) -> AgentAccess:
+    """Stop the key for a while (its Waldur resource is paused); ``access_restore`` lifts it."""
+    return _status_move(access, "suspend")
+
+
+@transaction.atomic
+def access_restore(*, access: AgentAccess) -> AgentAccess:
+    return _status_move(access, "restore")
+
+
+@transaction.atomic
+def access_plan_change(*, access: AgentAccess, plan: AgentPlan) -> AgentAccess:
+    """Move the subscription to another active plan of its agent; the plan's quota and
+    rate limit apply from the next call (the gateway reloads its snapshot)."""
+    access = AgentAccess.objects.select_for_update().get(pk=access.pk)
+    if access.status == AccessStatus.REVOKED:
+        raise Conflict("A revoked subscription's plan cannot be changed.")
+    if plan.agent_id != access.agent_instance_id or not plan.is_active:
+        raise ValidationFailed(details={"plan": ["Not an active plan of this agent."]})
+    if access.plan_id == plan.pk:
+        return access
+    if _live_subscriptions(access.project, plan).exclude(pk=access.pk).exists():
+        raise AlreadySubscribed(
+            f"Project '{access.project.name}' already has a subscription to plan '{plan.name}'.",
+            details={"plan": ["Already subscribed."]},
+        )
+    access.plan = plan
+    access.quota_limit = subscription_quota_limit(plan)
+    access.rate_limit_per_second = plan.rate_limit_per_second
+    access.save(update_fields=["plan", "quota_limit", "rate_limit_per_second", "updated_at"])
+    _after_commit("access_changed", access)
     return access
 
 

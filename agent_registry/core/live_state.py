@@ -40,6 +40,9 @@ class LiveState(Protocol):
     def access_changed(self, access_id: str) -> None:
         """Its key, plan, limits or configuration changed: cached copies are stale."""
 
+    def access_suspended(self, access_id: str, suspended: bool = True) -> None:
+        """The subscription's keys stop (403) everywhere, now, until resumed (False)."""
+
     def quota_reset(self, access_id: str) -> None:
         """This month's counter starts again from zero."""
 

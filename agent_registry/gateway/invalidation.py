@@ -25,6 +25,7 @@ from agent_registry.core import periods
 from agent_registry.gateway import sync_redis
 from agent_registry.gateway.limits import get_limiter
 from agent_registry.gateway.limits.base import (
+    ACCESS_SUSPENDED,
     PROJECT_ARCHIVED,
     BlockKind,
     block_key,
@@ -139,13 +140,33 @@ def project_archived(project_id: str, archived: bool = True) -> None:
     """
     from agent_registry.access.models import AccessStatus, AgentAccess
 
-    access_ids = AgentAccess.all_objects.filter(project_id=uuid.UUID(project_id)).exclude(
+    accesses = AgentAccess.all_objects.filter(project_id=uuid.UUID(project_id)).exclude(
         status=AccessStatus.REVOKED
     )
-    for access_id in (str(pk) for pk in access_ids.values_list("pk", flat=True)):
+    for pk, status in accesses.values_list("pk", "status"):
+        access_id = str(pk)
         snapshots.evict_access(access_id)
         _forget_shared_snapshots(access_id)
-        _set_block("access", access_id, PROJECT_ARCHIVED if archived else None)
+        # Restoring the project leaves a suspended subscription's own block in place.
+        lifted = ACCESS_SUSPENDED if status == AccessStatus.SUSPENDED else None
+        _set_block("access", access_id, PROJECT_ARCHIVED if archived else lifted)
+
+
+def access_suspended(access_id: str, suspended: bool = True) -> None:
+    """Suspending stops the key everywhere at once (403); resuming lifts that, but an
+    archived project's block stays (one access block flag holds either)."""
+    from agent_registry.access.models import AgentAccess
+
+    snapshots.evict_access(access_id)
+    _forget_shared_snapshots(access_id)
+    if suspended:
+        code: str | None = ACCESS_SUSPENDED
+    else:
+        archived = AgentAccess.all_objects.filter(
+            pk=uuid.UUID(access_id), project__is_active=False
+        ).exists()
+        code = PROJECT_ARCHIVED if archived else None
+    _set_block("access", access_id, code)
 
 
 def agent_state_changed(agent_pk: str, state: str) -> None:

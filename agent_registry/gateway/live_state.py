@@ -24,6 +24,7 @@ NO_SHARED_STORE = "no REDIS_URL: the embedded gateway keeps its counters in its 
 class GatewayLiveState:
     access_stopped = staticmethod(invalidation.access_stopped)
     access_changed = staticmethod(invalidation.access_changed)
+    access_suspended = staticmethod(invalidation.access_suspended)
     quota_reset = staticmethod(invalidation.quota_reset)
     tenant_suspended = staticmethod(invalidation.tenant_suspended)
     tenant_reactivated = staticmethod(invalidation.tenant_reactivated)

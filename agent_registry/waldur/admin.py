@@ -1,9 +1,10 @@
 from django.contrib import admin, messages
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from agent_registry.core.admin import colored
-from agent_registry.waldur.models import WaldurEvent, WaldurSyncRun, WaldurUsageReport
+from agent_registry.waldur.models import WaldurEvent, WaldurOrder, WaldurSyncRun, WaldurUsageReport
 from agent_registry.waldur.usage_push import push_reports
 
 
@@ -69,3 +70,48 @@ class WaldurUsageReportAdmin(ReadOnlyAdmin):
             return
         level = messages.SUCCESS if result.ok else messages.ERROR
         self.message_user(request, f"Waldur usage: {result.summary()}", level)
+
+
+# --- orders ---------------------------------------------------------------------------
+
+
+@admin.register(WaldurOrder)
+class WaldurOrderAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "order_type",
+        "order_uuid",
+        "outcome",
+        "step",
+        "waldur_state",
+        "attempts",
+        "access",
+        "error",
+    ]
+    list_filter = ["outcome", "order_type", "waldur_state", ("error", admin.EmptyFieldListFilter)]
+    search_fields = ["order_uuid", "resource_uuid", "offering_uuid", "error"]
+    date_hierarchy = "created_at"
+    list_select_related = ["access"]
+    actions = ["process_again"]
+
+    @admin.action(description="Run the order pass for these orders' offerings now")
+    def process_again(self, request, queryset) -> None:
+        from agent_registry.waldur.client import client_from_settings, enabled
+        from agent_registry.waldur.errors import WaldurError
+        from agent_registry.waldur.orders import orders_process
+
+        if not enabled():
+            self.message_user(request, "WALDUR_API_URL is not set.", level=messages.ERROR)
+            return
+        offerings = {row.offering_uuid for row in queryset if row.offering_uuid}
+        try:
+            with client_from_settings() as client:
+                results = [orders_process(client=client, offering_uuid=o) for o in offerings]
+        except (WaldurError, ImproperlyConfigured) as exc:
+            self.message_user(request, f"Failed: {exc}", level=messages.ERROR)
+            return
+        errors = [e for r in results for e in r.errors]
+        level = messages.ERROR if errors else messages.SUCCESS
+        self.message_user(
+            request, f"{len(offerings)} offering(s) processed; {len(errors)} error(s).", level
+        )

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import cache
+from importlib import import_module
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,7 +33,12 @@ from uuid import UUID
 import httpx
 from django.conf import settings
 
-from agent_registry.waldur.errors import WaldurNotFound, WaldurPermanent, WaldurTransient
+from agent_registry.waldur.errors import (
+    WaldurError,
+    WaldurNotFound,
+    WaldurPermanent,
+    WaldurTransient,
+)
 
 
 @cache
@@ -152,7 +158,58 @@ def _generated() -> SimpleNamespace:
         PatchedProviderPlanDetailsRequest=PatchedProviderPlanDetailsRequest,
         PricesUpdateRequest=PricesUpdateRequest,
         QuotasUpdateRequest=QuotasUpdateRequest,
+        **_orders_modules(),
     )
+
+
+# Orders, provider offerings and resources, and their API keys: operation modules by tag,
+# and request models by module (``# --- orders and resources ---``).
+_ORDERS_OPERATIONS = {
+    "marketplace_orders": (
+        "marketplace_orders_approve_by_provider",
+        "marketplace_orders_list",
+        "marketplace_orders_reject_by_provider",
+        "marketplace_orders_retrieve",
+        "marketplace_orders_set_backend_id",
+        "marketplace_orders_set_state_done",
+        "marketplace_orders_set_state_erred",
+        "marketplace_orders_set_state_executing",
+    ),
+    "marketplace_provider_offerings": ("marketplace_provider_offerings_retrieve",),
+    "marketplace_provider_resources": (
+        "marketplace_provider_resources_list",
+        "marketplace_provider_resources_retrieve",
+        "marketplace_provider_resources_set_backend_id",
+        "marketplace_provider_resources_set_endpoints",
+    ),
+    "marketplace_resource_api_keys": (
+        "marketplace_resource_api_keys_list",
+        "marketplace_resource_api_keys_report_created",
+        "marketplace_resource_api_keys_set_key",
+    ),
+}
+_ORDERS_MODELS = {
+    "order_approve_by_provider_request": "OrderApproveByProviderRequest",
+    "order_backend_id_request": "OrderBackendIDRequest",
+    "order_error_details_request": "OrderErrorDetailsRequest",
+    "order_provider_rejection_request": "OrderProviderRejectionRequest",
+    "order_state": "OrderState",
+    "resource_api_key_report_created_request": "ResourceApiKeyReportCreatedRequest",
+    "resource_api_key_set_key_request": "ResourceApiKeySetKeyRequest",
+    "resource_backend_id_request": "ResourceBackendIDRequest",
+    "resource_endpoint_request": "ResourceEndpointRequest",
+    "resource_endpoints_request": "ResourceEndpointsRequest",
+}
+
+
+def _orders_modules() -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for tag, names in _ORDERS_OPERATIONS.items():
+        for name in names:
+            found[name] = import_module(f"waldur_api_client.api.{tag}.{name}")
+    for module, name in _ORDERS_MODELS.items():
+        found[name] = getattr(import_module(f"waldur_api_client.models.{module}"), name)
+    return found
 
 
 PAGE_SIZE = 100
@@ -396,6 +453,162 @@ def _body(model: Any, payload: dict[str, Any]) -> Any:
         return model.from_dict(payload)
     except (KeyError, TypeError, ValueError) as exc:
         raise WaldurPermanent(f"not a valid {model.__name__}: {exc}") from exc
+
+
+# --- orders and resources: what the registry reads ------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MarketplaceOrder:
+    """An order for one of the offerings (``OrderDetails``). ``type`` is Create, Update,
+    Terminate or Restore; ``plan_uuid`` the plan ordered (an Update's new plan)."""
+
+    uuid: UUID
+    type: str
+    state: str
+    offering_uuid: UUID
+    plan_uuid: UUID | None
+    resource_uuid: UUID | None
+    project_uuid: UUID | None
+    resource_name: str
+    created_by_email: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderOffering:
+    """An offering as its provider reads it: ``backend_id`` is the agent's ``agent_id``;
+    ``plans`` pairs each Waldur plan's uuid with its ``backend_id`` (the AgentPlan id)."""
+
+    uuid: UUID
+    backend_id: str
+    customer_uuid: UUID | None
+    plans: tuple[tuple[UUID, str], ...]
+
+    def plan_backend_id(self, plan_uuid: UUID) -> str:
+        return next((backend for uuid, backend in self.plans if uuid == plan_uuid), "")
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderResource:
+    uuid: UUID
+    state: str  # Creating, OK, Erred, Updating, Terminating, Terminated
+    paused: bool
+    backend_id: str
+    offering_uuid: UUID | None
+    endpoints: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceApiKeyStatus:
+    """A key Waldur keeps for a resource (never its value: only the consumer reveals it)."""
+
+    uuid: UUID
+    client_id: str
+    state: str
+
+
+def _opt_uuid(obj: dict, key: str) -> UUID | None:
+    value = obj.get(key)
+    if value in (None, ""):
+        return None
+    try:
+        return UUID(str(value))
+    except ValueError as exc:
+        raise WaldurPermanent(f"Waldur's {key!r} is not a UUID") from exc
+
+
+def order_from(data: Any) -> MarketplaceOrder:
+    uuid = _uuid(data, "uuid")
+    return MarketplaceOrder(
+        uuid=uuid,
+        type=_req(data, "type", str),
+        state=_req(data, "state", str),
+        offering_uuid=_uuid(data, "offering_uuid"),
+        plan_uuid=_opt_uuid(data, "new_plan_uuid") or _opt_uuid(data, "plan_uuid"),
+        resource_uuid=_opt_uuid(data, "marketplace_resource_uuid")
+        or _opt_uuid(data, "resource_uuid"),
+        project_uuid=_opt_uuid(data, "project_uuid"),
+        resource_name=_opt_str(data, "resource_name"),
+        created_by_email=_opt_str(data, "created_by_email"),
+    )
+
+
+def provider_offering_from(data: Any) -> ProviderOffering:
+    plans = data.get("plans") if isinstance(data, dict) else None
+    return ProviderOffering(
+        uuid=_uuid(data, "uuid"),
+        backend_id=_opt_str(data, "backend_id"),
+        customer_uuid=_opt_uuid(data, "customer_uuid"),
+        plans=tuple(
+            (_uuid(plan, "uuid"), _opt_str(plan, "backend_id"))
+            for plan in (plans or [])
+            if isinstance(plan, dict)
+        ),
+    )
+
+
+def provider_resource_from(data: Any) -> ProviderResource:
+    endpoints = data.get("endpoints") if isinstance(data, dict) else None
+    return ProviderResource(
+        uuid=_uuid(data, "uuid"),
+        state=_req(data, "state", str),
+        paused=bool(data.get("paused", False)),
+        backend_id=_opt_str(data, "backend_id"),
+        offering_uuid=_opt_uuid(data, "offering_uuid"),
+        endpoints=tuple(
+            e["url"]
+            for e in (endpoints or [])
+            if isinstance(e, dict) and isinstance(e.get("url"), str)
+        ),
+    )
+
+
+def api_key_status_from(data: Any) -> ResourceApiKeyStatus:
+    return ResourceApiKeyStatus(
+        uuid=_uuid(data, "uuid"),
+        client_id=_opt_str(data, "client_id"),
+        state=_opt_str(data, "state"),
+    )
+
+
+# --- usage: what is sent and read back ----------------------------------------------
+# Waldur keeps amounts with 2 decimal places; more would be refused (or rounded).
+AMOUNT_PLACES = Decimal("0.01")
+
+
+@dataclass(frozen=True, slots=True)
+class WaldurComponentUsage:
+    """One component's amount for a resource's month, as Waldur holds it."""
+
+    resource_uuid: UUID
+    type: str
+    amount: Decimal
+    billing_period: date
+
+
+def _amount_text(amount: Decimal) -> str:
+    if amount != amount.quantize(AMOUNT_PLACES):
+        raise ValueError(f"usage amount {amount} has more than 2 decimal places")
+    return f"{amount.quantize(AMOUNT_PLACES):f}"
+
+
+def component_usage_from(data: Any) -> WaldurComponentUsage:
+    # ``usage`` is a decimal string in Waldur's answers (the 8.1.3 model says int).
+    raw = data.get("usage") if isinstance(data, dict) else None
+    period = data.get("billing_period") if isinstance(data, dict) else None
+    try:
+        amount = Decimal(str(raw)) if isinstance(raw, (str, int, float)) else None
+        first = date.fromisoformat(period[:10]) if isinstance(period, str) else None
+    except (InvalidOperation, ValueError):
+        amount = first = None
+    if amount is None or first is None:
+        raise WaldurPermanent("Waldur's component usage lacks a usable 'usage' or 'billing_period'")
+    return WaldurComponentUsage(
+        resource_uuid=_uuid(data, "resource_uuid"),
+        type=_req(data, "type", str),
+        amount=amount,
+        billing_period=first,
+    )
 
 
 # --- The per-host cap ---------------------------------------------------------------
@@ -719,45 +932,145 @@ class WaldurClient:
             )
         ]
 
+    # --- orders and resources -----------------------------------------------------
 
-# --- usage: what is sent and read back ----------------------------------------------
-# Waldur keeps amounts with 2 decimal places; more would be refused (or rounded).
-AMOUNT_PLACES = Decimal("0.01")
+    def orders(
+        self, *, provider_uuid: UUID | None = None, offering_uuid: UUID | None = None
+    ) -> list[MarketplaceOrder]:
+        """The orders waiting for the provider: ``pending-provider`` and ``executing``."""
+        g = _generated()
+        states = [g.OrderState.PENDING_PROVIDER, g.OrderState.EXECUTING]
+        filters: dict[str, Any] = {"state": states}
+        if provider_uuid is not None:
+            filters["provider_uuid"] = provider_uuid
+        if offering_uuid is not None:
+            filters["offering_uuid"] = offering_uuid
+        return [
+            order_from(item)
+            for item in self._pages(
+                g.marketplace_orders_list._get_kwargs, what="list orders", **filters
+            )
+        ]
 
+    def order(self, uuid: UUID) -> MarketplaceOrder:
+        kwargs = _generated().marketplace_orders_retrieve._get_kwargs(uuid)
+        return order_from(self._send(kwargs, what=f"order {uuid}"))
 
-@dataclass(frozen=True, slots=True)
-class WaldurComponentUsage:
-    """One component's amount for a resource's month, as Waldur holds it."""
+    def order_approve(self, uuid: UUID) -> None:
+        g = _generated()
+        body = g.OrderApproveByProviderRequest()
+        self._send(
+            g.marketplace_orders_approve_by_provider._get_kwargs(uuid, body=body),
+            what=f"approve order {uuid}",
+        )
 
-    resource_uuid: UUID
-    type: str
-    amount: Decimal
-    billing_period: date
+    def order_reject(self, uuid: UUID, *, comment: str) -> None:
+        g = _generated()
+        body = g.OrderProviderRejectionRequest(provider_rejection_comment=comment)
+        self._send(
+            g.marketplace_orders_reject_by_provider._get_kwargs(uuid, body=body),
+            what=f"reject order {uuid}",
+        )
 
+    def order_set_executing(self, uuid: UUID) -> None:
+        kwargs = _generated().marketplace_orders_set_state_executing._get_kwargs(uuid)
+        self._send(kwargs, what=f"order {uuid} executing")
 
-def _amount_text(amount: Decimal) -> str:
-    if amount != amount.quantize(AMOUNT_PLACES):
-        raise ValueError(f"usage amount {amount} has more than 2 decimal places")
-    return f"{amount.quantize(AMOUNT_PLACES):f}"
+    def order_set_done(self, uuid: UUID) -> None:
+        kwargs = _generated().marketplace_orders_set_state_done._get_kwargs(uuid)
+        self._send(kwargs, what=f"order {uuid} done")
 
+    def order_set_erred(self, uuid: UUID, *, message: str) -> None:
+        g = _generated()
+        body = g.OrderErrorDetailsRequest(error_message=message[:1000], error_traceback="")
+        self._send(
+            g.marketplace_orders_set_state_erred._get_kwargs(uuid, body=body),
+            what=f"order {uuid} erred",
+        )
 
-def component_usage_from(data: Any) -> WaldurComponentUsage:
-    # ``usage`` is a decimal string in Waldur's answers (the 8.1.3 model says int).
-    raw = data.get("usage") if isinstance(data, dict) else None
-    period = data.get("billing_period") if isinstance(data, dict) else None
-    try:
-        amount = Decimal(str(raw)) if isinstance(raw, (str, int, float)) else None
-        first = date.fromisoformat(period[:10]) if isinstance(period, str) else None
-    except (InvalidOperation, ValueError):
-        amount = first = None
-    if amount is None or first is None:
-        raise WaldurPermanent("Waldur's component usage lacks a usable 'usage' or 'billing_period'")
-    return WaldurComponentUsage(
-        resource_uuid=_uuid(data, "resource_uuid"),
-        type=_req(data, "type", str),
-        amount=amount,
-        billing_period=first,
-    )
+    def order_set_backend_id(self, uuid: UUID, *, backend_id: str) -> None:
+        g = _generated()
+        body = g.OrderBackendIDRequest(backend_id=backend_id)
+        self._send(
+            g.marketplace_orders_set_backend_id._get_kwargs(uuid, body=body),
+            what=f"order {uuid} backend id",
+        )
+
+    def provider_offering(self, uuid: UUID) -> ProviderOffering:
+        kwargs = _generated().marketplace_provider_offerings_retrieve._get_kwargs(uuid)
+        return provider_offering_from(self._send(kwargs, what=f"offering {uuid}"))
+
+    def resource(self, uuid: UUID) -> ProviderResource:
+        kwargs = _generated().marketplace_provider_resources_retrieve._get_kwargs(uuid)
+        return provider_resource_from(self._send(kwargs, what=f"resource {uuid}"))
+
+    def resources(self, *, provider_uuid: UUID) -> list[ProviderResource]:
+        """Every resource of the provider's offerings (for pause/restore reconciling)."""
+        build = _generated().marketplace_provider_resources_list._get_kwargs
+        return [
+            provider_resource_from(item)
+            for item in self._pages(build, what="list resources", provider_uuid=provider_uuid)
+        ]
+
+    def resource_set_backend_id(self, uuid: UUID, *, backend_id: str) -> None:
+        g = _generated()
+        body = g.ResourceBackendIDRequest(backend_id=backend_id)
+        self._send(
+            g.marketplace_provider_resources_set_backend_id._get_kwargs(uuid, body=body),
+            what=f"resource {uuid} backend id",
+        )
+
+    def resource_set_endpoints(self, uuid: UUID, *, endpoints: list[tuple[str, str]]) -> None:
+        """``(name, url)`` pairs; URLs only, never a key."""
+        g = _generated()
+        body = g.ResourceEndpointsRequest(
+            endpoints=[g.ResourceEndpointRequest(name=n, url=u) for n, u in endpoints]
+        )
+        self._send(
+            g.marketplace_provider_resources_set_endpoints._get_kwargs(uuid, body=body),
+            what=f"resource {uuid} endpoints",
+        )
+
+    def resource_api_keys(self, resource_uuid: UUID) -> list[ResourceApiKeyStatus]:
+        build = _generated().marketplace_resource_api_keys_list._get_kwargs
+        return [
+            api_key_status_from(item)
+            for item in self._pages(
+                build, what=f"API keys of resource {resource_uuid}", resource_uuid=resource_uuid
+            )
+        ]
+
+    def api_key_report_created(
+        self, *, resource_uuid: UUID, client_id: str, api_key: str
+    ) -> ResourceApiKeyStatus:
+        """Hand a new key to Waldur (idempotent per resource + client_id)."""
+        g = _generated()
+        body = g.ResourceApiKeyReportCreatedRequest(
+            resource=resource_uuid, client_id=client_id, api_key=api_key
+        )
+        kwargs = g.marketplace_resource_api_keys_report_created._get_kwargs(body=body)
+        return api_key_status_from(
+            self._send_secret(kwargs, api_key, what=f"report the key of resource {resource_uuid}")
+        )
+
+    def api_key_set(self, key_uuid: UUID, *, client_id: str, api_key: str) -> ResourceApiKeyStatus:
+        """Replace the value of a key Waldur already has (after a re-issue)."""
+        g = _generated()
+        body = g.ResourceApiKeySetKeyRequest(api_key=api_key, client_id=client_id)
+        kwargs = g.marketplace_resource_api_keys_set_key._get_kwargs(key_uuid, body=body)
+        return api_key_status_from(self._send_secret(kwargs, api_key, what=f"set key {key_uuid}"))
+
+    def _send_secret(self, kwargs: dict[str, Any], secret: str, *, what: str) -> Any:
+        """``_send``, but an error never carries the secret: Waldur's answer to a refused
+        call is dropped (it may quote the body, and cut short, a replace would miss it)."""
+        try:
+            return self._send(kwargs, what=what)
+        except WaldurError as exc:
+            if isinstance(exc, WaldurPermanent) and exc.status is not None:
+                message = f"{what}: HTTP {exc.status} (answer not kept: it may quote the key)"
+            else:
+                message = str(exc).replace(secret, "***")
+            raise type(exc)(message, status=exc.status) from None
 
 
 def enabled() -> bool:

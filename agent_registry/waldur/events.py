@@ -12,12 +12,18 @@ import logging
 from typing import Any
 from uuid import UUID
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 
 from agent_registry.core.errors import RegistryError
 from agent_registry.waldur import metrics
-from agent_registry.waldur.client import client_from_settings
-from agent_registry.waldur.errors import WaldurError, WaldurTransient
+from agent_registry.waldur.client import WaldurClient, client_from_settings
+from agent_registry.waldur.errors import (
+    WaldurError,
+    WaldurNotFound,
+    WaldurPermanent,
+    WaldurTransient,
+)
 from agent_registry.waldur.models import EventStatus, WaldurEvent
 from agent_registry.waldur.sync import customer_refresh, project_refresh
 
@@ -35,7 +41,24 @@ PROJECT_EVENTS = frozenset(
     }
 )
 ROLE_EVENTS = frozenset({"role_granted", "role_revoked", "role_updated"})
-KNOWN_TYPES = CUSTOMER_EVENTS | PROJECT_EVENTS | ROLE_EVENTS
+# Orders and resources: each only triggers the order pass for the object's offering
+# (orders.py), after re-reading the order or resource named.
+ORDER_EVENTS = frozenset(
+    f"marketplace_order_{what}"
+    for what in ("created", "approved", "rejected", "completed", "terminated", "failed")
+)
+RESOURCE_EVENTS = frozenset(
+    f"marketplace_resource_{what}"
+    for what in (
+        "create_requested",
+        "create_succeeded",
+        "create_failed",
+        "terminate_requested",
+        "terminate_succeeded",
+        "paused",
+    )
+)
+KNOWN_TYPES = CUSTOMER_EVENTS | PROJECT_EVENTS | ROLE_EVENTS | ORDER_EVENTS | RESOURCE_EVENTS
 # Context keys never stored (Waldur masks them in recent versions; older ones may not).
 SECRET_SUFFIXES = ("_token", "_secret", "password", "token", "secret")
 MAX_ATTEMPTS = 5
@@ -89,6 +112,10 @@ def parse(payload: Any) -> tuple[str, str, str, dict]:
 def _object_key(event_type: str) -> str:
     if event_type in PROJECT_EVENTS:
         return "project_uuid"
+    if event_type in ORDER_EVENTS:
+        return "order_uuid"
+    if event_type in RESOURCE_EVENTS:
+        return "resource_uuid"
     if event_type in CUSTOMER_EVENTS or event_type in ROLE_EVENTS:
         # A role event names the customer whose roles changed (or the project's customer).
         return "customer_uuid"
@@ -147,6 +174,8 @@ def event_process(event_id: int) -> str:
             uuid = UUID(event.object_uuid)
             if event.event_type in PROJECT_EVENTS:
                 outcome = project_refresh(client=client, project_uuid=uuid)
+            elif event.event_type in ORDER_EVENTS or event.event_type in RESOURCE_EVENTS:
+                outcome = _orders_for(client, event.event_type, uuid)
             else:
                 outcome = customer_refresh(client=client, customer_uuid=uuid)
     except (WaldurError, RegistryError) as exc:
@@ -163,6 +192,34 @@ def event_process(event_id: int) -> str:
     event.save(update_fields=["status", "error", "attempts"])
     metrics.hook_counted(event.event_type, "processed", known=KNOWN_TYPES)
     return outcome
+
+
+def _orders_for(client: WaldurClient, event_type: str, uuid: UUID) -> str:
+    """Re-read the order or resource, then run the order pass for its offering."""
+    from agent_registry.waldur.orders import orders_process, resource_mirror
+
+    offering_uuid: UUID | None
+    try:
+        if event_type in ORDER_EVENTS:
+            offering_uuid = client.order(uuid).offering_uuid
+        else:
+            resource = client.resource(uuid)
+            offering_uuid = resource.offering_uuid
+            resource_mirror(resource=resource)
+    except WaldurNotFound:
+        return "unchanged"  # gone in Waldur: the periodic pass closes what is left
+    if offering_uuid is None:
+        return "unchanged"
+    try:
+        result = orders_process(client=client, offering_uuid=offering_uuid)
+    except ImproperlyConfigured as exc:
+        raise WaldurPermanent(str(exc)) from exc
+    # Each order records its own failure (WaldurOrder); the event failed only if the
+    # orders could not even be listed.
+    listing = [e for e in result.errors if e.startswith("listing")]
+    if listing:
+        raise WaldurTransient(listing[0])
+    return "processed"
 
 
 def events_retry() -> int:

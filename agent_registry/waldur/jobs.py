@@ -36,6 +36,19 @@ def sync_waldur() -> dict:
     return {**result.counts, "events_retried": retried}
 
 
+def process_waldur_orders() -> dict:
+    """One pass over the offerings' orders (and the resources' paused state)."""
+    if not enabled():
+        return {"skipped": "WALDUR_API_URL is not set"}
+    from agent_registry.waldur.orders import orders_process
+
+    with client_from_settings() as client:
+        result = orders_process(client=client)
+    if not result.ok:
+        raise WaldurError(f"waldur orders failed: {'; '.join(result.errors[:5])}")
+    return result.counts
+
+
 def register_waldur_hooks() -> list[str]:
     if not enabled():
         return ["skipped: WALDUR_API_URL is not set"]
@@ -89,6 +102,11 @@ SCHEDULE: dict[str, Job] = {
         "agent_registry.waldur.jobs.repair_offerings",
         Every(15 * 60),
         "Bring published agents' Waldur offerings in step (repairs failed follow-ups).",
+    ),
+    "waldur-process-orders": Job(
+        "agent_registry.waldur.jobs.process_waldur_orders",
+        Every(3 * 60),
+        "Take the offerings' Waldur orders through approval, keys and completion.",
     ),
     "waldur-register-hooks": Job(
         "agent_registry.waldur.jobs.register_waldur_hooks",

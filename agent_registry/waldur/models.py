@@ -117,3 +117,50 @@ class WaldurUsageReport(models.Model):
         # Nothing sent yet: Waldur holds zero, which is in sync with a month of zeros.
         held = self.sent if self.sent is not None else dict.fromkeys(self.amounts, "0.00")
         return not self.error and held == self.amounts
+
+
+# --- orders ---------------------------------------------------------------------------
+
+
+class OrderOutcome(models.TextChoices):
+    IN_PROGRESS = "in_progress", "In progress"
+    RETRY = "retry", "Waiting for a retry"  # a transient failure: the next pass goes on
+    DONE = "done", "Done"
+    REJECTED = "rejected", "Rejected"
+    ERRED = "erred", "Erred"  # a permanent failure, reported to Waldur (set_state_erred)
+
+
+class WaldurOrder(models.Model):
+    """What the order processing knows of one Waldur order: the last step it finished
+    (``orders.py``: each order type is a list of named steps, resumed after the last
+    one done), the outcome, and the error. Never a key: only Waldur's uuid for it."""
+
+    order_uuid = models.UUIDField(unique=True)
+    order_type = models.CharField(max_length=20)
+    offering_uuid = models.UUIDField(null=True, blank=True)
+    resource_uuid = models.UUIDField(null=True, blank=True, db_index=True)
+    waldur_state = models.CharField(max_length=30, help_text="The order's state last seen.")
+    step = models.CharField(max_length=40, blank=True, help_text="The last step finished.")
+    outcome = models.CharField(
+        max_length=20,
+        choices=OrderOutcome.choices,
+        default=OrderOutcome.IN_PROGRESS,
+        db_index=True,
+    )
+    access = models.ForeignKey(
+        "access.AgentAccess", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    key_uuid = models.UUIDField(null=True, blank=True, help_text="Waldur's uuid of the key.")
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    # A pass holds the order until then; another pass meanwhile leaves it alone.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.order_type} order {self.order_uuid}: {self.outcome}"

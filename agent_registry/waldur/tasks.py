@@ -15,6 +15,11 @@ def waldur_sync() -> object:
     return run_job("waldur-sync")
 
 
+@shared_task(name=jobs.task_name("waldur-process-orders"), **TASK_OPTIONS)
+def waldur_process_orders() -> object:
+    return run_job("waldur-process-orders")
+
+
 @shared_task(name=jobs.task_name("waldur-register-hooks"), **TASK_OPTIONS)
 def waldur_register_hooks() -> object:
     return run_job("waldur-register-hooks")

@@ -159,6 +159,7 @@ def test_the_asgi_app_starts_the_in_process_scheduler_on_schedule(monkeypatch):
         "create-usage-partitions": [datetime(2026, 3, 11, 0, 30, tzinfo=UTC)],
         "waldur-sync": every(15),
         "waldur-offerings": every(15),
+        "waldur-process-orders": every(3),
         "waldur-register-hooks": every(6 * 60),
         "waldur-push-usage": every(60),
     }
@@ -332,7 +333,7 @@ def test_the_command_reports_created_updated_and_unchanged():
     assert "created   reconcile-usage" in lines
     assert "updated   aggregate-yesterday" in lines
     assert "unchanged roll-quota-periods" in lines
-    assert lines[-1] == "schedules: 1 created, 1 updated, 8 unchanged, 0 removed"
+    assert lines[-1] == "schedules: 1 created, 1 updated, 9 unchanged, 0 removed"
     assert beat_rows() == scheduled()
 
 

@@ -31,8 +31,17 @@ resources (``resources_count``, set by a test). ``offerings_delay`` slows each l
 of offerings; ``lose_create_answers`` makes the next creates of an offering happen but
 answer only after the client's timeout (a lost answer).
 
+Orders and resources (``_handle_orders``): ``GET /api/marketplace-orders/`` (filters
+``state``, ``offering_uuid``, ``provider_uuid``), ``GET …/<uuid>/`` and its provider actions
+with Waldur's transitions; ``GET /api/marketplace-provider-resources/`` (``provider_uuid``),
+``…/<uuid>/``, ``set_backend_id/``, ``set_endpoints/``; ``GET
+/api/marketplace-provider-offerings/<uuid>/`` for offerings seeded with ``add_offering``;
+``/api/marketplace-resource-api-keys/`` (list by ``resource_uuid``, ``report_created/``,
+``<uuid>/set_key/``), keeping the value received (``key_for``). ``path_faults`` fails
+only the calls whose path ends with a suffix (also ``"echo400"``: a 400 quoting the body).
+
 ``fault`` makes the next ``fault_count`` calls (all by default) fail: ``"timeout"``
-(sleep past the client's timeout), ``"500"``, ``"429"``, ``"400"``, ``"garbage"``.
+(sleep past the client's timeout), ``"500"``, ``"429"``, ``"400"``, ``"403"``, ``"garbage"``.
 """
 
 from __future__ import annotations
@@ -49,6 +58,10 @@ import httpx
 from tests.fakes.http_server import Exchange, FakeHTTPServer
 
 TOKEN = "fake-waldur-token"
+# The service provider's customer (WALDUR_PROVIDER_CUSTOMER_UUID in the tests).
+PROVIDER_UUID = "5e1f0c1b2a3d4e5f60718293a4b5c6d7"
+# The marketplace category of the agents' offerings (WALDUR_CATEGORY_UUID in the tests).
+CATEGORY_UUID = "c47e9a0b1c2d4e3f8a9b0c1d2e3f4a5b"
 
 
 class FakeWaldur(FakeHTTPServer):
@@ -63,10 +76,16 @@ class FakeWaldur(FakeHTTPServer):
         self.plans: dict[str, dict[str, Any]] = {}  # uuid → ProviderPlanDetails
         self.offerings_delay = 0.0  # seconds each offerings listing takes (races)
         self.lose_create_answers = 0  # creates made whose answer then times out
-        # --- usage: marketplace resources (uuid hex → Resource fields) and the component
-        # usages set on them ((resource uuid hex, component type, "YYYY-MM-01") → ComponentUsage)
+        # Marketplace resources (uuid hex → Resource fields; orders and usage share them)
+        # and the usages set on them: (resource uuid hex, type, "YYYY-MM-01") → ComponentUsage
         self.resources: dict[str, dict[str, Any]] = {}
         self.component_usages: dict[tuple[str, str, str], dict[str, Any]] = {}
+        # Orders and resources (``_handle_orders``; seeded with add_offering/add_order).
+        self.seeded_offerings: dict[str, dict[str, Any]] = {}
+        self.orders: dict[str, dict[str, Any]] = {}
+        self.api_keys: dict[str, dict[str, Any]] = {}  # ResourceApiKeyStatus, no value
+        self.key_values: dict[str, str] = {}  # key uuid → the value last received
+        self.path_faults: dict[str, str] = {}  # path suffix → a fault, as ``fault``
         self.fault: str | None = None
         self.fault_count: int | None = None
         self.slow_seconds = 2.0
@@ -188,6 +207,8 @@ class FakeWaldur(FakeHTTPServer):
             return exchange.send_json(200, hook)
         if self._handle_usage(exchange, method, parts):
             return
+        if self._handle_orders(exchange, method, parts):
+            return
         exchange.send_json(404, {"detail": "Not found."})
 
     # --- usage -------------------------------------------------------------------------
@@ -263,7 +284,7 @@ class FakeWaldur(FakeHTTPServer):
         if self.fault == "timeout":
             self.pause(self.slow_seconds)
             exchange.send_json(200, [])
-        elif self.fault in ("500", "429", "400"):
+        elif self.fault in ("500", "429", "400", "403"):
             exchange.send_json(int(self.fault), {"detail": f"fault {self.fault}"})
         elif self.fault == "garbage":
             exchange.send(200, b"<html>not json")
@@ -285,8 +306,23 @@ class FakeWaldur(FakeHTTPServer):
     # --- the world changed through the API, with Waldur's events ---------------------
 
     def _handle_world(self, exchange: Exchange, method: str, parts: list[str]) -> bool:
-        """Staff changes to customers and projects (each fires its events); True if served."""
+        """Staff changes to customers and projects, a consumer's orders and the reveal of
+        their keys (each change fires its events); True if served."""
         body = exchange.request.json if exchange.request.body else {}
+        if method == "POST" and parts == ["marketplace-orders"]:
+            self._order_create(exchange, body)
+            return True
+        if (
+            method == "GET"
+            and parts[:1] == ["marketplace-resource-api-keys"]
+            and parts[2:] == ["reveal"]
+        ):
+            key = self.api_keys.get(parts[1].replace("-", ""))
+            if key is None:
+                exchange.send_json(404, {"detail": "Not found."})
+            else:
+                exchange.send_json(200, {**key, "api_key": self.key_values[key["uuid"]]})
+            return True
         if method == "POST" and parts == ["customers"]:
             uuid = self.add_customer(body["name"], abbreviation=body.get("abbreviation", ""))
             exchange.send_json(201, self.customers[uuid])
@@ -333,6 +369,41 @@ class FakeWaldur(FakeHTTPServer):
             exchange.send(204, b"")
             self._deliver("project_deletion_succeeded", context)
         return True
+
+    def _order_create(self, exchange: Exchange, body: dict[str, Any]) -> None:
+        """``POST /api/marketplace-orders/ {"offering", "plan", "project", "attributes"}``
+        (URLs) as a consumer sends it: a Create order waiting for the provider."""
+
+        def uuid_of(field: str) -> str:
+            return str(body.get(field) or "").rstrip("/").rsplit("/", 1)[-1].replace("-", "")
+
+        offering = self.offering_of(uuid_of("offering"))
+        project_uuid = uuid_of("project")
+        plan = next(
+            (p for p in (offering or {}).get("plans", []) if p["uuid"] == uuid_of("plan")), None
+        )
+        if offering is None or plan is None or project_uuid not in self.projects:
+            exchange.send_json(400, {"non_field_errors": ["Invalid offering, plan or project."]})
+            return
+        uuid = self.add_order(offering["uuid"], project_uuid=project_uuid, plan=plan["backend_id"])
+        order = self.orders[uuid]
+        name = (body.get("attributes") or {}).get("name")
+        if name:
+            self.resources[order["marketplace_resource_uuid"]]["name"] = name
+        exchange.send_json(201, order)
+        self._deliver(
+            "marketplace_order_created",
+            {
+                "order_uuid": uuid,
+                "order_created": order["created"],
+                "order_get_type_display": "Create",
+                "order_get_state_display": "pending-provider",
+                "offering_uuid": offering["uuid"],
+                "offering_name": offering["name"],
+                "resource_uuid": order["marketplace_resource_uuid"],
+                **self._context(project=project_uuid),
+            },
+        )
 
     def _context(self, *, customer: str | None = None, project: str | None = None) -> dict:
         context: dict[str, Any] = {}
@@ -500,6 +571,11 @@ class FakeWaldur(FakeHTTPServer):
         return exchange.send_json(201, self.offering_view(offering))
 
     def _handle_offerings(self, exchange: Exchange, method: str, parts: list[str]) -> bool:
+        if method == "GET" and len(parts) == 2 and parts[0] == "marketplace-provider-offerings":
+            seeded = self.seeded_offerings.get(parts[1].replace("-", ""))
+            if seeded is not None:
+                exchange.send_json(200, seeded)
+                return True
         if parts[:1] == ["marketplace-provider-offerings"]:
             self._offering_endpoint(exchange, method, parts[1:])
             return True
@@ -622,3 +698,292 @@ class FakeWaldur(FakeHTTPServer):
             plan["archived"] = True
             return exchange.send_json(200, {"status": "Plan has been archived."})
         return exchange.send_json(404, {"detail": "Not found."})
+
+    # --- orders and resources ---------------------------------------------------------
+    # Field names, states and transitions of waldur-api-client 8.1.3's OrderDetails,
+    # OrderState, Resource, ResourceState, ResourceApiKeyStatus. Orders are for offerings
+    # the registry published (``_handle_offerings``) or seeded here with ``add_offering``
+    # (a minimal offering, for tests of the order processing alone).
+
+    def _provider_of(self, resource: dict[str, Any]) -> str:
+        offering = self.offering_of(resource["offering_uuid"])
+        return offering["customer_uuid"] if offering else ""
+
+    def add_offering(
+        self, backend_id: str, *, plans: list[str], customer_uuid: str = PROVIDER_UUID
+    ) -> str:
+        """An offering of ``customer_uuid`` selling agent ``backend_id``; one Waldur plan
+        per registry plan id in ``plans`` (its ``backend_id``)."""
+        uuid = uuidlib.uuid4().hex
+        self.seeded_offerings[uuid] = {
+            "url": f"{self.base_url}/api/marketplace-provider-offerings/{uuid}/",
+            "uuid": uuid,
+            "name": backend_id,
+            "backend_id": backend_id,
+            "customer_uuid": customer_uuid,
+            "type": "Marketplace.Slurm",
+            "state": "Active",
+            "plans": [self._seeded_plan(uuid, plan_id) for plan_id in plans],
+        }
+        return uuid
+
+    def _seeded_plan(self, offering_uuid: str, backend_id: str) -> dict[str, Any]:
+        uuid = uuidlib.uuid4().hex
+        return {
+            "url": f"{self.base_url}/api/marketplace-plans/{uuid}/",
+            "uuid": uuid,
+            "name": f"plan {backend_id}",
+            "backend_id": backend_id,
+            "archived": False,
+            "unit": "month",
+        }
+
+    def offering_of(self, uuid: str) -> dict[str, Any] | None:
+        """A seeded offering, or one the registry published (with its plans)."""
+        key = uuid.replace("-", "")
+        if key in self.seeded_offerings:
+            return self.seeded_offerings[key]
+        return self.offering_view(self.offerings[key]) if key in self.offerings else None
+
+    def plan_uuid(self, offering_uuid: str, backend_id: str) -> str:
+        plans = self.offering_of(offering_uuid)["plans"]  # type: ignore[index]
+        return next(p["uuid"] for p in plans if p["backend_id"] == backend_id)
+
+    def add_order(
+        self,
+        offering_uuid: str,
+        *,
+        project_uuid: str,
+        plan: str | None = None,
+        type_: str = "Create",
+        resource_uuid: str | None = None,
+        state: str = "pending-provider",
+    ) -> str:
+        """An order as a consumer makes it. ``plan`` is the registry plan id (the Waldur
+        plan's backend_id); a Create makes its resource (``Creating``)."""
+        offering = self.offering_of(offering_uuid)
+        assert offering is not None, f"no offering {offering_uuid}"
+        project = self.projects[project_uuid]
+        plan_uuid = self.plan_uuid(offering_uuid, plan) if plan else None
+        if type_ == "Create":
+            resource_uuid = uuidlib.uuid4().hex
+            self.resources[resource_uuid] = {
+                "url": f"{self.base_url}/api/marketplace-provider-resources/{resource_uuid}/",
+                "uuid": resource_uuid,
+                "name": f"subscription {len(self.resources) + 1}",
+                "state": "Creating",
+                "paused": False,
+                "backend_id": "",
+                "offering_uuid": offering_uuid,
+                "plan_uuid": plan_uuid,
+                "project_uuid": project_uuid,
+                "customer_uuid": project["customer_uuid"],
+                "endpoints": [],
+                "backend_metadata": {},
+                "limits": {},
+            }
+        assert resource_uuid is not None, "Update/Terminate/Restore name their resource"
+        resource = self.resources[resource_uuid]
+        uuid = uuidlib.uuid4().hex
+        self.orders[uuid] = {
+            "url": f"{self.base_url}/api/marketplace-orders/{uuid}/",
+            "uuid": uuid,
+            "type": type_,
+            "state": state,
+            "offering": offering["url"],
+            "offering_uuid": offering_uuid,
+            "offering_name": offering["name"],
+            "provider_uuid": offering["customer_uuid"],
+            "plan_uuid": plan_uuid or resource["plan_uuid"],
+            "old_plan_uuid": resource["plan_uuid"] if type_ == "Update" else None,
+            "new_plan_uuid": plan_uuid if type_ == "Update" else None,
+            "marketplace_resource_uuid": resource_uuid,
+            "resource_uuid": resource_uuid,
+            "resource_name": resource["name"],
+            "project_uuid": project_uuid,
+            "project_name": project["name"],
+            "customer_uuid": project["customer_uuid"],
+            "customer_name": project["customer_name"],
+            "created_by_username": "consumer",
+            "created_by_email": "consumer@example.org",
+            "attributes": {},
+            "limits": {},
+            "backend_id": "",
+            "error_message": "",
+            "error_traceback": "",
+            "provider_rejection_comment": "",
+            "created": "2026-12-01T00:00:00Z",
+        }
+        return uuid
+
+    def key_for(self, resource_uuid: str) -> str | None:
+        """The value Waldur holds for the resource's (only) key, as the consumer sees it."""
+        found = [k for k in self.api_keys.values() if k["resource_uuid"] == resource_uuid]
+        assert len(found) <= 1, f"{len(found)} keys for one resource"
+        return self.key_values[found[0]["uuid"]] if found else None
+
+    _ORDER_MOVES = {  # action → (states it moves from, the state it moves to)
+        "approve_by_provider": ({"pending-provider"}, "executing"),
+        "reject_by_provider": ({"pending-provider"}, "rejected"),
+        "set_state_executing": ({"pending-provider", "pending-consumer"}, "executing"),
+        "set_state_done": ({"executing"}, "done"),
+        "set_state_erred": ({"pending-provider", "executing"}, "erred"),
+    }
+
+    def _handle_orders(self, exchange: Exchange, method: str, parts: list[str]) -> bool:
+        path = exchange.request.path
+        for suffix, fault in self.path_faults.items():
+            if path.endswith(suffix) and fault == "echo400":  # a 400 quoting the body
+                exchange.send_json(400, {"detail": "Invalid.", "received": exchange.request.json})
+                return True
+            if path.endswith(suffix):
+                saved, self.fault = self.fault, fault
+                try:
+                    if self._fail(exchange):
+                        return True
+                finally:
+                    self.fault = saved
+        query = exchange.request.query
+        key = parts[1].replace("-", "") if len(parts) > 1 else ""
+        if method == "GET" and parts == ["marketplace-orders"]:
+            found = [
+                o
+                for o in self.orders.values()
+                if _matches(o["state"], query.get("state"))
+                and _matches(o["offering_uuid"], query.get("offering_uuid"))
+                and _matches(o["provider_uuid"], query.get("provider_uuid"))
+            ]
+            self._page(exchange, found)
+            return True
+        if parts[:1] == ["marketplace-orders"] and len(parts) in (2, 3):
+            order = self.orders.get(key)
+            if order is None:
+                exchange.send_json(404, {"detail": "Not found."})
+            elif method == "GET" and len(parts) == 2:
+                exchange.send_json(200, order)
+            elif method == "POST" and len(parts) == 3:
+                self._order_action(exchange, order, parts[2])
+            else:
+                return False
+            return True
+        if method == "GET" and parts == ["marketplace-provider-resources"]:
+            provider = query.get("provider_uuid")
+            found = [r for r in self.resources.values() if _matches(self._provider_of(r), provider)]
+            self._page(exchange, found)
+            return True
+        if parts[:1] == ["marketplace-provider-resources"] and len(parts) in (2, 3):
+            resource = self.resources.get(key)
+            body = exchange.request.json or {}
+            if resource is None:
+                exchange.send_json(404, {"detail": "Not found."})
+            elif method == "GET" and len(parts) == 2:
+                exchange.send_json(200, resource)
+            elif method == "POST" and parts[2:] == ["set_backend_id"]:
+                resource["backend_id"] = body.get("backend_id", "")
+                exchange.send_json(200, {"status": "Resource backend_id has been changed."})
+            elif method == "POST" and parts[2:] == ["set_endpoints"]:
+                resource["endpoints"] = [
+                    {"uuid": uuidlib.uuid4().hex, "name": e["name"], "url": e["url"]}
+                    for e in body["endpoints"]
+                ]
+                exchange.send_json(200, {"status": "Endpoints have been set."})
+            else:
+                return False
+            return True
+        if parts[:1] == ["marketplace-resource-api-keys"]:
+            return self._handle_api_keys(exchange, method, parts)
+        return False
+
+    def _order_action(self, exchange: Exchange, order: dict[str, Any], action: str) -> None:
+        body = exchange.request.json or {}
+        if action == "set_backend_id":
+            order["backend_id"] = body["backend_id"]
+            exchange.send_json(200, {"status": "Order backend_id has been changed."})
+            return
+        if action not in self._ORDER_MOVES:
+            exchange.send_json(404, {"detail": "Not found."})
+            return
+        sources, target = self._ORDER_MOVES[action]
+        if order["state"] not in sources:
+            exchange.send_json(400, {"detail": f"Order is {order['state']}; cannot {action}."})
+            return
+        order["state"] = target
+        resource = self.resources[order["marketplace_resource_uuid"]]
+        if action == "reject_by_provider":
+            order["provider_rejection_comment"] = body.get("provider_rejection_comment", "")
+            if order["type"] == "Create":
+                resource["state"] = "Terminated"
+        elif action == "set_state_erred":
+            order["error_message"] = body.get("error_message", "")
+            order["error_traceback"] = body.get("error_traceback", "")
+            if order["type"] == "Create":
+                resource["state"] = "Erred"
+        elif action == "set_state_done":
+            if order["type"] == "Terminate":
+                resource["state"] = "Terminated"
+            else:
+                resource["state"] = "OK"
+                resource["plan_uuid"] = order["plan_uuid"]
+        exchange.send_json(200, {})
+
+    def _handle_api_keys(self, exchange: Exchange, method: str, parts: list[str]) -> bool:
+        body = exchange.request.json or {}
+        if method == "GET" and len(parts) == 1:
+            wanted = exchange.request.query.get("resource_uuid")
+            self._page(
+                exchange,
+                [k for k in self.api_keys.values() if _matches(k["resource_uuid"], wanted)],
+            )
+            return True
+        if method == "POST" and parts[1:] == ["report_created"]:
+            resource_uuid = str(body.get("resource", "")).replace("-", "")
+            if resource_uuid not in self.resources or not body.get("client_id"):
+                exchange.send_json(400, {"resource": ["Invalid resource or client_id."]})
+                return True
+            same = [
+                k
+                for k in self.api_keys.values()
+                if k["resource_uuid"] == resource_uuid and k["client_id"] == body["client_id"]
+            ]
+            if same:  # idempotent per resource + client_id: the stored value stays
+                exchange.send_json(201, same[0])
+                return True
+            uuid = uuidlib.uuid4().hex
+            self.api_keys[uuid] = {
+                "uuid": uuid,
+                "resource_uuid": resource_uuid,
+                "resource_backend_id": self.resources[resource_uuid]["backend_id"],
+                "client_id": body["client_id"],
+                "state": "OK",
+                "pending_action": "",
+                "modified": "2026-12-01T00:00:00Z",
+                "issued_at": "2026-12-01T00:00:00Z",
+                "user_uuid": None,
+                "user_full_name": None,
+                "limits": None,
+                "allowed_models": None,
+                "current_usages": None,
+                "usage_period": None,
+                "paused_by_limit": None,
+                "error_message": "",
+            }
+            self.key_values[uuid] = body["api_key"]
+            exchange.send_json(201, self.api_keys[uuid])
+            return True
+        if method == "POST" and len(parts) == 3 and parts[2] == "set_key":
+            found = self.api_keys.get(parts[1].replace("-", ""))
+            if found is None:
+                exchange.send_json(404, {"detail": "Not found."})
+                return True
+            self.key_values[found["uuid"]] = body["api_key"]
+            found["state"] = "OK"
+            exchange.send_json(200, found)
+            return True
+        return False
+
+
+def _matches(value: str, wanted: list[str] | None) -> bool:
+    """A query filter: absent matches all; uuids compare without dashes."""
+    if not wanted:
+        return True
+    return value.replace("-", "") in {w.replace("-", "") for w in wanted}

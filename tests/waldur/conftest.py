@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from agent_registry.waldur import client as waldur_client
-from tests.fakes.waldur import TOKEN, FakeWaldur
+from tests.fakes.waldur import CATEGORY_UUID, PROVIDER_UUID, TOKEN, FakeWaldur
 
 SECRET = "hook-secret-0123456789abcdef"  # long enough for the system check
 
@@ -17,5 +17,8 @@ def waldur(settings, monkeypatch):
         settings.WALDUR_API_TOKEN = TOKEN
         settings.WALDUR_WEBHOOK_SECRET = SECRET
         settings.WALDUR_TIMEOUT = 0.5
+        # Where published agents' offerings go (the provider's orders are processed).
+        settings.WALDUR_PROVIDER_CUSTOMER_UUID = PROVIDER_UUID
+        settings.WALDUR_CATEGORY_UUID = CATEGORY_UUID
         settings.PUBLIC_BASE_URL = "https://registry.example.org"
         yield fake

@@ -52,6 +52,8 @@ class SnapshotOutput(serializers.ModelSerializer):
             "refreshed_at",
             "synced_to_waldur",
             "synced_at",
+            "sync_attempts",
+            "sync_error",
         ]
         read_only_fields = fields
         # ``usage_by_agent`` and ``adjustments`` are the statement's two columns as

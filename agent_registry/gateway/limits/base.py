@@ -44,6 +44,8 @@ BlockKind = Literal["access", "tenant", "agent"]
 # An access block with this code means its project is archived: 403, not the 401 of a
 # revoked key (the key's owner may see why; nothing about the key is revealed).
 PROJECT_ARCHIVED = "project_archived"
+# Likewise a suspended subscription (its Waldur resource is paused): 403 until resumed.
+ACCESS_SUSPENDED = "access_suspended"
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +192,8 @@ def block_error(kind: BlockKind, code: str) -> Exception:
     """The contract's answer to a block flag: 401 key, 403 tenant, 409 agent."""
     if kind == "access" and code == PROJECT_ARCHIVED:
         return GatewayForbidden("The project is archived.", details={"reason": code})
+    if kind == "access" and code == ACCESS_SUSPENDED:
+        return GatewayForbidden("The subscription is suspended.", details={"reason": code})
     if kind == "access":
         return InvalidApiKey()  # the same answer as an unknown key: reveal nothing
     if kind == "tenant":
