@@ -224,6 +224,33 @@ WALDUR_WEBHOOK_SECRET = env.str("WALDUR_WEBHOOK_SECRET", default="")
 WALDUR_TIMEOUT = env.float("WALDUR_TIMEOUT", default=10.0)
 WALDUR_MAX_CONCURRENCY = env.int("WALDUR_MAX_CONCURRENCY", default=4)
 
+# --- Stripe (docs/billing.md "Stripe") -------------------------------------------------
+# Unset STRIPE_API_KEY_SECRET: the integration is off (no checkout, the webhook receiver
+# answers 404, the jobs skip); paid plans are sold through Waldur or by an operator.
+STRIPE_API_KEY_SECRET = env.str("STRIPE_API_KEY_SECRET", default="")
+STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
+# The signing secret of the webhook endpoint (whsec_…): every event is verified with it.
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+# Seconds an event's signature timestamp may be old (Stripe's own default is 300).
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", default=300)
+# Stripe's API; tests and the demo point it at the fake (tests/fakes/stripe.py).
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com").rstrip("/")
+# A past-due subscription keeps being served this long, then the gateway answers 402.
+STRIPE_PAST_DUE_GRACE_HOURS = env.int("STRIPE_PAST_DUE_GRACE_HOURS", default=72)
+# Seconds per call to Stripe, and retries of a failed call (the client's own backoff;
+# every write carries an idempotency key, so a retry never doubles anything).
+STRIPE_TIMEOUT = env.float("STRIPE_TIMEOUT", default=10.0)
+STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
+# Where Checkout sends the customer back ({CHECKOUT_SESSION_ID} is Stripe's placeholder).
+STRIPE_CHECKOUT_SUCCESS_URL = env.str(
+    "STRIPE_CHECKOUT_SUCCESS_URL",
+    default="http://localhost:3000/billing/success?session_id={CHECKOUT_SESSION_ID}",
+)
+STRIPE_CHECKOUT_CANCEL_URL = env.str(
+    "STRIPE_CHECKOUT_CANCEL_URL", default="http://localhost:3000/billing/cancelled"
+)
+BILLING_CHANNELS["stripe"] = "agent_registry.billing.stripe.channel.StripeChannel"
+
 # --- API -----------------------------------------------------------------------
 
 REST_FRAMEWORK = {

@@ -18,4 +18,7 @@ class BillingConfig(AppConfig):
         # Billing's jobs join the one schedule that beat and the in-process thread run.
         schedule.register(jobs.SCHEDULE, task_name=jobs.task_name)
         checks.register(channels.check_channel)
+        from agent_registry.billing.stripe import checks as stripe_checks
+
+        checks.register(stripe_checks.stripe_settings)
         setting_changed.connect(channels.settings_changed, dispatch_uid="billing.channels")
