@@ -13,7 +13,12 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from agent_registry.access.errors import AgentUnavailable, AlreadySubscribed
-from agent_registry.access.models import AccessStatus, AgentAccess, AgentConfiguration
+from agent_registry.access.models import (
+    AccessStatus,
+    AgentAccess,
+    AgentConfiguration,
+    BillingChannelName,
+)
 from agent_registry.access.selectors import subscription_quota_limit
 from agent_registry.agents import lifecycle
 from agent_registry.agents.models import AgentInstance, AgentPlan
@@ -52,7 +57,13 @@ def access_create(
     name: str = "",
     actor=None,
     waldur_user_email: str = "",
+    status: str = AccessStatus.ACTIVE,
+    billing_channel: str = BillingChannelName.NONE,
 ) -> IssuedAccess:
+    """A new subscription and its key. ``status=PENDING_PAYMENT`` (a card checkout):
+    the key exists, and answers 402 at the gateway until ``access_payment_confirmed``."""
+    if status not in {AccessStatus.ACTIVE, AccessStatus.PENDING_PAYMENT, AccessStatus.PROVISIONING}:
+        raise ValueError(f"a subscription cannot start {status}")
     if plan.agent_id != agent.pk or not plan.is_active:
         raise ValidationFailed(details={"plan": ["Not an active plan of this agent."]})
     if agent.state not in lifecycle.SUBSCRIBABLE_STATES:
@@ -86,7 +97,8 @@ def access_create(
                 name=name,
                 key_prefix=issued.prefix,
                 key_hash=issued.hash,
-                status=AccessStatus.ACTIVE,
+                status=status,
+                billing_channel=billing_channel,
                 quota_limit=subscription_quota_limit(plan),
                 quota_reset_at=periods.next_month_start(now),
                 quota_counted_since=now,
@@ -153,6 +165,28 @@ def access_revoke(*, access: AgentAccess, reason: str) -> AgentAccess:
     access.save()
     _after_commit("access_stopped", access)
     return access
+
+
+# --- payment (a billing channel tells; billing/stripe/webhooks.py) ----------------------
+
+
+@transaction.atomic
+def access_payment_confirmed(*, access: AgentAccess) -> AgentAccess:
+    """The first payment arrived: a subscription waiting for it starts working. Any
+    other state is left alone (a revoked key never comes back), so repeats are no-ops."""
+    access = AgentAccess.objects.select_for_update().get(pk=access.pk)
+    if access.status != AccessStatus.PENDING_PAYMENT:
+        return access
+    access.status = AccessStatus.ACTIVE
+    access.save(update_fields=["status", "updated_at"])
+    _after_commit("access_changed", access)
+    return access
+
+
+def access_payment_changed(*, access: AgentAccess) -> None:
+    """Its payment standing (kept by the billing channel: past due since when) changed:
+    live enforcement reloads the subscription once the change has committed."""
+    _after_commit("access_changed", access)
 
 
 @transaction.atomic

@@ -52,7 +52,7 @@ def client() -> stripe.StripeClient:
     )
 
 
-def _options(idempotency_key: str | None = None) -> dict[str, Any]:
+def _options(idempotency_key: str | None = None) -> Any:  # a RequestOptions
     return {"idempotency_key": idempotency_key} if idempotency_key else {}
 
 
@@ -87,7 +87,7 @@ def _describe(exc: stripe.StripeError) -> str:
 
 def customer_create(*, tenant_id: str, name: str, email: str = "") -> str:
     """A customer for the tenant; the key makes a retried create return the same one."""
-    params: dict[str, Any] = {"name": name, "metadata": {"tenant_id": tenant_id}}
+    params: Any = {"name": name, "metadata": {"tenant_id": tenant_id}}
     if email:
         params["email"] = email
     customer = _call(
@@ -102,7 +102,7 @@ def customer_create(*, tenant_id: str, name: str, email: str = "") -> str:
 
 
 def product_create(*, plan_id: str, name: str, description: str = "") -> str:
-    params: dict[str, Any] = {"name": name[:250], "metadata": {"plan_id": plan_id}}
+    params: Any = {"name": name[:250], "metadata": {"plan_id": plan_id}}
     if description:
         params["description"] = description[:1000]
     product = _call(
@@ -130,7 +130,7 @@ def price_create(*, product_id: str, spec: PriceSpec) -> str:
     recurring: dict[str, Any] = {"interval": "month"}
     if spec.meter_id:
         recurring |= {"usage_type": "metered", "meter": spec.meter_id}
-    params: dict[str, Any] = {
+    params: Any = {
         "product": product_id,
         "currency": spec.currency.lower(),
         "unit_amount_decimal": spec.unit_amount_decimal,
@@ -161,7 +161,7 @@ def meter_find(event_name: str) -> str | None:
 
 
 def meter_create(*, event_name: str, display_name: str) -> str:
-    params: dict[str, Any] = {
+    params: Any = {
         "display_name": display_name,
         "event_name": event_name,
         "default_aggregation": {"formula": "sum"},
@@ -201,7 +201,7 @@ def checkout_session_create(
     items = [
         {"price": pid} if metered else {"price": pid, "quantity": 1} for pid, metered in price_ids
     ]
-    params: dict[str, Any] = {
+    params: Any = {
         "mode": "subscription",
         "customer": customer_id,
         "line_items": items,
@@ -221,6 +221,10 @@ def checkout_session_create(
 
 def checkout_session_retrieve(session_id: str) -> dict[str, Any]:
     return _call(lambda: client().v1.checkout.sessions.retrieve(session_id)).to_dict()
+
+
+def checkout_session_expire(session_id: str) -> None:
+    _call(lambda: client().v1.checkout.sessions.expire(session_id))
 
 
 def subscription_retrieve(subscription_id: str) -> dict[str, Any]:
@@ -250,7 +254,7 @@ def meter_event_send(
 ) -> None:
     """One meter event. Stripe drops a second event with the same ``identifier``
     (within its deduplication window), and so does our key: a re-send is a no-op."""
-    params: dict[str, Any] = {
+    params: Any = {
         "event_name": event_name,
         "identifier": identifier,
         "payload": {"stripe_customer_id": customer_id, "value": str(value)},
