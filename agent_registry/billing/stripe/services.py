@@ -7,7 +7,7 @@ transaction with the Checkout Session, so a failing Stripe leaves nothing behind
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import structlog
@@ -252,3 +252,45 @@ def subscription_cancel(subscription: StripeSubscription) -> StripeSubscription:
     )
     subscription.refresh_from_db()
     return subscription
+
+
+# --- all plans -----------------------------------------------------------------------------
+
+
+@dataclass
+class PlansRun:
+    synced: int = 0
+    prices_created: int = 0
+    prices_deactivated: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def summary(self) -> str:
+        return (
+            f"plans {self.synced}, prices created {self.prices_created}, "
+            f"deactivated {self.prices_deactivated}, errors {len(self.errors)}"
+        )
+
+
+def sync_plans(plans=None, *, progress=None) -> PlansRun:
+    """Every active paid plan (or ``plans``) as a product with its prices, and the meters."""
+    run = PlansRun()
+    sync_meters()
+    rows = plans if plans is not None else AgentPlan.objects.filter(is_active=True)
+    for plan in rows.exclude(billing_model=BillingModel.FREE).select_related("agent"):
+        try:
+            result = sync_plan(plan)
+        except StripeFailure as exc:
+            run.errors.append(f"plan {plan.pk}: {exc}")
+            continue
+        run.synced += 1
+        run.prices_created += len(result.created)
+        run.prices_deactivated += len(result.deactivated)
+        if progress is not None:
+            progress(
+                f"plan {plan.pk} ({plan.name}): +{len(result.created)} -{len(result.deactivated)}"
+            )
+    return run
