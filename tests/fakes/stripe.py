@@ -508,7 +508,7 @@ class FakeStripe(FakeHTTPServer):
 
     def expire_session(self, session_id: str, *, send: bool = True) -> dict[str, Any]:
         with self._world:
-            session = self.sessions[session_id]
+            session = self._get(self.sessions, session_id, "checkout.session")
             if session["status"] != "open":
                 raise StripeFault(400, "invalid_request_error", "Only open sessions expire.")
             session["status"] = "expired"

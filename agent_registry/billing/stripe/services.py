@@ -183,15 +183,15 @@ def checkout_start(
     *, agent: AgentInstance, plan: AgentPlan, project: AgentProject, actor=None, email: str = ""
 ) -> CheckoutStarted:
     """A subscription waiting for its first payment, its key, and a hosted Checkout
-    Session to pay on. Stripe failing leaves nothing here (one transaction)."""
+    Session to pay on. Stripe failing leaves nothing here (one transaction; the Stripe
+    customer it may have created is found again by its idempotency key on a retry
+    within Stripe's 24 hours)."""
     require_enabled()
     if plan.billing_model == BillingModel.FREE:
         raise ValidationFailed(details={"plan": ["A free plan needs no payment; subscribe."]})
-    customer = customer_for(project.tenant, email=email)
-    product = sync_plan(plan).product
-    if not product.prices:
-        raise ValidationFailed(details={"plan": ["This plan has nothing to pay."]})
     with transaction.atomic():
+        # The registry's own checks first (agent, project, already subscribed): a refused
+        # checkout calls Stripe for nothing and leaves nothing behind.
         issued = access_services.access_create(
             agent=agent,
             plan=plan,
@@ -201,6 +201,10 @@ def checkout_start(
             billing_channel=BillingChannelName.STRIPE,
         )
         access = issued.access
+        customer = customer_for(project.tenant, email=email)
+        product = sync_plan(plan).product
+        if not product.prices:
+            raise ValidationFailed(details={"plan": ["This plan has nothing to pay."]})
         metadata = {
             "access_id": str(access.pk),
             "tenant_id": str(project.tenant_id),
@@ -237,7 +241,9 @@ def subscription_cancel(subscription: StripeSubscription) -> StripeSubscription:
         try:
             client.checkout_session_expire(subscription.checkout_session_id)
         except StripeFailure as exc:
-            if exc.status != 400:  # 400: no longer open (paid or expired meanwhile)
+            # 400: no longer open (paid or expired meanwhile); 404: Stripe has no such
+            # session (never created, or another account's): nothing to expire.
+            if exc.status not in {400, 404}:
                 raise
         with transaction.atomic():
             access_services.access_revoke(access=subscription.access, reason="Checkout cancelled.")

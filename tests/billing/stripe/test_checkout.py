@@ -172,3 +172,29 @@ def test_the_subscription_list_and_detail(shop):
     detail = shop.developer.get(f"/api/v1/billing/subscriptions/{body['subscription']['id']}/")
     assert detail.json() == listed["results"][0]
     assert "api_key" not in detail.json()
+
+
+def test_stripe_down_at_the_first_checkout_leaves_no_row_at_all(shop):
+    shop.stripe.fault = "500"
+    response = shop.developer.post(
+        CHECKOUT_URL,
+        {"plan": str(shop.usage_plan.pk), "project": str(shop.project.pk)},
+        format="json",
+    )
+    assert response.status_code == 503
+    assert response["Retry-After"] == "30"
+    assert not AgentAccess.objects.exists()
+    assert not StripeCustomer.objects.exists()
+    assert not StripeProduct.objects.exists()
+
+
+def test_a_refused_checkout_never_calls_stripe(shop):
+    shop.checkout()
+    calls = len(shop.stripe.requests)
+    again = shop.developer.post(
+        CHECKOUT_URL,
+        {"plan": str(shop.usage_plan.pk), "project": str(shop.project.pk)},
+        format="json",
+    )
+    assert again.status_code == 409
+    assert len(shop.stripe.requests) == calls
