@@ -19,7 +19,9 @@ HTTP status; tests pass the Django test client's post) or, if unset, POSTed to
 ``webhook_url``: ``pay(session_id)``, ``fail_payment(subscription_id)``,
 ``pay_invoice(subscription_id)``, ``expire_session(session_id)``,
 ``delete_subscription(subscription_id)``, ``end_period(subscription_id)``. Every event
-sent is kept in ``events`` (to re-deliver, reorder or duplicate them).
+sent is kept in ``events`` (to re-deliver, reorder or duplicate them). Events an API
+call causes (a cancel, an expire) wait in ``outbox`` until ``deliver_outbox()``: Stripe
+sends them later, and the test's own thread delivers them.
 
 ``fault`` makes the next ``fault_count`` calls (all by default) fail: ``"500"``,
 ``"429"``, ``"timeout"`` (sleep past the client's timeout), ``"402"`` (card declined).
@@ -131,6 +133,8 @@ class FakeStripe(FakeHTTPServer):
         self.slow_seconds = 3.0
         self._clock = int(time.time())
         self._world = threading.RLock()
+        self._local = threading.local()
+        self.outbox: list[dict[str, Any]] = []
 
     # --- time and ids ----------------------------------------------------------------
 
@@ -163,6 +167,7 @@ class FakeStripe(FakeHTTPServer):
         params = parse_form(request.body) if request.method == "POST" else {}
         if request.method == "GET":
             params = {k: v[0] if len(v) == 1 else v for k, v in request.query.items()}
+        self._local.in_request = True
         try:
             with self._world:
                 status, payload = (
@@ -171,6 +176,8 @@ class FakeStripe(FakeHTTPServer):
                 )
         except StripeFault as fault:
             status, payload = fault.status, self._error(fault.type, fault.message, fault.code)
+        finally:
+            self._local.in_request = False
         if key and request.method == "POST":
             self.idempotent[key] = (status, payload)
         exchange.send_json(status, payload)
@@ -540,7 +547,18 @@ class FakeStripe(FakeHTTPServer):
     def _send(self, type_: str, obj: dict[str, Any]) -> None:
         event = event_of(type_, obj, event_id=self.new_id("evt"), created=self.now())
         self.events.append(event)
-        self.send_event(event)
+        if getattr(self._local, "in_request", False):
+            # Caused by an API call (a cancel, an expire): Stripe sends it later, and the
+            # test delivers it from its own thread (``deliver_outbox``), so the receiver
+            # writes inside the test's transaction, never from this server thread.
+            self.outbox.append(event)
+        else:
+            self.send_event(event)
+
+    def deliver_outbox(self) -> list[int]:
+        """Deliver the events API calls caused, in order; their answers."""
+        sent, self.outbox = self.outbox, []
+        return [self.send_event(event) for event in sent]
 
     def send_event(self, event: dict[str, Any], *, timestamp: int | None = None) -> int:
         """Deliver ``event`` (again) as Stripe does: JSON body, signed header."""

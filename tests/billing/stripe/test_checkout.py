@@ -103,6 +103,8 @@ def test_cancel_is_at_period_end_and_the_end_revokes(shop):
     assert answer.json()["cancel_at_period_end"] is True
     assert answer.json()["status"] == "active"  # paid until the period ends
     assert shop.stripe.subscriptions[stripe_sub["id"]]["cancel_at_period_end"] is True
+    assert shop.stripe.deliver_outbox() == [200]  # Stripe tells: customer.subscription.updated
+    assert subscription_of(body).cancel_at_period_end is True
 
     shop.stripe.end_period(stripe_sub["id"])
     sub = subscription_of(body)
@@ -116,6 +118,7 @@ def test_cancelling_an_unpaid_checkout_ends_it_now(shop):
     assert shop.admin.post(url).status_code == 200
     assert subscription_of(body).access.status == AccessStatus.REVOKED
     assert shop.stripe.sessions[body["session_id"]]["status"] == "expired"
+    assert shop.stripe.deliver_outbox() == [200]  # checkout.session.expired: already ended
 
 
 @pytest.mark.parametrize("fault", ["500", "429", "timeout", "402"])
