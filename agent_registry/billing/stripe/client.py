@@ -125,8 +125,10 @@ class PriceSpec:
         return f"{self.lookup_key}-{self.currency}-{self.unit_amount_decimal}-{self.meter_id}"
 
 
-def price_create(*, product_id: str, spec: PriceSpec) -> str:
-    """A new price that takes ``spec.lookup_key`` over from any older price."""
+def price_create(*, product_id: str, spec: PriceSpec, replacing: str = "") -> str:
+    """A new price that takes ``spec.lookup_key`` over from ``replacing`` (the price it
+    succeeds: in the idempotency key, so a price changed back to an earlier amount gets
+    a new price, not the deactivated one)."""
     recurring: dict[str, Any] = {"interval": "month"}
     if spec.meter_id:
         recurring |= {"usage_type": "metered", "meter": spec.meter_id}
@@ -141,7 +143,8 @@ def price_create(*, product_id: str, spec: PriceSpec) -> str:
     }
     price = _call(
         lambda: client().v1.prices.create(
-            params=params, options=_options(f"price-{product_id}-{spec.signature}")
+            params=params,
+            options=_options(f"price-{product_id}-{spec.signature}-after-{replacing or 'none'}"),
         )
     )
     return str(price.id)

@@ -147,7 +147,11 @@ def sync_plan(plan: AgentPlan) -> PlanSync:
         current = prices.get(line)
         if current and current.get("signature") == spec.signature:
             continue
-        price_id = client.price_create(product_id=product.stripe_product_id, spec=spec)
+        price_id = client.price_create(
+            product_id=product.stripe_product_id,
+            spec=spec,
+            replacing=(current or {}).get("id", ""),
+        )
         created.append(price_id)
         if current and current.get("id") and current["id"] != price_id:
             client.price_deactivate(current["id"])

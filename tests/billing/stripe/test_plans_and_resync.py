@@ -100,3 +100,16 @@ def test_the_jobs_are_scheduled_and_skip_while_stripe_is_off(settings):
     settings.STRIPE_API_KEY_SECRET = ""
     for job in ("stripe-sync-plans", "stripe-report-usage", "stripe-resync"):
         assert schedule.run(job) == jobs.OFF
+
+
+def test_a_price_changed_back_gets_a_new_active_price(shop):
+    first = sync_plan(shop.fee_plan).product.prices["fee"]["id"]
+    shop.fee_plan.price_cents = 2900
+    shop.fee_plan.save()
+    sync_plan(shop.fee_plan)
+    shop.fee_plan.price_cents = 1900
+    shop.fee_plan.save()
+    third = sync_plan(shop.fee_plan).product.prices["fee"]["id"]
+    assert third != first
+    assert shop.stripe.prices[third]["active"] is True
+    assert shop.stripe.prices[third]["unit_amount_decimal"] == "1900"
