@@ -213,6 +213,7 @@ BILLING_CHANNEL = env.str("BILLING_CHANNEL", default="none")
 BILLING_CHANNELS = {
     "none": "agent_registry.billing.channels.NoneChannel",
     "waldur": "agent_registry.waldur.channel.WaldurChannel",
+    "stripe": "agent_registry.billing.stripe.channel.StripeChannel",
 }
 
 # --- Waldur (docs/waldur.md) ------------------------------------------------------
@@ -227,6 +228,33 @@ WALDUR_WEBHOOK_SECRET = env.str("WALDUR_WEBHOOK_SECRET", default="")
 # Seconds per call to Waldur, and at most this many calls at once to its host.
 WALDUR_TIMEOUT = env.float("WALDUR_TIMEOUT", default=10.0)
 WALDUR_MAX_CONCURRENCY = env.int("WALDUR_MAX_CONCURRENCY", default=4)
+
+# --- Stripe (docs/billing.md "Stripe") -------------------------------------------------
+# Unset STRIPE_API_KEY_SECRET: the integration is off (no checkout, the webhook receiver
+# answers 404, the jobs skip); paid plans are sold through Waldur or by an operator.
+STRIPE_API_KEY_SECRET = env.str("STRIPE_API_KEY_SECRET", default="")
+STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
+# The signing secret of the webhook endpoint (whsec_…): every event is verified with it.
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+# Seconds an event's signature timestamp may be old (Stripe's own default is 300).
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", default=300)
+# Stripe's API; tests and the demo point it at the fake (tests/fakes/stripe.py).
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com").rstrip("/")
+# A past-due subscription keeps being served this long, then the gateway answers 402.
+STRIPE_PAST_DUE_GRACE_HOURS = env.int("STRIPE_PAST_DUE_GRACE_HOURS", default=72)
+# Seconds per call to Stripe, and retries of a failed call (the client's own backoff;
+# every write carries an idempotency key, so a retry never doubles anything).
+STRIPE_TIMEOUT = env.float("STRIPE_TIMEOUT", default=10.0)
+STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
+# Where Checkout sends the customer back ({CHECKOUT_SESSION_ID} is Stripe's placeholder):
+# the portal's subscriptions page by default.
+STRIPE_CHECKOUT_SUCCESS_URL = env.str(
+    "STRIPE_CHECKOUT_SUCCESS_URL",
+    default=f"{PUBLIC_BASE_URL}/portal/subscriptions/?session_id={{CHECKOUT_SESSION_ID}}",
+)
+STRIPE_CHECKOUT_CANCEL_URL = env.str(
+    "STRIPE_CHECKOUT_CANCEL_URL", default=f"{PUBLIC_BASE_URL}/portal/subscriptions/"
+)
 
 # --- API -----------------------------------------------------------------------
 

@@ -7,6 +7,12 @@ from agent_registry.access.api.views import SubscriptionViewSet
 from agent_registry.agents.api.views import AgentViewSet, CatalogViewSet
 from agent_registry.billing.api.revenue import ProviderRevenueViewSet
 from agent_registry.billing.api.snapshots import SnapshotViewSet
+from agent_registry.billing.stripe.api import (
+    CheckoutView,
+    CustomerView,
+    StripeSubscriptionViewSet,
+    WebhookView,
+)
 from agent_registry.core import health, metrics
 from agent_registry.secrets.api.views import EnvironmentSecretGrantViewSet, RuntimeSecretViewSet
 from agent_registry.tenants.api.views import ProjectViewSet, TenantViewSet
@@ -33,6 +39,7 @@ router.register("usage/daily", DailySummaryViewSet, basename="usage-daily")
 router.register("usage/snapshots", SnapshotViewSet, basename="usage-snapshot")
 router.register("provider/usage", ProviderUsageViewSet, basename="provider-usage")
 router.register("provider/revenue", ProviderRevenueViewSet, basename="provider-revenue")
+router.register("billing/subscriptions", StripeSubscriptionViewSet, basename="billing-subscription")
 
 admin.site.site_header = "Agent Registry"
 admin.site.site_title = "Agent Registry admin"
@@ -43,6 +50,10 @@ urlpatterns = [
     path("health/ready", health.ready, name="health-ready"),
     path("metrics", metrics.metrics, name="metrics"),
     path("api/v1/webhooks/waldur/<str:secret>/", WaldurHookView.as_view(), name="waldur-hook"),
+    # Stripe (billing/stripe/api.py); the router adds billing/subscriptions.
+    path("api/v1/billing/checkout/", CheckoutView.as_view(), name="billing-checkout"),
+    path("api/v1/billing/customer/", CustomerView.as_view(), name="billing-customer"),
+    path("api/v1/billing/webhooks/", WebhookView.as_view(), name="billing-webhooks"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

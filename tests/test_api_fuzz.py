@@ -36,9 +36,13 @@ from schemathesis import GenerationMode
 
 from agent_registry.access.services import access_create
 from agent_registry.agents.models import AgentState, BillingModel
+from agent_registry.billing.stripe.models import StripeCustomer, StripeSubscription
 from agent_registry.gateway.openapi import PATHS as GATEWAY_PATHS
 from tests import factories
 from tests.db_state import database_fingerprint
+from tests.fakes.stripe import SECRET_KEY as STRIPE_SECRET_KEY
+from tests.fakes.stripe import WEBHOOK_SECRET as STRIPE_WEBHOOK_SECRET
+from tests.fakes.stripe import FakeStripe
 
 # Random examples per operation, caller and generation mode: 36 operations x 2 callers
 # x 2 modes x 12 = 1,728 requests; plus the ~1,830 deterministic boundary cases (about 50
@@ -90,7 +94,18 @@ FUZZ_HOOK_SECRET = "fuzz-hook-secret"
 
 
 @pytest.fixture
-def world(operator, tenant, project, settings) -> World:
+def fuzz_stripe(settings):
+    """Card payments on, against the fake Stripe: a checkout that fits can succeed."""
+    with FakeStripe() as fake:
+        settings.STRIPE_API_KEY_SECRET = STRIPE_SECRET_KEY
+        settings.STRIPE_WEBHOOK_SECRET = STRIPE_WEBHOOK_SECRET
+        settings.STRIPE_API_BASE = fake.base_url
+        settings.STRIPE_MAX_NETWORK_RETRIES = 0
+        yield fake
+
+
+@pytest.fixture
+def world(operator, tenant, project, settings, fuzz_stripe) -> World:
     settings.WALDUR_API_URL = "http://127.0.0.1:9"
     settings.WALDUR_WEBHOOK_SECRET = FUZZ_HOOK_SECRET
     other_tenant = factories.TenantFactory(slug="globex", name="Globex")
@@ -110,6 +125,9 @@ def world(operator, tenant, project, settings) -> World:
     factories.make_runtime_secret(tenant, "ACME_KEY", "sk-acme")
     factories.grant_environment_secret(tenant, "ACME_ENV")
     theirs = access_create(agent=foreign, plan=foreign_plan, project=other_project).access
+    # Paid by card (its checkout is unknown to the fake Stripe: cancelling still works).
+    customer = StripeCustomer.objects.create(tenant=tenant, stripe_customer_id="cus_fuzz")
+    StripeSubscription.objects.create(access=ours, customer=customer, checkout_session_id="cs_fuzz")
 
     return World(
         tokens={
@@ -144,7 +162,7 @@ def _path_pools(world: World, path: str) -> dict[str, list[str]]:
         pools["name"] = ["ACME_ENV"]
     if path.startswith("/api/v1/projects/"):
         pools["id"] = world.project_ids
-    elif path.startswith("/api/v1/subscriptions/"):
+    elif path.startswith(("/api/v1/subscriptions/", "/api/v1/billing/subscriptions/")):
         pools["id"] = world.access_ids
     if "{plan_id}" in path:
         pools["plan_id"] = world.plan_ids

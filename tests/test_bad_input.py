@@ -41,7 +41,7 @@ class World:
 def world(operator_client, member_client, tenant, project) -> World:
     agent = factories.make_agent(project=project, agent_id="helper", name="Helper")
     plan = factories.make_plan(agent, name="Basic")
-    factories.make_plan(agent, name="Free", billing_model=BillingModel.FREE)
+    free_plan = factories.make_plan(agent, name="Free", billing_model=BillingModel.FREE)
     factories.make_agent(project=project, agent_id="drafty", state=AgentState.DRAFT)
     factories.ProjectFactory(tenant=tenant, name="Other")
     factories.make_runtime_secret(tenant, "ACME_KEY", "sk-acme")
@@ -62,6 +62,7 @@ def world(operator_client, member_client, tenant, project) -> World:
             "plan": str(plan.id),
             "access": str(issued.access.id),
             "subscribed_plan": str(issued.access.plan_id),
+            "free_plan": str(free_plan.id),
             "missing": str(MISSING),
         },
     )
@@ -784,6 +785,95 @@ WALDUR_HOOKS = [
     not_allowed("PUT", WALDUR_HOOK, {}),
 ]
 
+# Card payments (Stripe): on, pointing nowhere; every case is refused before a call.
+CHECKOUT = "/api/v1/billing/checkout/"
+BILLING_SUBSCRIPTIONS = "/api/v1/billing/subscriptions/"
+BILLING_CUSTOMER = "/api/v1/billing/customer/"
+STRIPE_WEBHOOK = "/api/v1/billing/webhooks/"
+STRIPE_CASES = [
+    invalid("checkout without a plan", "POST", CHECKOUT, {"project": "{project}"}, "plan"),
+    invalid("checkout without a project", "POST", CHECKOUT, {"plan": "{plan}"}, "project"),
+    invalid(
+        "checkout plan not a uuid", "POST", CHECKOUT, {"plan": "x", "project": "{project}"}, "plan"
+    ),
+    invalid(
+        "checkout unknown plan",
+        "POST",
+        CHECKOUT,
+        {"plan": "{missing}", "project": "{project}"},
+        "plan",
+    ),
+    invalid(
+        "checkout unknown project",
+        "POST",
+        CHECKOUT,
+        {"plan": "{plan}", "project": "{missing}"},
+        "project",
+    ),
+    invalid(
+        "checkout a free plan",
+        "POST",
+        CHECKOUT,
+        {"plan": "{free_plan}", "project": "{project}"},
+        "plan",
+    ),
+    invalid(
+        "checkout with an unknown key",
+        "POST",
+        CHECKOUT,
+        {"plan": "{plan}", "project": "{project}", "price": 1},
+        "price",
+    ),
+    Bad("checkout malformed JSON", "POST", CHECKOUT, b'{"plan": ', code="malformed_request"),
+    Bad("checkout as a list", "POST", CHECKOUT, [], field="non_field_errors"),
+    not_found("billing subscription id not a uuid", "GET", BILLING_SUBSCRIPTIONS + "nope/"),
+    not_found("billing subscription unknown", "GET", BILLING_SUBSCRIPTIONS + "{missing}/"),
+    not_found(
+        "cancel unknown billing subscription", "POST", BILLING_SUBSCRIPTIONS + "{missing}/cancel/"
+    ),
+    invalid(
+        "billing subscriptions bad status",
+        "GET",
+        BILLING_SUBSCRIPTIONS + "?status=bogus",
+        None,
+        "status",
+    ),
+    invalid(
+        "billing subscriptions unknown filter",
+        "GET",
+        BILLING_SUBSCRIPTIONS + "?nope=1",
+        None,
+        "nope",
+    ),
+    invalid("customer without a tenant (operator)", "GET", BILLING_CUSTOMER, None, "tenant"),
+    invalid(
+        "customer tenant too long", "GET", BILLING_CUSTOMER + "?tenant=" + "a" * 64, None, "tenant"
+    ),
+    invalid("customer unknown filter", "GET", BILLING_CUSTOMER + "?tenant=acme&x=1", None, "x"),
+    not_found("customer of an unknown tenant", "GET", BILLING_CUSTOMER + "?tenant=no-such"),
+    Bad(
+        "stripe webhook unsigned", "POST", STRIPE_WEBHOOK, {"id": "evt_1"}, code="invalid_signature"
+    ),
+    Bad(
+        "stripe webhook bad signature",
+        "POST",
+        STRIPE_WEBHOOK,
+        b'{"id": "evt_1", "type": "invoice.paid"}',
+        code="invalid_signature",
+    ),
+    Bad(
+        "stripe webhook not JSON, unsigned",
+        "POST",
+        STRIPE_WEBHOOK,
+        b"{{{",
+        code="invalid_signature",
+    ),
+    not_allowed("GET", STRIPE_WEBHOOK),
+    not_allowed("GET", CHECKOUT),
+    not_allowed("POST", BILLING_CUSTOMER, {}),
+    not_allowed("DELETE", BILLING_SUBSCRIPTIONS + "{access}/"),
+]
+
 CASES = [
     *MALFORMED_JSON,
     *WRONG_SHAPES,
@@ -802,6 +892,7 @@ CASES = [
     *TRANSITIONS,
     *SECRETS_CASES,
     *WALDUR_HOOKS,
+    *STRIPE_CASES,
 ]
 
 
@@ -837,6 +928,10 @@ def test_bad_input_gets_a_clear_client_error_and_changes_nothing(case, world, se
     # The Waldur integration on, pointing nowhere: a refused hook never reaches it.
     settings.WALDUR_API_URL = "http://127.0.0.1:9"
     settings.WALDUR_WEBHOOK_SECRET = HOOK_SECRET
+    settings.STRIPE_API_KEY_SECRET = "sk_test_bad_input"
+    settings.STRIPE_WEBHOOK_SECRET = "whsec_bad_input"
+    settings.STRIPE_API_BASE = "http://127.0.0.1:9"
+    settings.STRIPE_MAX_NETWORK_RETRIES = 0
     client = world.clients[case.caller]
     path = fill(case.path, world.ids)
     body = case.body if isinstance(case.body, bytes) else fill(case.body, world.ids)

@@ -26,6 +26,7 @@ from rest_framework.test import APIClient
 
 from agent_registry.access.models import AgentAccess
 from agent_registry.agents.models import AgentInstance, AgentPlan, AgentState
+from agent_registry.billing.stripe.models import StripeCustomer, StripeSubscription
 from agent_registry.tenants.models import AgentProject, AgentTenant
 from agent_registry.usage.aggregation import aggregate_range
 from tests import factories
@@ -52,6 +53,11 @@ class Side:
             project=project, agent_id=f"{slug}-draft", state=AgentState.DRAFT
         )
         issued = factories.make_subscription(project=project, agent=agent)
+        # Paid by card: the billing endpoints have a row of each side's to refuse.
+        customer = StripeCustomer.objects.create(tenant=tenant, stripe_customer_id=f"cus_{slug}")
+        StripeSubscription.objects.create(
+            access=issued.access, customer=customer, checkout_session_id=f"cs_{slug}"
+        )
         member = factories.member(tenant, "developer", username=f"{slug}-dev")
         factories.make_runtime_secret(tenant, f"{slug.upper()}_KEY", f"sk-{slug}-value")
         factories.grant_environment_secret(tenant, f"{slug.upper()}_ENV")
@@ -187,6 +193,11 @@ URL_CALLS = {
     "subscription embed-code": lambda c, i: c.get(f"/api/v1/subscriptions/{i.access}/embed-code/"),
     "provider usage": lambda c, i: c.get(f"/api/v1/provider/usage/?tenant={i.slug}"),
     "provider revenue": lambda c, i: c.get(f"/api/v1/provider/revenue/?tenant={i.slug}"),
+    "billing subscription detail": lambda c, i: c.get(f"/api/v1/billing/subscriptions/{i.access}/"),
+    "billing subscription cancel": lambda c, i: c.post(
+        f"/api/v1/billing/subscriptions/{i.access}/cancel/"
+    ),
+    "billing customer": lambda c, i: c.get(f"/api/v1/billing/customer/?tenant={i.slug}"),
 }
 
 # --- Endpoints with the other tenant's id in the body: 400 -------------------------------
@@ -257,6 +268,12 @@ BODY_CALLS = {
             format="json",
         ),
     ),
+    "check out for the other tenant's project": (
+        "project",
+        lambda c, own, other: c.post(
+            "/api/v1/billing/checkout/", {"plan": own.plan, "project": other.project}, format="json"
+        ),
+    ),
     "subscribe with the other agent's plan": (
         "plan",
         lambda c, own, other: c.post(
@@ -272,13 +289,14 @@ LISTS = {
     "projects": ("/api/v1/projects/", "id"),
     "agents": ("/api/v1/agents/", "agent_id"),
     "subscriptions": ("/api/v1/subscriptions/", "id"),
+    "billing subscriptions": ("/api/v1/billing/subscriptions/", "id"),
 }
 
 
 def database_state() -> dict[str, list[dict]]:
     """Every row of the registry's tables (soft-deleted ones too), users and audit log."""
     models = [get_user_model()]
-    for label in ("tenants", "secrets", "agents", "access", "core", "auditlog"):
+    for label in ("tenants", "secrets", "agents", "access", "billing", "core", "auditlog"):
         models.extend(apps.get_app_config(label).get_models())
     return {
         model._meta.label: list(model._base_manager.order_by("pk").values()) for model in models
@@ -312,6 +330,15 @@ def a(db, sides) -> Side:
 @pytest.fixture
 def b(db, sides) -> Side:
     return sides[1]
+
+
+@pytest.fixture(autouse=True)
+def _stripe_on(settings) -> None:
+    """Card payments on, pointing nowhere: every refusal here comes before any call."""
+    settings.STRIPE_API_KEY_SECRET = "sk_test_isolation"
+    settings.STRIPE_WEBHOOK_SECRET = "whsec_isolation"
+    settings.STRIPE_API_BASE = "http://127.0.0.1:9"
+    settings.STRIPE_MAX_NETWORK_RETRIES = 0
 
 
 @pytest.fixture(params=["owner", "viewer"])
@@ -378,6 +405,7 @@ def test_lists_show_only_the_callers_tenant(a, b, member_of_a, name):
         "projects": [str(a.project.id)],
         "agents": sorted([a.agent.agent_id, a.draft_agent.agent_id]),
         "subscriptions": [str(a.access.id)],
+        "billing subscriptions": [str(a.access.id)],
     }[name]
 
     response = member_of_a.get(path)
@@ -395,6 +423,7 @@ def test_lists_show_only_the_callers_tenant(a, b, member_of_a, name):
         "/api/v1/agents/?q=beta",
         "/api/v1/agents/?state=draft&tenant=beta",
         "/api/v1/subscriptions/?tenant=beta",
+        "/api/v1/billing/subscriptions/?tenant=beta",
         "/api/v1/subscriptions/?agent=beta-agent",
         "/api/v1/tenants/?q=Beta",
     ],
@@ -539,4 +568,18 @@ def test_the_waldur_hook_needs_its_secret_not_credentials(a, settings):
         "/api/v1/webhooks/waldur/isolation-hook-secret/", body, format="json"
     )
     assert response.status_code == 202
+    assert database_state() == before
+
+
+# --- Stripe's webhook receiver: no credentials by design, Stripe's signature -----------
+
+
+def test_the_stripe_webhook_needs_stripes_signature_not_credentials(a):
+    member = factories.token_client(factories.member(a.tenant, "owner", username="payer"))
+    before = database_state()
+
+    response = member.post("/api/v1/billing/webhooks/", {"id": "evt_x"}, format="json")
+
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "invalid_signature"
     assert database_state() == before

@@ -58,15 +58,19 @@ def access_create(
     name: str = "",
     actor=None,
     waldur_user_email: str = "",
-    status: AccessStatus = AccessStatus.ACTIVE,
-    billing_channel: BillingChannelName = BillingChannelName.NONE,
+    status: str = AccessStatus.ACTIVE,
+    billing_channel: str = BillingChannelName.NONE,
     waldur_order_uuid: UUID | None = None,
     waldur_resource_uuid: UUID | None = None,
 ) -> IssuedAccess:
-    """A subscription and its key. A Waldur order's is made ``PROVISIONING`` (its key
-    refused by the gateway) until the key has been handed to Waldur: ``access_activate``."""
-    if status not in (AccessStatus.ACTIVE, AccessStatus.PROVISIONING):
-        raise ValidationFailed(details={"status": ["Active or provisioning."]})
+    """A new subscription and its key.
+
+    A Waldur order's starts ``PROVISIONING`` (the gateway refuses its key) until the key
+    has been handed to Waldur (``access_activate``); a card checkout's starts
+    ``PENDING_PAYMENT`` (402 at the gateway) until ``access_payment_confirmed``.
+    """
+    if status not in {AccessStatus.ACTIVE, AccessStatus.PENDING_PAYMENT, AccessStatus.PROVISIONING}:
+        raise ValueError(f"a subscription cannot start {status}")
     if plan.agent_id != agent.pk or not plan.is_active:
         raise ValidationFailed(details={"plan": ["Not an active plan of this agent."]})
     if agent.state not in lifecycle.SUBSCRIBABLE_STATES:
@@ -241,6 +245,28 @@ def access_plan_change(*, access: AgentAccess, plan: AgentPlan) -> AgentAccess:
     access.save(update_fields=["plan", "quota_limit", "rate_limit_per_second", "updated_at"])
     _after_commit("access_changed", access)
     return access
+
+
+# --- payment (a billing channel tells; billing/stripe/webhooks.py) ----------------------
+
+
+@transaction.atomic
+def access_payment_confirmed(*, access: AgentAccess) -> AgentAccess:
+    """The first payment arrived: a subscription waiting for it starts working. Any
+    other state is left alone (a revoked key never comes back), so repeats are no-ops."""
+    access = AgentAccess.objects.select_for_update().get(pk=access.pk)
+    if access.status != AccessStatus.PENDING_PAYMENT:
+        return access
+    access.status = AccessStatus.ACTIVE
+    access.save(update_fields=["status", "updated_at"])
+    _after_commit("access_changed", access)
+    return access
+
+
+def access_payment_changed(*, access: AgentAccess) -> None:
+    """Its payment standing (kept by the billing channel: past due since when) changed:
+    live enforcement reloads the subscription once the change has committed."""
+    _after_commit("access_changed", access)
 
 
 @transaction.atomic

@@ -99,3 +99,7 @@ def _line(line: StatementLine) -> tuple[str, str, str, int]:
 
 def _adjustment(line: AdjustmentLine) -> tuple[str, str, str, int]:
     return line.description, "", "", line.amount_cents
+
+
+# --- Stripe (billing/stripe/admin.py) ----------------------------------------------------
+import agent_registry.billing.stripe.admin  # noqa: E402, F401  (registers Stripe's models)

@@ -1,6 +1,6 @@
 """Billing's Prometheus metrics, shared by every billing channel (bounded labels only).
 
-Billing owns the definitions; a channel (``waldur``, later ``stripe``) counts each
+Billing owns the definitions; a channel (``waldur``, ``stripe``) counts each
 sync of a statement's part it makes with ``sync_counted`` and times it with
 ``sync_timed``. ``channel`` is a channel name from ``BILLING_CHANNELS``; ``status`` one
 of ``SYNC_STATUSES``.

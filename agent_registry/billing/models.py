@@ -97,3 +97,15 @@ class TenantQuotaSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id} {self.billing_cycle_id} {self.currency}"
+
+
+# --- Stripe (billing/stripe/models.py) ---------------------------------------------------
+# Imported here so Django registers them with the billing app.
+from agent_registry.billing.stripe.models import (  # noqa: E402, F401
+    StripeCustomer,
+    StripeMeter,
+    StripeMeterReport,
+    StripeProduct,
+    StripeSubscription,
+    StripeWebhookEvent,
+)

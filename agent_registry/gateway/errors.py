@@ -21,6 +21,15 @@ class GatewayForbidden(GatewayError):
     default_message = "This key may not call this agent."
 
 
+class PaymentRequired(GatewayError):
+    """A subscription paid by card: waiting for its first payment, or past due beyond
+    the grace period (``STRIPE_PAST_DUE_GRACE_HOURS``). Paying makes the key work again."""
+
+    code = "payment_required"
+    status = 402
+    default_message = "This subscription is waiting for a payment."
+
+
 class AgentNotFound(GatewayError):
     code = "agent_not_found"
     status = 404

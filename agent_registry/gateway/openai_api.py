@@ -23,6 +23,7 @@ from agent_registry.gateway.errors import (
     BadGatewayRequest,
     GatewayError,
     GatewayForbidden,
+    PaymentRequired,
 )
 from agent_registry.gateway.runtimes.base import ChatMessage
 from agent_registry.gateway.snapshots import KeySnapshot
@@ -197,7 +198,7 @@ async def callable_snapshot(api_key: str | None) -> KeySnapshot | None:
     snapshot, prefix = await pipeline.authenticate(api_key, max_age=0.0)
     try:
         return await pipeline.check_usable(snapshot, snapshot.agent_id, prefix)
-    except (GatewayForbidden, AgentNotActive):
+    except (GatewayForbidden, AgentNotActive, PaymentRequired):
         return None
 
 

@@ -112,6 +112,8 @@ GATEWAY_ERRORS = {
     for status, text in {
         400: "validation_error",
         401: "invalid_api_key",
+        402: "payment_required (a card subscription waiting for its first payment, or past "
+        "due beyond the grace period)",
         403: "forbidden (key not for this agent, subscription not active, tenant suspended)",
         404: "agent_not_found",
         409: "agent_unavailable",

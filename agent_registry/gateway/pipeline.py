@@ -22,6 +22,7 @@ from agent_registry.gateway.errors import (
     AgentNotFound,
     GatewayForbidden,
     InvalidApiKey,
+    PaymentRequired,
 )
 from agent_registry.gateway.limits import get_limiter
 from agent_registry.gateway.limits.base import Admission, LimitPolicy, limit_headers
@@ -95,8 +96,15 @@ def _refusal(snapshot: KeySnapshot, agent_id: str) -> Exception | None:
         return GatewayForbidden("The tenant is suspended.")
     if not snapshot.project_active:
         return GatewayForbidden("The project is archived.")
+    if snapshot.access_status == "pending_payment":
+        return PaymentRequired("This subscription is waiting for its first payment.")
     if snapshot.access_status != "active":
         return GatewayForbidden(f"The subscription is {snapshot.access_status}.")
+    if (
+        snapshot.payment_required_after is not None
+        and time.time() > snapshot.payment_required_after
+    ):
+        return PaymentRequired("This subscription's payment is overdue.")
     if snapshot.agent_state != "active":
         return AgentNotActive(f"Agent '{agent_id}' is {snapshot.agent_state}.")
     return None

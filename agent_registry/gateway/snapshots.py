@@ -23,6 +23,8 @@ from decimal import Decimal
 import redis.asyncio as aioredis
 import structlog
 from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import close_old_connections
 from django.db.models import Q
 from redis.exceptions import RedisError
@@ -69,6 +71,9 @@ class KeySnapshot:
     context_variables: dict[str, str]
     loaded_at: float
     project_active: bool = True  # False: the project is archived, its keys answer 403
+    # Epoch seconds after which a past-due card subscription answers 402 (its grace
+    # period's end); None: not past due (billing/stripe/models.py StripeSubscription).
+    payment_required_after: float | None = None
 
     def hash_for(self, prefix: str, now: float) -> str | None:
         return keys.hash_in_force(
@@ -91,7 +96,12 @@ def load_snapshot(prefix: str) -> KeySnapshot | None:
     close_old_connections()
     access = (
         AgentAccess.objects.select_related(
-            "tenant", "project", "agent_instance__project", "plan", "configuration"
+            "tenant",
+            "project",
+            "agent_instance__project",
+            "plan",
+            "configuration",
+            "stripe_subscription",
         )
         .filter(Q(key_prefix=prefix) | Q(previous_key_prefix=prefix))
         .first()
@@ -151,7 +161,18 @@ def load_snapshot(prefix: str) -> KeySnapshot | None:
         context_variables=variables,
         loaded_at=time.monotonic(),
         project_active=access.project.is_active and access.project.deleted_at is None,
+        payment_required_after=_payment_required_after(access),
     )
+
+
+def _payment_required_after(access: AgentAccess) -> float | None:
+    try:
+        past_due_since = access.stripe_subscription.past_due_since  # joined above
+    except ObjectDoesNotExist:
+        return None
+    if past_due_since is None:
+        return None
+    return past_due_since.timestamp() + settings.STRIPE_PAST_DUE_GRACE_HOURS * 3600.0
 
 
 def _to_json(snapshot: KeySnapshot) -> str:

@@ -21,7 +21,12 @@ from agent_registry.agents.models import AgentState
 from agent_registry.agents.services import agent_transition
 from agent_registry.core.errors import Conflict
 from agent_registry.gateway import pipeline
-from agent_registry.gateway.errors import AgentNotFound, GatewayForbidden, InvalidApiKey
+from agent_registry.gateway.errors import (
+    AgentNotFound,
+    GatewayForbidden,
+    InvalidApiKey,
+    PaymentRequired,
+)
 from agent_registry.gateway.snapshots import KeySnapshot, snapshots
 from agent_registry.tenants.services import tenant_reactivate, tenant_suspend
 from tests import factories
@@ -307,11 +312,12 @@ def test_a_key_is_bound_to_its_agent():
         usable(issued.api_key, other.agent_id)
 
 
-def test_a_subscription_pending_payment_is_not_usable():
+def test_a_subscription_pending_payment_is_not_usable_until_paid():
     issued = factories.make_subscription()
     AgentAccess.objects.filter(pk=issued.access.pk).update(status=AccessStatus.PENDING_PAYMENT)
 
-    with pytest.raises(GatewayForbidden, match="pending_payment"):
+    # API.md: 402 payment_required, not 403 (paying makes the key work)
+    with pytest.raises(PaymentRequired, match="first payment"):
         usable(issued.api_key, agent_of(issued))
 
 

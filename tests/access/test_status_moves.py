@@ -48,7 +48,8 @@ def test_a_waldur_subscription_starts_provisioning_and_is_activated_once(project
 def test_a_new_subscription_is_never_made_suspended_or_revoked(project):
     agent = factories.make_agent()
     plan = factories.make_plan(agent)
-    with pytest.raises(ValidationFailed):
+    # A caller's mistake, never a user's input: a plain ValueError.
+    with pytest.raises(ValueError, match="cannot start suspended"):
         access_create(agent=agent, plan=plan, project=project, status=AccessStatus.SUSPENDED)
 
 

@@ -20,6 +20,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agent_registry.billing.stripe import jobs as stripe_jobs
 from agent_registry.celery import app as celery_app
 from agent_registry.core import beat
 from agent_registry.core import jobs as schedule
@@ -162,6 +163,9 @@ def test_the_asgi_app_starts_the_in_process_scheduler_on_schedule(monkeypatch):
         "waldur-process-orders": every(3),
         "waldur-register-hooks": every(6 * 60),
         "waldur-push-usage": every(60),
+        "stripe-sync-plans": every(6 * 60),
+        "stripe-report-usage": every(15),
+        "stripe-resync": every(60),
     }
 
 
@@ -333,7 +337,7 @@ def test_the_command_reports_created_updated_and_unchanged():
     assert "created   reconcile-usage" in lines
     assert "updated   aggregate-yesterday" in lines
     assert "unchanged roll-quota-periods" in lines
-    assert lines[-1] == "schedules: 1 created, 1 updated, 9 unchanged, 0 removed"
+    assert lines[-1] == "schedules: 1 created, 1 updated, 12 unchanged, 0 removed"
     assert beat_rows() == scheduled()
 
 
@@ -383,7 +387,8 @@ def fake_job(monkeypatch, dotted_path: str, result: object) -> list[int]:
 
 def test_every_scheduled_job_has_its_celery_task():
     celery_app.loader.import_default_modules()  # every app's tasks.py, as a worker does
-    prefixes = (jobs.TASK_PREFIX, waldur_jobs.TASK_PREFIX)  # billing's share usage's
+    # billing's share usage's
+    prefixes = (jobs.TASK_PREFIX, waldur_jobs.TASK_PREFIX, stripe_jobs.TASK_PREFIX)
     registered = {name for name in celery_app.tasks if name.startswith(prefixes)}
 
     assert registered == {schedule.task_name(name) for name in schedule.schedule()}

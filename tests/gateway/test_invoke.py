@@ -149,12 +149,13 @@ def test_a_suspended_tenant_is_forbidden(live_gateway, echo_subscription):
     assert_error(invoke(live_gateway, echo_subscription.api_key), 403, "forbidden")
 
 
-def test_a_pending_payment_subscription_is_forbidden(live_gateway, echo_subscription):
+def test_a_pending_payment_subscription_needs_its_payment(live_gateway, echo_subscription):
     AgentAccess.objects.filter(pk=echo_subscription.access.pk).update(
         status=AccessStatus.PENDING_PAYMENT
     )
 
-    assert_error(invoke(live_gateway, echo_subscription.api_key), 403, "forbidden")
+    # API.md: 402 payment_required (paying makes the key work), not 403
+    assert_error(invoke(live_gateway, echo_subscription.api_key), 402, "payment_required")
 
 
 def test_a_paused_agent_is_unavailable_and_resuming_restores_it(live_gateway, echo_subscription):

@@ -1,0 +1,306 @@
+"""Stripe's rules: customers, plans as products and prices, checkout, cancel.
+
+Every call to Stripe goes through ``client.py``. What Stripe creates is stored here
+at once (its ids are the only way back); what a customer pays for is created in one
+transaction with the Checkout Session, so a failing Stripe leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import structlog
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from agent_registry.access import services as access_services
+from agent_registry.access.models import AccessStatus, BillingChannelName
+from agent_registry.agents.models import AgentInstance, AgentPlan, BillingModel
+from agent_registry.billing.pricing import exponent
+from agent_registry.billing.stripe import client
+from agent_registry.billing.stripe.errors import StripeFailure
+from agent_registry.billing.stripe.models import (
+    StripeCustomer,
+    StripeMeter,
+    StripeProduct,
+    StripeSubscription,
+    StripeSubscriptionStatus,
+)
+from agent_registry.core.errors import Conflict, NotFound, ValidationFailed
+from agent_registry.tenants.models import AgentProject, AgentTenant
+
+log = structlog.get_logger(__name__)
+
+# The usage dimensions that have a meter: dimension → (meter event name, display name).
+METERS = {
+    "api_calls": ("agent_registry_api_calls", "Agent Registry API calls"),
+    "tokens": ("agent_registry_tokens", "Agent Registry tokens"),
+}
+FEE = "fee"
+
+
+def require_enabled() -> None:
+    if not client.enabled():
+        raise NotFound("Card payments (Stripe) are not configured.")
+
+
+# --- customers ---------------------------------------------------------------------------
+
+
+def customer_for(tenant: AgentTenant, *, email: str = "") -> StripeCustomer:
+    """The tenant's Stripe customer, created the first time (idempotently)."""
+    found = StripeCustomer.objects.filter(tenant=tenant).first()
+    if found is not None:
+        return found
+    customer_id = client.customer_create(tenant_id=str(tenant.pk), name=tenant.name, email=email)
+    try:
+        with transaction.atomic():
+            return StripeCustomer.objects.create(
+                tenant=tenant, stripe_customer_id=customer_id, email=email
+            )
+    except IntegrityError:  # a concurrent first checkout stored it (the same id: same key)
+        return StripeCustomer.objects.get(tenant=tenant)
+
+
+# --- meters, products and prices ----------------------------------------------------------
+
+
+def sync_meters() -> dict[str, StripeMeter]:
+    """One meter per dimension, found by event name or created; stored once."""
+    stored = {meter.dimension: meter for meter in StripeMeter.objects.all()}
+    for dimension, (event_name, display_name) in METERS.items():
+        if dimension in stored:
+            continue
+        meter_id = client.meter_find(event_name) or client.meter_create(
+            event_name=event_name, display_name=display_name
+        )
+        stored[dimension], _ = StripeMeter.objects.get_or_create(
+            dimension=dimension,
+            defaults={"stripe_meter_id": meter_id, "event_name": event_name},
+        )
+    return stored
+
+
+def _amount_text(amount: Decimal) -> str:
+    """Minor units as Stripe's ``unit_amount_decimal`` (at most 12 decimal places)."""
+    text = format(amount.quantize(Decimal("1e-12")).normalize(), "f")
+    return text if text not in {"", "-0"} else "0"
+
+
+def price_specs(plan: AgentPlan, meters: dict[str, StripeMeter]) -> dict[str, client.PriceSpec]:
+    """What Stripe should charge for ``plan``: its monthly fee, and per call and per token
+    as metered prices, in minor units, exactly the registry's prices (billing/pricing.py)."""
+    scale = Decimal(10) ** exponent(plan.currency)
+    key = f"agent_registry_plan_{plan.pk}"
+    specs: dict[str, client.PriceSpec] = {}
+    if plan.billing_model == BillingModel.SUBSCRIPTION and plan.price_cents:
+        specs[FEE] = client.PriceSpec(f"{key}_fee", plan.currency, str(int(plan.price_cents)))
+    if plan.billing_model == BillingModel.USAGE:
+        per_call = Decimal(plan.price_per_call) * scale
+        per_token = Decimal(plan.price_per_1k_tokens) * scale / 1000
+        if per_call:
+            specs["api_calls"] = client.PriceSpec(
+                f"{key}_api_calls",
+                plan.currency,
+                _amount_text(per_call),
+                meters["api_calls"].stripe_meter_id,
+            )
+        if per_token:
+            specs["tokens"] = client.PriceSpec(
+                f"{key}_tokens",
+                plan.currency,
+                _amount_text(per_token),
+                meters["tokens"].stripe_meter_id,
+            )
+    return specs
+
+
+@dataclass(frozen=True)
+class PlanSync:
+    product: StripeProduct
+    created: list[str]
+    deactivated: list[str]
+
+
+def sync_plan(plan: AgentPlan) -> PlanSync:
+    """The plan's product and prices in Stripe match the plan.
+
+    A changed amount gets a new price that takes the lookup key over, and the old price
+    is deactivated (Stripe's prices are immutable; subscriptions on it keep it).
+    """
+    specs = price_specs(plan, sync_meters())
+    product = StripeProduct.objects.filter(plan=plan).first()
+    if product is None:
+        product_id = client.product_create(
+            plan_id=str(plan.pk),
+            name=f"{plan.agent.name} - {plan.name}",
+            description=plan.description,
+        )
+        product, _ = StripeProduct.objects.get_or_create(
+            plan=plan, defaults={"stripe_product_id": product_id}
+        )
+    prices = dict(product.prices)
+    created, deactivated = [], []
+    for line, spec in specs.items():
+        current = prices.get(line)
+        if current and current.get("signature") == spec.signature:
+            continue
+        price_id = client.price_create(
+            product_id=product.stripe_product_id,
+            spec=spec,
+            replacing=(current or {}).get("id", ""),
+        )
+        created.append(price_id)
+        if current and current.get("id") and current["id"] != price_id:
+            client.price_deactivate(current["id"])
+            deactivated.append(current["id"])
+        prices[line] = {
+            "id": price_id,
+            "lookup_key": spec.lookup_key,
+            "currency": spec.currency,
+            "unit_amount_decimal": spec.unit_amount_decimal,
+            "metered": bool(spec.meter_id),
+            "signature": spec.signature,
+        }
+    for line in [line for line in prices if line not in specs]:
+        client.price_deactivate(prices[line]["id"])
+        deactivated.append(prices.pop(line)["id"])
+    product.prices = prices
+    product.synced_at = timezone.now()
+    product.save(update_fields=["prices", "synced_at"])
+    return PlanSync(product, created, deactivated)
+
+
+# --- checkout -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckoutStarted:
+    subscription: StripeSubscription
+    api_key: str
+    checkout_url: str
+
+
+def checkout_start(
+    *, agent: AgentInstance, plan: AgentPlan, project: AgentProject, actor=None, email: str = ""
+) -> CheckoutStarted:
+    """A subscription waiting for its first payment, its key, and a hosted Checkout
+    Session to pay on. Stripe failing leaves nothing here (one transaction; the Stripe
+    customer it may have created is found again by its idempotency key on a retry
+    within Stripe's 24 hours)."""
+    require_enabled()
+    if plan.billing_model == BillingModel.FREE:
+        raise ValidationFailed(details={"plan": ["A free plan needs no payment; subscribe."]})
+    with transaction.atomic():
+        # The registry's own checks first (agent, project, already subscribed): a refused
+        # checkout calls Stripe for nothing and leaves nothing behind.
+        issued = access_services.access_create(
+            agent=agent,
+            plan=plan,
+            project=project,
+            actor=actor,
+            status=AccessStatus.PENDING_PAYMENT,
+            billing_channel=BillingChannelName.STRIPE,
+        )
+        access = issued.access
+        customer = customer_for(project.tenant, email=email)
+        product = sync_plan(plan).product
+        if not product.prices:
+            raise ValidationFailed(details={"plan": ["This plan has nothing to pay."]})
+        metadata = {
+            "access_id": str(access.pk),
+            "tenant_id": str(project.tenant_id),
+            "plan_id": str(plan.pk),
+        }
+        session = client.checkout_session_create(
+            customer_id=customer.stripe_customer_id,
+            price_ids=[
+                (price["id"], bool(price.get("metered"))) for price in product.prices.values()
+            ],
+            client_reference_id=str(access.pk),
+            metadata=metadata,
+            success_url=settings.STRIPE_CHECKOUT_SUCCESS_URL,
+            cancel_url=settings.STRIPE_CHECKOUT_CANCEL_URL,
+            idempotency_key=f"checkout-{access.pk}",
+        )
+        subscription = StripeSubscription.objects.create(
+            access=access, customer=customer, checkout_session_id=session.id
+        )
+    log.info("stripe.checkout_started", access_id=str(access.pk), session_id=session.id)
+    return CheckoutStarted(subscription, issued.api_key, session.url)
+
+
+# --- cancel --------------------------------------------------------------------------------
+
+
+def subscription_cancel(subscription: StripeSubscription) -> StripeSubscription:
+    """Cancel at the end of the paid period (the key works until then; Stripe's
+    ``customer.subscription.deleted`` revokes it). A checkout never paid ends now."""
+    require_enabled()
+    if subscription.access.status == AccessStatus.REVOKED:
+        raise Conflict("This subscription has ended.")
+    if subscription.stripe_subscription_id is None:
+        try:
+            client.checkout_session_expire(subscription.checkout_session_id)
+        except StripeFailure as exc:
+            # 400: no longer open (paid or expired meanwhile); 404: Stripe has no such
+            # session (never created, or another account's): nothing to expire.
+            if exc.status not in {400, 404}:
+                raise
+        with transaction.atomic():
+            access_services.access_revoke(access=subscription.access, reason="Checkout cancelled.")
+            StripeSubscription.objects.filter(pk=subscription.pk).update(
+                status=StripeSubscriptionStatus.CHECKOUT_EXPIRED
+            )
+        subscription.refresh_from_db()
+        return subscription
+    client.subscription_cancel_at_period_end(subscription.stripe_subscription_id)
+    StripeSubscription.objects.filter(pk=subscription.pk).update(
+        cancel_at_period_end=True, updated_at=timezone.now()
+    )
+    subscription.refresh_from_db()
+    return subscription
+
+
+# --- all plans -----------------------------------------------------------------------------
+
+
+@dataclass
+class PlansRun:
+    synced: int = 0
+    prices_created: int = 0
+    prices_deactivated: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def summary(self) -> str:
+        return (
+            f"plans {self.synced}, prices created {self.prices_created}, "
+            f"deactivated {self.prices_deactivated}, errors {len(self.errors)}"
+        )
+
+
+def sync_plans(plans=None, *, progress=None) -> PlansRun:
+    """Every active paid plan (or ``plans``) as a product with its prices, and the meters."""
+    run = PlansRun()
+    sync_meters()
+    rows = plans if plans is not None else AgentPlan.objects.filter(is_active=True)
+    for plan in rows.exclude(billing_model=BillingModel.FREE).select_related("agent"):
+        try:
+            result = sync_plan(plan)
+        except StripeFailure as exc:
+            run.errors.append(f"plan {plan.pk}: {exc}")
+            continue
+        run.synced += 1
+        run.prices_created += len(result.created)
+        run.prices_deactivated += len(result.deactivated)
+        if progress is not None:
+            progress(
+                f"plan {plan.pk} ({plan.name}): +{len(result.created)} -{len(result.deactivated)}"
+            )
+    return run

@@ -1,0 +1,221 @@
+"""Metered usage to Stripe: the registry's month-to-date figures, as meter events.
+
+The figures are the billing snapshot's (``billing.figures.usage_by_subscription``: the
+daily summaries' billable calls and tokens per subscription). Each run compares a
+subscription's month total with what has been recorded for Stripe so far and records
+the growth as one ``StripeMeterReport`` whose identifier names the total it brings
+Stripe to (``ar-<subscription>-<month>-<dimension>-<total>``). The same figures always
+give the same identifier, so a re-run records nothing new and a re-send is dropped by
+Stripe: nothing is counted twice. Sending is separate: pending reports (the backlog)
+go out oldest first; Stripe unreachable stops the run and they wait for the next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import structlog
+from django.db import IntegrityError, transaction
+from django.db.models import Max, Sum
+from django.utils import timezone
+
+from agent_registry.billing import metrics
+from agent_registry.billing.figures import usage_by_subscription
+from agent_registry.billing.stripe import client
+from agent_registry.billing.stripe.errors import StripePermanent, StripeTransient
+from agent_registry.billing.stripe.models import (
+    MeterReportState,
+    StripeMeter,
+    StripeMeterReport,
+    StripeProduct,
+    StripeSubscription,
+)
+from agent_registry.core import periods
+
+log = structlog.get_logger(__name__)
+
+# dimension → the figure it meters (billing/figures.py UsageFigures)
+FIGURES = {"api_calls": "billable_calls", "tokens": "billable_tokens"}
+BATCH = 500
+
+
+def identifier(access_id: object, period: str, dimension: str, cumulative: int) -> str:
+    return f"ar-{access_id}-{period}-{dimension}-{cumulative}"
+
+
+@dataclass
+class UsageRun:
+    recorded: int = 0
+    sent: int = 0
+    failed: int = 0
+    backlog: int = 0
+    drift: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def summary(self) -> str:
+        return (
+            f"recorded {self.recorded}, sent {self.sent}, failed {self.failed}, "
+            f"backlog {self.backlog}, drift {len(self.drift)}"
+        )
+
+
+def _metered_dimensions(plan_id: object, products: dict) -> list[str]:
+    product = products.get(plan_id)
+    if product is None:
+        return []
+    return [line for line in FIGURES if product.prices.get(line, {}).get("metered")]
+
+
+def reported_totals(period: str) -> dict[tuple[str, str], int]:
+    """(access id, dimension) → the month total recorded for Stripe so far."""
+    rows = (
+        StripeMeterReport.objects.filter(period=period)
+        .values("access_id", "dimension")
+        .annotate(total=Sum("value"), highest=Max("cumulative"))
+    )
+    return {(str(row["access_id"]), row["dimension"]): int(row["total"]) for row in rows}
+
+
+def reports_record(
+    period: str, *, now: datetime | None = None, run: UsageRun | None = None
+) -> UsageRun:
+    """Record the growth of each paying subscription's month totals as pending reports."""
+    run = run or UsageRun()
+    now = now or timezone.now()
+    figures = usage_by_subscription(period)
+    if not figures:
+        return run
+    subs = StripeSubscription.objects.filter(
+        access_id__in=list(figures), stripe_subscription_id__isnull=False
+    ).select_related("access")
+    products = {
+        p.plan_id: p
+        for p in StripeProduct.objects.filter(plan_id__in={s.access.plan_id for s in subs})
+    }
+    reported = reported_totals(period)
+    for sub in subs:
+        usage = figures[sub.access_id]
+        for dimension in _metered_dimensions(sub.access.plan_id, products):
+            total = int(getattr(usage, FIGURES[dimension]))
+            already = reported.get((str(sub.access_id), dimension), 0)
+            if total < already:
+                run.drift.append(
+                    f"{sub.access_id} {period} {dimension}: registry {total} < sent {already}"
+                )
+                continue
+            if total == already:
+                continue
+            try:
+                with transaction.atomic():
+                    StripeMeterReport.objects.create(
+                        access_id=sub.access_id,
+                        period=period,
+                        dimension=dimension,
+                        identifier=identifier(sub.access_id, period, dimension, total),
+                        value=total - already,
+                        cumulative=total,
+                        timestamp=int(now.timestamp()),
+                    )
+                run.recorded += 1
+            except IntegrityError:
+                pass  # a concurrent run recorded the same total: the same identifier
+    return run
+
+
+def reports_send(*, limit: int = BATCH, run: UsageRun | None = None) -> UsageRun:
+    """Send pending reports, oldest first. A transient failure stops the run (Stripe is
+    down: the backlog waits); a permanent one marks that report failed for the operator."""
+    run = run or UsageRun()
+    meters = {m.dimension: m.event_name for m in StripeMeter.objects.all()}
+    pending = (
+        StripeMeterReport.objects.filter(state=MeterReportState.PENDING)
+        .select_related("access__stripe_subscription__customer")
+        .order_by("created_at", "id")[:limit]
+    )
+    for report in pending:
+        try:
+            customer = report.access.stripe_subscription.customer.stripe_customer_id
+            with metrics.sync_timed("stripe"):
+                client.meter_event_send(
+                    event_name=meters[report.dimension],
+                    identifier=report.identifier,
+                    customer_id=customer,
+                    value=report.value,
+                    timestamp=report.timestamp,
+                )
+        except StripeTransient as exc:
+            _failed(report, str(exc), state=MeterReportState.PENDING)
+            metrics.sync_counted("stripe", "failed")
+            run.errors.append(str(exc))
+            break
+        except (StripePermanent, KeyError) as exc:
+            _failed(
+                report, str(exc) or "no meter for this dimension", state=MeterReportState.FAILED
+            )
+            metrics.sync_counted("stripe", "failed")
+            run.failed += 1
+            run.errors.append(f"{report.identifier}: {exc}")
+            continue
+        metrics.sync_counted("stripe", "success")
+        report.state = MeterReportState.SENT
+        report.sent_at = timezone.now()
+        report.attempts += 1
+        report.error = ""
+        report.save(update_fields=["state", "sent_at", "attempts", "error"])
+        run.sent += 1
+    run.backlog = StripeMeterReport.objects.exclude(state=MeterReportState.SENT).count()
+    return run
+
+
+def _failed(report: StripeMeterReport, error: str, *, state: str) -> None:
+    report.state = state
+    report.attempts += 1
+    report.error = error[:2000]
+    report.save(update_fields=["state", "attempts", "error"])
+
+
+def reports_retry_failed(reports=None) -> int:
+    """Put failed reports back in the backlog (after the operator fixed the cause)."""
+    rows = reports if reports is not None else StripeMeterReport.objects.all()
+    return rows.filter(state=MeterReportState.FAILED).update(state=MeterReportState.PENDING)
+
+
+def report_usage(*, now: datetime | None = None) -> UsageRun:
+    """The scheduled run: record this month's and last month's growth (late usage),
+    then send the backlog."""
+    now = now or timezone.now()
+    run = UsageRun()
+    current = periods.period_of(now)
+    for period in (periods.add_months(current, -1), current):
+        reports_record(period, now=now, run=run)
+    reports_send(run=run)
+    log.info("stripe.usage_reported", **{k: v for k, v in run.__dict__.items() if k != "drift"})
+    return run
+
+
+def reconcile_usage(period: str) -> list[str]:
+    """Where the month totals recorded for Stripe and the registry's month figures
+    differ: one line per subscription and dimension; empty when they agree. (What is
+    recorded but not sent yet is the backlog, ``reports_send``.)"""
+    figures = usage_by_subscription(period)
+    reported = reported_totals(period)
+    subs = StripeSubscription.objects.filter(stripe_subscription_id__isnull=False).select_related(
+        "access"
+    )
+    products = {p.plan_id: p for p in StripeProduct.objects.all()}
+    drift = []
+    for sub in subs:
+        usage = figures.get(sub.access_id)
+        for dimension in _metered_dimensions(sub.access.plan_id, products):
+            registry = int(getattr(usage, FIGURES[dimension])) if usage else 0
+            sent = reported.get((str(sub.access_id), dimension), 0)
+            if registry != sent:
+                drift.append(
+                    f"{sub.access_id} {period} {dimension}: registry {registry}, recorded {sent}"
+                )
+    return drift

@@ -1,0 +1,578 @@
+"""A fake Stripe speaking the part of API v1 the registry's adapter uses.
+
+The real ``stripe.StripeClient`` talks to it through ``STRIPE_API_BASE``: form-encoded
+bodies (``line_items[0][price]=…``) as the client sends them, ``Authorization: Bearer
+<secret key>`` (401 otherwise), objects built from Stripe's own fixtures
+(samples/stripe/fixtures3.json, deep-copied and overridden), errors in Stripe's
+``{"error": {"type", "code", "message"}}`` shape. A repeated ``Idempotency-Key`` gets
+the first answer again, as Stripe does.
+
+Served: customers, products, prices (create, update, list by ``lookup_keys``), billing
+meters (list, create), meter events (create, recorded in ``meter_events``; a repeated
+``identifier`` is dropped, as Stripe's deduplication does), checkout sessions (create,
+retrieve, expire), subscriptions (retrieve, update, cancel), invoices (retrieve).
+
+The world moves as a real Stripe's would, and sends the webhooks a real one sends,
+signed exactly as Stripe signs them (``stripe.WebhookSignature.generate_signature_header``)
+to ``deliver`` (a callable taking the body and the signature header, returning the
+HTTP status; tests pass the Django test client's post) or, if unset, POSTed to
+``webhook_url``: ``pay(session_id)``, ``fail_payment(subscription_id)``,
+``pay_invoice(subscription_id)``, ``expire_session(session_id)``,
+``delete_subscription(subscription_id)``, ``end_period(subscription_id)``. Every event
+sent is kept in ``events`` (to re-deliver, reorder or duplicate them). Events an API
+call causes (a cancel, an expire) wait in ``outbox`` until ``deliver_outbox()``: Stripe
+sends them later, and the test's own thread delivers them.
+
+``fault`` makes the next ``fault_count`` calls (all by default) fail: ``"500"``,
+``"429"``, ``"timeout"`` (sleep past the client's timeout), ``"402"`` (card declined).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+import stripe
+
+from tests.fakes.http_server import Exchange, FakeHTTPServer
+
+SECRET_KEY = "sk_test_fake_registry"
+WEBHOOK_SECRET = "whsec_fake_registry_signing_secret"
+API_VERSION = "2026-10-28.endive"
+PERIOD_SECONDS = 30 * 24 * 3600
+
+FIXTURES: dict[str, dict[str, Any]] = json.loads(
+    (Path(__file__).parent / "samples" / "stripe" / "fixtures3.json").read_text()
+)["resources"]
+
+
+def fixture(resource: str, /, **overrides: Any) -> dict[str, Any]:
+    """A deep copy of Stripe's sample ``resource`` object with ``overrides`` applied."""
+    obj = copy.deepcopy(FIXTURES[resource])
+    obj.update(overrides)
+    return obj
+
+
+def event_of(type_: str, obj: dict[str, Any], *, event_id: str, created: int) -> dict[str, Any]:
+    return fixture(
+        "event",
+        id=event_id,
+        type=type_,
+        created=created,
+        api_version=API_VERSION,
+        data={"object": copy.deepcopy(obj)},
+        pending_webhooks=1,
+        request={"id": None, "idempotency_key": None},
+    )
+
+
+def sign(body: str, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:
+    return stripe.WebhookSignature.generate_signature_header(body, secret, timestamp=timestamp)
+
+
+def parse_form(body: bytes) -> dict[str, Any]:
+    """Stripe's nested form encoding (``a[b][0][c]=v``) back into dicts and lists."""
+    root: dict[str, Any] = {}
+    for key, value in parse_qsl(body.decode(), keep_blank_values=True):
+        parts = key.replace("]", "").split("[")
+        node: Any = root
+        for part, following in itertools.pairwise(parts):
+            child_default: Any = [] if following.isdigit() else {}
+            if isinstance(node, list):
+                index = int(part)
+                while len(node) <= index:
+                    node.append(copy.copy(child_default))
+                node = node[index]
+            else:
+                node = node.setdefault(part, child_default)
+        last = parts[-1]
+        if isinstance(node, list):
+            index = int(last)
+            while len(node) <= index:
+                node.append(None)
+            node[index] = value
+        else:
+            node[last] = value
+    return root
+
+
+class StripeFault(Exception):
+    def __init__(self, status: int, type_: str, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.status, self.type, self.message, self.code = status, type_, message, code
+
+
+class FakeStripe(FakeHTTPServer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.customers: dict[str, dict[str, Any]] = {}
+        self.products: dict[str, dict[str, Any]] = {}
+        self.prices: dict[str, dict[str, Any]] = {}
+        self.meters: dict[str, dict[str, Any]] = {}
+        self.sessions: dict[str, dict[str, Any]] = {}
+        self.subscriptions: dict[str, dict[str, Any]] = {}
+        self.invoices: dict[str, dict[str, Any]] = {}
+        self.meter_events: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self.delivered: list[tuple[str, int]] = []  # (event type, status answered)
+        self.idempotent: dict[str, tuple[int, Any]] = {}
+        self.deliver: Callable[[str, str], int] | None = None
+        self.webhook_url = ""
+        self.webhook_secret = WEBHOOK_SECRET
+        self.fault: str | None = None
+        self.fault_count: int | None = None
+        self.slow_seconds = 3.0
+        self._clock = int(time.time())
+        self._world = threading.RLock()
+        self._local = threading.local()
+        self.outbox: list[dict[str, Any]] = []
+
+    # --- time and ids ----------------------------------------------------------------
+
+    def now(self) -> int:
+        """Strictly increasing seconds: events of one story have distinct ``created``."""
+        with self._world:
+            self._clock = max(self._clock + 1, int(time.time()))
+            return self._clock
+
+    @staticmethod
+    def new_id(prefix: str) -> str:
+        return f"{prefix}_{secrets.token_hex(8)}"
+
+    # --- HTTP ------------------------------------------------------------------------
+
+    def handle(self, exchange: Exchange) -> None:
+        request = exchange.request
+        if request.headers.get("authorization") != f"Bearer {SECRET_KEY}":
+            exchange.send_json(401, self._error("invalid_request_error", "Invalid API Key."))
+            return
+        if self._take_fault(exchange):
+            return
+        key = request.headers.get("idempotency-key")
+        if key and request.method == "POST" and key in self.idempotent:
+            status, payload = self.idempotent[key]
+            exchange.send(
+                status, json.dumps(payload).encode(), headers={"idempotent-replayed": "true"}
+            )
+            return
+        params = parse_form(request.body) if request.method == "POST" else {}
+        if request.method == "GET":
+            params = {k: v[0] if len(v) == 1 else v for k, v in request.query.items()}
+        self._local.in_request = True
+        try:
+            with self._world:
+                status, payload = (
+                    200,
+                    self._route(request.method, request.path, params, request.query),
+                )
+        except StripeFault as fault:
+            status, payload = fault.status, self._error(fault.type, fault.message, fault.code)
+        finally:
+            self._local.in_request = False
+        if key and request.method == "POST":
+            self.idempotent[key] = (status, payload)
+        exchange.send_json(status, payload)
+
+    def _take_fault(self, exchange: Exchange) -> bool:
+        if self.fault is None:
+            return False
+        if self.fault_count is not None:
+            if self.fault_count <= 0:
+                return False
+            self.fault_count -= 1
+        if self.fault == "timeout":
+            self.pause(self.slow_seconds)
+            exchange.drop()
+        elif self.fault == "429":
+            exchange.send_json(429, self._error("rate_limit_error", "Too many requests."))
+        elif self.fault == "402":
+            exchange.send_json(
+                402, self._error("card_error", "Your card was declined.", "card_declined")
+            )
+        else:
+            exchange.send_json(500, self._error("api_error", "Something went wrong."))
+        return True
+
+    @staticmethod
+    def _error(type_: str, message: str, code: str = "") -> dict[str, Any]:
+        error: dict[str, Any] = {"type": type_, "message": message}
+        if code:
+            error["code"] = code
+        return {"error": error}
+
+    def _list(self, path: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"object": "list", "data": items, "has_more": False, "url": path}
+
+    def _route(self, method: str, path: str, params: dict[str, Any], query: dict) -> Any:
+        parts = path.strip("/").split("/")[1:]  # without "v1"
+        match method, parts:
+            case "POST", ["customers"]:
+                return self._create_customer(params)
+            case "GET", ["customers", cid]:
+                return self._get(self.customers, cid, "customer")
+            case "POST", ["products"]:
+                return self._create_product(params)
+            case "POST", ["prices"]:
+                return self._create_price(params)
+            case "POST", ["prices", pid]:
+                price = self._get(self.prices, pid, "price")
+                if "active" in params:
+                    price["active"] = params["active"] == "true"
+                return price
+            case "GET", ["prices"]:
+                keys = {v for k, vs in query.items() if k.startswith("lookup_keys") for v in vs}
+                found = [p for p in self.prices.values() if p["lookup_key"] in keys]
+                return self._list(path, found)
+            case "GET", ["billing", "meters"]:
+                return self._list(path, list(self.meters.values()))
+            case "POST", ["billing", "meters"]:
+                return self._create_meter(params)
+            case "POST", ["billing", "meter_events"]:
+                return self._create_meter_event(params)
+            case "POST", ["checkout", "sessions"]:
+                return self._create_session(params)
+            case "GET", ["checkout", "sessions", sid]:
+                return self._get(self.sessions, sid, "checkout.session")
+            case "POST", ["checkout", "sessions", sid, "expire"]:
+                return self.expire_session(sid, send=True)
+            case "GET", ["subscriptions", sid]:
+                return self._get(self.subscriptions, sid, "subscription")
+            case "POST", ["subscriptions", sid]:
+                return self._update_subscription(sid, params)
+            case "DELETE", ["subscriptions", sid]:
+                return self.delete_subscription(sid)
+            case "GET", ["invoices", iid]:
+                return self._get(self.invoices, iid, "invoice")
+        raise StripeFault(
+            404, "invalid_request_error", f"Unrecognized request URL ({method}: {path})."
+        )
+
+    @staticmethod
+    def _get(store: dict[str, dict[str, Any]], oid: str, kind: str) -> dict[str, Any]:
+        if oid not in store:
+            raise StripeFault(
+                404, "invalid_request_error", f"No such {kind}: '{oid}'", "resource_missing"
+            )
+        return store[oid]
+
+    # --- objects ---------------------------------------------------------------------
+
+    def _create_customer(self, params: dict[str, Any]) -> dict[str, Any]:
+        customer = fixture(
+            "customer",
+            id=self.new_id("cus"),
+            created=self.now(),
+            name=params.get("name"),
+            email=params.get("email"),
+            metadata=params.get("metadata", {}),
+            discount=None,
+        )
+        self.customers[customer["id"]] = customer
+        return customer
+
+    def _create_product(self, params: dict[str, Any]) -> dict[str, Any]:
+        product = fixture(
+            "product",
+            id=self.new_id("prod"),
+            created=self.now(),
+            name=params["name"],
+            description=params.get("description"),
+            metadata=params.get("metadata", {}),
+            default_price=None,
+            package_dimensions=None,
+            type="service",
+        )
+        self.products[product["id"]] = product
+        return product
+
+    def _create_price(self, params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("product") not in self.products:
+            raise StripeFault(400, "invalid_request_error", "No such product.", "resource_missing")
+        recurring = params.get("recurring", {})
+        lookup_key = params.get("lookup_key")
+        if lookup_key:
+            holders = [p for p in self.prices.values() if p["lookup_key"] == lookup_key]
+            if holders and params.get("transfer_lookup_key") != "true":
+                raise StripeFault(400, "invalid_request_error", "lookup_key already in use.")
+            for holder in holders:
+                holder["lookup_key"] = None
+        decimal = params.get("unit_amount_decimal") or params.get("unit_amount", "0")
+        price = fixture(
+            "price",
+            id=self.new_id("price"),
+            created=self.now(),
+            product=params["product"],
+            currency=params["currency"],
+            lookup_key=lookup_key,
+            metadata=params.get("metadata", {}),
+            recurring={
+                "interval": recurring.get("interval", "month"),
+                "interval_count": 1,
+                "meter": recurring.get("meter"),
+                "usage_type": recurring.get("usage_type", "licensed"),
+                "trial_period_days": None,
+            },
+            transform_quantity=None,
+            unit_amount=int(float(decimal)) if float(decimal).is_integer() else None,
+            unit_amount_decimal=decimal,
+        )
+        self.prices[price["id"]] = price
+        return price
+
+    def _create_meter(self, params: dict[str, Any]) -> dict[str, Any]:
+        meter = fixture(
+            "billing.meter",
+            id=self.new_id("mtr"),
+            created=self.now(),
+            display_name=params["display_name"],
+            event_name=params["event_name"],
+            customer_mapping=params.get("customer_mapping"),
+            value_settings=params.get("value_settings"),
+            livemode=False,
+        )
+        self.meters[meter["id"]] = meter
+        return meter
+
+    def _create_meter_event(self, params: dict[str, Any]) -> dict[str, Any]:
+        event = fixture(
+            "billing.meter_event",
+            created=self.now(),
+            event_name=params["event_name"],
+            identifier=params.get("identifier") or self.new_id("mev"),
+            payload=params["payload"],
+            timestamp=int(params["timestamp"]),
+        )
+        if event["payload"].get("stripe_customer_id") not in self.customers:
+            raise StripeFault(400, "invalid_request_error", "No such customer in payload.")
+        if not any(m["event_name"] == event["event_name"] for m in self.meters.values()):
+            raise StripeFault(400, "invalid_request_error", "No active meter for event_name.")
+        if not any(e["identifier"] == event["identifier"] for e in self.meter_events):
+            self.meter_events.append(event)
+        return event
+
+    def meter_totals(self) -> dict[tuple[str, str], int]:
+        """(customer id, event name) → summed value: what Stripe would bill."""
+        totals: dict[tuple[str, str], int] = {}
+        for event in self.meter_events:
+            key = (event["payload"]["stripe_customer_id"], event["event_name"])
+            totals[key] = totals.get(key, 0) + int(event["payload"]["value"])
+        return totals
+
+    def _create_session(self, params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("mode") != "subscription":
+            raise StripeFault(400, "invalid_request_error", "Only subscription mode is faked.")
+        if params.get("customer") not in self.customers:
+            raise StripeFault(400, "invalid_request_error", "No such customer.", "resource_missing")
+        for item in params.get("line_items", []):
+            self._get(self.prices, item["price"], "price")
+        sid = "cs_test_" + secrets.token_hex(12)
+        created = self.now()
+        session = fixture(
+            "checkout.session",
+            id=sid,
+            object="checkout.session",
+            mode="subscription",
+            status="open",
+            payment_status="unpaid",
+            customer=params["customer"],
+            subscription=None,
+            payment_intent=None,
+            client_reference_id=params.get("client_reference_id"),
+            metadata=params.get("metadata", {}),
+            success_url=params.get("success_url"),
+            cancel_url=params.get("cancel_url"),
+            created=created,
+            expires_at=created + 24 * 3600,
+            url=f"https://checkout.stripe.com/c/pay/{sid}",
+        )
+        session["_line_items"] = params.get("line_items", [])
+        session["_subscription_metadata"] = params.get("subscription_data", {}).get("metadata", {})
+        self.sessions[sid] = session
+        return self._public(session)
+
+    @staticmethod
+    def _public(obj: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in obj.items() if not k.startswith("_")}
+
+    def _update_subscription(self, sid: str, params: dict[str, Any]) -> dict[str, Any]:
+        sub = self._get(self.subscriptions, sid, "subscription")
+        if sub["status"] == "canceled":
+            raise StripeFault(400, "invalid_request_error", "This subscription is canceled.")
+        if "cancel_at_period_end" in params:
+            sub["cancel_at_period_end"] = params["cancel_at_period_end"] == "true"
+            sub["cancel_at"] = self._period_end(sub) if sub["cancel_at_period_end"] else None
+            self._send("customer.subscription.updated", sub)
+        return sub
+
+    # --- the world moves ---------------------------------------------------------------
+
+    def pay(self, session_id: str) -> dict[str, Any]:
+        """The customer pays on the hosted page: a subscription, its first invoice paid,
+        and the three events Stripe sends for it."""
+        with self._world:
+            session = self.sessions[session_id]
+            now = self.now()
+            sub_id = self.new_id("sub")
+            items = []
+            for item in session["_line_items"]:
+                price = self.prices[item["price"]]
+                items.append(
+                    fixture(
+                        "subscription_item",
+                        id=self.new_id("si"),
+                        subscription=sub_id,
+                        price=copy.deepcopy(price),
+                        quantity=int(item["quantity"]) if "quantity" in item else None,
+                        current_period_start=now,
+                        current_period_end=now + PERIOD_SECONDS,
+                        metadata={},
+                        discounts=[],
+                    )
+                )
+            sub = fixture(
+                "subscription",
+                id=sub_id,
+                customer=session["customer"],
+                status="active",
+                created=now,
+                start_date=now,
+                billing_cycle_anchor=now,
+                cancel_at=None,
+                canceled_at=None,
+                ended_at=None,
+                cancel_at_period_end=False,
+                metadata=dict(session["_subscription_metadata"]),
+                items={
+                    "object": "list",
+                    "data": items,
+                    "has_more": False,
+                    "url": f"/v1/subscription_items?subscription={sub_id}",
+                },
+                latest_invoice=None,
+            )
+            self.subscriptions[sub_id] = sub
+            invoice = self._invoice(sub, paid=True)
+            session.update(status="complete", payment_status="paid", subscription=sub_id)
+        self._send("customer.subscription.created", sub)
+        self._send("invoice.paid", invoice)
+        self._send("invoice.payment_succeeded", invoice)
+        self._send("checkout.session.completed", self._public(session))
+        return sub
+
+    def _invoice(self, sub: dict[str, Any], *, paid: bool) -> dict[str, Any]:
+        invoice = fixture(
+            "invoice",
+            id=self.new_id("in"),
+            customer=sub["customer"],
+            created=self.now(),
+            status="paid" if paid else "open",
+            attempted=True,
+            attempt_count=1,
+            amount_paid=0,
+            billing_reason="subscription_cycle",
+            parent={
+                "type": "subscription_details",
+                "quote_details": None,
+                "subscription_details": {
+                    "subscription": sub["id"],
+                    "metadata": dict(sub["metadata"]),
+                },
+            },
+        )
+        self.invoices[invoice["id"]] = invoice
+        sub["latest_invoice"] = invoice["id"]
+        return invoice
+
+    def fail_payment(self, sub_id: str) -> dict[str, Any]:
+        """A renewal's card is declined: the invoice stays open, the subscription past due."""
+        with self._world:
+            sub = self.subscriptions[sub_id]
+            invoice = self._invoice(sub, paid=False)
+            sub["status"] = "past_due"
+        self._send("invoice.payment_failed", invoice)
+        self._send("customer.subscription.updated", sub)
+        return invoice
+
+    def pay_invoice(self, sub_id: str) -> dict[str, Any]:
+        """The open invoice is paid (a retry succeeded, or a new card)."""
+        with self._world:
+            sub = self.subscriptions[sub_id]
+            invoice = self.invoices[sub["latest_invoice"]]
+            invoice["status"] = "paid"
+            sub["status"] = "active"
+        self._send("invoice.paid", invoice)
+        self._send("customer.subscription.updated", sub)
+        return invoice
+
+    def expire_session(self, session_id: str, *, send: bool = True) -> dict[str, Any]:
+        with self._world:
+            session = self._get(self.sessions, session_id, "checkout.session")
+            if session["status"] != "open":
+                raise StripeFault(400, "invalid_request_error", "Only open sessions expire.")
+            session["status"] = "expired"
+        if send:
+            self._send("checkout.session.expired", self._public(session))
+        return self._public(session)
+
+    def delete_subscription(self, sub_id: str) -> dict[str, Any]:
+        with self._world:
+            sub = self._get(self.subscriptions, sub_id, "subscription")
+            now = self.now()
+            sub.update(status="canceled", canceled_at=now, ended_at=now)
+        self._send("customer.subscription.deleted", sub)
+        return sub
+
+    def end_period(self, sub_id: str) -> dict[str, Any]:
+        """The period ends: a subscription set to cancel at its end is deleted."""
+        sub = self.subscriptions[sub_id]
+        if sub["cancel_at_period_end"]:
+            return self.delete_subscription(sub_id)
+        return sub
+
+    @staticmethod
+    def _period_end(sub: dict[str, Any]) -> int:
+        return int(sub["items"]["data"][0]["current_period_end"])
+
+    # --- webhooks --------------------------------------------------------------------
+
+    def _send(self, type_: str, obj: dict[str, Any]) -> None:
+        event = event_of(type_, obj, event_id=self.new_id("evt"), created=self.now())
+        self.events.append(event)
+        if getattr(self._local, "in_request", False):
+            # Caused by an API call (a cancel, an expire): Stripe sends it later, and the
+            # test delivers it from its own thread (``deliver_outbox``), so the receiver
+            # writes inside the test's transaction, never from this server thread.
+            self.outbox.append(event)
+        else:
+            self.send_event(event)
+
+    def deliver_outbox(self) -> list[int]:
+        """Deliver the events API calls caused, in order; their answers."""
+        sent, self.outbox = self.outbox, []
+        return [self.send_event(event) for event in sent]
+
+    def send_event(self, event: dict[str, Any], *, timestamp: int | None = None) -> int:
+        """Deliver ``event`` (again) as Stripe does: JSON body, signed header."""
+        body = json.dumps(event)
+        header = sign(body, self.webhook_secret, timestamp)
+        if self.deliver is not None:
+            status = self.deliver(body, header)
+        elif self.webhook_url:
+            status = httpx.post(
+                self.webhook_url,
+                content=body,
+                headers={"content-type": "application/json", "stripe-signature": header},
+            ).status_code
+        else:
+            status = 0  # nobody listens: kept in ``events`` only
+        self.delivered.append((event["type"], status))
+        return status
