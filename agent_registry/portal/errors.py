@@ -1,0 +1,50 @@
+"""The services' errors in words: what a person reads instead of the API's envelope."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from agent_registry.core.errors import RegistryError
+
+
+def error_lines(error: RegistryError) -> list[str]:
+    """The error's message, then each detail as "field: message" (nested fields joined)."""
+    lines = [error.message]
+    lines.extend(_detail_lines(error.details or {}, prefix=""))
+    return lines
+
+
+def _detail_lines(details: Any, prefix: str) -> list[str]:
+    if isinstance(details, dict):
+        lines: list[str] = []
+        for key, value in details.items():
+            label = str(key).replace("_", " ")
+            lines.extend(_detail_lines(value, prefix or f"{label}: "))
+        return lines
+    if isinstance(details, list | tuple):
+        return [line for item in details for line in _detail_lines(item, prefix)]
+    return [f"{prefix}{details}"]
+
+
+def shows_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A RegistryError raised by a service or selector becomes a page with its words and
+    its status (404, 403, 409, …), never a stack trace."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except RegistryError as error:
+            return render(
+                request,
+                "portal/error.html",
+                {"error_lines": error_lines(error), "status": error.status},
+                status=error.status,
+            )
+
+    return wrapped
