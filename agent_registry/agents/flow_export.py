@@ -67,6 +67,7 @@ def parse_flow_export(raw: bytes) -> FlowExport:
     flow_id = flow.get("id") or flow.get("endpoint_name")
     if not isinstance(flow_id, str) or not flow_id.strip():
         raise _refuse("The flow has no id: export it from a Langflow server, where it is saved.")
-    name = flow.get("name") if isinstance(flow.get("name"), str) else ""
-    description = flow.get("description") if isinstance(flow.get("description"), str) else ""
+    name, description = flow.get("name"), flow.get("description")
+    name = name if isinstance(name, str) else ""
+    description = description if isinstance(description, str) else ""
     return FlowExport(flow_id=flow_id.strip(), name=name[:200], description=description[:5000])

@@ -13,22 +13,21 @@ from agent_registry.core.errors import RegistryError
 
 
 def error_lines(error: RegistryError) -> list[str]:
-    """The error's message, then each detail as "field: message" (nested fields joined)."""
-    lines = [error.message]
-    lines.extend(_detail_lines(error.details or {}, prefix=""))
-    return lines
+    """The error's message, then each detail as "field: message" (a nested field named by
+    its path, e.g. "runtime model: This field is required …")."""
+    return [error.message, *_detail_lines(error.details or {}, [])]
 
 
-def _detail_lines(details: Any, prefix: str) -> list[str]:
+def _detail_lines(details: Any, path: list[str]) -> list[str]:
     if isinstance(details, dict):
-        lines: list[str] = []
-        for key, value in details.items():
-            label = str(key).replace("_", " ")
-            lines.extend(_detail_lines(value, prefix or f"{label}: "))
-        return lines
+        return [
+            line
+            for key, value in details.items()
+            for line in _detail_lines(value, [*path, str(key).replace("_", " ")])
+        ]
     if isinstance(details, list | tuple):
-        return [line for item in details for line in _detail_lines(item, prefix)]
-    return [f"{prefix}{details}"]
+        return [line for item in details for line in _detail_lines(item, path)]
+    return [f"{' '.join(path)}: {details}" if path else str(details)]
 
 
 def shows_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

@@ -119,7 +119,9 @@ class AgentForm(forms.Form):
 
     project = forms.UUIDField(label="Project")
     agent_id = forms.SlugField(label="Agent id", max_length=100)
-    name = forms.CharField(label="Name", max_length=200)
+    name = forms.CharField(
+        label="Name", max_length=200, required=False, help_text="Empty: the flow's own name."
+    )
     description = forms.CharField(
         label="Description",
         max_length=5000,

@@ -88,7 +88,9 @@ def subscribe(request: HttpRequest, agent_id: str) -> HttpResponse:
             context["error_lines"] = error_lines(error)
             return page(request, "portal/agent_detail.html", context, status=error.status)
         return key_once(request, issued.access, issued.api_key, created=True)
-    context["error_lines"] = [f"{k}: {' '.join(v)}" for k, v in form.errors.items()]
+    context["error_lines"] = [
+        f"{field}: {' '.join(str(e) for e in errors)}" for field, errors in form.errors.items()
+    ]
     return page(request, "portal/agent_detail.html", context, status=400)
 
 

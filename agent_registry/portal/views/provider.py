@@ -94,10 +94,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         .order_by("name")
     )
     counts = live_subscription_counts(agent.pk for agent in agents)
-    for agent in agents:
-        agent.subscriber_count = counts.get(agent.pk, 0)
+    rows = [{"agent": agent, "subscribers": counts.get(agent.pk, 0)} for agent in agents]
     role = role_of(request.user, tenant)
-    context: dict[str, Any] = {"tenant": tenant, "agents": agents, "figures": False}
+    context: dict[str, Any] = {"tenant": tenant, "agents": rows, "figures": False}
     if request.user.is_staff or role in (TenantRole.OWNER, TenantRole.ADMIN):
         rows = provider_revenue(RevenueQuery(scope=provider_scope(request.user, tenant.slug)))
         context |= {
@@ -142,7 +141,7 @@ def agent_new(request: HttpRequest) -> HttpResponse:
     tenant = _tenant(request)
     require_role(request.user, tenant, TenantRole.ADMIN)
     projects = projects_visible_to(request.user).filter(tenant=tenant, is_active=True)
-    form = AgentForm(request.POST or None, request.FILES or None)
+    form = AgentForm(request.POST if request.method == "POST" else None, request.FILES or None)
     context: dict[str, Any] = {"form": form, "projects": projects, "tenant": tenant}
     if request.method == "POST" and form.is_valid():
         try:
@@ -261,7 +260,7 @@ def agent_action(request: HttpRequest, agent_id: str, action: str) -> HttpRespon
         raise NotFound(f"No lifecycle action '{action}'.")
     agent = _agent(request, agent_id)
     require_role(request.user, agent.project.tenant, TenantRole.ADMIN)
-    form = ReasonForm(request.POST or None)
+    form = ReasonForm(request.POST if request.method == "POST" else None)
     if request.method != "POST" or not form.is_valid():
         return page(
             request,

@@ -87,7 +87,7 @@ def subscription_revoke(request: HttpRequest, access_id) -> HttpResponse:
     """GET asks for confirmation; POST revokes (the admin role, as in the API)."""
     access = _access(request, access_id)
     require_role(request.user, access.tenant, TenantRole.ADMIN)
-    form = ReasonForm(request.POST or None)
+    form = ReasonForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         access_services.access_revoke(access=access, reason=form.cleaned_data["reason"])
         messages.success(request, "The subscription is revoked; its key no longer works.")

@@ -29,7 +29,7 @@ def team(request: HttpRequest) -> HttpResponse:
     """GET lists the members (any role may read them, as in the API); POST sets a
     member's role or invites a name without an account yet (owners only)."""
     tenant = _tenant(request)
-    form = MemberForm(request.POST or None)
+    form = MemberForm(request.POST if request.method == "POST" else None)
     context = {"tenant": tenant, "form": form, "roles": TenantRole.choices}
     if request.method == "POST":
         require_role(request.user, tenant, TenantRole.OWNER)
