@@ -7,6 +7,8 @@ from django.contrib.auth import get_user_model
 
 from agent_registry.core.authentication import OIDCAuthentication
 from agent_registry.portal.oidc import PortalOIDCBackend
+from agent_registry.tenants.models import TenantRole
+from agent_registry.tenants.services import membership_set
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -52,3 +54,11 @@ def test_the_login_page_offers_keycloak_only_when_configured(client, settings):
 
     assert "Log in with Keycloak" not in html
     assert '<label for="id_username">Username' in html
+
+
+def test_a_first_keycloak_login_takes_up_the_invitation_waiting_for_its_name(backend, tenant):
+    membership_set(tenant=tenant, username="kc-invited", role=TenantRole.DEVELOPER)
+
+    user = backend.get_or_create_user("access", "id", {"sub": "kc-invited"})
+
+    assert user.tenant_memberships.get().role == TenantRole.DEVELOPER
