@@ -142,22 +142,13 @@ def live_subscription_counts(agent_ids: Iterable[Any]) -> dict[Any, int]:
     return {row["agent_instance_id"]: row["count"] for row in rows}
 
 
-def subscribers_of(agent: AgentInstance) -> list[dict[str, Any]]:
-    """The agent's subscriptions as its provider sees them: the customer tenant, the plan,
-    the status and since when. No key, project, configuration or member of the customer
-    (the rule of usage/provider_selectors.py)."""
-    rows = (
+def subscribers_of(agent: AgentInstance) -> QuerySet:
+    """The agent's subscriptions as its provider sees them, newest first: the customer
+    tenant, the plan, the status and since when. Only these columns are read: no key,
+    project, configuration or member of the customer (the rule of
+    usage/provider_selectors.py)."""
+    return (
         AgentAccess.objects.filter(agent_instance=agent)
-        .select_related("tenant", "plan")
         .order_by("-created_at")
+        .values("tenant__slug", "tenant__name", "plan__name", "status", "created_at")
     )
-    return [
-        {
-            "customer": row.tenant.slug,
-            "customer_name": row.tenant.name,
-            "plan_name": row.plan.name,
-            "status": row.get_status_display(),
-            "since": row.created_at,
-        }
-        for row in rows
-    ]

@@ -23,7 +23,7 @@ from agent_registry.billing.selectors import RevenueQuery, provider_revenue, rev
 from agent_registry.core.errors import NotFound, RegistryError, ValidationFailed
 from agent_registry.portal.errors import error_lines, shows_errors
 from agent_registry.portal.forms import AgentEditForm, AgentForm, PlanForm, ReasonForm
-from agent_registry.portal.views.common import current_tenant, page
+from agent_registry.portal.views.common import current_tenant, page, paginate
 from agent_registry.tenants.models import AgentTenant, TenantRole
 from agent_registry.tenants.permissions import PROVIDER_FIGURES_ROLE, require_role, role_of
 from agent_registry.tenants.selectors import project_for_write, projects_visible_to
@@ -191,7 +191,7 @@ def _agent_page(
             for name in lifecycle.ACTIONS
         ],
         "can_edit": can_edit,
-        "subscribers": subscribers_of(agent) if can_edit else [],
+        "subscribers": paginate(request, subscribers_of(agent)) if can_edit else None,
         "edit_form": extra.pop("edit_form", None)
         or AgentEditForm(
             initial={

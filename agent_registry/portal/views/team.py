@@ -10,7 +10,7 @@ from django.shortcuts import redirect
 from agent_registry.core.errors import NotFound, RegistryError
 from agent_registry.portal.errors import error_lines, shows_errors
 from agent_registry.portal.forms import MemberForm
-from agent_registry.portal.views.common import current_tenant, page
+from agent_registry.portal.views.common import current_tenant, page, paginate
 from agent_registry.tenants import selectors, services
 from agent_registry.tenants.models import AgentTenant, TenantMembership, TenantRole
 from agent_registry.tenants.permissions import require_role
@@ -43,14 +43,17 @@ def team(request: HttpRequest) -> HttpResponse:
                     request, f"{form.cleaned_data['username']} is now {form.cleaned_data['role']}."
                 )
                 return redirect("portal:team")
-    context["members"] = [
-        {
-            "name": row.user.username if isinstance(row, TenantMembership) else row.username,
-            "role": row.get_role_display(),
-            "joined": isinstance(row, TenantMembership),
-        }
-        for row in selectors.members_of(tenant)
-    ]
+    context["members"] = paginate(
+        request,
+        [
+            {
+                "name": row.user.username if isinstance(row, TenantMembership) else row.username,
+                "role": row.get_role_display(),
+                "joined": isinstance(row, TenantMembership),
+            }
+            for row in selectors.members_of(tenant)
+        ],
+    )
     status = 400 if request.method == "POST" else 200
     return page(request, "portal/team.html", context, status=status)
 
