@@ -215,6 +215,20 @@ def test_my_agents_lists_the_organisations_subscriptions_with_quota(world):
     assert "0 of 100" in html
 
 
+def test_my_agents_can_be_narrowed_to_one_project(world):
+    second = factories.ProjectFactory(tenant=world.customer, name="Shop")
+    website = access_create(agent=world.agent, plan=world.free_plan, project=world.customer_project)
+    shop = access_create(agent=world.agent, plan=world.free_plan, project=second)
+    browser = member_browser(world.customer, "viewer")
+
+    html = browser.get("/portal/subscriptions/", {"project": second.pk}).content.decode()
+    bogus = browser.get("/portal/subscriptions/", {"project": "nope"})
+
+    assert shop.access.key_prefix in html
+    assert website.access.key_prefix not in html
+    assert bogus.status_code == 200
+
+
 def test_another_organisations_subscription_is_not_found(world):
     theirs = access_create(agent=world.agent, plan=world.free_plan, project=world.outsider_project)
     browser = member_browser(world.customer, "owner")

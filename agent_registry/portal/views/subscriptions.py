@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from django.contrib import messages
@@ -21,6 +22,7 @@ from agent_registry.portal.views.catalog import key_once
 from agent_registry.portal.views.common import current_tenant, page, paginate
 from agent_registry.tenants.models import TenantRole
 from agent_registry.tenants.permissions import require_role
+from agent_registry.tenants.selectors import projects_visible_to
 from agent_registry.usage.selectors import daily_summaries_visible_to
 
 
@@ -37,11 +39,28 @@ def _access(request: HttpRequest, access_id) -> AgentAccess:
 def subscription_list(request: HttpRequest) -> HttpResponse:
     accesses = access_selectors.access_visible_to(request.user).order_by("-created_at")
     tenant = current_tenant(request)
+    projects = projects_visible_to(request.user).none()
     if tenant is not None:
         accesses = accesses.filter(tenant=tenant)
+        projects = projects_visible_to(request.user).filter(tenant=tenant).order_by("name")
+    chosen = projects.filter(pk=request.GET["project"]).first() if _is_uuid(request) else None
+    if chosen is not None:
+        accesses = accesses.filter(project=chosen)
     listing = paginate(request, accesses)
     access_selectors.accesses_with_quota_shown(listing.object_list)
-    return page(request, "portal/subscriptions.html", {"listing": listing})
+    return page(
+        request,
+        "portal/subscriptions.html",
+        {"listing": listing, "projects": projects, "chosen_project": chosen},
+    )
+
+
+def _is_uuid(request: HttpRequest) -> bool:
+    try:
+        uuid.UUID(request.GET.get("project", ""))
+    except ValueError:
+        return False
+    return True
 
 
 def _detail(request: HttpRequest, access: AgentAccess, **extra) -> HttpResponse:
