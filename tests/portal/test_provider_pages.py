@@ -9,7 +9,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from agent_registry.access.services import access_create, access_revoke
+from agent_registry.agents import flow_export
 from agent_registry.agents.models import AgentInstance, AgentPlan, AgentState
+from agent_registry.portal.views import provider as views
 from tests import factories
 from tests.portal.conftest import member_browser
 
@@ -205,3 +207,27 @@ def test_another_organisations_agent_pages_are_not_found_and_its_actions_refused
     assert outsider.post(f"{base}/plans/", {"name": "x"}).status_code == 404
     world.agent.refresh_from_db()
     assert world.agent.state == AgentState.ACTIVE
+
+
+def test_only_the_providers_admins_see_its_subscribers(world):
+    access_create(agent=world.agent, plan=world.free_plan, project=world.customer_project)
+    path = f"/portal/provider/agents/{world.agent.agent_id}/"
+
+    as_developer = member_browser(world.provider, "developer").get(path).content.decode()
+    as_admin = member_browser(world.provider, "admin").get(path).content.decode()
+
+    assert "Subscribers" in as_admin
+    assert "Acme" in as_admin
+    assert "Subscribers" not in as_developer
+    assert "Acme" not in as_developer
+
+
+def test_an_oversized_upload_is_refused_before_it_is_parsed(world, monkeypatch):
+    monkeypatch.setattr(flow_export, "MAX_EXPORT_BYTES", 100)
+    monkeypatch.setattr(views, "MAX_EXPORT_BYTES", 100)
+    browser = member_browser(world.provider, "admin")
+
+    response = register(browser, world)
+
+    assert response.status_code == 400
+    assert "The file is larger than" in response.content.decode()

@@ -8,8 +8,9 @@ from django.core.paginator import Page, Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from agent_registry.tenants.models import AgentTenant
-from agent_registry.tenants.permissions import role_of, visible_tenants
+from agent_registry.core.errors import Forbidden
+from agent_registry.tenants.models import AgentTenant, TenantRole
+from agent_registry.tenants.permissions import require_role, role_of, visible_tenants
 
 PAGE_SIZE = 20
 SESSION_TENANT = "portal_tenant"
@@ -25,6 +26,15 @@ def current_tenant(request: HttpRequest) -> AgentTenant | None:
         if tenant is not None:
             return tenant
     return tenants.first()
+
+
+def holds_role(user, tenant: AgentTenant, minimum: TenantRole) -> bool:
+    """Whether to offer a control: the question ``require_role`` answers when it is used."""
+    try:
+        require_role(user, tenant, minimum)
+    except Forbidden:
+        return False
+    return True
 
 
 def paginate(request: HttpRequest, items: Any, size: int = PAGE_SIZE) -> Page:

@@ -16,16 +16,16 @@ from agent_registry.access.selectors import live_subscription_counts, subscriber
 from agent_registry.agents import lifecycle
 from agent_registry.agents import selectors as agent_selectors
 from agent_registry.agents import services as agent_services
-from agent_registry.agents.flow_export import parse_flow_export
+from agent_registry.agents.flow_export import MAX_EXPORT_BYTES, parse_flow_export
 from agent_registry.agents.models import AgentInstance, RuntimeType
 from agent_registry.agents.runtime import RuntimeDescription, parse_runtime
 from agent_registry.billing.selectors import RevenueQuery, provider_revenue, revenue_totals
-from agent_registry.core.errors import NotFound, RegistryError, ValidationFailed
+from agent_registry.core.errors import Forbidden, NotFound, RegistryError, ValidationFailed
 from agent_registry.portal.errors import error_lines, shows_errors
 from agent_registry.portal.forms import AgentEditForm, AgentForm, PlanForm, ReasonForm
-from agent_registry.portal.views.common import current_tenant, page, paginate
+from agent_registry.portal.views.common import current_tenant, holds_role, page, paginate
 from agent_registry.tenants.models import AgentTenant, TenantRole
-from agent_registry.tenants.permissions import PROVIDER_FIGURES_ROLE, require_role, role_of
+from agent_registry.tenants.permissions import PROVIDER_FIGURES_ROLE, require_role
 from agent_registry.tenants.selectors import project_for_write, projects_visible_to
 from agent_registry.usage.provider_selectors import provider_scope
 
@@ -95,10 +95,13 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     )
     counts = live_subscription_counts(agent.pk for agent in agents)
     rows = [{"agent": agent, "subscribers": counts.get(agent.pk, 0)} for agent in agents]
-    role = role_of(request.user, tenant)
     context: dict[str, Any] = {"tenant": tenant, "agents": rows, "figures": False}
-    if request.user.is_staff or role in (TenantRole.OWNER, TenantRole.ADMIN):
-        rows = provider_revenue(RevenueQuery(scope=provider_scope(request.user, tenant.slug)))
+    try:
+        scope = provider_scope(request.user, tenant.slug)  # the API's rule for the figures
+    except Forbidden:
+        scope = None
+    if scope is not None:
+        rows = provider_revenue(RevenueQuery(scope=scope))
         context |= {
             "figures": True,
             "revenue_rows": _revenue_table(rows),
@@ -124,7 +127,7 @@ def _runtime(form: AgentForm, files) -> tuple[RuntimeDescription, dict[str, str]
             raise ValidationFailed(
                 "Upload the flow's export.", details={"flow_file": ["Choose the JSON file."]}
             )
-        flow = parse_flow_export(upload.read())
+        flow = parse_flow_export(upload.read(MAX_EXPORT_BYTES + 1))
         given["flow_id"] = flow.flow_id
         given.pop("model")
         defaults = {"name": flow.name, "description": flow.description}
@@ -179,9 +182,7 @@ def _agent(request: HttpRequest, agent_id: str) -> AgentInstance:
 def _agent_page(
     request: HttpRequest, agent: AgentInstance, status: int = 200, **extra
 ) -> HttpResponse:
-    tenant = agent.project.tenant
-    role = role_of(request.user, tenant)
-    can_edit = request.user.is_staff or role in (TenantRole.OWNER, TenantRole.ADMIN)
+    can_edit = holds_role(request.user, agent.project.tenant, TenantRole.ADMIN)
     context = {
         "agent": agent,
         "plans": agent_selectors.plans_of(agent),
@@ -191,7 +192,10 @@ def _agent_page(
             for name in lifecycle.ACTIONS
         ],
         "can_edit": can_edit,
-        "subscribers": paginate(request, subscribers_of(agent)) if can_edit else None,
+        # A provider's customers are its figures: the same role as its usage and revenue.
+        "subscribers": paginate(request, subscribers_of(agent))
+        if holds_role(request.user, agent.project.tenant, PROVIDER_FIGURES_ROLE)
+        else None,
         "edit_form": extra.pop("edit_form", None)
         or AgentEditForm(
             initial={
@@ -202,7 +206,6 @@ def _agent_page(
             }
         ),
         "plan_form": extra.pop("plan_form", None) or PlanForm(initial={"currency": "USD"}),
-        "provider_figures_role": PROVIDER_FIGURES_ROLE,
     }
     return page(request, "portal/provider/agent.html", context | extra, status=status)
 

@@ -10,7 +10,7 @@ from django.shortcuts import redirect
 from agent_registry.core.errors import NotFound, RegistryError
 from agent_registry.portal.errors import error_lines, shows_errors
 from agent_registry.portal.forms import MemberForm
-from agent_registry.portal.views.common import current_tenant, page, paginate
+from agent_registry.portal.views.common import current_tenant, holds_role, page, paginate
 from agent_registry.tenants import selectors, services
 from agent_registry.tenants.models import AgentTenant, TenantMembership, TenantRole
 from agent_registry.tenants.permissions import require_role
@@ -30,7 +30,11 @@ def team(request: HttpRequest) -> HttpResponse:
     member's role or invites a name without an account yet (owners only)."""
     tenant = _tenant(request)
     form = MemberForm(request.POST if request.method == "POST" else None)
-    context = {"tenant": tenant, "form": form, "roles": TenantRole.choices}
+    context = {
+        "tenant": tenant,
+        "form": form,
+        "may_manage": holds_role(request.user, tenant, TenantRole.OWNER),
+    }
     if request.method == "POST":
         require_role(request.user, tenant, TenantRole.OWNER)
         if form.is_valid():
