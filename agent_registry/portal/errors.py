@@ -26,6 +26,10 @@ def _detail_lines(details: Any, path: list[str]) -> list[str]:
             for line in _detail_lines(value, [*path, str(key).replace("_", " ")])
         ]
     if isinstance(details, list | tuple):
+        if details and all(isinstance(item, str | int | float) for item in details):
+            # Messages ("Must be …. Not …."), or values ("deployed, retired"): one line.
+            glue = " " if any(str(item).endswith(".") for item in details) else ", "
+            return _detail_lines(glue.join(str(item) for item in details), path)
         return [line for item in details for line in _detail_lines(item, path)]
     return [f"{' '.join(path)}: {details}" if path else str(details)]
 

@@ -231,3 +231,13 @@ def test_an_oversized_upload_is_refused_before_it_is_parsed(world, monkeypatch):
 
     assert response.status_code == 400
     assert "The file is larger than" in response.content.decode()
+
+
+def test_a_refused_moves_details_read_as_sentences(world):
+    agent = factories.make_agent(project=world.agent.project, state="draft", agent_id="idle")
+    browser = member_browser(world.provider, "admin")
+
+    html = browser.post(f"/portal/provider/agents/{agent.agent_id}/activate/").content.decode()
+
+    assert "<p>allowed: deployed, retired</p>" in html
+    assert "<p>from state: draft</p>" in html
