@@ -155,6 +155,9 @@ class AgentForm(forms.Form):
 
 
 class AgentEditForm(forms.Form):
+    """An agent's details and its runtime's fields (those its type has: a Langflow agent
+    takes a new export, an OpenAI-compatible one a model, …); the type stays."""
+
     name = forms.CharField(label="Name", max_length=200)
     description = forms.CharField(
         label="Description",
@@ -166,6 +169,31 @@ class AgentEditForm(forms.Form):
     tags = forms.CharField(
         label="Tags", max_length=500, required=False, help_text="Separated by commas."
     )
+
+    endpoint = forms.URLField(
+        label="Endpoint URL", assume_scheme="https", max_length=500, required=False
+    )
+    model = forms.CharField(label="Model", max_length=200, required=False)
+    api_key_ref = forms.CharField(label="Runtime secret name", max_length=64, required=False)
+    flow_file = forms.FileField(
+        label="New Langflow flow export (JSON)",
+        required=False,
+        help_text="Empty: the agent keeps its flow.",
+    )
+
+    # The runtime field each form field edits (agents/runtime.py FIELDS).
+    RUNTIME_FIELDS = {
+        "endpoint": "endpoint",
+        "model": "model",
+        "api_key_ref": "api_key_ref",
+        "flow_file": "flow_id",
+    }
+
+    def __init__(self, *args, runtime_fields: set[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, runtime_field in self.RUNTIME_FIELDS.items():
+            if runtime_field not in runtime_fields:
+                del self.fields[name]
 
     def service_fields(self) -> dict:
         text = self.cleaned_data.get("tags") or ""

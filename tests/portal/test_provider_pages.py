@@ -241,3 +241,32 @@ def test_a_refused_moves_details_read_as_sentences(world):
 
     assert "<p>allowed: deployed, retired</p>" in html
     assert "<p>from state: draft</p>" in html
+
+
+def test_a_langflow_agent_takes_a_new_export_and_keeps_its_endpoint(world):
+    browser = member_browser(world.provider, "admin")
+    register(browser, world)
+    newer = json.loads(FLOW.read_bytes()) | {"id": "2b8f0c7e-0000-4000-8000-000000000001"}
+
+    response = browser.post(
+        "/portal/provider/agents/flow-agent/edit/",
+        {
+            "name": "Flow agent",
+            "endpoint": "https://langflow.example.com",
+            "flow_file": flow_file(json.dumps(newer).encode()),
+        },
+    )
+
+    agent = AgentInstance.objects.get(agent_id="flow-agent")
+    assert response.status_code == 302
+    assert agent.langflow_flow_id == "2b8f0c7e-0000-4000-8000-000000000001"
+    assert agent.runtime_endpoint == "https://langflow.example.com"
+    assert agent.name == "Flow agent"
+
+
+def test_an_echo_agents_edit_form_has_no_runtime_fields(world):
+    html = member_browser(world.provider, "admin").get(
+        f"/portal/provider/agents/{world.agent.agent_id}/"
+    )
+
+    assert b"Endpoint URL" not in html.content

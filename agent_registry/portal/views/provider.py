@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from agent_registry.access.selectors import live_subscription_counts, subscribers_of
 from agent_registry.agents import lifecycle
+from agent_registry.agents import runtime as runtime_rules
 from agent_registry.agents import selectors as agent_selectors
 from agent_registry.agents import services as agent_services
 from agent_registry.agents.flow_export import MAX_EXPORT_BYTES, parse_flow_export
@@ -198,12 +199,16 @@ def _agent_page(
         else None,
         "edit_form": extra.pop("edit_form", None)
         or AgentEditForm(
+            runtime_fields=_runtime_fields(agent),
             initial={
                 "name": agent.name,
                 "description": agent.description,
                 "category": agent.category,
                 "tags": ", ".join(agent.tags),
-            }
+                "endpoint": agent.runtime_endpoint,
+                "model": agent.runtime_model,
+                "api_key_ref": agent.runtime_api_key_ref,
+            },
         ),
         "plan_form": extra.pop("plan_form", None) or PlanForm(initial={"currency": "USD"}),
     }
@@ -216,17 +221,42 @@ def agent_manage(request: HttpRequest, agent_id: str) -> HttpResponse:
     return _agent_page(request, _agent(request, agent_id))
 
 
+def _runtime_fields(agent: AgentInstance) -> set[str]:
+    return runtime_rules.FIELDS[agent.runtime_type][0]
+
+
+def _edited_runtime(agent: AgentInstance, form: AgentEditForm, files) -> RuntimeDescription | None:
+    """The agent's runtime with the form's values (a new export's flow id), judged by the
+    API's ``parse_runtime``; None for the echo runtime, which has nothing to edit."""
+    fields = _runtime_fields(agent)
+    if not fields:
+        return None
+    current = runtime_rules.describe(agent)
+    values = {
+        name: form.cleaned_data.get(name, "") for name in ("endpoint", "model", "api_key_ref")
+    }
+    upload = files.get("flow_file")
+    values["flow_id"] = (
+        parse_flow_export(upload.read(MAX_EXPORT_BYTES + 1)).flow_id
+        if upload is not None
+        else current.get("flow_id", "")
+    )
+    given = {name: value for name, value in values.items() if name in fields}
+    return parse_runtime({"type": agent.runtime_type, **given})
+
+
 @login_required
 @require_POST
 @shows_errors
 def agent_edit(request: HttpRequest, agent_id: str) -> HttpResponse:
     agent = _agent(request, agent_id)
     require_role(request.user, agent.project.tenant, TenantRole.ADMIN)
-    form = AgentEditForm(request.POST)
+    form = AgentEditForm(request.POST, request.FILES, runtime_fields=_runtime_fields(agent))
     if not form.is_valid():
         return _agent_page(request, agent, status=400, edit_form=form)
     try:
-        agent_services.agent_update(agent=agent, **form.service_fields())
+        runtime = _edited_runtime(agent, form, request.FILES)
+        agent_services.agent_update(agent=agent, runtime=runtime, **form.service_fields())
     except RegistryError as error:
         return _agent_page(
             request, agent, status=error.status, edit_form=form, error_lines=error_lines(error)
