@@ -43,6 +43,11 @@ urlpatterns = [
     path("provider/agents/<slug:agent_id>/edit/", provider.agent_edit, name="provider-agent-edit"),
     path("provider/agents/<slug:agent_id>/plans/", provider.plan_add, name="provider-plan-add"),
     path(
+        "provider/agents/<slug:agent_id>/plans/<str:plan_id>/deactivate/",
+        provider.plan_deactivate,
+        name="provider-plan-deactivate",
+    ),
+    path(
         "provider/agents/<slug:agent_id>/<slug:action>/",
         provider.agent_action,
         name="provider-agent-action",

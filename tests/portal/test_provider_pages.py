@@ -270,3 +270,19 @@ def test_an_echo_agents_edit_form_has_no_runtime_fields(world):
     )
 
     assert b"Endpoint URL" not in html.content
+
+
+def test_deactivating_a_plan_stops_new_subscriptions_only(world):
+    issued = access_create(agent=world.agent, plan=world.free_plan, project=world.customer_project)
+    browser = member_browser(world.provider, "admin")
+    base = f"/portal/provider/agents/{world.agent.agent_id}/plans/{world.free_plan.pk}/deactivate/"
+
+    refused = member_browser(world.provider, "developer").post(base)
+    done = browser.post(base)
+
+    world.free_plan.refresh_from_db()
+    issued.access.refresh_from_db()
+    assert refused.status_code == 403
+    assert done.status_code == 302
+    assert not world.free_plan.is_active
+    assert issued.access.status == "active"

@@ -285,6 +285,19 @@ def plan_add(request: HttpRequest, agent_id: str) -> HttpResponse:
 
 
 @login_required
+@require_POST
+@shows_errors
+def plan_deactivate(request: HttpRequest, agent_id: str, plan_id: str) -> HttpResponse:
+    """No new subscriptions to the plan; existing ones keep it (the API's deactivate)."""
+    agent = _agent(request, agent_id)
+    plan = agent_selectors.plan_of(agent, plan_id)
+    require_role(request.user, agent.project.tenant, TenantRole.ADMIN)
+    agent_services.plan_deactivate(plan=plan)
+    messages.success(request, f"Plan '{plan.name}' takes no new subscriptions.")
+    return redirect("portal:provider-agent", agent_id=agent.agent_id)
+
+
+@login_required
 @shows_errors
 def agent_action(request: HttpRequest, agent_id: str, action: str) -> HttpResponse:
     """A lifecycle button: ``agent_run_action``, whose refusal (409) is shown in words.
