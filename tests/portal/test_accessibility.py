@@ -14,6 +14,24 @@ pytestmark = needs_chromium
 
 AXE = (VENDOR / "axe.min.js").read_text()
 PHONE = {"width": 375, "height": 740}
+# The contract's control names (issue 13). Playwright matches a name as a substring, so
+# no other button on a page may contain one ("Deactivate" would shadow "Activate").
+# "Subscribe" is left out: an agent's page has one per plan, each in its labelled form.
+CONTROLS = (
+    "Copy",
+    "Create key",
+    "Rotate key",
+    "Revoke",
+    "Pause",
+    "Resume",
+    "Publish",
+    "Activate",
+    "Retire",
+    "Save",
+    "Upload",
+    "Export CSV",
+    "Deploy",
+)
 
 
 def violations(page) -> list[str]:
@@ -60,6 +78,10 @@ def test_every_page_passes_axe_and_fits_a_phone(live_gateway, chromium):  # noqa
     for path in pages:
         tab.go(path)
         found[path] = violations(tab.page)
+        for name in CONTROLS:
+            count = tab.page.get_by_role("button", name=name).count()
+            if count > 1:
+                found[path].append(f"{count} buttons answer to {name!r}")
         too_wide = tab.page.evaluate("document.documentElement.scrollWidth > window.innerWidth + 1")
         if too_wide:
             wide = tab.page.evaluate(
