@@ -217,7 +217,7 @@ def test_only_the_providers_admins_see_its_subscribers(world):
     as_admin = member_browser(world.provider, "admin").get(path).content.decode()
 
     assert "Subscribers" in as_admin
-    assert "Acme" in as_admin
+    assert "<td>Acme <small>(acme)</small></td><td>Free</td><td>Active</td>" in as_admin
     assert "Subscribers" not in as_developer
     assert "Acme" not in as_developer
 

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from django import template
 
+from agent_registry.access.models import AccessStatus
 from agent_registry.core.money import CURRENCIES
 
 register = template.Library()
@@ -24,3 +25,12 @@ def percent_of(used, limit) -> int:
     if not limit:
         return 0
     return min(100, round(100 * (used or 0) / limit))
+
+
+@register.filter
+def access_status(value: str) -> str:
+    """A subscription status as its label ("pending_payment" → "Pending payment")."""
+    try:
+        return str(AccessStatus(value).label)
+    except ValueError:
+        return value
