@@ -393,3 +393,31 @@ def test_the_organisation_switcher_only_switches_to_ones_own(world):
     browser.post("/portal/switch/", {"tenant": "other", "next": "/portal/team/"})
 
     assert "Team · Acme" in browser.get("/portal/team/").content.decode()
+
+
+def test_a_tag_on_a_card_filters_the_marketplace_by_it(world):
+    factories.make_agent(project=world.agent.project, agent_id="poet", name="Poet", tags=["fun"])
+
+    html = Client().get("/portal/").content.decode()
+    by_tag = Client().get("/portal/", {"tag": "invoices"}).content.decode()
+
+    assert 'href="/portal/?tag=invoices"' in html
+    assert "Helper bot" in by_tag
+    assert "Poet" not in by_tag
+
+
+def test_a_wrong_password_is_said_in_words_and_logging_out_is_a_post(world):
+    user = factories.member(world.customer, "owner", username="alice")
+    user.set_password(PASSWORD)
+    user.save()
+    browser = Client()
+
+    wrong = browser.post("/portal/login/", {"username": "alice", "password": "nope"})
+    browser.post("/portal/login/", {"username": "alice", "password": PASSWORD})
+    still_in = browser.get("/portal/logout/")
+    out = browser.post("/portal/logout/")
+
+    assert "The username or password is not right." in wrong.content.decode()
+    assert still_in.status_code == 405
+    assert out.status_code == 302
+    assert browser.get("/portal/subscriptions/").status_code == 302
