@@ -56,7 +56,8 @@ if settings.PORTAL_OIDC_ENABLED:
     # /portal/oidc/authenticate/ and /portal/oidc/callback/ (docs/portal.md).
     urlpatterns.append(path("portal/oidc/", include("mozilla_django_oidc.urls")))
 
-handler400 = "agent_registry.core.error_envelope.handler400"
-handler403 = "agent_registry.core.error_envelope.handler403"
-handler404 = "agent_registry.core.error_envelope.handler404"
-handler500 = "agent_registry.core.error_envelope.handler500"
+# The portal's paths get a page in words; every other path the API's JSON envelope.
+handler400 = "agent_registry.portal.errors.handler400"
+handler403 = "agent_registry.portal.errors.handler403"
+handler404 = "agent_registry.portal.errors.handler404"
+handler500 = "agent_registry.portal.errors.handler500"

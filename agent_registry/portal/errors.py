@@ -9,6 +9,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from agent_registry.core import error_envelope
 from agent_registry.core.errors import RegistryError
 
 
@@ -51,3 +52,38 @@ def shows_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
             )
 
     return wrapped
+
+
+# Django's error handlers for the portal's paths: a page in words, like the rest of the
+# portal; every other path keeps the API's JSON envelope (core/error_envelope.py).
+# urls.py names these, as the composition root.
+
+_PAGE_WORDS = {
+    400: "The request could not be read.",
+    403: "You may not do this.",
+    404: "There is no such page.",
+    500: "Something went wrong on our side; it has been logged.",
+}
+
+
+def _portal_or(api_handler: Callable[..., HttpResponse], status: int):
+    def handler(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+        if not request.path.startswith("/portal/"):
+            return api_handler(request) if status == 500 else api_handler(request, exception)
+        try:
+            return render(
+                request,
+                "portal/error.html",
+                {"error_lines": [_PAGE_WORDS[status]], "status": status},
+                status=status,
+            )
+        except Exception:  # the page itself failed (the database?): the envelope
+            return error_envelope.handler500(request)
+
+    return handler
+
+
+handler400 = _portal_or(error_envelope.handler400, 400)
+handler403 = _portal_or(error_envelope.handler403, 403)
+handler404 = _portal_or(error_envelope.handler404, 404)
+handler500 = _portal_or(error_envelope.handler500, 500)
