@@ -32,6 +32,14 @@ def account(tenant, role: str, username: str):
     return user
 
 
+def charted_calls(page) -> int:
+    """The calls Chart.js drew on the usage chart (every dataset, every day)."""
+    return page.evaluate(
+        "() => Chart.getChart(document.querySelector('canvas[data-chart]')).data.datasets"
+        ".reduce((n, d) => n + d.data.reduce((a, b) => a + b, 0), 0)"
+    )
+
+
 def invoke(base: str, api_key: str) -> httpx.Response:
     return httpx.post(
         f"{base}/api/v1/agents/echo/invoke",
@@ -79,12 +87,14 @@ def test_a_customer_subscribes_calls_sees_usage_rotates_and_revokes(live_gateway
 
     tab.go("/portal/usage/")
     assert page.locator("#totals-none").is_visible()
+    assert charted_calls(page) == 0
     assert invoke(live_gateway.url, api_key).status_code == 200
     access = AgentAccess.objects.get(key_prefix=keys.parse_key(api_key, keys.API_KEY_KIND).prefix)
     wait_until(lambda: UsageRecord.objects.filter(access=access).exists(), what="the call's record")
     aggregate_day(datetime.now(UTC).date())
     tab.go("/portal/usage/")
     assert re.search(r"<strong>1</strong> calls", page.content())
+    assert charted_calls(page) == 1
     tab.shot("customer-05-usage")
 
     tab.go(f"/portal/subscriptions/{access.pk}/")
