@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "agent_registry.usage",
     "agent_registry.billing",
     "agent_registry.waldur",
+    "agent_registry.portal",
     "agent_registry.demo",
 ]
 
@@ -162,6 +163,41 @@ OIDC_ISSUER = env.str("OIDC_ISSUER", default="")
 OIDC_AUDIENCE = env.str("OIDC_AUDIENCE", default="")
 OIDC_ALGORITHMS = env.list("OIDC_ALGORITHMS", default=["RS256", "ES256"])
 OIDC_HTTP_TIMEOUT_SECONDS = env.float("OIDC_HTTP_TIMEOUT_SECONDS", default=5.0)
+
+# --- Portal (agent_registry/portal, docs/portal.md) ------------------------------
+# Local accounts log in with Django's sessions; Keycloak through OpenID Connect
+# (mozilla-django-oidc) when OIDC_RP_CLIENT_ID is set with the provider's endpoints.
+LOGIN_URL = "portal:login"
+LOGIN_REDIRECT_URL = "portal:marketplace"
+LOGIN_REDIRECT_URL_FAILURE = "portal:login"
+LOGOUT_REDIRECT_URL = "portal:login"
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = env.str("OIDC_RP_CLIENT_SECRET", default="")
+OIDC_RP_SIGN_ALGO = env.str("OIDC_RP_SIGN_ALGO", default="RS256")
+OIDC_RP_SCOPES = env.str("OIDC_RP_SCOPES", default="openid email profile")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("OIDC_OP_AUTHORIZATION_ENDPOINT", default="")
+OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_OP_TOKEN_ENDPOINT", default="")
+OIDC_OP_USER_ENDPOINT = env.str("OIDC_OP_USER_ENDPOINT", default="")
+# The same key set the API's bearer tokens are checked against, unless set on its own.
+OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT", default=OIDC_JWKS_URL)
+OIDC_OP_LOGOUT_ENDPOINT = env.str("OIDC_OP_LOGOUT_ENDPOINT", default="")
+OIDC_TIMEOUT = OIDC_HTTP_TIMEOUT_SECONDS
+OIDC_VERIFY_SSL = True
+PORTAL_OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID and OIDC_OP_AUTHORIZATION_ENDPOINT)
+if PORTAL_OIDC_ENABLED:
+    AUTHENTICATION_BACKENDS.append("agent_registry.portal.oidc.PortalOIDCBackend")
+# Sessions and the CSRF cookie: HttpOnly (Django's default for sessions), SameSite=Lax,
+# and Secure in production, where the portal is served over HTTPS only.
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=APP_ENV == "production")
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+# The portal's own static files (and its vendored assets) are found without a
+# collectstatic run outside production: tests and a fresh `make run` serve them alike.
+WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=APP_ENV != "production")
 
 # API keys are stored as HMAC-SHA256 with this pepper; a leaked database alone
 # cannot be used to test guesses offline.

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -58,9 +59,16 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("admin/", admin.site.urls),
+    path("portal/", include("agent_registry.portal.urls")),
 ]
 
-handler400 = "agent_registry.core.error_envelope.handler400"
-handler403 = "agent_registry.core.error_envelope.handler403"
-handler404 = "agent_registry.core.error_envelope.handler404"
-handler500 = "agent_registry.core.error_envelope.handler500"
+if settings.PORTAL_OIDC_ENABLED:
+    # mozilla-django-oidc's views (un-namespaced, as it reverses them by bare name):
+    # /portal/oidc/authenticate/ and /portal/oidc/callback/ (docs/portal.md).
+    urlpatterns.append(path("portal/oidc/", include("mozilla_django_oidc.urls")))
+
+# The portal's paths get a page in words; every other path the API's JSON envelope.
+handler400 = "agent_registry.portal.errors.handler400"
+handler403 = "agent_registry.portal.errors.handler403"
+handler404 = "agent_registry.portal.errors.handler404"
+handler500 = "agent_registry.portal.errors.handler500"

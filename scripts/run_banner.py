@@ -19,6 +19,9 @@ print(
 
   API docs      {base}/api/docs/
   Admin         {base}/admin/   user: {values.get("ADMIN_USERNAME", "admin")}  password: {values.get("ADMIN_PASSWORD", "(see var/demo-credentials.txt)")}
+  Portal        {base}/portal/
+                customer: {values.get("CUSTOMER_USERNAME", "demo-customer")}  password: {values.get("CUSTOMER_PASSWORD", "(see var/demo-credentials.txt)")}
+                provider: {values.get("PROVIDER_USERNAME", "demo-provider")}  password: {values.get("PROVIDER_PASSWORD", "(see var/demo-credentials.txt)")}
   Catalog       curl {base}/api/v1/catalog/
   Operator API  curl -H "Authorization: Token {values.get("OPERATOR_TOKEN", "<token>")}" {base}/api/v1/agents/
   Demo API key  {values.get("DEMO_API_KEY", "(see var/demo-credentials.txt)")}

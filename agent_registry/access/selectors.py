@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from agent_registry.access.models import AccessStatus, AgentAccess, AgentConfiguration
 from agent_registry.agents.models import AgentInstance, AgentPlan
@@ -129,3 +129,26 @@ def accesses_with_quota_shown(
 
 def access_with_quota_shown(access: AgentAccess) -> AgentAccess:
     return accesses_with_quota_shown([access])[0]
+
+
+def live_subscription_counts(agent_ids: Iterable[Any]) -> dict[Any, int]:
+    """agent pk → its subscriptions that are not revoked (a provider's subscriber count)."""
+    rows = (
+        AgentAccess.objects.filter(agent_instance_id__in=list(agent_ids))
+        .exclude(status=AccessStatus.REVOKED)
+        .values("agent_instance_id")
+        .annotate(count=Count("pk"))
+    )
+    return {row["agent_instance_id"]: row["count"] for row in rows}
+
+
+def subscribers_of(agent: AgentInstance) -> QuerySet:
+    """The agent's subscriptions as its provider sees them, newest first: the customer
+    tenant, the plan, the status and since when. Only these columns are read: no key,
+    project, configuration or member of the customer (the rule of
+    usage/provider_selectors.py)."""
+    return (
+        AgentAccess.objects.filter(agent_instance=agent)
+        .order_by("-created_at")
+        .values("tenant__slug", "tenant__name", "plan__name", "status", "created_at")
+    )

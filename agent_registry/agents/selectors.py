@@ -140,3 +140,23 @@ def plan_lineage_ids(plan: AgentPlan) -> list[Any]:
             .first()
         )
     return ids
+
+
+def agent_shown_to(user, agent_id: str) -> AgentInstance:
+    """An agent's page: a listed or active one for anyone, others only for their own
+    tenant's members and operators (404 otherwise, as if it didn't exist)."""
+    agent = (
+        AgentInstance.objects.select_related("project__tenant").filter(agent_id=agent_id).first()
+    )
+    shown = agent is not None and (
+        (agent.state in lifecycle.SUBSCRIBABLE_STATES and agent.project.tenant.is_active)
+        or is_operator(user)
+        or agent.project.tenant_id in member_tenant_ids(user)
+    )
+    if agent is None or not shown:
+        raise NotFound(f"No agent '{agent_id}'.")
+    return agent
+
+
+def catalog_categories() -> list[str]:
+    return sorted(set(catalog_agents().exclude(category="").values_list("category", flat=True)))

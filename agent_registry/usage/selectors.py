@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import F, Max, QuerySet, Sum
 
 from agent_registry.agents.models import AgentInstance
 from agent_registry.core import periods
@@ -89,3 +91,34 @@ def daily_summaries_visible_to(user) -> QuerySet[DailyUsageSummary]:
     if is_operator(user):
         return summaries
     return summaries.filter(tenant_id__in=member_tenant_ids(user))
+
+
+def agents_quality(agent_ids: Iterable[Any], *, days: int = 7, today: date | None = None) -> dict:
+    """agent pk → its calls, success rate and latencies over the last ``days`` UTC days,
+    from the daily summaries of every customer (the marketplace's public figures: no
+    customer is named). Means are weighted by calls; p95 is the worst day's."""
+    today = today or datetime.now(UTC).date()
+    rows = (
+        DailyUsageSummary.objects.filter(
+            agent_instance_id__in=list(agent_ids), date__gt=today - timedelta(days=days)
+        )
+        .values("agent_instance_id")
+        .annotate(
+            calls=Sum("total_requests"),
+            successful=Sum("successful_requests"),
+            weighted_ms=Sum(F("avg_response_time_ms") * F("total_requests")),
+            p95_ms=Max("p95_response_time_ms"),
+        )
+    )
+    quality = {}
+    for row in rows:
+        calls = row["calls"] or 0
+        if not calls:
+            continue
+        quality[row["agent_instance_id"]] = {
+            "calls": calls,
+            "success_rate": round(100 * (row["successful"] or 0) / calls, 1),
+            "mean_ms": round((row["weighted_ms"] or 0) / calls),
+            "p95_ms": row["p95_ms"] or 0,
+        }
+    return quality

@@ -46,3 +46,15 @@ def test_the_demo_is_seeded_once_with_its_plans_and_a_metered_key(credentials):
     assert saved["DEMO_SUBSCRIPTION_ID"] == str(demo.pk)
     assert saved["DEMO_API_KEY"].startswith("agr_")
     assert oct(credentials.stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_demo_has_a_customer_and_a_provider_login_for_the_portal(credentials, client):
+    call_command("seed_demo", stdout=StringIO())
+
+    values = dict(line.split("=", 1) for line in credentials.read_text().splitlines())
+    for prefix, page in (("CUSTOMER", "/portal/subscriptions/"), ("PROVIDER", "/portal/provider/")):
+        assert client.login(
+            username=values[f"{prefix}_USERNAME"], password=values[f"{prefix}_PASSWORD"]
+        )
+        assert client.get(page).status_code == 200
+    assert "Echo demo agent" in client.get("/portal/provider/").content.decode()

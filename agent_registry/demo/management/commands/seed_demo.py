@@ -2,7 +2,10 @@
 
 A tenant and project, an active ``echo-demo`` agent on the built-in echo runtime with
 three plans (free, pay as you go, a monthly subscription), an admin login, and a demo
-subscription on the pay-as-you-go plan. Secrets made here
+subscription on the pay-as-you-go plan. For the portal (/portal/): a provider login
+(``demo-provider``, admin of the tenant that provides ``echo-demo``) and a customer login
+(``demo-customer``, owner of the customer tenant ``acme`` with a project of its own);
+they are added to a demo seeded before the portal existed, too. Secrets made here
 (the admin password, the demo API key, an operator token) are written once to
 ``var/demo-credentials.txt`` (mode 600) and printed on every run; ``var/demo.env`` has
 the same values as ``export NAME=value`` lines, for ``. var/demo.env`` in a shell.
@@ -25,7 +28,7 @@ from agent_registry.agents.models import BillingModel
 from agent_registry.agents.runtime import RuntimeDescription
 from agent_registry.agents.services import agent_create, agent_run_action, plan_create
 from agent_registry.core import keys
-from agent_registry.core.identifiers import user_get_or_create
+from agent_registry.core.identifiers import user_by_username, user_get_or_create
 from agent_registry.core.models import OperatorToken
 from agent_registry.tenants.models import AgentTenant, TenantRole
 from agent_registry.tenants.services import membership_set, project_create, tenant_create
@@ -55,15 +58,44 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         with transaction.atomic():
             created = self._seed()
+            logins = self._seed_portal_logins()
         if created:
-            _write_credentials(created)
+            _write_credentials(created | logins)
             self.stdout.write(self.style.SUCCESS("Demo data created."))
+        elif logins:
+            saved = CREDENTIALS_FILE.read_text().splitlines() if CREDENTIALS_FILE.exists() else []
+            _write_credentials(dict(line.split("=", 1) for line in saved if "=" in line) | logins)
+            self.stdout.write(self.style.SUCCESS("Portal logins added to the demo."))
         else:
             if CREDENTIALS_FILE.exists() and not SHELL_FILE.exists():
                 # A demo seeded before var/demo.env existed gets it from its credentials.
                 saved = CREDENTIALS_FILE.read_text().splitlines()
                 _write_credentials(dict(line.split("=", 1) for line in saved if "=" in line))
             self.stdout.write("Demo data already present; left unchanged.")
+
+    def _seed_portal_logins(self) -> dict[str, str]:
+        """A provider and a customer who log in to the portal with a password."""
+        demo = AgentTenant.all_objects.filter(slug="demo").first()
+        if demo is None or user_by_username("demo-customer") is not None:
+            return {}
+        out: dict[str, str] = {}
+        customer_tenant = AgentTenant.all_objects.filter(slug="acme").first() or tenant_create(
+            name="Acme Customer", slug="acme", monthly_api_calls_limit=100_000, max_agents=10
+        )
+        if not customer_tenant.projects.exists():
+            project_create(tenant=customer_tenant, name="Acme website")
+        for username, tenant, role, prefix in (
+            ("demo-provider", demo, TenantRole.ADMIN, "PROVIDER"),
+            ("demo-customer", customer_tenant, TenantRole.OWNER, "CUSTOMER"),
+        ):
+            password = secrets.token_urlsafe(12)
+            user, _ = user_get_or_create(username, email=f"{username}@demo.example")
+            user.set_password(password)
+            user.save()
+            membership_set(tenant=tenant, username=username, role=role)
+            out[f"{prefix}_USERNAME"] = username
+            out[f"{prefix}_PASSWORD"] = password
+        return out
 
     def _seed(self) -> dict[str, str]:
         if AgentTenant.all_objects.filter(slug="demo").exists():

@@ -1,0 +1,95 @@
+"""Every portal page passes axe-core (no serious or critical violation), has no script
+error, and fits a phone's width without sideways scrolling."""
+
+from __future__ import annotations
+
+from agent_registry.access.services import access_create
+from agent_registry.agents.models import BillingModel
+from tests import factories
+from tests.gateway.conftest import live_gateway  # noqa: F401  (the server fixture)
+from tests.portal.browser import VENDOR, chromium, log_in, needs_chromium, open_tab  # noqa: F401
+from tests.portal.conftest import PASSWORD
+
+pytestmark = needs_chromium
+
+AXE = (VENDOR / "axe.min.js").read_text()
+PHONE = {"width": 375, "height": 740}
+# The contract's control names (issue 13). Playwright matches a name as a substring, so
+# no other button on a page may contain one ("Deactivate" would shadow "Activate").
+# "Subscribe" is left out: an agent's page has one per plan, each in its labelled form.
+CONTROLS = (
+    "Copy",
+    "Create key",
+    "Rotate key",
+    "Revoke",
+    "Pause",
+    "Resume",
+    "Publish",
+    "Activate",
+    "Retire",
+    "Save",
+    "Upload",
+    "Export CSV",
+    "Deploy",
+)
+
+
+def violations(page) -> list[str]:
+    page.add_script_tag(content=AXE)
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def test_every_page_passes_axe_and_fits_a_phone(live_gateway, chromium):  # noqa: F811
+    tenant = factories.TenantFactory(slug="acme", name="Acme")
+    project = factories.ProjectFactory(tenant=tenant, name="Website")
+    agent = factories.make_agent(
+        project=project, agent_id="helper", name="Helper", description="Helps.", category="demo"
+    )
+    plan = factories.make_plan(agent, name="Free", billing_model=BillingModel.FREE)
+    access = access_create(agent=agent, plan=plan, project=project).access
+    user = factories.member(tenant, "owner", username="olga")
+    user.set_password(PASSWORD)
+    user.save()
+    pages = [
+        "/portal/",
+        "/portal/agents/helper/",
+        "/portal/subscriptions/",
+        f"/portal/subscriptions/{access.pk}/",
+        f"/portal/subscriptions/{access.pk}/revoke/",
+        "/portal/usage/",
+        "/portal/team/",
+        "/portal/provider/",
+        "/portal/provider/agents/new/",
+        "/portal/provider/agents/helper/",
+        "/portal/provider/agents/helper/retire/",
+        "/portal/agents/no-such-agent/",  # the error page
+    ]
+    anonymous = open_tab(chromium, live_gateway.url)
+    anonymous.go("/portal/login/")
+    found = {"/portal/login/": violations(anonymous.page)}
+    tab = open_tab(chromium, live_gateway.url, viewport=PHONE)
+    log_in(tab, "olga", PASSWORD)
+
+    for path in pages:
+        tab.go(path)
+        found[path] = violations(tab.page)
+        for name in CONTROLS:
+            count = tab.page.get_by_role("button", name=name).count()
+            if count > 1:
+                found[path].append(f"{count} buttons answer to {name!r}")
+        too_wide = tab.page.evaluate("document.documentElement.scrollWidth > window.innerWidth + 1")
+        if too_wide:
+            wide = tab.page.evaluate(
+                "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect()"
+                ".right > window.innerWidth + 1).slice(0, 3).map(e => e.outerHTML.slice(0, 80))"
+            )
+            found[path].append(f"wider than a phone's screen (scrolls sideways): {wide}")
+
+    assert {path: problems for path, problems in found.items() if problems} == {}
+    assert anonymous.errors == []
+    assert tab.errors == []
