@@ -25,4 +25,9 @@ class BillingConfig(AppConfig):
 
         schedule.register(stripe_jobs.SCHEDULE, task_name=stripe_jobs.task_name)
         checks.register(stripe_checks.stripe_settings)
+        # reconcile_usage also compares the meter totals recorded for Stripe.
+        from agent_registry.billing.reconciliation import external
+        from agent_registry.billing.stripe.reconcile import reconcile_stripe
+
+        external.register("stripe", reconcile_stripe)
         setting_changed.connect(channels.settings_changed, dispatch_uid="billing.channels")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import structlog
 from django.db import IntegrityError, transaction
@@ -198,15 +199,33 @@ def report_usage(*, now: datetime | None = None) -> UsageRun:
     return run
 
 
-def reconcile_usage(period: str) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class MeterDrift:
+    """A subscription's month total for one meter: the registry's figure and what is
+    recorded for Stripe (sent, or waiting in the backlog) differ."""
+
+    access: Any
+    dimension: str
+    registry: int
+    recorded: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.access.pk} {self.dimension}: registry {self.registry}, recorded {self.recorded}"
+        )
+
+
+def reconcile_usage(period: str, *, tenant_id: Any = None) -> list[MeterDrift]:
     """Where the month totals recorded for Stripe and the registry's month figures
-    differ: one line per subscription and dimension; empty when they agree. (What is
-    recorded but not sent yet is the backlog, ``reports_send``.)"""
+    differ, per subscription and meter; empty when they agree. (What is recorded but
+    not sent yet is the backlog, ``reports_send``.)"""
     figures = usage_by_subscription(period)
     reported = reported_totals(period)
     subs = StripeSubscription.objects.filter(stripe_subscription_id__isnull=False).select_related(
-        "access"
+        "access__tenant"
     )
+    if tenant_id is not None:
+        subs = subs.filter(access__tenant_id=tenant_id)
     products = {p.plan_id: p for p in StripeProduct.objects.all()}
     drift = []
     for sub in subs:
@@ -215,7 +234,5 @@ def reconcile_usage(period: str) -> list[str]:
             registry = int(getattr(usage, FIGURES[dimension])) if usage else 0
             sent = reported.get((str(sub.access_id), dimension), 0)
             if registry != sent:
-                drift.append(
-                    f"{sub.access_id} {period} {dimension}: registry {registry}, recorded {sent}"
-                )
+                drift.append(MeterDrift(sub.access, dimension, registry, sent))
     return drift

@@ -192,3 +192,22 @@ def test_each_meter_report_is_counted_in_the_billing_sync_metrics(shop):
 
     assert count("failed") - before["failed"] == 1  # the run stops at the first failure
     assert count("success") - before["success"] == 2
+
+
+def test_reconcile_usage_reports_usage_not_yet_recorded_for_stripe_as_drift(shop):
+    from agent_registry.billing.reconciliation import reconcile_period
+
+    access = paid(shop)
+    use(access, 3)
+    usage.report_usage()
+    period = periods.period_of(timezone.now())
+    in_step = reconcile_period(period)
+    assert in_step.external.startswith("stripe: 1 subscriptions compared, 0 differences")
+
+    use(access, 2)  # billed by the registry, not yet recorded for Stripe
+    report = reconcile_period(period)
+
+    assert "stripe: 1 subscriptions compared, 1 differences" in report.external
+    [drift] = [d for d in report.differences if d.check == "stripe"]
+    assert drift.subscription == str(access.pk)
+    assert (drift.expected, drift.actual) == ({"total": 5}, {"recorded": 3})
