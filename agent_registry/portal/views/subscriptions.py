@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
-from agent_registry.access import embed
+from agent_registry.access import documents, embed
 from agent_registry.access import selectors as access_selectors
 from agent_registry.access import services as access_services
 from agent_registry.access.models import AccessStatus, AgentAccess
@@ -80,6 +81,11 @@ def _detail(request: HttpRequest, access: AgentAccess, **extra) -> HttpResponse:
         "usage": usage,
         "form": extra.pop("form", None) or ConfigurationForm(instance=access.configuration),
         "snippet": snippet,
+        "documents": access.training_documents.select_related("uploaded_by").order_by(
+            "-created_at"
+        ),
+        "document_accept": documents.accept_attribute(),
+        "document_max_bytes": settings.TRAINING_DOCUMENT_MAX_BYTES,
     }
     return page(request, "portal/subscription_detail.html", context | extra, status=status)
 
