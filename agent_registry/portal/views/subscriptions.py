@@ -52,7 +52,27 @@ def subscription_list(request: HttpRequest) -> HttpResponse:
     return page(
         request,
         "portal/subscriptions.html",
-        {"listing": listing, "projects": projects, "chosen_project": chosen},
+        {
+            "listing": listing,
+            "projects": projects,
+            "chosen_project": chosen,
+            "paid_access": _returned_from_checkout(request),
+            "returned_from_checkout": "session_id" in request.GET,
+        },
+    )
+
+
+def _returned_from_checkout(request: HttpRequest) -> AgentAccess | None:
+    """The subscription Stripe Checkout sent the customer back about (its success URL
+    carries ``session_id``), if it is one the user sees; its status says whether the
+    payment has been confirmed yet (Stripe's webhook does that, not this page)."""
+    session_id = request.GET.get("session_id", "")[:255]
+    if not session_id:
+        return None
+    return (
+        access_selectors.access_visible_to(request.user)
+        .filter(stripe_subscription__checkout_session_id=session_id)
+        .first()
     )
 
 
