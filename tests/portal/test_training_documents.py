@@ -36,7 +36,7 @@ def test_the_subscription_page_offers_a_labelled_upload_for_the_allowed_kinds(wo
     html = member_browser(world.customer, "developer").get(page_of(access)).content.decode()
 
     assert '<h2 id="documents-h">Training documents</h2>' in html
-    assert '<label for="document-file">Document</label>' in html
+    assert '<label for="document-file">Document file</label>' in html
     assert 'accept=".pdf,.txt,.md,.docx"' in html
     assert '<button type="submit">Upload</button>' in html
     assert "No training documents yet." in html
