@@ -263,3 +263,32 @@ def test_malformed_ids_are_not_found(member_client, access):
 
     assert client.get("/api/v1/subscriptions/not-a-uuid/documents/").status_code == 404
     assert client.delete(f"{documents_url(access)}not-a-uuid/").status_code == 404
+
+
+# --- admin ------------------------------------------------------------------------------
+
+
+def test_the_admin_lists_shows_and_deletes_a_document_with_its_file(
+    admin_browser, access, media, django_capture_on_commit_callbacks
+):
+    from tests.admin_support import add_url, change_url, changelist_url, delete_url
+
+    document = services.training_document_upload(
+        access=access, upload=SimpleUploadedFile("faq.md", b"# FAQ")
+    )
+    stored = media / document.file.name
+
+    listed = admin_browser.get(changelist_url(TrainingDocument))
+    shown = admin_browser.get(change_url(document))
+    adding = admin_browser.get(add_url(TrainingDocument))
+    with django_capture_on_commit_callbacks(execute=True):
+        deleted = admin_browser.post(delete_url(document), {"post": "yes"})
+
+    assert listed.status_code == 200
+    assert "faq.md" in listed.content.decode()
+    assert shown.status_code == 200
+    assert document.sha256 in shown.content.decode()
+    assert adding.status_code == 403  # uploads go through the checks, not a form here
+    assert deleted.status_code == 302
+    assert not TrainingDocument.objects.exists()
+    assert not stored.exists()
