@@ -71,11 +71,19 @@ def test_a_bad_file_is_explained_beside_the_upload_and_nothing_is_kept(world, ac
 
 
 def test_a_viewer_sees_the_list_but_may_not_upload(world, access):
-    response = upload(member_browser(world.customer, "viewer"), access, "a.txt", b"x")
+    upload(member_browser(world.customer, "developer"), access, "kept.txt", b"kept")
+    viewer = member_browser(world.customer, "viewer")
+
+    shown = viewer.get(page_of(access)).content.decode()
+    response = upload(viewer, access, "a.txt", b"x")
+
+    assert "kept.txt" in shown
+    assert "Upload</button>" not in shown  # offered as require_role would answer
+    assert "/delete/" not in shown.split("documents-h", 1)[1].split("</section>", 1)[0]
 
     assert response.status_code == 403
     assert "This needs the developer role in tenant &#x27;acme&#x27;." in response.content.decode()
-    assert not TrainingDocument.objects.exists()
+    assert TrainingDocument.objects.count() == 1
 
 
 def test_deleting_asks_first_then_removes_the_document(

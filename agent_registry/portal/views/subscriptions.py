@@ -20,7 +20,7 @@ from agent_registry.core.errors import NotFound, RegistryError
 from agent_registry.portal.errors import error_lines, shows_errors
 from agent_registry.portal.forms import ConfigurationForm, ReasonForm
 from agent_registry.portal.views.catalog import key_once
-from agent_registry.portal.views.common import current_tenant, page, paginate
+from agent_registry.portal.views.common import current_tenant, holds_role, page, paginate
 from agent_registry.tenants.models import TenantRole
 from agent_registry.tenants.permissions import require_role
 from agent_registry.tenants.selectors import projects_visible_to
@@ -105,6 +105,7 @@ def _detail(request: HttpRequest, access: AgentAccess, **extra) -> HttpResponse:
             "-created_at"
         ),
         "document_accept": documents.accept_attribute(),
+        "may_edit_documents": holds_role(request.user, access.tenant, TenantRole.DEVELOPER),
         "document_max_bytes": settings.TRAINING_DOCUMENT_MAX_BYTES,
     }
     return page(request, "portal/subscription_detail.html", context | extra, status=status)
