@@ -368,6 +368,17 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# Uploaded files (training documents): on the local disk under var/media unless a
+# storage backend is configured in STORAGES["default"]. Never served as static files.
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=str(VAR_DIR / "media"))
+MEDIA_URL = "media/"
+# Training documents (access/documents.py). An upload is one request body, so the
+# size limit must stay below MAX_REQUEST_BODY_BYTES (the multipart framing adds a little).
+TRAINING_DOCUMENT_MAX_BYTES = env.int("TRAINING_DOCUMENT_MAX_BYTES", default=1_000_000)
+TRAINING_DOCUMENT_EXTENSIONS = env.list(
+    "TRAINING_DOCUMENT_EXTENSIONS", default=["pdf", "txt", "md", "docx"]
+)
+TRAINING_DOCUMENTS_PER_SUBSCRIPTION = env.int("TRAINING_DOCUMENTS_PER_SUBSCRIPTION", default=50)
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True

@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from agent_registry.access.api.documents import TrainingDocumentViewSet
 from agent_registry.access.api.views import SubscriptionViewSet
 from agent_registry.agents.api.views import AgentViewSet, CatalogViewSet
 from agent_registry.billing.api.revenue import ProviderRevenueViewSet
@@ -35,6 +36,11 @@ router.register(
 router.register("agents", AgentViewSet, basename="agent")
 router.register("catalog", CatalogViewSet, basename="catalog")
 router.register("subscriptions", SubscriptionViewSet, basename="subscription")
+router.register(
+    r"subscriptions/(?P<subscription_pk>[^/.]+)/documents",
+    TrainingDocumentViewSet,
+    basename="subscription-document",
+)
 router.register("usage/records", UsageRecordViewSet, basename="usage-record")
 router.register("usage/daily", DailySummaryViewSet, basename="usage-daily")
 router.register("usage/snapshots", SnapshotViewSet, basename="usage-snapshot")

@@ -6,7 +6,7 @@ from auditlog.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.db import connection, models
 
-from agent_registry.access.models import AgentAccess, AgentConfiguration
+from agent_registry.access.models import AgentAccess, AgentConfiguration, TrainingDocument
 from agent_registry.agents.models import AgentInstance, AgentPlan, AgentStateTransition
 from agent_registry.core.models import OperatorToken
 from agent_registry.tenants.models import AgentProject, AgentTenant, TenantMembership
@@ -25,6 +25,7 @@ WATCHED: list[tuple[type[models.Model], str]] = [
     (AgentPlan, "updated_at"),
     (AgentAccess, "updated_at"),
     (AgentConfiguration, "updated_at"),
+    (TrainingDocument, "updated_at"),
     (LogEntry, "id"),
     (WaldurEvent, "id"),
 ]

@@ -29,12 +29,13 @@ import hypothesis
 import pytest
 import schemathesis
 from django.core import signals
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections, transaction
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
-from agent_registry.access.services import access_create
+from agent_registry.access.services import access_create, training_document_upload
 from agent_registry.agents.models import AgentState, BillingModel
 from agent_registry.billing.stripe.models import StripeCustomer, StripeSubscription
 from agent_registry.gateway.openapi import PATHS as GATEWAY_PATHS
@@ -84,6 +85,7 @@ class World:
     plan_ids: list[str]
     plan_names: list[str]
     access_ids: list[str]
+    document_ids: list[str]
     usernames: list[str]
     subscribable: list[dict[str, str]]
 
@@ -105,7 +107,8 @@ def fuzz_stripe(settings):
 
 
 @pytest.fixture
-def world(operator, tenant, project, settings, fuzz_stripe) -> World:
+def world(operator, tenant, project, settings, fuzz_stripe, tmp_path) -> World:
+    settings.MEDIA_ROOT = str(tmp_path)  # uploaded training documents land here
     settings.WALDUR_API_URL = "http://127.0.0.1:9"
     settings.WALDUR_WEBHOOK_SECRET = FUZZ_HOOK_SECRET
     other_tenant = factories.TenantFactory(slug="globex", name="Globex")
@@ -128,6 +131,9 @@ def world(operator, tenant, project, settings, fuzz_stripe) -> World:
     # Paid by card (its checkout is unknown to the fake Stripe: cancelling still works).
     customer = StripeCustomer.objects.create(tenant=tenant, stripe_customer_id="cus_fuzz")
     StripeSubscription.objects.create(access=ours, customer=customer, checkout_session_id="cs_fuzz")
+    document = training_document_upload(
+        access=ours, upload=SimpleUploadedFile("faq.md", b"# FAQ"), actor=developer
+    )
 
     return World(
         tokens={
@@ -141,6 +147,7 @@ def world(operator, tenant, project, settings, fuzz_stripe) -> World:
         plan_ids=[str(free.id), str(usage.id), str(foreign_plan.id)],
         plan_names=["Free", "Pay as you go"],
         access_ids=[str(ours.id), str(theirs.id)],
+        document_ids=[str(document.id)],
         usernames=["dev-dana", "viewer-vic", "operator"],
         # Agent, plan and project that fit together, so a subscription can succeed.
         subscribable=[
@@ -166,6 +173,9 @@ def _path_pools(world: World, path: str) -> dict[str, list[str]]:
         pools["id"] = world.access_ids
     if "{plan_id}" in path:
         pools["plan_id"] = world.plan_ids
+    if "{subscription_pk}" in path:  # a subscription's training documents
+        pools["subscription_pk"] = world.access_ids
+        pools["id"] = world.document_ids
     if path.startswith("/api/v1/webhooks/waldur/"):
         pools["secret"] = [FUZZ_HOOK_SECRET]
     return pools

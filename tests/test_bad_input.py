@@ -15,7 +15,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.test.client import BOUNDARY, encode_multipart
 
 from agent_registry.agents.models import AgentState, BillingModel
 from agent_registry.agents.runtime import RuntimeDescription
@@ -874,6 +876,68 @@ STRIPE_CASES = [
     not_allowed("DELETE", BILLING_SUBSCRIPTIONS + "{access}/"),
 ]
 
+# Training documents (multipart uploads): every refusal is a 4xx and keeps nothing.
+DOCUMENTS = "/api/v1/subscriptions/{access}/documents/"
+MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
+
+
+def upload_body(name: str, content: bytes, **fields: str) -> bytes:
+    file = SimpleUploadedFile(name, content, content_type="application/octet-stream")
+    return encode_multipart(BOUNDARY, {"file": file, **fields})
+
+
+def bad_upload(id: str, body: bytes, field: str = "file", **kw: Any) -> Bad:
+    return Bad(id, "POST", DOCUMENTS, body, field=field, content_type=MULTIPART, **kw)
+
+
+DOCUMENT_CASES = [
+    bad_upload("document of an unknown kind", upload_body("run.exe", b"MZ\x90")),
+    bad_upload("document pdf that is not one", upload_body("a.pdf", b"<html>")),
+    bad_upload("document docx that is not one", upload_body("a.docx", b"words")),
+    bad_upload("document text not UTF-8", upload_body("a.txt", b"\xff\xfe\x00")),
+    bad_upload("document text with NUL", upload_body("a.md", b"a\x00b")),
+    bad_upload("document empty", upload_body("a.txt", b"")),
+    bad_upload("document past the size limit", upload_body("a.txt", b"x" * 1_000_001)),
+    bad_upload("document without a file", encode_multipart(BOUNDARY, {})),
+    bad_upload(
+        "document with an unknown field", upload_body("a.txt", b"ok", owner="me"), field="owner"
+    ),
+    invalid("document as JSON", "POST", DOCUMENTS, {"file": "text"}, "file"),
+    Bad(
+        "document multipart without a boundary",
+        "POST",
+        DOCUMENTS,
+        b"--x\r\n",
+        code="malformed_request",
+        content_type="multipart/form-data",
+    ),
+    Bad(
+        "document as form-urlencoded",
+        "POST",
+        DOCUMENTS,
+        b"file=x",
+        415,
+        "unsupported_media_type",
+        content_type="application/x-www-form-urlencoded",
+    ),
+    not_found(
+        "documents of an unknown subscription", "GET", "/api/v1/subscriptions/{missing}/documents/"
+    ),
+    not_found(
+        "documents of a subscription id not a uuid", "GET", "/api/v1/subscriptions/x/documents/"
+    ),
+    not_found(
+        "upload to an unknown subscription",
+        "POST",
+        "/api/v1/subscriptions/{missing}/documents/",
+        {"file": "x"},
+    ),
+    not_found("delete an unknown document", "DELETE", DOCUMENTS + "{missing}/"),
+    not_found("delete a document id not a uuid", "DELETE", DOCUMENTS + "nope/"),
+    not_allowed("PUT", DOCUMENTS + "{missing}/", {}),
+    not_allowed("PATCH", DOCUMENTS, {}),
+]
+
 CASES = [
     *MALFORMED_JSON,
     *WRONG_SHAPES,
@@ -893,6 +957,7 @@ CASES = [
     *SECRETS_CASES,
     *WALDUR_HOOKS,
     *STRIPE_CASES,
+    *DOCUMENT_CASES,
 ]
 
 

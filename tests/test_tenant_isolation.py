@@ -21,10 +21,11 @@ from datetime import UTC, datetime
 import pytest
 from django.apps import apps
 from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from rest_framework.test import APIClient
 
-from agent_registry.access.models import AgentAccess
+from agent_registry.access.models import AgentAccess, TrainingDocument
 from agent_registry.agents.models import AgentInstance, AgentPlan, AgentState
 from agent_registry.billing.stripe.models import StripeCustomer, StripeSubscription
 from agent_registry.tenants.models import AgentProject, AgentTenant
@@ -43,6 +44,7 @@ class Side:
     plan: AgentPlan
     access: AgentAccess
     member: str
+    document: TrainingDocument
 
     @classmethod
     def build(cls, slug: str) -> Side:
@@ -61,8 +63,24 @@ class Side:
         member = factories.member(tenant, "developer", username=f"{slug}-dev")
         factories.make_runtime_secret(tenant, f"{slug.upper()}_KEY", f"sk-{slug}-value")
         factories.grant_environment_secret(tenant, f"{slug.upper()}_ENV")
+        # A row only: no call here reaches a stored file, so none is written.
+        document = TrainingDocument.objects.create(
+            access=issued.access,
+            original_name=f"{slug}.txt",
+            content_type="text/plain",
+            size_bytes=1,
+            sha256="0" * 64,
+            file=f"training/{issued.access.id}/{slug}.txt",
+        )
         return cls(
-            tenant, project, agent, draft, issued.access.plan, issued.access, member.username
+            tenant,
+            project,
+            agent,
+            draft,
+            issued.access.plan,
+            issued.access,
+            member.username,
+            document,
         )
 
 
@@ -79,6 +97,7 @@ class Ids:
     member: str
     secret: str
     grant: str
+    document: str
 
     @classmethod
     def of(cls, side: Side) -> Ids:
@@ -92,6 +111,7 @@ class Ids:
             member=side.member,
             secret=f"{side.tenant.slug.upper()}_KEY",
             grant=f"{side.tenant.slug.upper()}_ENV",
+            document=str(side.document.id),
         )
 
 
@@ -105,6 +125,7 @@ GHOST = Ids(
     member="nobody",
     secret="NO_SUCH_KEY",
     grant="NO_SUCH_ENV",
+    document=str(uuid.uuid4()),
 )
 
 # --- Endpoints with the other tenant's id in the URL: 404 --------------------------------
@@ -191,6 +212,15 @@ URL_CALLS = {
         format="json",
     ),
     "subscription embed-code": lambda c, i: c.get(f"/api/v1/subscriptions/{i.access}/embed-code/"),
+    "subscription documents": lambda c, i: c.get(f"/api/v1/subscriptions/{i.access}/documents/"),
+    "subscription document upload": lambda c, i: c.post(
+        f"/api/v1/subscriptions/{i.access}/documents/",
+        {"file": SimpleUploadedFile("x.txt", b"intrusion")},
+        format="multipart",
+    ),
+    "subscription document delete": lambda c, i: c.delete(
+        f"/api/v1/subscriptions/{i.access}/documents/{i.document}/"
+    ),
     "provider usage": lambda c, i: c.get(f"/api/v1/provider/usage/?tenant={i.slug}"),
     "provider revenue": lambda c, i: c.get(f"/api/v1/provider/revenue/?tenant={i.slug}"),
     "billing subscription detail": lambda c, i: c.get(f"/api/v1/billing/subscriptions/{i.access}/"),

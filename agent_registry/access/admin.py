@@ -17,7 +17,12 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from agent_registry.access import services
-from agent_registry.access.models import AccessStatus, AgentAccess, AgentConfiguration
+from agent_registry.access.models import (
+    AccessStatus,
+    AgentAccess,
+    AgentConfiguration,
+    TrainingDocument,
+)
 from agent_registry.core.admin import (
     ServiceModelAdmin,
     adopt,
@@ -261,3 +266,40 @@ class AgentConfigurationAdmin(ServiceModelAdmin):
         fields = changed_values(form, services.CONFIGURATION_FIELDS)
         if fields:
             adopt(obj, services.configuration_update(configuration=obj, **fields))
+
+
+@admin.register(TrainingDocument)
+class TrainingDocumentAdmin(admin.ModelAdmin):
+    """Looked at and deleted here; uploaded by customers (API or portal), whose checks
+    of kind and size the admin would bypass — so no add form."""
+
+    list_display = ["original_name", "access", "content_type", "size_bytes", "created_at"]
+    list_filter = ["content_type", "created_at"]
+    search_fields = ["original_name", "sha256", "access__key_prefix", "access__tenant__name"]
+    list_select_related = ["access__agent_instance"]
+    ordering = ["-created_at"]
+    fields = readonly_fields = (
+        "access",
+        "original_name",
+        "content_type",
+        "size_bytes",
+        "sha256",
+        "file",
+        "uploaded_by",
+        "created_at",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: TrainingDocument | None = None
+    ) -> bool:
+        return False
+
+    def delete_model(self, request: HttpRequest, obj: TrainingDocument) -> None:
+        services.training_document_delete(document=obj)  # the stored file goes too
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[TrainingDocument]) -> None:
+        for document in queryset:
+            services.training_document_delete(document=document)

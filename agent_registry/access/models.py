@@ -170,3 +170,43 @@ class AgentConfiguration(PublicIdModel):
 
     def __str__(self) -> str:
         return f"Configuration of {self.access}"
+
+
+def _training_document_path(document: TrainingDocument, filename: str) -> str:
+    """Stored under the subscription's folder by a random name: the customer's file
+    name never becomes a path (it is kept, as given, in ``original_name``)."""
+    suffix = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    return f"training/{document.access_id}/{document.pk.hex}{suffix}"
+
+
+class TrainingDocument(PublicIdModel):
+    """A document the subscription's agent may draw on (RAG): PDF, text, Markdown or
+    Word, checked for type and size on upload (access/documents.py)."""
+
+    access = models.ForeignKey(
+        AgentAccess, on_delete=models.CASCADE, related_name="training_documents"
+    )
+    original_name = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100)
+    size_bytes = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    file = models.FileField(upload_to=_training_document_path, max_length=255)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # The same content twice adds nothing for the agent to read.
+            models.UniqueConstraint(
+                fields=["access", "sha256"], name="one_training_document_per_content"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.original_name} ({self.access_id})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -9,16 +10,20 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from agent_registry.access import documents
 from agent_registry.access.errors import AgentUnavailable, AlreadySubscribed
 from agent_registry.access.models import (
     AccessStatus,
     AgentAccess,
     AgentConfiguration,
     BillingChannelName,
+    TrainingDocument,
 )
 from agent_registry.access.selectors import subscription_quota_limit
 from agent_registry.agents import lifecycle
@@ -331,3 +336,69 @@ def configuration_update(*, configuration: AgentConfiguration, **fields: Any) ->
     configuration.save()
     _after_commit("access_changed", configuration.access)
     return configuration
+
+
+# --- training documents -------------------------------------------------------------
+
+
+def training_document_upload(
+    *, access: AgentAccess, upload: UploadedFile | None, actor=None
+) -> TrainingDocument:
+    """Keep a document for the subscription's agent, after checking it: a known kind
+    whose content agrees with its name, not empty, within the size limit, not already
+    kept, and not past the per-subscription count. Every refusal is a 4xx."""
+    if upload is None:
+        raise ValidationFailed(details={"file": ["Choose a file to upload."]})
+    name = documents.clean_name(upload.name or "")
+    limit = settings.TRAINING_DOCUMENT_MAX_BYTES
+    size = upload.size or 0
+    if size == 0:
+        raise ValidationFailed(details={"file": ["The file is empty."]})
+    if size > limit:
+        raise ValidationFailed(
+            details={"file": [f"The file is {size} bytes; the limit is {limit} bytes."]}
+        )
+    content = upload.read()
+    kind = documents.kind_of(name, content[:8], content)
+    digest = hashlib.sha256(content).hexdigest()
+    with transaction.atomic():
+        # The lock serialises uploads to one subscription: the count check holds.
+        access = AgentAccess.objects.select_for_update().get(pk=access.pk)
+        if access.status == AccessStatus.REVOKED:
+            raise Conflict("A revoked subscription takes no training documents.")
+        kept = TrainingDocument.objects.filter(access=access)
+        if kept.filter(sha256=digest).exists():
+            raise Conflict(
+                "This document is already uploaded to the subscription.",
+                details={"file": ["Already uploaded."]},
+            )
+        if kept.count() >= settings.TRAINING_DOCUMENTS_PER_SUBSCRIPTION:
+            raise Conflict(
+                f"A subscription keeps at most {settings.TRAINING_DOCUMENTS_PER_SUBSCRIPTION} "
+                "training documents; delete one first."
+            )
+        document = TrainingDocument(
+            access=access,
+            original_name=name,
+            content_type=kind.content_type,
+            size_bytes=size,
+            sha256=digest,
+            uploaded_by=actor if actor is not None and actor.is_authenticated else None,
+        )
+        document.file.save(name, ContentFile(content), save=False)
+        stored = document.file.name or ""
+        # A row that fails to save must not leave its file behind.
+        try:
+            document.save()
+        except BaseException:
+            document.file.storage.delete(stored)
+            raise
+    return document
+
+
+@transaction.atomic
+def training_document_delete(*, document: TrainingDocument) -> None:
+    """Forget the document; its file goes once the deletion has committed."""
+    storage, stored = document.file.storage, document.file.name or ""
+    document.delete()
+    transaction.on_commit(lambda: storage.delete(stored))

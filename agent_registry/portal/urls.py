@@ -1,6 +1,14 @@
 from django.urls import path
 
-from agent_registry.portal.views import auth, catalog, provider, subscriptions, team, usage
+from agent_registry.portal.views import (
+    auth,
+    catalog,
+    documents,
+    provider,
+    subscriptions,
+    team,
+    usage,
+)
 
 app_name = "portal"
 
@@ -32,6 +40,16 @@ urlpatterns = [
         "subscriptions/<uuid:access_id>/configuration/",
         subscriptions.subscription_configure,
         name="subscription-configure",
+    ),
+    path(
+        "subscriptions/<uuid:access_id>/documents/",
+        documents.document_upload,
+        name="subscription-document-upload",
+    ),
+    path(
+        "subscriptions/<uuid:access_id>/documents/<uuid:document_id>/delete/",
+        documents.document_delete,
+        name="subscription-document-delete",
     ),
     path("usage/", usage.usage, name="usage"),
     path("usage/export.csv", usage.usage_csv, name="usage-csv"),

@@ -3,7 +3,9 @@ error, and fits a phone's width without sideways scrolling."""
 
 from __future__ import annotations
 
-from agent_registry.access.services import access_create
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from agent_registry.access.services import access_create, training_document_upload
 from agent_registry.agents.models import BillingModel
 from tests import factories
 from tests.gateway.conftest import live_gateway  # noqa: F401  (the server fixture)
@@ -44,7 +46,13 @@ def violations(page) -> list[str]:
     ]
 
 
-def test_every_page_passes_axe_and_fits_a_phone(live_gateway, chromium):  # noqa: F811
+def test_every_page_passes_axe_and_fits_a_phone(
+    live_gateway,  # noqa: F811
+    chromium,  # noqa: F811
+    settings,
+    tmp_path,
+):
+    settings.MEDIA_ROOT = str(tmp_path)
     tenant = factories.TenantFactory(slug="acme", name="Acme")
     project = factories.ProjectFactory(tenant=tenant, name="Website")
     agent = factories.make_agent(
@@ -52,6 +60,9 @@ def test_every_page_passes_axe_and_fits_a_phone(live_gateway, chromium):  # noqa
     )
     plan = factories.make_plan(agent, name="Free", billing_model=BillingModel.FREE)
     access = access_create(agent=agent, plan=plan, project=project).access
+    document = training_document_upload(
+        access=access, upload=SimpleUploadedFile("faq.md", b"# Questions")
+    )
     user = factories.member(tenant, "owner", username="olga")
     user.set_password(PASSWORD)
     user.save()
@@ -61,6 +72,7 @@ def test_every_page_passes_axe_and_fits_a_phone(live_gateway, chromium):  # noqa
         "/portal/subscriptions/",
         f"/portal/subscriptions/{access.pk}/",
         f"/portal/subscriptions/{access.pk}/revoke/",
+        f"/portal/subscriptions/{access.pk}/documents/{document.pk}/delete/",
         "/portal/usage/",
         "/portal/team/",
         "/portal/provider/",

@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
-from agent_registry.access import embed
+from agent_registry.access import documents, embed
 from agent_registry.access import selectors as access_selectors
 from agent_registry.access import services as access_services
 from agent_registry.access.models import AccessStatus, AgentAccess
@@ -19,7 +20,7 @@ from agent_registry.core.errors import NotFound, RegistryError
 from agent_registry.portal.errors import error_lines, shows_errors
 from agent_registry.portal.forms import ConfigurationForm, ReasonForm
 from agent_registry.portal.views.catalog import key_once
-from agent_registry.portal.views.common import current_tenant, page, paginate
+from agent_registry.portal.views.common import current_tenant, holds_role, page, paginate
 from agent_registry.tenants.models import TenantRole
 from agent_registry.tenants.permissions import require_role
 from agent_registry.tenants.selectors import projects_visible_to
@@ -51,7 +52,27 @@ def subscription_list(request: HttpRequest) -> HttpResponse:
     return page(
         request,
         "portal/subscriptions.html",
-        {"listing": listing, "projects": projects, "chosen_project": chosen},
+        {
+            "listing": listing,
+            "projects": projects,
+            "chosen_project": chosen,
+            "paid_access": _returned_from_checkout(request),
+            "returned_from_checkout": "session_id" in request.GET,
+        },
+    )
+
+
+def _returned_from_checkout(request: HttpRequest) -> AgentAccess | None:
+    """The subscription Stripe Checkout sent the customer back about (its success URL
+    carries ``session_id``), if it is one the user sees; its status says whether the
+    payment has been confirmed yet (Stripe's webhook does that, not this page)."""
+    session_id = request.GET.get("session_id", "")[:255]
+    if not session_id:
+        return None
+    return (
+        access_selectors.access_visible_to(request.user)
+        .filter(stripe_subscription__checkout_session_id=session_id)
+        .first()
     )
 
 
@@ -80,6 +101,12 @@ def _detail(request: HttpRequest, access: AgentAccess, **extra) -> HttpResponse:
         "usage": usage,
         "form": extra.pop("form", None) or ConfigurationForm(instance=access.configuration),
         "snippet": snippet,
+        "documents": access.training_documents.select_related("uploaded_by").order_by(
+            "-created_at"
+        ),
+        "document_accept": documents.accept_attribute(),
+        "may_edit_documents": holds_role(request.user, access.tenant, TenantRole.DEVELOPER),
+        "document_max_bytes": settings.TRAINING_DOCUMENT_MAX_BYTES,
     }
     return page(request, "portal/subscription_detail.html", context | extra, status=status)
 
