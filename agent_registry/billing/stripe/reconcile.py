@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from agent_registry.billing.reconciliation.external import ExternalResult
-from agent_registry.billing.reconciliation.report import Difference
+from agent_registry.billing.reconciliation.report import Difference, Note
 from agent_registry.billing.stripe import client, usage
 from agent_registry.billing.stripe.models import StripeSubscription
 from agent_registry.tenants.models import AgentTenant
@@ -30,7 +30,7 @@ def reconcile_stripe(period: str, now: datetime, tenant_slug: str | None) -> Ext
     subscriptions = StripeSubscription.objects.filter(stripe_subscription_id__isnull=False)
     if tenant_id is not None:
         subscriptions = subscriptions.filter(access__tenant_id=tenant_id)
-    findings = [
+    findings: list[Difference | Note] = [
         Difference(
             tenant=item.access.tenant.slug,
             subscription=str(item.access.pk),

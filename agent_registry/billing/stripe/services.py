@@ -184,14 +184,20 @@ class CheckoutStarted:
 
 
 def checkout_start(
-    *, agent: AgentInstance, plan: AgentPlan, project: AgentProject, actor=None, email: str = ""
+    *,
+    agent: AgentInstance,
+    plan: AgentPlan,
+    project: AgentProject,
+    actor=None,
+    email: str = "",
+    name: str = "",
 ) -> CheckoutStarted:
     """A subscription waiting for its first payment, its key, and a hosted Checkout
     Session to pay on. Stripe failing leaves nothing here (one transaction; the Stripe
     customer it may have created is found again by its idempotency key on a retry
     within Stripe's 24 hours)."""
     require_enabled()
-    if plan.billing_model == BillingModel.FREE:
+    if not plan.is_paid:
         raise ValidationFailed(details={"plan": ["A free plan needs no payment; subscribe."]})
     with transaction.atomic():
         # The registry's own checks first (agent, project, already subscribed): a refused
@@ -200,6 +206,7 @@ def checkout_start(
             agent=agent,
             plan=plan,
             project=project,
+            name=name,
             actor=actor,
             status=AccessStatus.PENDING_PAYMENT,
             billing_channel=BillingChannelName.STRIPE,
