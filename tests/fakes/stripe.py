@@ -36,6 +36,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -366,6 +367,16 @@ class FakeStripe(FakeHTTPServer):
             key = (event["payload"]["stripe_customer_id"], event["event_name"])
             totals[key] = totals.get(key, 0) + int(event["payload"]["value"])
         return totals
+
+    def usage_amount(self, customer_id: str, price_id: str) -> int:
+        """What Stripe's invoice line for a metered price comes to, in minor units: the
+        meter's summed value times ``unit_amount_decimal``, rounded half up to an integer
+        (Stripe rounds a line's amount once, to the nearest minor unit)."""
+        price = self.prices[price_id]
+        meter = self.meters[price["recurring"]["meter"]]
+        total = self.meter_totals().get((customer_id, meter["event_name"]), 0)
+        amount = Decimal(price["unit_amount_decimal"]) * total
+        return int(amount.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
     def _create_session(self, params: dict[str, Any]) -> dict[str, Any]:
         if params.get("mode") != "subscription":
