@@ -43,7 +43,7 @@ from tests import factories
 from tests.db_state import database_fingerprint
 from tests.fakes.stripe import SECRET_KEY as STRIPE_SECRET_KEY
 from tests.fakes.stripe import WEBHOOK_SECRET as STRIPE_WEBHOOK_SECRET
-from tests.fakes.stripe import FakeStripe
+from tests.fakes.stripe import FakeStripe, fixture
 
 # Random examples per operation, caller and generation mode: 36 operations x 2 callers
 # x 2 modes x 12 = 1,728 requests; plus the ~1,830 deterministic boundary cases (about 50
@@ -129,6 +129,8 @@ def world(operator, tenant, project, settings, fuzz_stripe, tmp_path) -> World:
     factories.grant_environment_secret(tenant, "ACME_ENV")
     theirs = access_create(agent=foreign, plan=foreign_plan, project=other_project).access
     # Paid by card (its checkout is unknown to the fake Stripe: cancelling still works).
+    # The customer is known there: a customer's paid subscription is a checkout for it.
+    fuzz_stripe.customers["cus_fuzz"] = fixture("customer", id="cus_fuzz")
     customer = StripeCustomer.objects.create(tenant=tenant, stripe_customer_id="cus_fuzz")
     StripeSubscription.objects.create(access=ours, customer=customer, checkout_session_id="cs_fuzz")
     document = training_document_upload(

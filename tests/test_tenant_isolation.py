@@ -26,7 +26,7 @@ from django.db import transaction
 from rest_framework.test import APIClient
 
 from agent_registry.access.models import AgentAccess, TrainingDocument
-from agent_registry.agents.models import AgentInstance, AgentPlan, AgentState
+from agent_registry.agents.models import AgentInstance, AgentPlan, AgentState, BillingModel
 from agent_registry.billing.stripe.models import StripeCustomer, StripeSubscription
 from agent_registry.tenants.models import AgentProject, AgentTenant
 from agent_registry.usage.aggregation import aggregate_range
@@ -476,10 +476,11 @@ def test_filtering_by_the_other_tenants_project_finds_nothing(a, b, member_of_a)
 def test_subscribing_to_the_other_tenants_public_agent_is_the_marketplace(a, b):
     """Listed and active agents are public: A may subscribe; the subscription is A's alone."""
     developer_of_a = factories.token_client(factories.member(a.tenant, "developer"))
+    free = factories.make_plan(b.agent, name="Free", billing_model=BillingModel.FREE)
 
     response = developer_of_a.post(
         "/api/v1/subscriptions/",
-        {"agent": b.agent.agent_id, "plan": str(b.plan.id), "project": str(a.project.id)},
+        {"agent": b.agent.agent_id, "plan": str(free.id), "project": str(a.project.id)},
         format="json",
     )
 

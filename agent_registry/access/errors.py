@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent_registry.core.errors import Conflict
+from agent_registry.core.errors import Conflict, RegistryError
 
 
 class AlreadySubscribed(Conflict):
@@ -17,3 +17,12 @@ class AgentUnavailable(Conflict):
 
     code = "agent_unavailable"
     default_message = "The agent is not available for this operation in its current state."
+
+
+class PaymentRequired(RegistryError):
+    """A paid plan asked for where nothing here can take the payment (no card payments
+    configured): it is bought through Waldur's marketplace or from an operator."""
+
+    code = "payment_required"
+    status = 402
+    default_message = "This plan is paid; it cannot be subscribed to here without paying."

@@ -16,8 +16,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from agent_registry.access import documents
-from agent_registry.access.errors import AgentUnavailable, AlreadySubscribed
+from agent_registry.access import documents, payments
+from agent_registry.access.errors import AgentUnavailable, AlreadySubscribed, PaymentRequired
 from agent_registry.access.models import (
     AccessStatus,
     AgentAccess,
@@ -34,6 +34,7 @@ from agent_registry.core.errors import Conflict, Forbidden, ValidationFailed
 from agent_registry.core.live_state import live_state
 from agent_registry.core.services import model_update
 from agent_registry.tenants.models import AgentProject
+from agent_registry.tenants.permissions import is_operator
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,50 @@ def access_create(
         raise
     AgentConfiguration.objects.create(access=access, widget_key=_new_widget_key())
     return IssuedAccess(access=access, api_key=issued.plaintext)
+
+
+@dataclass(frozen=True)
+class Subscribed:
+    """What subscribing gave: the subscription and its key, and for a paid plan bought
+    by card where to pay (the subscription is ``pending_payment`` until then)."""
+
+    access: AgentAccess
+    api_key: str
+    checkout_url: str | None = None
+    session_id: str | None = None
+
+
+def subscribe(
+    *,
+    agent: AgentInstance,
+    plan: AgentPlan,
+    project: AgentProject,
+    actor,
+    name: str = "",
+    email: str = "",
+) -> Subscribed:
+    """A customer's own subscription (``POST /api/v1/subscriptions/``).
+
+    A free plan, or any plan subscribed by an operator, is active at once with billing
+    channel ``none`` (an operator gives it; its money is settled outside). A paid plan
+    (``AgentPlan.is_paid``) for anyone else is sold through the configured payment
+    provider (the card checkout: pending until paid), or not at all here: 402
+    ``payment_required``, buy it through Waldur's marketplace or from an operator.
+    """
+    if not plan.is_paid or is_operator(actor):
+        issued = access_create(agent=agent, plan=plan, project=project, name=name, actor=actor)
+        return Subscribed(issued.access, issued.api_key)
+    seller = payments.provider()
+    if seller is None:
+        raise PaymentRequired(
+            f"Plan '{plan.name}' is paid and card payments are not configured here: buy it "
+            "through Waldur's marketplace, or ask an operator to subscribe you.",
+            details={"plan": ["A paid plan."]},
+        )
+    started = seller.checkout_start(
+        agent=agent, plan=plan, project=project, name=name, actor=actor, email=email
+    )
+    return Subscribed(started.access, started.api_key, started.checkout_url, started.session_id)
 
 
 def _live_subscriptions(project: AgentProject, plan: AgentPlan) -> QuerySet[AgentAccess]:

@@ -189,3 +189,16 @@ class AgentPlan(SoftDeleteModel):
 
     def __str__(self) -> str:
         return f"{self.agent.agent_id} / {self.name}"
+
+    @property
+    def is_paid(self) -> bool:
+        """Whether subscribing costs money: THE rule, used by the subscriptions API and
+        the card checkout. It follows what billing/pricing.py charges: a subscription
+        plan's monthly fee or overage price (with a quota), a usage plan's price per call or per 1k
+        tokens; a free plan, and prices its billing model does not use, cost nothing."""
+        if self.billing_model == BillingModel.SUBSCRIPTION:
+            overage = self.monthly_quota is not None and bool(self.overage_price_per_call)
+            return bool(self.price_cents) or overage
+        if self.billing_model == BillingModel.USAGE:
+            return bool(self.price_per_call) or bool(self.price_per_1k_tokens)
+        return False

@@ -30,4 +30,9 @@ class BillingConfig(AppConfig):
         from agent_registry.billing.stripe.reconcile import reconcile_stripe
 
         external.register("stripe", reconcile_stripe)
+        # A non-operator's paid plan at POST /api/v1/subscriptions/ is paid by card.
+        from agent_registry.access import payments
+        from agent_registry.billing.stripe.payments import StripePayments
+
+        payments.register(StripePayments())
         setting_changed.connect(channels.settings_changed, dispatch_uid="billing.channels")

@@ -64,9 +64,12 @@ def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
         400: "Validation error or malformed JSON",
         401: "Not authenticated",
         403: "Not allowed for this caller",
+        402: "Payment required (payment_required): a paid plan cannot be bought here",
         404: "No such object (or not visible to this caller)",
         409: "Conflicts with the current state",
         502: "An outside system the request needs failed (upstream_error); nothing changed",
+        503: "An outside system the request needs cannot be reached (upstream_unavailable); "
+        "nothing changed, retry later",
     }
     return {
         status: OpenApiResponse(ErrorEnvelopeSerializer, description=descriptions[status])

@@ -10,6 +10,7 @@ from django.db import IntegrityError, connection, connections, transaction
 from agent_registry.access.errors import AlreadySubscribed
 from agent_registry.access.models import AccessStatus, AgentAccess
 from agent_registry.access.services import access_create, access_revoke
+from agent_registry.agents.models import BillingModel
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -26,7 +27,7 @@ def subscribe(client, project, agent, plan):
 def test_subscribing_twice_to_the_same_plan_is_409(member_client, project):
     # given a project subscribed to a plan
     agent = factories.make_agent()
-    plan = factories.make_plan(agent)
+    plan = factories.make_plan(agent, billing_model=BillingModel.FREE)
     client = member_client("developer")
     assert subscribe(client, project, agent, plan).status_code == 201
 

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from agent_registry.access.models import AgentAccess
+from agent_registry.agents.models import BillingModel
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -23,7 +24,9 @@ def subscribe(client, project, agent, plan):
 
 def test_subscribing_returns_the_contracts_fields(member_client, project):
     agent = factories.make_agent()
-    plan = factories.make_plan(agent, monthly_quota=500, rate_limit_per_second=7)
+    plan = factories.make_plan(
+        agent, billing_model=BillingModel.FREE, monthly_quota=500, rate_limit_per_second=7
+    )
 
     response = subscribe(member_client("developer"), project, agent, plan)
 

@@ -29,13 +29,16 @@ sends them later, and the test's own thread delivers them.
 
 from __future__ import annotations
 
+import argparse
 import copy
+import html
 import itertools
 import json
 import secrets
 import threading
 import time
 from collections.abc import Callable
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -135,6 +138,9 @@ class FakeStripe(FakeHTTPServer):
         self._world = threading.RLock()
         self._local = threading.local()
         self.outbox: list[dict[str, Any]] = []
+        # Where a session's ``url`` points: Stripe's hosted page, or (standalone, for the
+        # demo) this fake's own page with a "Pay" button (``/checkout/<session id>``).
+        self.checkout_base = "https://checkout.stripe.com/c/pay/"
 
     # --- time and ids ----------------------------------------------------------------
 
@@ -152,6 +158,9 @@ class FakeStripe(FakeHTTPServer):
 
     def handle(self, exchange: Exchange) -> None:
         request = exchange.request
+        if request.path.startswith("/checkout/"):
+            self._checkout_page(exchange)
+            return
         if request.headers.get("authorization") != f"Bearer {SECRET_KEY}":
             exchange.send_json(401, self._error("invalid_request_error", "Invalid API Key."))
             return
@@ -367,6 +376,16 @@ class FakeStripe(FakeHTTPServer):
             totals[key] = totals.get(key, 0) + int(event["payload"]["value"])
         return totals
 
+    def usage_amount(self, customer_id: str, price_id: str) -> int:
+        """What Stripe's invoice line for a metered price comes to, in minor units: the
+        meter's summed value times ``unit_amount_decimal``, rounded half up to an integer
+        (Stripe rounds a line's amount once, to the nearest minor unit)."""
+        price = self.prices[price_id]
+        meter = self.meters[price["recurring"]["meter"]]
+        total = self.meter_totals().get((customer_id, meter["event_name"]), 0)
+        amount = Decimal(price["unit_amount_decimal"]) * total
+        return int(amount.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
     def _create_session(self, params: dict[str, Any]) -> dict[str, Any]:
         if params.get("mode") != "subscription":
             raise StripeFault(400, "invalid_request_error", "Only subscription mode is faked.")
@@ -392,7 +411,7 @@ class FakeStripe(FakeHTTPServer):
             cancel_url=params.get("cancel_url"),
             created=created,
             expires_at=created + 24 * 3600,
-            url=f"https://checkout.stripe.com/c/pay/{sid}",
+            url=f"{self.checkout_base}{sid}",
         )
         session["_line_items"] = params.get("line_items", [])
         session["_subscription_metadata"] = params.get("subscription_data", {}).get("metadata", {})
@@ -542,6 +561,41 @@ class FakeStripe(FakeHTTPServer):
     def _period_end(sub: dict[str, Any]) -> int:
         return int(sub["items"]["data"][0]["current_period_end"])
 
+    # --- the hosted Checkout page, standalone -----------------------------------------
+
+    def _checkout_page(self, exchange: Exchange) -> None:
+        """``GET /checkout/<id>``: the session and a "Pay" button; ``POST``: pay it (the
+        webhooks go to ``webhook_url``), then back to the session's ``success_url``."""
+        request = exchange.request
+        sid = request.path.strip("/").split("/")[-1]
+        session = self.sessions.get(sid)
+        if session is None:
+            exchange.send(404, b"No such checkout session.", "text/plain; charset=utf-8")
+            return
+        if request.method == "POST" and session["status"] == "open":
+            self.pay(sid)
+            # Stripe fills its placeholder in the return address.
+            target = (session.get("success_url") or "/").replace("{CHECKOUT_SESSION_ID}", sid)
+            exchange.send(303, b"", "text/plain", headers={"location": target})
+            return
+        items = "".join(
+            f"<li>{html.escape(self.prices[item['price']]['unit_amount_decimal'])} "
+            f"{html.escape(self.prices[item['price']]['currency'].upper())} (minor units)"
+            f"{' per unit used' if self.prices[item['price']]['recurring']['meter'] else ''}</li>"
+            for item in session["_line_items"]
+        )
+        button = (
+            '<form method="post"><button>Pay (fake card 4242)</button></form>'
+            if session["status"] == "open"
+            else f"<p>This session is {html.escape(session['status'])}.</p>"
+        )
+        page = (
+            "<!doctype html><title>Fake Stripe Checkout</title>"
+            f"<h1>Fake Stripe Checkout</h1><p>Session {html.escape(sid)}</p>"
+            f"<ul>{items}</ul>{button}"
+        )
+        exchange.send(200, page.encode(), "text/html; charset=utf-8")
+
     # --- webhooks --------------------------------------------------------------------
 
     def _send(self, type_: str, obj: dict[str, Any]) -> None:
@@ -567,12 +621,53 @@ class FakeStripe(FakeHTTPServer):
         if self.deliver is not None:
             status = self.deliver(body, header)
         elif self.webhook_url:
-            status = httpx.post(
-                self.webhook_url,
-                content=body,
-                headers={"content-type": "application/json", "stripe-signature": header},
-            ).status_code
+            try:
+                status = httpx.post(
+                    self.webhook_url,
+                    content=body,
+                    headers={"content-type": "application/json", "stripe-signature": header},
+                ).status_code
+            except httpx.HTTPError:
+                status = 0  # the registry is not running: kept in ``events`` only
         else:
             status = 0  # nobody listens: kept in ``events`` only
         self.delivered.append((event["type"], status))
         return status
+
+
+# --- standalone: ``python -m tests.fakes.stripe --port 12111`` (docs/billing.md) -------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.fakes.stripe", description="A fake Stripe for the demo."
+    )
+    parser.add_argument("--port", type=int, default=12111)
+    parser.add_argument(
+        "--webhook-url",
+        default="http://127.0.0.1:8000/api/v1/billing/webhooks/",
+        help="where the fake POSTs its signed events (the registry's webhook endpoint)",
+    )
+    args = parser.parse_args(argv)
+    fake = FakeStripe()
+    fake.port = args.port
+    fake.webhook_url = args.webhook_url
+    fake.start()
+    fake.checkout_base = f"{fake.base_url}/checkout/"
+    print(f"Fake Stripe listening on {fake.base_url}", flush=True)
+    print("Run the registry with:", flush=True)
+    print(f"  export STRIPE_API_BASE={fake.base_url}", flush=True)
+    print(f"  export STRIPE_API_KEY_SECRET={SECRET_KEY}", flush=True)
+    print("  export STRIPE_PUBLISHABLE_KEY=pk_test_fake_registry", flush=True)
+    print(f"  export STRIPE_WEBHOOK_SECRET={fake.webhook_secret}", flush=True)
+    print(f"Signed webhooks go to {fake.webhook_url}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from agent_registry.access.models import AgentAccess
-from agent_registry.agents.models import AgentInstance, AgentPlan
+from agent_registry.agents.models import AgentInstance, AgentPlan, BillingModel
 from agent_registry.tenants.models import AgentProject, AgentTenant, TenantMembership
 from tests import factories
 
@@ -165,7 +165,8 @@ def shared_world(django_db_setup, django_db_blocker) -> World:
         agent = factories.make_agent(project=project, agent_id="summariser")
         issued = factories.make_subscription(project=project, agent=agent)
         factories.member(tenant, "viewer", username="bystander")
-        spare = factories.make_plan(agent, name="Spare")
+        # Free: roles are the point here (a paid plan is bought by card, tested there).
+        spare = factories.make_plan(agent, name="Spare", billing_model=BillingModel.FREE)
         yield World(tenant, project, agent, issued.access.plan, issued.access, spare)
         transaction.set_rollback(True)
 

@@ -66,8 +66,17 @@ class SubscriptionIssuedOutput(SubscriptionOutput):
         read_only=True, help_text="Shown only in this response; store it now."
     )
 
+    checkout_url = serializers.URLField(
+        required=False,
+        help_text="A paid plan bought by card only: Stripe's page to pay on (the key "
+        "answers 402 until paid).",
+    )
+    session_id = serializers.CharField(
+        required=False, help_text="A paid plan bought by card only: the Checkout Session."
+    )
+
     class Meta(SubscriptionOutput.Meta):
-        fields = [*SubscriptionOutput.Meta.fields, "api_key"]
+        fields = [*SubscriptionOutput.Meta.fields, "api_key", "checkout_url", "session_id"]
         read_only_fields = fields
 
 

@@ -61,8 +61,15 @@ class SubscriptionViewSet(
 
     @extend_schema(
         request=s.SubscriptionCreateInput,
-        responses={201: s.SubscriptionIssuedOutput, **COMMON_ERRORS, **error_responses(409)},
-        description="Subscribe a project to an agent's plan. The API key is in this response only.",
+        responses={
+            201: s.SubscriptionIssuedOutput,
+            **COMMON_ERRORS,
+            **error_responses(402, 409, 502, 503),
+        },
+        description="Subscribe a project to an agent's plan. The API key is in this response "
+        "only. A free plan (or any plan, for an operator) is active at once; a paid plan is "
+        "paid by card: `pending_payment` with `checkout_url` and `session_id` (the key "
+        "answers 402 until paid), or 402 `payment_required` where card payments are off.",
     )
     def create(self, request):
         data = s.SubscriptionCreateInput(data=request.data)
@@ -74,14 +81,17 @@ class SubscriptionViewSet(
             agent_id=fields["agent"],
             plan_id=fields["plan"],
         )
-        issued = services.access_create(
+        done = services.subscribe(
             agent=target.agent,
             plan=target.plan,
             project=target.project,
             name=fields["name"],
             actor=request.user,
+            email=getattr(request.user, "email", "") or "",
         )
-        body = _output(issued.access) | {"api_key": issued.api_key}
+        body = _output(done.access) | {"api_key": done.api_key}
+        if done.checkout_url is not None:
+            body |= {"checkout_url": done.checkout_url, "session_id": done.session_id}
         return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
 
     @extend_schema(request=ReasonInput, responses={200: s.SubscriptionOutput, **COMMON_ERRORS})

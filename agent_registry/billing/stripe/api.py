@@ -23,7 +23,11 @@ from agent_registry.access.models import AccessStatus
 from agent_registry.agents.models import AgentPlan
 from agent_registry.agents.selectors import agent_subscribable_by
 from agent_registry.billing.stripe import client, services
-from agent_registry.billing.stripe.errors import StripePermanent, StripeTransient
+from agent_registry.billing.stripe.errors import (
+    StripePermanent,
+    StripeTransient,
+    as_answer,
+)
 from agent_registry.billing.stripe.models import StripeCustomer, StripeSubscription
 from agent_registry.billing.stripe.webhooks import event_receive, event_verify
 from agent_registry.core.api import (
@@ -32,30 +36,11 @@ from agent_registry.core.api import (
     error_responses,
     refuse_body_fields,
 )
-from agent_registry.core.errors import Forbidden, NotFound, RegistryError, ValidationFailed
+from agent_registry.core.errors import Forbidden, NotFound, ValidationFailed
 from agent_registry.core.filters import SlugFilter, StrictFilterSet
 from agent_registry.tenants.models import AgentTenant, TenantRole
 from agent_registry.tenants.permissions import is_operator, member_tenant_ids, require_role
 from agent_registry.tenants.selectors import project_for_write
-
-
-class PaymentProviderError(RegistryError):
-    code = "upstream_error"
-    status = 502
-    default_message = "Stripe refused the request; nothing was created."
-
-
-class PaymentProviderUnavailable(RegistryError):
-    code = "upstream_unavailable"
-    status = 503
-    default_message = "Stripe cannot be reached right now; nothing was created. Retry shortly."
-
-
-def _stripe_failure(exc: Exception) -> RegistryError:
-    if isinstance(exc, StripeTransient):
-        return PaymentProviderUnavailable(headers={"Retry-After": "30"})
-    return PaymentProviderError()
-
 
 # --- selectors ---------------------------------------------------------------------------------
 
@@ -182,7 +167,7 @@ class CheckoutView(APIView):
                 email=getattr(request.user, "email", "") or "",
             )
         except (StripeTransient, StripePermanent) as exc:
-            raise _stripe_failure(exc) from exc
+            raise as_answer(exc) from exc
         sub = subscriptions_visible_to(request.user).get(pk=started.subscription.pk)
         body = {
             "checkout_url": started.checkout_url,
@@ -247,7 +232,7 @@ class StripeSubscriptionViewSet(
         try:
             sub = services.subscription_cancel(sub)
         except (StripeTransient, StripePermanent) as exc:
-            raise _stripe_failure(exc) from exc
+            raise as_answer(exc) from exc
         return Response(StripeSubscriptionOutput(self.get_queryset().get(pk=sub.pk)).data)
 
 

@@ -6,7 +6,7 @@ them into 502/503, the jobs record them on the meter report or the event.
 
 from __future__ import annotations
 
-from agent_registry.core.errors import InternalError
+from agent_registry.core.errors import InternalError, RegistryError
 
 
 class StripeFailure(InternalError):
@@ -25,3 +25,22 @@ class StripeTransient(StripeFailure):
 class StripePermanent(StripeFailure):
     """Stripe refused the call (4xx, a declined card, a bad key): retrying changes
     nothing; record it for the operator."""
+
+
+class PaymentProviderError(RegistryError):
+    code = "upstream_error"
+    status = 502
+    default_message = "Stripe refused the request; nothing was created."
+
+
+class PaymentProviderUnavailable(RegistryError):
+    code = "upstream_unavailable"
+    status = 503
+    default_message = "Stripe cannot be reached right now; nothing was created. Retry shortly."
+
+
+def as_answer(exc: StripeFailure) -> RegistryError:
+    """A Stripe failure as the API answers it: 503 (retry) or 502."""
+    if isinstance(exc, StripeTransient):
+        return PaymentProviderUnavailable(headers={"Retry-After": "30"})
+    return PaymentProviderError()

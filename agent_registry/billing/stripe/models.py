@@ -36,7 +36,8 @@ class StripeCustomer(models.Model):
 
 
 class StripeMeter(models.Model):
-    """One Stripe Billing Meter per usage dimension (``api_calls``, ``tokens``)."""
+    """One Stripe Billing Meter per usage dimension (``api_calls``, ``tokens``,
+    ``overage_calls``)."""
 
     dimension = models.CharField(max_length=20, unique=True)
     stripe_meter_id = models.CharField(max_length=255, unique=True)
@@ -53,10 +54,10 @@ class StripeMeter(models.Model):
 class StripeProduct(models.Model):
     """A plan's Stripe product and its current prices.
 
-    ``prices`` maps a line (``fee``, ``api_calls``, ``tokens``) to ``{"id", "lookup_key",
-    "currency", "unit_amount_decimal"}``. Prices are immutable in Stripe: a changed plan
-    price gets a new price that takes the lookup key over; the old one is deactivated
-    (subscriptions already on it keep it until they end).
+    ``prices`` maps a line (``fee``, ``api_calls``, ``tokens``, ``overage_calls``) to
+    ``{"id", "lookup_key", "currency", "unit_amount_decimal"}``. Prices are immutable in
+    Stripe: a changed plan price gets a new price that takes the lookup key over; the old
+    one is deactivated (subscriptions already on it keep it until they end).
     """
 
     plan = models.OneToOneField(AgentPlan, on_delete=models.PROTECT, related_name="stripe_product")

@@ -37,6 +37,12 @@ log = structlog.get_logger(__name__)
 METERS = {
     "api_calls": ("agent_registry_api_calls", "Agent Registry API calls"),
     "tokens": ("agent_registry_tokens", "Agent Registry tokens"),
+    # A subscription plan's calls beyond its included quota: its own meter, so a
+    # customer's usage-plan calls on ``api_calls`` are never billed at the overage price.
+    "overage_calls": (
+        "agent_registry_overage_calls",
+        "Agent Registry calls beyond the included quota",
+    ),
 }
 FEE = "fee"
 
@@ -97,6 +103,18 @@ def price_specs(plan: AgentPlan, meters: dict[str, StripeMeter]) -> dict[str, cl
     specs: dict[str, client.PriceSpec] = {}
     if plan.billing_model == BillingModel.SUBSCRIPTION and plan.price_cents:
         specs[FEE] = client.PriceSpec(f"{key}_fee", plan.currency, str(int(plan.price_cents)))
+    overage = Decimal(plan.overage_price_per_call or 0) * scale
+    has_quota = plan.monthly_quota is not None
+    if plan.billing_model == BillingModel.SUBSCRIPTION and has_quota and overage:
+        # Only the calls beyond the quota are reported (usage.py), by the registry's
+        # calendar month: Stripe's line is the overage price times them, as the
+        # statement's "Overage" line (billing/pricing.py), not a tier of Stripe's period.
+        specs["overage_calls"] = client.PriceSpec(
+            f"{key}_overage_calls",
+            plan.currency,
+            _amount_text(overage),
+            meters["overage_calls"].stripe_meter_id,
+        )
     if plan.billing_model == BillingModel.USAGE:
         per_call = Decimal(plan.price_per_call) * scale
         per_token = Decimal(plan.price_per_1k_tokens) * scale / 1000
@@ -184,14 +202,20 @@ class CheckoutStarted:
 
 
 def checkout_start(
-    *, agent: AgentInstance, plan: AgentPlan, project: AgentProject, actor=None, email: str = ""
+    *,
+    agent: AgentInstance,
+    plan: AgentPlan,
+    project: AgentProject,
+    actor=None,
+    email: str = "",
+    name: str = "",
 ) -> CheckoutStarted:
     """A subscription waiting for its first payment, its key, and a hosted Checkout
     Session to pay on. Stripe failing leaves nothing here (one transaction; the Stripe
     customer it may have created is found again by its idempotency key on a retry
     within Stripe's 24 hours)."""
     require_enabled()
-    if plan.billing_model == BillingModel.FREE:
+    if not plan.is_paid:
         raise ValidationFailed(details={"plan": ["A free plan needs no payment; subscribe."]})
     with transaction.atomic():
         # The registry's own checks first (agent, project, already subscribed): a refused
@@ -200,6 +224,7 @@ def checkout_start(
             agent=agent,
             plan=plan,
             project=project,
+            name=name,
             actor=actor,
             status=AccessStatus.PENDING_PAYMENT,
             billing_channel=BillingChannelName.STRIPE,

@@ -37,7 +37,12 @@ from agent_registry.core import periods
 log = structlog.get_logger(__name__)
 
 # dimension → the figure it meters (billing/figures.py UsageFigures)
-FIGURES = {"api_calls": "billable_calls", "tokens": "billable_tokens"}
+FIGURES = {
+    "api_calls": "billable_calls",
+    "tokens": "billable_tokens",
+    "overage_calls": "billable_calls",  # only those beyond the plan's quota: figure()
+}
+OVERAGE = "overage_calls"
 BATCH = 500
 
 
@@ -72,6 +77,18 @@ def _metered_dimensions(plan_id: object, products: dict) -> list[str]:
     return [line for line in FIGURES if product.prices.get(line, {}).get("metered")]
 
 
+def figure(dimension: str, usage: Any, plan: Any) -> int:
+    """The month total Stripe should have for ``dimension``: a figure of the registry's,
+    or for the overage meter the billable calls beyond the plan's included quota (as
+    billing/pricing.py's "Overage" line counts them: per calendar month)."""
+    if usage is None:
+        return 0
+    total = max(int(getattr(usage, FIGURES[dimension])), 0)
+    if dimension == OVERAGE:
+        return max(total - int(plan.monthly_quota or 0), 0)
+    return total
+
+
 def reported_totals(period: str) -> dict[tuple[str, str], int]:
     """(access id, dimension) → the month total recorded for Stripe so far."""
     rows = (
@@ -93,7 +110,7 @@ def reports_record(
         return run
     subs = StripeSubscription.objects.filter(
         access_id__in=list(figures), stripe_subscription_id__isnull=False
-    ).select_related("access")
+    ).select_related("access__plan")
     products = {
         p.plan_id: p
         for p in StripeProduct.objects.filter(plan_id__in={s.access.plan_id for s in subs})
@@ -102,7 +119,7 @@ def reports_record(
     for sub in subs:
         usage = figures[sub.access_id]
         for dimension in _metered_dimensions(sub.access.plan_id, products):
-            total = int(getattr(usage, FIGURES[dimension]))
+            total = figure(dimension, usage, sub.access.plan)
             already = reported.get((str(sub.access_id), dimension), 0)
             if total < already:
                 run.drift.append(
@@ -222,7 +239,7 @@ def reconcile_usage(period: str, *, tenant_id: Any = None) -> list[MeterDrift]:
     figures = usage_by_subscription(period)
     reported = reported_totals(period)
     subs = StripeSubscription.objects.filter(stripe_subscription_id__isnull=False).select_related(
-        "access__tenant"
+        "access__tenant", "access__plan"
     )
     if tenant_id is not None:
         subs = subs.filter(access__tenant_id=tenant_id)
@@ -231,7 +248,7 @@ def reconcile_usage(period: str, *, tenant_id: Any = None) -> list[MeterDrift]:
     for sub in subs:
         usage = figures.get(sub.access_id)
         for dimension in _metered_dimensions(sub.access.plan_id, products):
-            registry = int(getattr(usage, FIGURES[dimension])) if usage else 0
+            registry = figure(dimension, usage, sub.access.plan)
             sent = reported.get((str(sub.access_id), dimension), 0)
             if registry != sent:
                 drift.append(MeterDrift(sub.access, dimension, registry, sent))

@@ -6,15 +6,12 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_POST
 
+from agent_registry.access import payments
 from agent_registry.access import selectors as access_selectors
 from agent_registry.access import services as access_services
 from agent_registry.agents import selectors as agent_selectors
-from agent_registry.agents.models import AgentPlan, BillingModel
-from agent_registry.billing.stripe import client as stripe_client
-from agent_registry.billing.stripe import services as stripe_services
-from agent_registry.billing.stripe.api import PaymentProviderError, PaymentProviderUnavailable
-from agent_registry.billing.stripe.errors import StripePermanent, StripeTransient
-from agent_registry.core.errors import Forbidden, RegistryError
+from agent_registry.agents.models import AgentPlan
+from agent_registry.core.errors import RegistryError
 from agent_registry.portal.errors import error_lines, shows_errors
 from agent_registry.portal.forms import MarketplaceFilter, SubscribeForm
 from agent_registry.portal.views.common import page, paginate
@@ -50,32 +47,17 @@ def marketplace(request: HttpRequest) -> HttpResponse:
     )
 
 
-# How a plan is bought here (``sold`` on each plan the agent page shows).
+# How a plan is bought here (``sold`` on each plan the agent page shows): the rule is
+# ``access.services.subscribe``'s, this only names its outcome for the page.
 DIRECT = "direct"  # subscribe: the key at once (free plans; operators for any plan)
-CHECKOUT = "checkout"  # Stripe Checkout: the key at once, working once paid
-ELSEWHERE = "elsewhere"  # paid, Stripe off: Waldur's marketplace or an operator sells it
-
-
-def plan_is_paid(plan: AgentPlan) -> bool:
-    """A monthly fee or any per-call or per-token price: what a checkout charges for."""
-    return plan.billing_model != BillingModel.FREE and any(
-        (
-            plan.price_cents,
-            plan.price_per_call,
-            plan.price_per_1k_tokens,
-            plan.overage_price_per_call,
-        )
-    )
+CHECKOUT = "checkout"  # card checkout: the key at once, working once paid
+ELSEWHERE = "elsewhere"  # paid, no card payments here: Waldur's marketplace or an operator
 
 
 def how_sold(plan: AgentPlan, user) -> str:
-    """Paid plans are paid for: through Stripe when card payments are on, else outside
-    the portal (Waldur orders, or an operator who subscribes a customer directly)."""
-    if not plan_is_paid(plan):
+    if not plan.is_paid or is_operator(user):
         return DIRECT
-    if stripe_client.enabled():
-        return CHECKOUT
-    return DIRECT if is_operator(user) else ELSEWHERE
+    return CHECKOUT if payments.provider() is not None else ELSEWHERE
 
 
 def _detail_context(request: HttpRequest, agent_id: str) -> dict:
@@ -101,9 +83,10 @@ def agent_detail(request: HttpRequest, agent_id: str) -> HttpResponse:
 @require_POST
 @shows_errors
 def subscribe(request: HttpRequest, agent_id: str) -> HttpResponse:
-    """The API's subscribe: the same target checks, then ``access_create`` (a free plan)
-    or billing's checkout, ``POST /api/v1/billing/checkout/``'s service (a paid plan
-    with Stripe on); the key is on this answer only."""
+    """The API's subscribe (``POST /api/v1/subscriptions/``): the same target checks,
+    then ``access.services.subscribe`` — active at once, the card checkout of a paid plan
+    (pending until paid), or 402 when a paid plan is not sold here; the key is on this
+    answer only."""
     context = _detail_context(request, agent_id)
     form = SubscribeForm(request.POST)
     if form.is_valid():
@@ -114,50 +97,28 @@ def subscribe(request: HttpRequest, agent_id: str) -> HttpResponse:
                 agent_id=agent_id,
                 plan_id=form.cleaned_data["plan"],
             )
-            sold = how_sold(target.plan, request.user)
-            if sold == ELSEWHERE:
-                raise Forbidden(
-                    f"The {target.plan.name} plan is paid: it is sold through Waldur's "
-                    "marketplace or by an operator, not here."
-                )
-            if sold == CHECKOUT:
-                return _checkout(request, target)
-            issued = access_services.access_create(
+            subscribed = access_services.subscribe(
                 agent=target.agent,
                 plan=target.plan,
                 project=target.project,
-                name=form.cleaned_data["name"],
                 actor=request.user,
+                name=form.cleaned_data["name"],
+                email=getattr(request.user, "email", "") or "",
             )
         except RegistryError as error:
             context["error_lines"] = error_lines(error)
             return page(request, "portal/agent_detail.html", context, status=error.status)
-        return key_once(request, issued.access, issued.api_key, created=True)
+        return key_once(
+            request,
+            subscribed.access,
+            subscribed.api_key,
+            created=True,
+            checkout_url=subscribed.checkout_url or "",
+        )
     context["error_lines"] = [
         f"{field}: {' '.join(str(e) for e in errors)}" for field, errors in form.errors.items()
     ]
     return page(request, "portal/agent_detail.html", context, status=400)
-
-
-def _checkout(request: HttpRequest, target: access_selectors.SubscriptionTarget) -> HttpResponse:
-    """A subscription pending payment and Stripe's Checkout page to pay on: the key is
-    shown once here, then the button leads to Stripe (which returns to my agents)."""
-    try:
-        started = stripe_services.checkout_start(
-            agent=target.agent,
-            plan=target.plan,
-            project=target.project,
-            actor=request.user,
-            email=getattr(request.user, "email", "") or "",
-        )
-    except StripeTransient as exc:
-        raise PaymentProviderUnavailable() from exc
-    except StripePermanent as exc:
-        raise PaymentProviderError() from exc
-    access = started.subscription.access
-    return key_once(
-        request, access, started.api_key, created=True, checkout_url=started.checkout_url
-    )
 
 
 def key_once(

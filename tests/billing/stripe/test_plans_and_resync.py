@@ -52,7 +52,7 @@ def test_the_sync_command_creates_every_paid_plan_once(shop, capsys):
     call_command("stripe_sync_plans")
     assert StripeProduct.objects.count() == 2
     assert len(shop.stripe.products) == 2
-    assert len(shop.stripe.meters) == 2
+    assert len(shop.stripe.meters) == 3  # api_calls, tokens, overage_calls
     assert "stripe_sync_plans: plans 2, prices created 0" in capsys.readouterr().out
 
 

@@ -12,7 +12,11 @@ from django.utils import timezone
 
 from agent_registry.billing.figures import usage_by_subscription
 from agent_registry.billing.stripe import usage
-from agent_registry.billing.stripe.models import MeterReportState, StripeMeterReport
+from agent_registry.billing.stripe.models import (
+    MeterReportState,
+    StripeMeterReport,
+    StripeProduct,
+)
 from agent_registry.core import periods
 from agent_registry.usage.aggregation import aggregate_range
 from tests import factories
@@ -211,3 +215,95 @@ def test_reconcile_usage_reports_usage_not_yet_recorded_for_stripe_as_drift(shop
     [drift] = [d for d in report.differences if d.check == "stripe"]
     assert drift.subscription == str(access.pk)
     assert (drift.expected, drift.actual) == ({"total": 5}, {"recorded": 3})
+
+
+# --- overage of subscription plans ---------------------------------------------------------
+
+
+def overage_plan(shop, quota: int, price: str):
+    from decimal import Decimal
+
+    from agent_registry.agents.models import BillingModel
+
+    return factories.make_plan(
+        shop.agent,
+        name=f"Pro {quota} at {price}",
+        billing_model=BillingModel.SUBSCRIPTION,
+        price_cents=1900,
+        monthly_quota=quota,
+        overage_price_per_call=Decimal(price),
+    )
+
+
+def test_a_subscription_plan_with_overage_checks_out_a_metered_overage_price(shop):
+    plan = overage_plan(shop, quota=3, price="0.0125")
+    body = shop.checkout(plan)
+    prices = [
+        shop.stripe.prices[i["price"]]
+        for i in shop.stripe.sessions[body["session_id"]]["_line_items"]
+    ]
+
+    [fee] = [p for p in prices if p["recurring"]["meter"] is None]
+    [overage] = [p for p in prices if p["recurring"]["meter"] is not None]
+    assert fee["unit_amount_decimal"] == "1900"
+    assert overage["unit_amount_decimal"] == "1.25"
+    meter = shop.stripe.meters[overage["recurring"]["meter"]]
+    assert meter["event_name"] == "agent_registry_overage_calls"
+
+
+def test_only_the_calls_beyond_the_quota_are_reported(shop):
+    access = paid(shop, overage_plan(shop, quota=3, price="0.0125"))
+    customer = access.stripe_subscription.customer.stripe_customer_id
+
+    use(access, 2)
+    usage.report_usage()
+    assert shop.stripe.meter_events == []  # within the quota: nothing to pay beyond the fee
+
+    use(access, 4, failed=3)  # 6 billable calls: 3 beyond the quota
+    usage.report_usage()
+    assert shop.stripe.meter_totals() == {(customer, "agent_registry_overage_calls"): 3}
+    assert usage.reconcile_usage(periods.period_of(timezone.now())) == []
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_for_random_usage_stripes_overage_line_equals_the_statements_to_the_cent(shop, seed):
+    from decimal import Decimal
+
+    from agent_registry.billing.pricing import PlanPrice, price_period
+
+    rng = random.Random(seed)
+    # Prices with fractions of a cent, so rounding matters.
+    price = rng.choice(["0.0125", "0.003", "0.0049", "0.105", "0.333333"])
+    quota = rng.randint(0, 6)
+    plan = overage_plan(shop, quota=quota, price=price)
+    access = paid(shop, plan)
+    for _ in range(rng.randint(1, 3)):
+        use(access, rng.randint(0, 9), failed=rng.randint(0, 2))
+        if rng.random() < 0.3:
+            shop.stripe.fault, shop.stripe.fault_count = "500", 1
+        usage.report_usage()
+    shop.stripe.fault = None
+    usage.report_usage()
+
+    period = periods.period_of(timezone.now())
+    calls = usage_by_subscription(period)[access.pk].billable_calls
+    first, after = periods.period_dates(period)
+    charge = price_period(
+        PlanPrice.from_plan(plan),
+        period_start=first,
+        period_end=after,
+        active_from=first,
+        active_until=None,
+        calls=calls,
+        tokens=0,
+    )
+    statement = sum(line.amount_minor for line in charge.lines if "Overage" in line.description)
+    customer = access.stripe_subscription.customer.stripe_customer_id
+    overage_price = StripeProduct.objects.get(plan=plan).prices["overage_calls"]["id"]
+    assert shop.stripe.usage_amount(customer, overage_price) == statement
+    assert statement == (
+        0
+        if calls <= quota
+        else int((Decimal(price) * (calls - quota) * 100).quantize(Decimal(1), "ROUND_HALF_UP"))
+    )
+    assert usage.reconcile_usage(period) == []
