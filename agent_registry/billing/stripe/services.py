@@ -95,6 +95,23 @@ def _amount_text(amount: Decimal) -> str:
     return text if text not in {"", "-0"} else "0"
 
 
+def metered_dimensions(plan: AgentPlan) -> set[str]:
+    """The meters ``plan``'s Stripe prices are metered on (none for a fee alone)."""
+    dimensions = set()
+    if (
+        plan.billing_model == BillingModel.SUBSCRIPTION
+        and plan.monthly_quota is not None
+        and Decimal(plan.overage_price_per_call or 0)
+    ):
+        dimensions.add("overage_calls")
+    if plan.billing_model == BillingModel.USAGE:
+        if Decimal(plan.price_per_call):
+            dimensions.add("api_calls")
+        if Decimal(plan.price_per_1k_tokens):
+            dimensions.add("tokens")
+    return dimensions
+
+
 def price_specs(plan: AgentPlan, meters: dict[str, StripeMeter]) -> dict[str, client.PriceSpec]:
     """What Stripe should charge for ``plan``: its monthly fee, and per call and per token
     as metered prices, in minor units, exactly the registry's prices (billing/pricing.py)."""
@@ -103,36 +120,43 @@ def price_specs(plan: AgentPlan, meters: dict[str, StripeMeter]) -> dict[str, cl
     specs: dict[str, client.PriceSpec] = {}
     if plan.billing_model == BillingModel.SUBSCRIPTION and plan.price_cents:
         specs[FEE] = client.PriceSpec(f"{key}_fee", plan.currency, str(int(plan.price_cents)))
-    overage = Decimal(plan.overage_price_per_call or 0) * scale
-    has_quota = plan.monthly_quota is not None
-    if plan.billing_model == BillingModel.SUBSCRIPTION and has_quota and overage:
-        # Only the calls beyond the quota are reported (usage.py), by the registry's
-        # calendar month: Stripe's line is the overage price times them, as the
-        # statement's "Overage" line (billing/pricing.py), not a tier of Stripe's period.
-        specs["overage_calls"] = client.PriceSpec(
-            f"{key}_overage_calls",
+    # Overage: only the calls beyond the quota are reported (usage.py), by the registry's
+    # calendar month: Stripe's line is the overage price times them, as the statement's
+    # "Overage" line (billing/pricing.py), not a tier of Stripe's period.
+    unit_amounts = {
+        "overage_calls": Decimal(plan.overage_price_per_call or 0) * scale,
+        "api_calls": Decimal(plan.price_per_call or 0) * scale,
+        "tokens": Decimal(plan.price_per_1k_tokens or 0) * scale / 1000,
+    }
+    for dimension in sorted(metered_dimensions(plan)):
+        specs[dimension] = client.PriceSpec(
+            f"{key}_{dimension}",
             plan.currency,
-            _amount_text(overage),
-            meters["overage_calls"].stripe_meter_id,
+            _amount_text(unit_amounts[dimension]),
+            meters[dimension].stripe_meter_id,
         )
-    if plan.billing_model == BillingModel.USAGE:
-        per_call = Decimal(plan.price_per_call) * scale
-        per_token = Decimal(plan.price_per_1k_tokens) * scale / 1000
-        if per_call:
-            specs["api_calls"] = client.PriceSpec(
-                f"{key}_api_calls",
-                plan.currency,
-                _amount_text(per_call),
-                meters["api_calls"].stripe_meter_id,
-            )
-        if per_token:
-            specs["tokens"] = client.PriceSpec(
-                f"{key}_tokens",
-                plan.currency,
-                _amount_text(per_token),
-                meters["tokens"].stripe_meter_id,
-            )
     return specs
+
+
+def _meters_taken(tenant: AgentTenant, plan: AgentPlan) -> set[str]:
+    """The meters of ``plan`` that a live card subscription of the tenant already uses.
+
+    Stripe sums meter events per customer (one per tenant), and every subscription item
+    priced on a meter bills that customer's whole sum: two live subscriptions on one
+    meter would each be charged both's usage. So a tenant has at most one per meter.
+    """
+    wanted = metered_dimensions(plan)
+    if not wanted:
+        return set()
+    live = (
+        StripeSubscription.objects.filter(access__tenant=tenant)
+        .exclude(access__status=AccessStatus.REVOKED)
+        .select_related("access__plan")
+    )
+    taken: set[str] = set()
+    for subscription in live:
+        taken |= wanted & metered_dimensions(subscription.access.plan)
+    return taken
 
 
 @dataclass(frozen=True)
@@ -217,6 +241,15 @@ def checkout_start(
     require_enabled()
     if not plan.is_paid:
         raise ValidationFailed(details={"plan": ["A free plan needs no payment; subscribe."]})
+    taken = _meters_taken(project.tenant, plan)
+    if taken:
+        raise Conflict(
+            f"Organisation '{project.tenant.slug}' already pays by card for a subscription "
+            f"metered on {', '.join(sorted(taken))}: Stripe bills a meter per customer, so a "
+            "second one would be charged both's usage. Cancel that subscription first, or "
+            "ask an operator.",
+            details={"plan": ["Another card subscription uses the same meter."]},
+        )
     with transaction.atomic():
         # The registry's own checks first (agent, project, already subscribed): a refused
         # checkout calls Stripe for nothing and leaves nothing behind.

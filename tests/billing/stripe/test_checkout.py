@@ -201,3 +201,28 @@ def test_a_refused_checkout_never_calls_stripe(shop):
     )
     assert again.status_code == 409
     assert len(shop.stripe.requests) == calls
+
+
+def test_a_second_card_subscription_on_the_same_meter_is_refused_before_stripe(shop):
+    # Stripe sums a meter's events per customer (one per tenant), and each subscription
+    # priced on that meter bills the whole sum: a second one would be charged twice.
+    from decimal import Decimal
+
+    from agent_registry.agents.models import BillingModel
+    from tests import factories
+
+    shop.checkout(shop.usage_plan)
+    other = factories.make_agent(agent_id="other")
+    other_plan = factories.make_plan(
+        other, name="Per call", billing_model=BillingModel.USAGE, price_per_call=Decimal("0.01")
+    )
+    before = AgentAccess.objects.count(), len(shop.stripe.requests)
+
+    response = shop.developer.post(
+        CHECKOUT_URL, {"plan": str(other_plan.pk), "project": str(shop.project.pk)}, format="json"
+    )
+
+    assert response.status_code == 409
+    assert "api_calls" in response.json()["error"]["message"]
+    assert (AgentAccess.objects.count(), len(shop.stripe.requests)) == before
+    shop.checkout(shop.fee_plan)  # a flat fee uses no meter: still possible
