@@ -96,6 +96,10 @@ def real_services_available() -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
+    # Slow tests first (a stable sort keeps each module's tests together): xdist hands
+    # tests out in this order, so a minute-long test starts at once instead of running
+    # alone at the end of the suite.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
     if real_services_available():
         return
     if os.environ.get("REQUIRE_REAL_SERVICES") == "1":

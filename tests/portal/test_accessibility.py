@@ -3,6 +3,7 @@ error, and fits a phone's width without sideways scrolling."""
 
 from __future__ import annotations
 
+import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from agent_registry.access.services import access_create, training_document_upload
@@ -12,7 +13,7 @@ from tests.gateway.conftest import live_gateway  # noqa: F401  (the server fixtu
 from tests.portal.browser import VENDOR, chromium, log_in, needs_chromium, open_tab  # noqa: F401
 from tests.portal.conftest import PASSWORD
 
-pytestmark = needs_chromium
+pytestmark = [needs_chromium, pytest.mark.slow]
 
 AXE = (VENDOR / "axe.min.js").read_text()
 PHONE = {"width": 375, "height": 740}

@@ -3,6 +3,8 @@ deletes it after confirming (screenshots as artifacts, like the other flows)."""
 
 from __future__ import annotations
 
+import pytest
+
 from agent_registry.access.models import TrainingDocument
 from agent_registry.access.services import access_create
 from agent_registry.agents.models import BillingModel
@@ -11,7 +13,7 @@ from tests.gateway.conftest import live_gateway  # noqa: F401  (the server fixtu
 from tests.portal.browser import chromium, log_in, needs_chromium, open_tab  # noqa: F401
 from tests.portal.conftest import PASSWORD
 
-pytestmark = needs_chromium
+pytestmark = [needs_chromium, pytest.mark.slow]
 
 
 def test_a_customer_uploads_lists_and_deletes_a_training_document(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
 
 from agent_registry.access.models import AgentAccess
 from agent_registry.agents.models import AgentInstance, AgentState, BillingModel
@@ -20,7 +21,7 @@ from tests.portal.browser import chromium, log_in, needs_chromium, open_tab  # n
 from tests.portal.conftest import PASSWORD
 from tests.waiting import wait_until
 
-pytestmark = needs_chromium
+pytestmark = [needs_chromium, pytest.mark.slow]
 
 FLOW = Path(__file__).resolve().parent / "samples" / "flow-export.json"
 
