@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
 
@@ -62,6 +62,7 @@ from agent_registry.agents import lifecycle
 from agent_registry.agents.models import AgentInstance, AgentPlan
 from agent_registry.agents.selectors import plan_lineage_ids
 from agent_registry.core.errors import RegistryError
+from agent_registry.core.runs import CountedRun
 from agent_registry.tenants.models import AgentProject
 from agent_registry.waldur import metrics
 from agent_registry.waldur.client import (
@@ -529,17 +530,8 @@ def resource_mirror(*, resource: ProviderResource) -> str:
 # --- The pass ---------------------------------------------------------------------------
 
 
-@dataclass
-class OrdersResult:
-    counts: dict[str, int] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-
-    def count(self, outcome: str) -> None:
-        self.counts[outcome] = self.counts.get(outcome, 0) + 1
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
+class OrdersResult(CountedRun):
+    pass
 
 
 def orders_process(
@@ -564,7 +556,7 @@ def orders_process(
     offerings: dict[UUID, ProviderOffering | str] = {}
     for waldur in orders:
         outcome = _one(client, waldur, offerings)
-        result.count(outcome)
+        result.tally(outcome)
         if outcome in ("retry", "erred"):
             row = WaldurOrder.objects.filter(order_uuid=waldur.uuid).first()
             unread = offerings.get(waldur.offering_uuid)
@@ -611,7 +603,7 @@ def _resources_pass(
             result.errors.append(f"resource {resource.uuid}: {exc}")
             continue
         if outcome != "unchanged":
-            result.count(f"resources_{outcome}")
+            result.tally(f"resources_{outcome}")
             say(f"resource {resource.uuid}: {outcome}")
 
 

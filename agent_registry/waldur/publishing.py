@@ -39,6 +39,7 @@ from agent_registry.agents.models import AgentInstance, AgentState
 from agent_registry.agents.selectors import transitions_of
 from agent_registry.agents.services import agent_listing_record
 from agent_registry.core.errors import UpstreamFailed
+from agent_registry.core.runs import CountedRun
 from agent_registry.waldur import offerings
 from agent_registry.waldur.client import (
     OFFERING_ACTIVE,
@@ -337,14 +338,8 @@ def listing_sync(agent_pk: str, *, attempts: int | None = None) -> str:
 # --- The repair pass ------------------------------------------------------------------
 
 
-@dataclass
-class RepairResult:
-    counts: dict[str, int] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
+class RepairResult(CountedRun):
+    pass
 
 
 def _to_repair():

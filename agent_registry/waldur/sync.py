@@ -10,7 +10,6 @@ are never touched.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from uuid import UUID
 
 from django.db import transaction
@@ -21,6 +20,7 @@ from agent_registry.access.models import AccessStatus, AgentAccess
 from agent_registry.access.services import access_revoke
 from agent_registry.core.errors import RegistryError
 from agent_registry.core.identifiers import user_by_username
+from agent_registry.core.runs import CountedRun
 from agent_registry.tenants import services as tenants
 from agent_registry.tenants.models import (
     ROLE_RANK,
@@ -250,18 +250,9 @@ def project_refresh(*, client: WaldurClient, project_uuid: UUID) -> str:
     return project_mirror(project=project)
 
 
-@dataclass
-class SyncResult:
-    counts: dict[str, int] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-
+class SyncResult(CountedRun):
     def count(self, what: str, outcome: str) -> None:
-        key = f"{what}_{outcome}"
-        self.counts[key] = self.counts.get(key, 0) + 1
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
+        self.tally(f"{what}_{outcome}")
 
 
 def sync_all(*, client: WaldurClient, progress=None) -> SyncResult:

@@ -8,7 +8,7 @@ whether it was paid or expired; events that failed are applied again.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
@@ -21,18 +21,14 @@ from agent_registry.billing.stripe.models import (
     StripeWebhookEvent,
     WebhookEventState,
 )
+from agent_registry.core.runs import Run
 
 
 @dataclass
-class ResyncRun:
+class ResyncRun(Run):
     subscriptions: int = 0
     checkouts: int = 0
     events_retried: int = 0
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
 
     def summary(self) -> str:
         return (

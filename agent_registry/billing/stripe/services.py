@@ -7,7 +7,7 @@ transaction with the Checkout Session, so a failing Stripe leaves nothing behind
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 import structlog
@@ -29,6 +29,7 @@ from agent_registry.billing.stripe.models import (
     StripeSubscriptionStatus,
 )
 from agent_registry.core.errors import Conflict, NotFound, ValidationFailed
+from agent_registry.core.runs import Run
 from agent_registry.tenants.models import AgentProject, AgentTenant
 
 log = structlog.get_logger(__name__)
@@ -326,15 +327,10 @@ def subscription_cancel(subscription: StripeSubscription) -> StripeSubscription:
 
 
 @dataclass
-class PlansRun:
+class PlansRun(Run):
     synced: int = 0
     prices_created: int = 0
     prices_deactivated: int = 0
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
 
     def summary(self) -> str:
         return (

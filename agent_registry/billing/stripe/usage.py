@@ -33,6 +33,7 @@ from agent_registry.billing.stripe.models import (
     StripeSubscription,
 )
 from agent_registry.core import periods
+from agent_registry.core.runs import Run
 
 log = structlog.get_logger(__name__)
 
@@ -51,17 +52,12 @@ def identifier(access_id: object, period: str, dimension: str, cumulative: int) 
 
 
 @dataclass
-class UsageRun:
+class UsageRun(Run):
     recorded: int = 0
     sent: int = 0
     failed: int = 0
     backlog: int = 0
     drift: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
 
     def summary(self) -> str:
         return (
