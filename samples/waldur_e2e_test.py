@@ -30,6 +30,7 @@ when a line failed.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shlex
@@ -41,7 +42,7 @@ import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -96,17 +97,63 @@ class Waldur:
         return f"{self.base_url}/api/{kind}/{uuid}/"
 
 
+class CommandRunner:
+    """``manage.py`` commands through scripts/manage_runner.py: one Django process for
+    the whole walk instead of one per command (its start-up is most of a command's time).
+    Answers as ``subprocess.run`` would."""
+
+    def __init__(self, env: dict[str, str], log: IO[str]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "scripts/manage_runner.py"],
+            env=env,
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+
+    def run(self, *args: str) -> subprocess.CompletedProcess:
+        stdin, stdout = self.process.stdin, self.process.stdout
+        if stdin is None or stdout is None:  # never: both are pipes (for the type checker)
+            raise CheckFailed("the command runner has no pipes")
+        stdin.write(json.dumps({"argv": list(args)}) + "\n")
+        stdin.flush()
+        line = stdout.readline()
+        if not line:
+            raise CheckFailed(f"manage.py {' '.join(args)}: the command runner died")
+        answer = json.loads(line)
+        return subprocess.CompletedProcess(
+            ["manage.py", *args], answer["returncode"], answer["stdout"], answer["stderr"]
+        )
+
+    def close(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
 class Registry:
     """The registry's API (operator token) and its ``manage.py`` commands."""
 
-    def __init__(self, base_url: str, token: str, manage: list[str], env: dict[str, str]):
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        manage: list[str] | CommandRunner,
+        env: dict[str, str],
+    ):
         self.base_url = base_url.rstrip("/")
         self.http = httpx.Client(
             base_url=self.base_url,
             headers={"Authorization": f"Token {token}"},
             timeout=30.0,
         )
-        self.manage_prefix = manage
+        self.manage_with = manage
         self.env = env
 
     def call(self, method: str, path: str, expected: int = 200, **kw: Any) -> Any:
@@ -119,14 +166,17 @@ class Registry:
         return response.json() if response.content else None
 
     def manage(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
-        done = subprocess.run(
-            [*self.manage_prefix, *args],
-            env=self.env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        if isinstance(self.manage_with, CommandRunner):
+            done = self.manage_with.run(*args)
+        else:
+            done = subprocess.run(
+                [*self.manage_with, *args],
+                env=self.env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
         if ok and done.returncode != 0:
             raise CheckFailed(
                 f"manage.py {' '.join(args)} exited {done.returncode}: "
@@ -177,46 +227,43 @@ def fake_world() -> Iterator[tuple[Waldur, Registry, Any]]:
             RUNTIME_ALLOW_PRIVATE_NETWORKS="true",
             PYTHONUNBUFFERED="1",
         )
-        manage = [sys.executable, "manage.py"]
         print(f"fake Waldur at {fake.base_url}; registry at http://127.0.0.1:{port} (SQLite)")
-        subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, cwd=ROOT, check=True)
-        token = (
-            subprocess.run(
-                [*manage, "issue_token", "e2e-operator", "--staff", "--name", "e2e"],
+        log = open(Path(tmp) / "registry.log", "w")  # noqa: SIM115  (closed below)
+        manage = CommandRunner(env, log)
+        server = None
+        try:
+            migrated = manage.run("migrate", "--noinput", "-v", "0")
+            if migrated.returncode:
+                raise CheckFailed(f"manage.py migrate: {migrated.stdout}{migrated.stderr}")
+            issued = manage.run("issue_token", "e2e-operator", "--staff", "--name", "e2e")
+            if issued.returncode:
+                raise CheckFailed(f"manage.py issue_token: {issued.stdout}{issued.stderr}")
+            token = issued.stdout.strip().splitlines()[-1]
+            server = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "agent_registry.asgi:application",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--no-access-log",
+                ],
                 env=env,
                 cwd=ROOT,
-                check=True,
-                capture_output=True,
-                text=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
-            .stdout.strip()
-            .splitlines()[-1]
-        )
-        log = open(Path(tmp) / "registry.log", "w")  # noqa: SIM115  (closed below)
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "agent_registry.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-            ],
-            env=env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
             registry = Registry(f"http://127.0.0.1:{port}", token, manage, env)
             wait_for("the registry's readiness", lambda: _ready(registry), timeout=60)
             yield Waldur(fake.base_url, TOKEN), registry, fake
         finally:
-            server.terminate()
-            server.wait(timeout=10)
+            if server is not None:
+                server.terminate()
+                server.wait(timeout=10)
+            manage.close()
             log.close()
             fake.stop()
 
