@@ -32,6 +32,14 @@ BILLING_SYNC_SECONDS = Histogram(
 )
 
 
+# The channels that sync, from the start at 0 for each status: a counter first seen at
+# 1 shows no increase, so an alert would miss the first failure after a start.
+SYNCING_CHANNELS = ("waldur", "stripe")
+for _channel in SYNCING_CHANNELS:
+    for _status in SYNC_STATUSES:
+        BILLING_SYNC.labels(_channel, _status)
+
+
 def sync_counted(channel: str, status: str) -> None:
     if status not in SYNC_STATUSES:
         raise ValueError(f"unknown billing sync status {status!r}")

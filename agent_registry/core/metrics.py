@@ -22,9 +22,10 @@ import hmac
 import ipaddress
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import structlog
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import (
@@ -35,10 +36,12 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from agent_registry.core.error_envelope import envelope, require_get
+
+log = structlog.get_logger(__name__)
 
 state_transitions_total = Counter(
     "agent_registry_state_transitions_total",
@@ -49,17 +52,37 @@ state_transitions_total = Counter(
 
 # --- Collectors read at scrape time -----------------------------------------------------
 
-_collectors: list[Collector] = []
+_collectors: list[_Guarded] = []
+
+
+class _Guarded(Collector):
+    """A scrape-time collector whose failure (the database down) drops only its own
+    metrics: the scrape still answers, with ``agent_registry_ready 0`` in it."""
+
+    def __init__(self, collector: Collector) -> None:
+        self.collector = collector
+
+    def describe(self) -> Iterable[Metric]:
+        describe = getattr(self.collector, "describe", None)
+        return describe() if describe is not None else ()
+
+    def collect(self) -> Iterable[Metric]:
+        try:
+            return list(self.collector.collect())
+        except Exception:
+            log.warning("metrics_collector_failed", collector=type(self.collector).__name__)
+            return []
 
 
 def add_collector(collector: Collector) -> None:
     """Serve ``collector`` at /metrics (from an app's ``ready``; a second ``ready`` adding
     another of the same class changes nothing)."""
-    if any(type(known) is type(collector) for known in _collectors):
+    if any(type(known.collector) is type(collector) for known in _collectors):
         return
-    _collectors.append(collector)
+    guarded = _Guarded(collector)
+    _collectors.append(guarded)
     if not multiprocess_dir():
-        REGISTRY.register(collector)
+        REGISTRY.register(guarded)
 
 
 def multiprocess_dir() -> str:

@@ -45,6 +45,12 @@ errors_total = Counter(
 )
 
 
+# The codes an alert watches exist from the start at 0: a counter first seen at 1 shows
+# no increase to rate(), so the first failure after a start would go unnoticed.
+for _code in ("limiter_unavailable", "usage_unavailable"):
+    errors_total.labels(code=_code)
+
+
 def observe_error(code: str) -> None:
     errors_total.labels(code=code).inc()
 
