@@ -69,9 +69,13 @@ class RegistryServer:
                 lambda: self._workers_serving(workers),
                 what=f"the registry's {workers} workers to start",
                 not_yet=(httpx.HTTPError,),
+                # Each worker sets up Django on its own: on a machine eight suites share,
+                # two of them starting at once have taken over a minute.
+                timeout=3 * WAIT_SECONDS,
             )
         except BaseException:
             self.stop()
+            print(self.log.read_text(errors="replace")[-3000:])  # shown with the failure
             raise
 
     def worker_pids(self) -> list[int]:
