@@ -21,11 +21,19 @@ pytestmark = [pytest.mark.real_services, pytest.mark.slow]
 CALLS = 60
 
 
-@pytest.fixture
-def two_workers(transactional_db, tmp_path) -> Iterator[RegistryServer]:
-    server = RegistryServer(workers=2, metrics_dir=tmp_path / "metrics", log=tmp_path / "log")
+@pytest.fixture(scope="module")
+def _server(django_db_setup, tmp_path_factory) -> Iterator[RegistryServer]:
+    """One server for the module (starting two workers is most of its time); each test
+    uses an agent of its own, so their counts never mix."""
+    root = tmp_path_factory.mktemp("registry")
+    server = RegistryServer(workers=2, metrics_dir=root / "metrics", log=root / "log")
     yield server
     server.stop()
+
+
+@pytest.fixture
+def two_workers(transactional_db, _server) -> RegistryServer:
+    return _server
 
 
 def sample(text: str, name: str, **labels: str) -> float:
@@ -89,3 +97,52 @@ def test_a_counter_equals_the_calls_made_through_both_workers(two_workers):
             text, "agent_registry_request_duration_seconds_count", endpoint="invoke", agent="echo"
         )
         assert latency == CALLS
+
+
+# Every label any metric of the registry may carry (docs/operations.md, "Metrics").
+BOUNDED_LABELS = {
+    "endpoint",
+    "agent",
+    "status",
+    "tenant",
+    "direction",
+    "code",
+    "state",
+    "from_state",
+    "to_state",
+    "channel",
+    "type",
+    "outcome",
+    "event_type",
+    "job_name",
+    "check",
+    "required",
+    "le",
+}
+
+
+def test_no_label_holds_a_key_a_request_id_or_an_id_a_caller_typed(two_workers):
+    issued = factories.make_subscription(agent=factories.make_agent(agent_id="labelled"))
+    request_ids = []
+    with httpx.Client(base_url=two_workers.url, timeout=WAIT_SECONDS) as client:
+        for path, key in [
+            ("/api/v1/agents/labelled/invoke", issued.api_key),
+            ("/api/v1/agents/labelled/invoke", issued.api_key[:-2] + "xx"),  # checksum wrong
+            ("/api/v1/agents/made-up-by-a-caller/invoke", issued.api_key),
+        ]:
+            response = client.post(path, json={"input": "hi"}, headers={"X-API-Key": key})
+            request_ids.append(response.headers["X-Request-ID"])
+
+    labels = [
+        (s.name, name, value)
+        for family in text_string_to_metric_families(two_workers.scrape())
+        for s in family.samples
+        for name, value in s.labels.items()
+    ]
+
+    assert labels
+    assert {name for _, name, _ in labels} <= BOUNDED_LABELS
+    secrets = [issued.api_key, issued.access.key_prefix, *request_ids, "made-up-by-a-caller"]
+    leaked = [(m, n, v) for m, n, v in labels for secret in secrets if secret in v]
+    assert not leaked
+    assert not [v for _, _, v in labels if re.search(r"agr_|[0-9a-f]{32}", v)]
