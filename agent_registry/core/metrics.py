@@ -22,8 +22,10 @@ import hmac
 import ipaddress
 import os
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from wsgiref.simple_server import WSGIServer
 
 import structlog
 from django.conf import settings
@@ -165,7 +167,10 @@ def worker_started(directory: str | None = None) -> list[int]:
     return sorted(dead)
 
 
-def serve_worker_metrics(port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104
+def serve_worker_metrics(
+    port: int,
+    addr: str = "0.0.0.0",  # noqa: S104
+) -> tuple[WSGIServer, threading.Thread]:
     """A Celery worker's own /metrics on ``port`` (its tasks count billing syncs, Waldur
     orders, ...), summed over its pool's processes in multiprocess mode. Unauthenticated:
     reachable only by Prometheus (a NetworkPolicy; docs/operations.md, "Metrics")."""
@@ -184,7 +189,7 @@ def serve_worker_metrics(port: int, addr: str = "0.0.0.0") -> None:  # noqa: S10
         multiprocess.MultiProcessCollector(registry)
     else:
         registry = REGISTRY
-    start_http_server(port, addr=addr, registry=registry)
+    return start_http_server(port, addr=addr, registry=registry)
 
 
 # --- Jobs and readiness, read at scrape time ------------------------------------------------

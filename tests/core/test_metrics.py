@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from django.db import DatabaseError
 from prometheus_client import CollectorRegistry
@@ -16,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from agent_registry.core import jobs, metrics
 from agent_registry.core.jobs import Every, Job
 from agent_registry.core.models import JobStatus
+from tests.waiting import WAIT_SECONDS, bound_socket
 
 
 def samples(collector) -> dict[tuple, float]:
@@ -141,3 +143,31 @@ def test_without_a_multiprocess_directory_nothing_is_tidied(monkeypatch):
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
 
     assert metrics.worker_started() == []
+
+
+def test_a_celery_worker_serves_its_counters_after_dropping_an_earlier_runs_files(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    gone = dead_pid()
+    (tmp_path / f"counter_{gone}.db").write_bytes(b"")
+    port = bound_port()
+
+    server, thread = metrics.serve_worker_metrics(port, addr="127.0.0.1")
+    try:
+        response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=WAIT_SECONDS)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(WAIT_SECONDS)
+
+    assert response.status_code == 200
+    assert files(tmp_path) == set()  # the main process starts before its pool: all dead
+
+
+def bound_port() -> int:
+    # start_http_server binds the port itself: a free one, freed just before.
+    sock = bound_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
