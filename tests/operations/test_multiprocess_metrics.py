@@ -21,19 +21,11 @@ pytestmark = [pytest.mark.real_services, pytest.mark.slow]
 CALLS = 60
 
 
-@pytest.fixture(scope="module")
-def _server(django_db_setup, tmp_path_factory) -> Iterator[RegistryServer]:
-    """One server for the module (starting two workers is most of its time); each test
-    uses an agent of its own, so their counts never mix."""
-    root = tmp_path_factory.mktemp("registry")
-    server = RegistryServer(workers=2, metrics_dir=root / "metrics", log=root / "log")
+@pytest.fixture
+def two_workers(transactional_db, tmp_path) -> Iterator[RegistryServer]:
+    server = RegistryServer(workers=2, metrics_dir=tmp_path / "metrics", log=tmp_path / "log")
     yield server
     server.stop()
-
-
-@pytest.fixture
-def two_workers(transactional_db, _server) -> RegistryServer:
-    return _server
 
 
 def sample(text: str, name: str, **labels: str) -> float:
@@ -67,11 +59,7 @@ def calls_per_worker(metrics_dir: Path) -> dict[int, float]:
     return counted
 
 
-def test_a_counter_equals_the_calls_made_through_both_workers(two_workers):
-    issued = factories.make_subscription(
-        agent=factories.make_agent(agent_id="echo", max_concurrent_requests=100),
-        rate_limit_per_second=10_000,
-    )
+def assert_a_counter_equals_the_calls_made_through_both_workers(two_workers, issued) -> None:
     tenant = issued.access.tenant.slug
 
     with ThreadPoolExecutor(8) as pool:
@@ -121,13 +109,12 @@ BOUNDED_LABELS = {
 }
 
 
-def test_no_label_holds_a_key_a_request_id_or_an_id_a_caller_typed(two_workers):
-    issued = factories.make_subscription(agent=factories.make_agent(agent_id="labelled"))
+def assert_no_label_holds_a_key_a_request_id_or_an_id_a_caller_typed(two_workers, issued) -> None:
     request_ids = []
     with httpx.Client(base_url=two_workers.url, timeout=WAIT_SECONDS) as client:
         for path, key in [
-            ("/api/v1/agents/labelled/invoke", issued.api_key),
-            ("/api/v1/agents/labelled/invoke", issued.api_key[:-2] + "xx"),  # checksum wrong
+            ("/api/v1/agents/echo/invoke", issued.api_key),
+            ("/api/v1/agents/echo/invoke", issued.api_key[:-2] + "xx"),  # checksum wrong
             ("/api/v1/agents/made-up-by-a-caller/invoke", issued.api_key),
         ]:
             response = client.post(path, json={"input": "hi"}, headers={"X-API-Key": key})
@@ -146,3 +133,15 @@ def test_no_label_holds_a_key_a_request_id_or_an_id_a_caller_typed(two_workers):
     leaked = [(m, n, v) for m, n, v in labels for secret in secrets if secret in v]
     assert not leaked
     assert not [v for _, _, v in labels if re.search(r"agr_|[0-9a-f]{32}", v)]
+
+
+def test_two_workers_add_up_and_label_nothing_a_caller_sent(two_workers):
+    # One server start for both (starting two workers is most of the time): the calls
+    # are counted first, then the refused ones are sent and every label is read.
+    issued = factories.make_subscription(
+        agent=factories.make_agent(agent_id="echo", max_concurrent_requests=100),
+        rate_limit_per_second=10_000,
+    )
+
+    assert_a_counter_equals_the_calls_made_through_both_workers(two_workers, issued)
+    assert_no_label_holds_a_key_a_request_id_or_an_id_a_caller_typed(two_workers, issued)
