@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -244,9 +244,10 @@ def scraped_twice_since(prometheus: Prometheus, moment: float) -> bool:
     active = targets["data"]["activeTargets"]
     if not active or active[0]["health"] != "up":
         return False
-    # "2026-12-06T11:10:00.123456789Z": to the second (earlier than the truth, so safe).
-    last = datetime.fromisoformat(active[0]["lastScrape"][:19]).replace(tzinfo=UTC)
-    seconds = last.timestamp()
+    # "2026-12-06T11:10:00.123456789Z" (or an offset): to the second, earlier than the
+    # truth, so safe; Python reads at most six digits of a fraction.
+    stamp = re.sub(r"\.\d+", "", active[0]["lastScrape"]).replace("Z", "+00:00")
+    seconds = datetime.fromisoformat(stamp).timestamp()
     samples = prometheus.query('count_over_time(up{job="agent-registry"}[1m])')
     counted = samples["data"]["result"]
     return seconds > moment and bool(counted) and float(counted[0]["value"][1]) >= 2
