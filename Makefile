@@ -73,3 +73,10 @@ lock:
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis
+
+# --- ops-monitor: what the metrics cost on the gateway's hot path (not a test) ---------
+# In-memory values against multiprocess mode, and a scrape of several workers' files.
+# Figures in docs/operations.md, "Metrics".
+.PHONY: bench-metrics
+bench-metrics: $(STAMP)
+	$(BIN)/python -m bench.metrics $(BENCH_ARGS)

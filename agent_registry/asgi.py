@@ -21,6 +21,7 @@ from agent_registry.core.asgi_body import (  # noqa: E402
     Scope,
     Send,
 )
+from agent_registry.core.metrics import worker_started  # noqa: E402
 from agent_registry.core.scheduler import start_in_process_jobs  # noqa: E402
 from agent_registry.gateway.app import GatewayApp  # noqa: E402
 
@@ -41,6 +42,8 @@ def _starting_jobs(receive: Receive) -> Receive:
     async def receive_and_start() -> Message:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            # ops-monitor: tidy the metrics files of workers gone (multiprocess mode).
+            worker_started()
             start_in_process_jobs()
         return message
 

@@ -218,6 +218,13 @@ RUNTIME_SECRETS_CACHE_SECONDS = env.float("RUNTIME_SECRETS_CACHE_SECONDS", defau
 # callers only, and production refuses to start (core/metrics.py, core/checks.py).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
+# --- Metrics across processes (ops-monitor; docs/operations.md, "Metrics") ---------
+# PROMETHEUS_MULTIPROC_DIR (read by prometheus_client from the environment, not from
+# here): every worker writes its metrics there. It must exist before the first metric
+# is made, which is during setup, so it is made here.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
 # --- Gateway --------------------------------------------------------------------
 
 GATEWAY_MAX_BODY_BYTES = env.int("GATEWAY_MAX_BODY_BYTES", default=1024 * 1024)

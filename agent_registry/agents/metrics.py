@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from functools import cache
 
 from django.db.models import Count
-from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from agent_registry.agents.models import AgentInstance, AgentState
+from agent_registry.core.metrics import add_collector
 
 NAME = "agent_registry_agents_total"
 DOCUMENTATION = "Agents by lifecycle state."
@@ -39,4 +39,4 @@ class AgentStateCollector(Collector):
 
 @cache  # once per process, however often ``ready`` runs
 def register_collector() -> None:
-    REGISTRY.register(AgentStateCollector())
+    add_collector(AgentStateCollector())

@@ -36,3 +36,8 @@ class BillingConfig(AppConfig):
 
         payments.register(StripePayments())
         setting_changed.connect(channels.settings_changed, dispatch_uid="billing.channels")
+        # At /metrics: the differences the last reconciliation found (ops-monitor).
+        from agent_registry.billing.metrics import ReconciliationCollector
+        from agent_registry.core.metrics import add_collector
+
+        add_collector(ReconciliationCollector())

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from time import perf_counter
 
 from prometheus_client import Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 SYNC_STATUSES = ("success", "failed", "skipped")
 
@@ -30,6 +32,14 @@ BILLING_SYNC_SECONDS = Histogram(
 )
 
 
+# The channels that sync, from the start at 0 for each status: a counter first seen at
+# 1 shows no increase, so an alert would miss the first failure after a start.
+SYNCING_CHANNELS = ("waldur", "stripe")
+for _channel in SYNCING_CHANNELS:
+    for _status in SYNC_STATUSES:
+        BILLING_SYNC.labels(_channel, _status)
+
+
 def sync_counted(channel: str, status: str) -> None:
     if status not in SYNC_STATUSES:
         raise ValueError(f"unknown billing sync status {status!r}")
@@ -43,3 +53,29 @@ def sync_timed(channel: str) -> Iterator[None]:
         yield
     finally:
         BILLING_SYNC_SECONDS.labels(channel).observe(perf_counter() - began)
+
+
+# --- reconciliation, read at scrape time --------------------------------------------------
+
+RECONCILE_JOB = "reconcile-usage"  # billing/jobs.py SCHEDULE
+
+
+class ReconciliationCollector(Collector):
+    """Differences the last reconcile-usage run found (its result, kept in core.JobStatus
+    by whichever process ran it): anything above 0 is drift an operator must look at."""
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(())  # without describe, registering would query the database
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from agent_registry.core.models import JobStatus
+
+        row = JobStatus.objects.filter(name=RECONCILE_JOB, last_result__isnull=False).first()
+        family = GaugeMetricFamily(
+            "agent_registry_reconciliation_differences",
+            "Differences between usage records, counters and summaries (and the billing "
+            "channels' totals) that the last reconciliation found.",
+        )
+        if row is not None and row.last_result is not None:
+            family.add_metric([], row.last_result)
+        yield family

@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from agent_registry.core.errors import RegistryError
-from agent_registry.core.models import OperatorToken
+from agent_registry.core.models import JobStatus, OperatorToken
 
 # How many refused rows a warning names before it summarises the rest.
 MAX_LISTED_REFUSALS = 20
@@ -193,4 +193,37 @@ class OperatorTokenAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: OperatorToken | None = None) -> bool:
         # Kept for the record; revoke instead.
+        return False
+
+
+@admin.register(JobStatus)
+class JobStatusAdmin(admin.ModelAdmin):
+    """How each scheduled job last went (written by the job runner, read by /metrics and
+    its alerts; docs/operations.md). Only looked at here."""
+
+    list_display = [
+        "name",
+        "last_success_at",
+        "last_failure_at",
+        "successes",
+        "failures",
+        "last_result",
+    ]
+    search_fields = ["name"]
+    ordering = ["name"]
+    fields = readonly_fields = (
+        "name",
+        "last_started_at",
+        "last_success_at",
+        "last_failure_at",
+        "last_error",
+        "last_result",
+        "successes",
+        "failures",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: JobStatus | None = None) -> bool:
         return False

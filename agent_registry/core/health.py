@@ -90,12 +90,18 @@ def check_broker() -> dict:
         return {"transport": conn.transport_cls}
 
 
-def readiness_report() -> tuple[dict, bool]:
-    checks = {
+def core_checks() -> dict[str, tuple[dict, bool]]:
+    """The registry's own dependencies: name → (result, required). No outside system is
+    asked, so /metrics can run them at every scrape (core/metrics.py)."""
+    return {
         "database": (_timed(check_database), True),
         "cache": (_timed(check_cache), bool(settings.REDIS_URL)),
         "broker": (_timed(check_broker), bool(settings.CELERY_BROKER_URL)),
     }
+
+
+def readiness_report() -> tuple[dict, bool]:
+    checks = core_checks()
     for name, (check, max_age) in _optional_checks.items():
         checks[name] = (_optional(name, check, max_age), False)
     healthy = all(

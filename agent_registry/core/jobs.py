@@ -19,8 +19,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from types import MappingProxyType
 
+import structlog
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
+
+log = structlog.get_logger(__name__)
 
 # --- When ---------------------------------------------------------------------------
 
@@ -108,7 +111,48 @@ def task_names_under(prefix: str) -> Callable[[str], str]:
 
 def run(name: str) -> object:
     """Run the registered job ``name`` now (what beat's task and the thread both call)."""
-    return _schedule[name].load()()
+    return run_job(name, _schedule[name])
+
+
+def run_job(name: str, job: Job) -> object:
+    """Run ``job`` and record how it went (core.JobStatus, served at /metrics): an
+    alert then sees a job that stopped succeeding, whichever process runs it."""
+    started = datetime.now(UTC)
+    try:
+        result = job.load()()
+    except Exception as exc:
+        _record_run(name, started, error=f"{type(exc).__name__}: {exc}"[:1000])
+        raise
+    _record_run(name, started, result=result)
+    return result
+
+
+def interval_seconds(job: Job) -> int:
+    """How often ``job`` is due: its interval, or a day for a daily job."""
+    return job.when.seconds if isinstance(job.when, Every) else 24 * 60 * 60
+
+
+def _record_run(name: str, started: datetime, *, error: str = "", result: object = None) -> None:
+    from django.db.models import F
+
+    from agent_registry.core.models import JobStatus
+
+    now = datetime.now(UTC)
+    numeric = isinstance(result, int | float) and not isinstance(result, bool)
+    fields: dict[str, object] = {"last_started_at": started}
+    if error:
+        fields |= {"last_failure_at": now, "last_error": error, "failures": F("failures") + 1}
+    else:
+        fields |= {
+            "last_success_at": now,
+            "last_result": float(result) if numeric else None,  # type: ignore[arg-type]
+            "successes": F("successes") + 1,
+        }
+    try:
+        JobStatus.objects.get_or_create(name=name)
+        JobStatus.objects.filter(name=name).update(**fields)
+    except Exception:  # the job's own outcome matters more than its bookkeeping
+        log.warning("job_status_not_recorded", job=name, exc_info=True)
 
 
 # For each app's thin Celery tasks: acks_late, because a worker lost mid-job leaves the

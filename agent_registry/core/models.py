@@ -67,3 +67,26 @@ class OperatorToken(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.token_prefix}… ({self.user})"
+
+
+class JobStatus(models.Model):
+    """How each scheduled job last went, whichever process ran it (core/jobs.py ``run``):
+    /metrics serves it, so an alert sees a job that stopped succeeding."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    last_started_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    # The last successful run's return value when it was a number (rows aggregated,
+    # reconciliation differences found), for the metrics that read it.
+    last_result = models.FloatField(null=True, blank=True)
+    successes = models.PositiveBigIntegerField(default=0)
+    failures = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "job status"
+        verbose_name_plural = "job statuses"
+
+    def __str__(self) -> str:
+        return self.name

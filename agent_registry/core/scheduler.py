@@ -66,7 +66,7 @@ class InProcessScheduler:
             started = time.monotonic()
             try:
                 close_old_connections()
-                result = job.load()()
+                result = jobs.run_job(name, job)  # records the outcome too
                 log.info(
                     "job_done",
                     job=name,

@@ -70,6 +70,7 @@ def error_headers(request_id: str, error: GatewayError, extra: list | None = Non
 async def answer_error(
     send: Send, request_id: str, error: GatewayError, extra: list | None = None
 ) -> None:
+    metrics.observe_error(error.code)
     await send_json(
         send,
         error.status,
@@ -239,7 +240,7 @@ def failure_detail(
 
 def log_call(request: pipeline.CallRequest, snapshot, status: int, usage: Usage | None) -> None:
     seconds = time.perf_counter() - request.started
-    metrics.observe_request(request.endpoint, status, seconds)
+    metrics.observe_request(request.endpoint, status, seconds, getattr(snapshot, "agent_id", ""))
     log.info(
         "gateway_call",
         request_id=request.request_id,

@@ -288,7 +288,7 @@ def test_calls_are_counted_in_the_prometheus_metrics(live_gateway, echo_subscrip
         text = client.get("/metrics").text
 
     assert f'agent_registry_api_calls_total{{agent="echo",tenant="{tenant}"}}' in text
-    assert 'agent_registry_requests_total{endpoint="invoke",status="200"}' in text
+    assert 'agent_registry_requests_total{agent="echo",endpoint="invoke",status="200"}' in text
     assert 'agent_registry_tokens_total{agent="echo",direction="input"' in text
     assert "agent_registry_request_duration_seconds_bucket" in text
     assert f'agent_registry_quota_usage_ratio{{agent="echo",tenant="{tenant}"}}' in text
