@@ -4,8 +4,10 @@ check with the official MCP client, the tool list it records, and the catalog.""
 from __future__ import annotations
 
 import pytest
+from django.test import Client
 
 from agent_registry.agents.models import AgentInstance, AgentState
+from agent_registry.agents.runtime import RuntimeDescription
 from agent_registry.secrets.services import secret_replace
 from tests import factories
 from tests.fakes import mcp_server
@@ -182,3 +184,19 @@ def test_deploying_twice_is_refused_before_the_server_is_called(project, loopbac
 
     with pytest.raises(InvalidTransition):
         agent_run_action(agent=agent, action="deploy")
+
+
+def test_the_portals_agent_page_shows_the_tools_and_where_to_connect(project):
+    agent = factories.make_agent(
+        project=project,
+        agent_id="tools",
+        runtime=RuntimeDescription(type="mcp", endpoint="https://tools.example.com/mcp"),
+    )
+    AgentInstance.objects.filter(pk=agent.pk).update(
+        runtime_tools=[{"name": "lookup", "description": "Finds <things>.", "input_schema": {}}]
+    )
+
+    html = Client().get("/portal/agents/tools/").content.decode()
+
+    assert "/mcp/agents/tools" in html
+    assert "<strong>lookup</strong>: Finds &lt;things&gt;." in html
