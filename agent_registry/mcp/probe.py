@@ -92,9 +92,11 @@ def _http_client(secret: str, seconds: float) -> httpx2.AsyncClient:
 async def list_tools(endpoint: str, secret: str, seconds: float) -> list[dict[str, Any]]:
     """The server's tools, through a fresh session that is ended afterwards."""
     tools: list[dict[str, Any]] = []
-    async with asyncio.timeout(seconds), _http_client(secret, seconds) as http, Client(
-        streamable_http_client(endpoint, http_client=http), mode="legacy"
-    ) as client:
+    async with (
+        asyncio.timeout(seconds),
+        _http_client(secret, seconds) as http,
+        Client(streamable_http_client(endpoint, http_client=http), mode="legacy") as client,
+    ):
         cursor: str | None = None
         for _ in range(MAX_PAGES):
             page = await client.list_tools(cursor=cursor)
