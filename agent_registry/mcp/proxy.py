@@ -350,6 +350,8 @@ async def _forward_post(
         failure: GatewayError = RuntimeTimedOut(f"{UPSTREAM} did not answer within {seconds:g} s")
     except GatewayError as error:  # the upstream's failures, and its end of the session
         failure = error
+    except UsageWriteFailed:  # the answer was not sent: it must not be delivered unrecorded
+        failure = UsageUnavailable()
     detail = ""
     if isinstance(failure, UpstreamError):
         _log_failure(session, failure)

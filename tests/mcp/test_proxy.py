@@ -305,3 +305,34 @@ def test_a_paused_agent_answers_409_and_resumes(mcp_agent):
         what="the resumed agent to answer",
         timeout=5,
     )
+
+
+def test_a_client_that_leaves_mid_call_is_recorded_unbilled_and_frees_its_slot(mcp_agent):
+    type(mcp_agent.agent).objects.filter(pk=mcp_agent.agent.pk).update(max_concurrent_requests=1)
+    from agent_registry.gateway.snapshots import snapshots
+
+    snapshots.clear()
+    headers = {**MCP_HEADERS, "X-API-Key": mcp_agent.api_key}
+    with httpx.Client(timeout=30) as http:
+        opened = http.post(mcp_agent.url, json=INITIALIZE, headers=headers)
+        headers["Mcp-Session-Id"] = opened.headers["mcp-session-id"]
+        slow = {
+            "jsonrpc": "2.0",
+            "id": 5,
+            "method": "tools/call",
+            "params": {"name": "slow", "arguments": {"seconds": 1.5}},
+        }
+        with pytest.raises(httpx.ReadTimeout):
+            http.post(mcp_agent.url, json=slow, headers=headers, timeout=0.3)
+
+    left = wait_until(
+        lambda: UsageRecord.objects.filter(response_status=499).first(),
+        what="the abandoned call's record",
+        timeout=10,
+    )
+
+    async def use(client):
+        return await client.call_tool("echo", {"text": "next"})
+
+    assert not left.billable
+    assert with_client(mcp_agent.url, mcp_agent.api_key, use).content[0].text == "echo: next"
