@@ -25,6 +25,12 @@ from agent_registry.core.metrics import worker_started  # noqa: E402
 from agent_registry.core.scheduler import start_in_process_jobs  # noqa: E402
 from agent_registry.gateway.app import GatewayApp  # noqa: E402
 
+# --- MCP servers as agents (issue 15, part 2): only /mcp/agents/<agent_id> -----------
+from agent_registry.mcp import proxy as mcp_proxy  # noqa: E402
+
+mcp_proxy_application = mcp_proxy.McpProxyApp()
+# --- end MCP servers as agents ---------------------------------------------------------
+
 # Bodies bound for Django are bounded and chunked ones read (core/asgi_body.py).
 gateway_application = GatewayApp(BoundedRequestBody(django_application))
 
@@ -32,6 +38,9 @@ gateway_application = GatewayApp(BoundedRequestBody(django_application))
 async def application(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
         receive = _starting_jobs(receive)
+    if mcp_proxy.handles(scope):  # MCP servers as agents: /mcp/agents/… prefixes only
+        await mcp_proxy_application(scope, receive, send)
+        return
     await gateway_application(scope, receive, send)
 
 

@@ -60,6 +60,8 @@ INSTALLED_APPS = [
     "agent_registry.waldur",
     "agent_registry.portal",
     "agent_registry.demo",
+    # MCP servers as agents: deploy check and the proxy at /mcp/agents/<id> (issue 15).
+    "agent_registry.mcp",
 ]
 
 MIDDLEWARE = [

@@ -1298,6 +1298,7 @@ FOREIGN_HOST_PATHS = [
     ("POST", "/v1/chat/completions"),
     ("GET", "/v1/models"),
     ("GET", "/api/v1/catalog/"),  # Django's own check, for comparison
+    ("POST", "/mcp/agents/helper"),  # the MCP proxy (issue 15) checks it too
 ]
 
 
@@ -1415,3 +1416,115 @@ def test_a_declared_length_past_the_limit_is_refused_before_the_body_is_read(set
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
     assert response.chunks_read == 0
+
+
+# === MCP servers as agents: the proxy at /mcp/agents/<agent_id> (issue 15) ============
+# A body is judged after the key and before anything is forwarded: one JSON-RPC message,
+# parsed as strictly as the gateway's. The server here cannot be reached (no network in
+# tests), so a case that slipped through would fail as a runtime error, not pass.
+
+MCP_PATH = "/mcp/agents/mcp-helper"
+
+
+def rpc(**fields: Any) -> bytes:
+    return json.dumps({"jsonrpc": "2.0", **fields}).encode()
+
+
+MCP_CASES = [
+    Bad("mcp empty body", "POST", MCP_PATH, b"", field="body"),
+    Bad("mcp not json", "POST", MCP_PATH, b"{'jsonrpc': '2.0'}", field="body"),
+    Bad("mcp batch", "POST", MCP_PATH, b'[{"jsonrpc":"2.0","id":1,"method":"ping"}]', field="body"),
+    Bad("mcp number", "POST", MCP_PATH, b"42", field="body"),
+    Bad(
+        "mcp jsonrpc 1.0",
+        "POST",
+        MCP_PATH,
+        b'{"jsonrpc":"1.0","id":1,"method":"ping"}',
+        field="jsonrpc",
+    ),
+    Bad("mcp id true", "POST", MCP_PATH, rpc(id=True, method="ping"), field="id"),
+    Bad("mcp id object", "POST", MCP_PATH, rpc(id={}, method="ping"), field="id"),
+    Bad("mcp no method", "POST", MCP_PATH, rpc(params={}), field="method"),
+    Bad("mcp method number", "POST", MCP_PATH, rpc(id=1, method=5), field="method"),
+    Bad("mcp params list", "POST", MCP_PATH, rpc(id=1, method="ping", params=[]), field="params"),
+    Bad(
+        "mcp tool without name",
+        "POST",
+        MCP_PATH,
+        rpc(id=1, method="tools/call", params={}),
+        field="params",
+    ),
+    Bad(
+        "mcp method twice",
+        "POST",
+        MCP_PATH,
+        b'{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call"}',
+        field="body",
+    ),
+    Bad("mcp NaN", "POST", MCP_PATH, b'{"jsonrpc":"2.0","id":NaN,"method":"ping"}', field="body"),
+    Bad(
+        "mcp body over the size limit",
+        "POST",
+        MCP_PATH,
+        rpc(id=1, method="ping", params={"x": "x" * 1_100_000}),
+        status=413,
+        code="payload_too_large",
+    ),
+    Bad(
+        "mcp PUT", "PUT", MCP_PATH, rpc(id=1, method="ping"), status=405, code="method_not_allowed"
+    ),
+    Bad(
+        "mcp nested path",
+        "POST",
+        MCP_PATH + "/x",
+        rpc(id=1, method="ping"),
+        status=404,
+        code="agent_not_found",
+    ),
+]
+
+
+def test_bad_mcp_proxy_input_gets_a_clear_client_error_and_bills_nothing(transactional_db):
+    from agent_registry.usage.models import UsageRecord
+
+    agent = factories.make_agent(
+        agent_id="mcp-helper",
+        runtime=RuntimeDescription(type="mcp", endpoint="https://tools.example.com/mcp"),
+    )
+    key = factories.make_subscription(agent=agent).api_key
+    failures = []
+    for case in MCP_CASES:
+        body = case.body if isinstance(case.body, bytes) else b""
+        response = asgi_request(
+            case.method,
+            case.path,
+            headers=[("host", "testserver"), ("x-api-key", key)],
+            chunks=[body],
+        )
+        what = f"{case.id}: {response.status_code} {response.body[:300]!r}"
+        try:
+            assert response.status_code == case.status, what
+            error = response.json()["error"]
+            assert error["code"] == case.code, what
+            assert error["request_id"] == response.headers["x-request-id"], what
+            if case.code == "validation_error":
+                assert case.field in error.get("details", {}), what
+        except (AssertionError, ValueError, KeyError) as failure:
+            failures.append(str(failure) or what)
+    mismatch = asgi_request(
+        "POST",
+        MCP_PATH,
+        headers=[("host", "testserver"), ("x-api-key", key), ("mcp-method", "tools/list")],
+        chunks=[rpc(id=1, method="tools/call", params={"name": "echo"})],
+    )
+    session = asgi_request(
+        "POST",
+        MCP_PATH,
+        headers=[("host", "testserver"), ("x-api-key", key), ("mcp-session-id", "guess")],
+        chunks=[rpc(id=1, method="ping")],
+    )
+
+    assert not failures, f"{len(failures)} bad answers:\n" + "\n".join(failures)
+    assert (mismatch.status_code, mismatch.json()["error"]["code"]) == (400, "validation_error")
+    assert (session.status_code, session.json()["error"]["code"]) == (404, "session_not_found")
+    assert not UsageRecord.objects.exists()

@@ -614,3 +614,43 @@ def test_the_stripe_webhook_needs_stripes_signature_not_credentials(a):
     assert response.status_code == 400
     assert error_of(response)["code"] == "invalid_signature"
     assert database_state() == before
+
+
+# --- MCP servers as agents: the proxy at /mcp/agents/<agent_id> (issue 15) -------------
+
+
+def test_another_tenants_key_opens_neither_an_mcp_agent_nor_its_sessions(transactional_db):
+    """B sells an MCP server. A's key for A's own agent finds no such agent there (404, as
+    for any agent the key is not for); and when A subscribes too, a session B's customer
+    opened does not open with A's key (the proxy would inject the same credential for
+    both, so the server could not tell them apart)."""
+    from agent_registry.agents.runtime import RuntimeDescription
+    from agent_registry.mcp import sessions
+    from tests.asgi_support import asgi_request
+
+    alpha = factories.ProjectFactory(tenant=factories.TenantFactory(slug="alpha"))
+    beta = factories.ProjectFactory(tenant=factories.TenantFactory(slug="beta"))
+    tools = factories.make_agent(
+        project=beta,
+        agent_id="beta-tools",
+        runtime=RuntimeDescription(type="mcp", endpoint="https://tools.beta.example/mcp"),
+    )
+    a_own = factories.make_subscription(project=alpha, agent=factories.make_agent(project=alpha))
+    b_customer = factories.make_subscription(project=beta, agent=tools)
+    a_customer = factories.make_subscription(project=alpha, agent=tools)
+    b_session = sessions.seal(
+        "upstream-s1", access_id=str(b_customer.access.pk), agent_id=tools.agent_id
+    )
+    ping = b'{"jsonrpc":"2.0","id":1,"method":"ping"}'
+
+    def post(key: str, session: str | None = None):
+        headers = [("host", "testserver"), ("x-api-key", key)]
+        if session:
+            headers.append(("mcp-session-id", session))
+        return asgi_request("POST", "/mcp/agents/beta-tools", headers=headers, chunks=[ping])
+
+    wrong_key = post(a_own.api_key)
+    borrowed = post(a_customer.api_key, b_session)
+
+    assert (wrong_key.status_code, wrong_key.json()["error"]["code"]) == (404, "agent_not_found")
+    assert (borrowed.status_code, borrowed.json()["error"]["code"]) == (404, "session_not_found")

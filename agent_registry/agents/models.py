@@ -29,6 +29,8 @@ class RuntimeType(models.TextChoices):
     LANGFLOW = "langflow", "Langflow"
     OPENAI = "openai", "OpenAI-compatible"
     HTTP = "http", "Plain HTTP"
+    # A remote MCP server (Streamable HTTP), proxied at /mcp/agents/<agent_id> (docs/mcp.md).
+    MCP = "mcp", "MCP server (Streamable HTTP)"
 
 
 class AgentInstance(SoftDeleteModel):
@@ -58,6 +60,11 @@ class AgentInstance(SoftDeleteModel):
     langflow_flow_version = models.CharField(max_length=50, blank=True)
     namespace = models.CharField(max_length=63, blank=True)
     runtime_deployment_name = models.CharField(max_length=200, blank=True)
+
+    # ``mcp`` agents: the server's tools as deploy found them (name, description,
+    # input_schema), shown in the catalog. Written only by agents.services.agent_deploy.
+    runtime_tools = models.JSONField(default=list, blank=True)
+    runtime_tools_recorded_at = models.DateTimeField(null=True, blank=True)
 
     waldur_offering_uuid = models.UUIDField(null=True, blank=True, unique=True)
     waldur_resource_uuid = models.UUIDField(null=True, blank=True)

@@ -27,6 +27,8 @@ FIELDS: dict[str, tuple[set[str], set[str]]] = {
     RuntimeType.LANGFLOW: ({"endpoint", "flow_id", "api_key_ref"}, {"endpoint", "flow_id"}),
     RuntimeType.OPENAI: ({"endpoint", "model", "api_key_ref"}, {"endpoint", "model"}),
     RuntimeType.HTTP: ({"endpoint", "api_key_ref"}, {"endpoint"}),
+    # endpoint: the server's Streamable HTTP URL; the secret goes as a Bearer token.
+    RuntimeType.MCP: ({"endpoint", "api_key_ref"}, {"endpoint"}),
 }
 
 # API name → model column.

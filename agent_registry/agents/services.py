@@ -10,7 +10,7 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
-from agent_registry.agents import lifecycle, marketplaces
+from agent_registry.agents import deploy_checks, lifecycle, marketplaces
 from agent_registry.agents.errors import InvalidTransition
 from agent_registry.agents.models import (
     AgentInstance,
@@ -193,6 +193,8 @@ def agent_run_action(*, agent: AgentInstance, action: str, actor=None, reason: s
     here whatever the marketplace does, and its listing follows after the commit.
     """
     _, target = lifecycle.ACTIONS[action]
+    if action == "deploy":
+        return agent_deploy(agent=agent, actor=actor, reason=reason)
     if action == "publish" and marketplaces.enabled():
         return _agent_publish(agent=agent, actor=actor, reason=reason)
     agent = agent_transition(
@@ -200,6 +202,38 @@ def agent_run_action(*, agent: AgentInstance, action: str, actor=None, reason: s
     )
     if action in LISTING_ACTIONS:
         marketplaces.sync_after_commit(str(agent.pk))
+    return agent
+
+
+def agent_deploy(*, agent: AgentInstance, actor=None, reason: str = "") -> AgentInstance:
+    """DRAFT → DEPLOYED, once the runtime passes its type's deploy check (if it has one).
+
+    The check calls the runtime, so it runs outside any transaction and row lock; an
+    illegal deploy is refused before it (by the same transition rules), and a check
+    that fails raises ``RuntimeCheckFailed`` (409) with nothing changed. What the check
+    found (an MCP server's tools) is recorded with the transition, in one transaction.
+    """
+    check = deploy_checks.check_for(agent.runtime_type)
+    if check is None:
+        return agent_transition(
+            agent=agent, to_state=AgentState.DEPLOYED, actor=actor, reason=reason, action="deploy"
+        )
+    current = AgentInstance.objects.get(pk=agent.pk)
+    if not lifecycle.action_allows("deploy", current.state):
+        # Refused with the transition's own error, before the runtime is called.
+        return agent_transition(agent=current, to_state=AgentState.DEPLOYED, action="deploy")
+    findings = check(current)
+    with transaction.atomic():
+        agent = agent_transition(
+            agent=current,
+            to_state=AgentState.DEPLOYED,
+            actor=actor,
+            reason=reason,
+            action="deploy",
+        )
+        agent.runtime_tools = findings.tools
+        agent.runtime_tools_recorded_at = timezone.now()
+        agent.save(update_fields=["runtime_tools", "runtime_tools_recorded_at", "updated_at"])
     return agent
 
 

@@ -311,6 +311,81 @@ def _request_headers(headers: Mapping[str, str | bytes] | None) -> dict[str, str
     return built
 
 
+async def _request(
+    method: str,
+    url: str,
+    *,
+    data: bytes | None,
+    headers: Mapping[str, str],
+    params: Mapping[str, str] | None,
+    timeout: aiohttp.ClientTimeout,
+    upstream: str,
+) -> aiohttp.ClientResponse:
+    """Open one request through the guard, whatever status it answers.
+
+    One retry, on a failure to connect only (nothing has reached the upstream, so it
+    cannot run anything twice); every other failure translated (``_translate``).
+    """
+    guarded = not private_networks_allowed()
+    try:
+        endpoint = netaddr.parse_endpoint(url, allow_private=not guarded)
+    except netaddr.EndpointRefused as refused:
+        raise RuntimeFailed(f"{upstream} endpoint {url!r} is refused: {refused}") from None
+    if guarded:
+        # Literal addresses are only checked here (aiohttp does not resolve them); names
+        # are checked here and again by GuardedResolver when a connection is opened.
+        await resolve_public(endpoint.host, endpoint.port, timeout.sock_connect)
+    client = get_client()
+    for attempt in range(CONNECT_RETRIES + 1):
+        try:
+            return await client.request(
+                method,
+                url,
+                data=data,
+                headers=headers,
+                params=params,
+                timeout=timeout,
+                allow_redirects=False,
+            )
+        except aiohttp.ClientConnectorError as exc:
+            # Raised while connecting, before a byte is sent, so one retry is safe.
+            if attempt >= CONNECT_RETRIES:
+                raise RuntimeFailed(f"{upstream} is unreachable (connection failed)") from exc
+            await asyncio.sleep(random.uniform(*RETRY_BACKOFF_SECONDS))  # noqa: S311 — jitter
+        except ValueError as exc:  # aiohttp.InvalidURL, a header it cannot write
+            raise RuntimeFailed(f"cannot build the request to {upstream}") from exc
+        except (*_TRANSPORT_ERRORS, TimeoutError) as exc:
+            raise _translate(exc, upstream) from exc
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+@contextlib.asynccontextmanager
+async def open_request(
+    method: str,
+    url: str,
+    *,
+    data: bytes | None = None,
+    headers: Mapping[str, str],
+    timeout: aiohttp.ClientTimeout,
+    upstream: str = "the runtime",
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """Any method, raw bytes, and the open response whatever its status: for a proxy
+    that passes an upstream's answers on (mcp/proxy.py). The guard, retry, translation
+    and release are ``open_post``'s; the headers are sent exactly as given."""
+    response = await _request(
+        method, url, data=data, headers=headers, params=None, timeout=timeout, upstream=upstream
+    )
+    try:
+        yield response
+    except Exception as exc:
+        translated = _translate(exc, upstream)
+        if translated is exc:
+            raise
+        raise translated from exc
+    finally:
+        response.release()
+
+
 async def _send(
     target: RuntimeTarget,
     url: str,
@@ -321,41 +396,17 @@ async def _send(
     upstream: str,
     stream: bool,
 ) -> aiohttp.ClientResponse:
-    guarded = not private_networks_allowed()
-    try:
-        endpoint = netaddr.parse_endpoint(url, allow_private=not guarded)
-    except netaddr.EndpointRefused as refused:
-        raise RuntimeFailed(f"{upstream} endpoint {url!r} is refused: {refused}") from None
-    timeout = timeout_for(target.timeout_seconds, stream=stream)
-    if guarded:
-        # Literal addresses are only checked here (aiohttp does not resolve them); names
-        # are checked here and again by GuardedResolver when a connection is opened.
-        await resolve_public(endpoint.host, endpoint.port, timeout.sock_connect)
     body = _encode_json(json_body, upstream)
     request_headers = _request_headers(headers)
-    client = get_client()
-
-    for attempt in range(CONNECT_RETRIES + 1):
-        try:
-            response = await client.post(
-                url,
-                data=body,
-                headers=request_headers,
-                params=params,
-                timeout=timeout,
-                allow_redirects=False,
-            )
-            break
-        except aiohttp.ClientConnectorError as exc:
-            # Raised while connecting, before a byte is sent, so one retry is safe.
-            if attempt >= CONNECT_RETRIES:
-                raise RuntimeFailed(f"{upstream} is unreachable (connection failed)") from exc
-            await asyncio.sleep(random.uniform(*RETRY_BACKOFF_SECONDS))  # noqa: S311 — jitter
-        except ValueError as exc:  # aiohttp.InvalidURL, a header it cannot write
-            raise RuntimeFailed(f"cannot build the request to {upstream}") from exc
-        except (*_TRANSPORT_ERRORS, TimeoutError) as exc:
-            raise _translate(exc, upstream) from exc
-
+    response = await _request(
+        "POST",
+        url,
+        data=body,
+        headers=request_headers,
+        params=params,
+        timeout=timeout_for(target.timeout_seconds, stream=stream),
+        upstream=upstream,
+    )
     status = response.status
     if 200 <= status < 300:
         return response

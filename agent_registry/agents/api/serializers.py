@@ -31,10 +31,22 @@ class RuntimeField(serializers.JSONField):
         return runtime_rules.describe(agent)
 
 
+class RuntimeToolOutput(serializers.Serializer):
+    """One tool of an ``mcp`` agent's server, as recorded when it was deployed."""
+
+    name = serializers.CharField(read_only=True)
+    description = serializers.CharField(read_only=True, allow_blank=True)
+    input_schema = serializers.DictField(read_only=True)
+
+
 class AgentOutput(serializers.ModelSerializer):
     project = serializers.UUIDField(source="project_id", read_only=True)
     tenant = serializers.CharField(source="project.tenant.slug", read_only=True)
     runtime = serializers.SerializerMethodField()
+    tools = RuntimeToolOutput(source="runtime_tools", many=True, read_only=True)
+    tools_recorded_at = serializers.DateTimeField(
+        source="runtime_tools_recorded_at", read_only=True
+    )
 
     class Meta:
         model = AgentInstance
@@ -51,6 +63,8 @@ class AgentOutput(serializers.ModelSerializer):
             "state",
             "state_changed_at",
             "runtime",
+            "tools",
+            "tools_recorded_at",
             "max_concurrent_requests",
             "timeout_seconds",
             "config",
@@ -166,8 +180,21 @@ class CatalogPlanOutput(PlanOutput):
 
 class CatalogAgentOutput(serializers.ModelSerializer):
     plans = CatalogPlanOutput(source="active_plans", many=True, read_only=True)
+    runtime_type = serializers.CharField(read_only=True)
+    # An MCP server's tools (empty for other runtimes): what a subscriber can call.
+    tools = RuntimeToolOutput(source="runtime_tools", many=True, read_only=True)
 
     class Meta:
         model = AgentInstance
-        fields = ["agent_id", "name", "description", "version", "category", "tags", "plans"]
+        fields = [
+            "agent_id",
+            "name",
+            "description",
+            "version",
+            "category",
+            "tags",
+            "runtime_type",
+            "tools",
+            "plans",
+        ]
         read_only_fields = fields
