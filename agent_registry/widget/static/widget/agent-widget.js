@@ -50,7 +50,9 @@
     limiter_unavailable: "busy",
     usage_unavailable: "busy",
     runtime_timeout: "timeout",
-    origin_not_allowed: "origin_not_allowed"
+    origin_not_allowed: "origin_not_allowed",
+    invalid_widget_key: "session",
+    widget_disabled: "session"
   };
 
   // --- storage: the conversation for this tab; a visitor id for the rate limit ----------
