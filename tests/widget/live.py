@@ -58,6 +58,7 @@ class GatedUpstream(FakeOpenAIUpstream):
 
     def reset(self) -> None:
         self.gated = False
+        self.fault = None
         self._gate = threading.Semaphore(0)
 
     def _stream(self, exchange: Exchange, body: dict[str, Any], fault: str | None) -> None:

@@ -12,6 +12,8 @@ from dataclasses import replace
 
 import pytest
 
+from agent_registry.agents.models import AgentState
+from agent_registry.agents.services import agent_transition
 from agent_registry.usage.models import UsageRecord
 from agent_registry.widget import tokens
 from tests.portal.browser import chromium  # noqa: F401  (the browser fixture)
@@ -23,7 +25,9 @@ pytestmark = [needs_chromium, pytest.mark.slow]
 
 # Styles a careless (or hostile) host page puts on every button and div.
 HOSTILE_CSS = """<style>
-* { letter-spacing: 3px !important; line-height: 3 !important; box-sizing: content-box !important; }
+* { letter-spacing: 3px !important; line-height: 3 !important; box-sizing: content-box !important;
+  text-transform: uppercase !important; word-spacing: 9px !important; color: #00f !important;
+  text-shadow: 2px 2px #f00 !important; font-family: serif !important; }
 button, div { all: unset; display: block !important; font: italic 28px/2 serif !important;
   color: #f0f !important; background: #ff0 !important; border: 6px dashed #0f0 !important;
   padding: 30px !important; margin: 10px !important; width: 300px !important;
@@ -342,3 +346,25 @@ def test_a_used_up_quota_is_said_in_words(shop, chromium):  # noqa: F811
         "This assistant has reached its usage limit for now. Please try again later."
     )
     assert tab.replies().count() == 1
+
+
+def test_a_paused_agent_and_a_failing_runtime_are_said_in_words(shop, chromium):  # noqa: F811
+    shop.publish("/")
+    tab = visit(chromium, shop.site.allowed + "/")
+    tab.open()  # the session started while the agent was active
+
+    shop.upstream.set_fault("500")
+    tab.send("first")
+    tab.notices().first.wait_for()
+    assert tab.notices().first.inner_text() == (
+        "Something went wrong getting a reply. Please try again."
+    )
+
+    agent_transition(agent=shop.access.agent_instance, to_state=AgentState.PAUSED, reason="test")
+    tab.send("second")
+    wait_until(lambda: tab.notices().count() == 2, what="the second notice")
+    assert tab.notices().last.inner_text() == (
+        "The assistant is unavailable right now. Please try again later."
+    )
+    assert tab.replies().count() == 0
+    assert not UsageRecord.objects.filter(access=shop.access, billable=True).exists()
