@@ -84,8 +84,17 @@ class WidgetKeyOutput(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class TextOnly(serializers.CharField):
+    """A string, and nothing DRF would turn into one (``5`` → ``"5"``)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class WidgetKeyCreateInput(InputSerializer):
-    name = serializers.CharField(
+    name = TextOnly(
         max_length=100, required=False, default="", allow_blank=True, validators=[refuse_invisible]
     )
 
@@ -194,8 +203,8 @@ class PlainTextJSONParser(StrictJSONParser):
 
 
 class WidgetSessionInput(InputSerializer):
-    widget_key = serializers.CharField(max_length=64)
-    visitor_id = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    widget_key = TextOnly(max_length=64)
+    visitor_id = TextOnly(max_length=64, required=False, allow_blank=True)
 
 
 class WidgetConfigOutput(serializers.Serializer):

@@ -121,7 +121,8 @@ def widget_session_start(
         .filter(key=widget_key)
         .first()
     )
-    if key is None or key.revoked_at is not None:
+    # A revoked subscription's keys are dead too (as its API key: 401, not 403).
+    if key is None or key.revoked_at is not None or key.access.status == AccessStatus.REVOKED:
         raise InvalidWidgetKey()
     access = key.access
     configuration = access.configuration
