@@ -139,7 +139,8 @@
       method: "POST",
       mode: "cors",
       credentials: "omit",
-      headers: { "Content-Type": "application/json" },
+      // JSON as text/plain: a "simple" request, so no CORS preflight before it.
+      headers: { "Content-Type": "text/plain;charset=UTF-8" },
       body: JSON.stringify({ widget_key: widgetKey, visitor_id: visitorId })
     }).then(
       function (response) {
