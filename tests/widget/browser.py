@@ -84,7 +84,8 @@ class Visit:
 
 def visit(browser, url: str, **context_options) -> Visit:
     """A fresh visitor (own storage) on ``url``, watching the widget's requests."""
-    context = browser.new_context(viewport={"width": 1100, "height": 800}, **context_options)
+    context_options.setdefault("viewport", {"width": 1100, "height": 800})
+    context = browser.new_context(**context_options)
     page = context.new_page()
     page.set_default_timeout(15_000)
     seen = Visit(page=page)

@@ -16,12 +16,14 @@ from agent_registry.agents.models import AgentState
 from agent_registry.agents.services import agent_transition
 from agent_registry.usage.models import UsageRecord
 from agent_registry.widget import tokens
-from tests.portal.browser import chromium  # noqa: F401  (the browser fixture)
+from tests.portal.browser import VENDOR, chromium  # noqa: F401  (the browser fixture)
 from tests.waiting import wait_until
 from tests.widget.browser import needs_chromium, visit
 from tests.widget.live import registry, shop, site, upstream  # noqa: F401  (fixtures)
 
 pytestmark = [needs_chromium, pytest.mark.slow]
+
+AXE = (VENDOR / "axe.min.js").read_text()
 
 # Styles a careless (or hostile) host page puts on every button and div.
 HOSTILE_CSS = """<style>
@@ -368,3 +370,36 @@ def test_a_paused_agent_and_a_failing_runtime_are_said_in_words(shop, chromium):
     )
     assert tab.replies().count() == 0
     assert not UsageRecord.objects.filter(access=shop.access, billable=True).exists()
+
+
+@pytest.mark.parametrize(
+    "viewport", [None, {"width": 375, "height": 740}], ids=["desktop", "phone"]
+)
+def test_the_open_widget_passes_axe_and_fits_a_phone(shop, chromium, viewport):  # noqa: F811
+    shop.publish("/")
+    options = {"viewport": viewport} if viewport else {}
+    tab = visit(chromium, shop.site.allowed + "/", **options)
+    tab.open()
+    tab.send("- a list item\n- see [the docs](https://docs.example.com)\n\n```\ncode\n```")
+    wait_until(
+        lambda: (
+            tab.replies().count() == 1 and tab.replies().last.get_attribute("aria-busy") == "false"
+        ),
+        what="the reply",
+    )
+    tab.page.add_script_tag(content=AXE)
+    result = tab.page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    serious = [
+        f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert serious == []
+    box = tab.dialog().bounding_box()
+    width, height = tab.page.viewport_size["width"], tab.page.viewport_size["height"]
+    assert box["x"] >= 0
+    assert box["y"] >= 0
+    assert box["x"] + box["width"] <= width
+    assert box["y"] + box["height"] <= height
+    if viewport:  # a phone: the panel is the whole screen
+        assert (box["width"], box["height"]) == (width, height)
