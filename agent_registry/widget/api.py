@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.core.validators import RegexValidator
 from django.http import HttpResponse, JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -204,7 +205,16 @@ class PlainTextJSONParser(StrictJSONParser):
 
 class WidgetSessionInput(InputSerializer):
     widget_key = TextOnly(max_length=64)
-    visitor_id = TextOnly(max_length=64, required=False, allow_blank=True)
+    visitor_id = TextOnly(
+        max_length=64,
+        required=False,
+        allow_blank=True,
+        validators=[
+            RegexValidator(
+                services.VISITOR_PATTERN, "8 to 64 letters, digits, '-' or '_' (or leave it out)."
+            )
+        ],
+    )
 
 
 class WidgetConfigOutput(serializers.Serializer):
