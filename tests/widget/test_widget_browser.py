@@ -403,3 +403,54 @@ def test_the_open_widget_passes_axe_and_fits_a_phone(shop, chromium, viewport): 
     assert box["y"] + box["height"] <= height
     if viewport:  # a phone: the panel is the whole screen
         assert (box["width"], box["height"]) == (width, height)
+
+
+def _background(locator) -> str:
+    return locator.evaluate("el => getComputedStyle(el).backgroundColor")
+
+
+def test_the_configured_position_and_theme_are_used(shop, chromium):  # noqa: F811
+    configuration = shop.access.configuration
+    configuration.widget_position = "bottom-left"
+    configuration.widget_theme = {"primary_color": "#7c3aed", "agent_bubble_color": "#fef3c7"}
+    configuration.widget_avatar_url = "https://cdn.example.com/avatar.png"
+    configuration.save()
+    shop.publish("/")
+    tab = visit(chromium, shop.site.allowed + "/")
+    tab.page.route("https://cdn.example.com/**", lambda route: route.abort())  # stays offline
+    dialog = tab.open()
+    launcher, panel = tab.launcher().bounding_box(), dialog.bounding_box()
+    assert launcher["x"] < 100
+    assert panel["x"] < 100
+    assert _background(tab.launcher()) == "rgb(124, 58, 237)"
+    assert _background(dialog.locator(".welcome")) == "rgb(254, 243, 199)"
+    avatar = dialog.locator("img.avatar")
+    assert avatar.get_attribute("src") == "https://cdn.example.com/avatar.png"
+    assert avatar.get_attribute("alt") == ""  # decorative: the name is the heading
+
+
+def test_inline_position_puts_the_panel_in_the_page_where_the_tag_is(shop, chromium):  # noqa: F811
+    configuration = shop.access.configuration
+    configuration.widget_position = "inline"
+    configuration.save()
+    shop.site.pages["/"] = (
+        "<!doctype html><html lang='en'><head><title>Help</title></head><body>"
+        f"<main><h1>Help</h1><section id='help'>{shop.embed}</section>"
+        "<p id='after'>After the chat</p></main></body></html>"
+    )
+    tab = visit(chromium, shop.site.allowed + "/")
+    region = tab.page.get_by_role("region", name="Shop helper")
+    region.wait_for()
+    assert tab.page.locator("#help agent-registry-widget").count() == 1
+    assert tab.launcher().is_hidden()
+    assert region.bounding_box()["y"] < tab.page.locator("#after").bounding_box()["y"]
+    box = region.get_by_label("Message", exact=True)
+    box.fill("inline hello")
+    box.press("Enter")
+    reply = region.locator(".msg.agent:not(.welcome)")
+    wait_until(
+        lambda: reply.count() == 1 and reply.get_attribute("aria-busy") == "false", what="reply"
+    )
+    assert reply.inner_text() == "echo: inline hello"
+    box.press("Escape")  # inline: nothing to close
+    assert region.is_visible()
