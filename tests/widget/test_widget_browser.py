@@ -117,6 +117,40 @@ def test_the_same_page_on_an_origin_that_is_not_allowed_is_refused(shop, chromiu
     assert dialog.locator(".msg.agent:not(.welcome)").count() == 0
 
 
+def test_a_switched_off_widget_and_a_paused_agent_say_so_at_the_start(shop, chromium):  # noqa: F811
+    shop.publish("/")
+    configuration = shop.access.configuration
+    configuration.widget_enabled = False
+    configuration.save()
+    tab = visit(chromium, shop.site.allowed + "/")
+    tab.name = "Assistant"
+    tab.open()
+    assert tab.notices().first.inner_text() == "This chat could not start. Please try again later."
+
+    configuration.widget_enabled = True
+    configuration.save()
+    agent_transition(agent=shop.access.agent_instance, to_state=AgentState.PAUSED, reason="test")
+    tab = visit(chromium, shop.site.allowed + "/")
+    tab.name = "Assistant"
+    tab.open()
+    assert tab.notices().first.inner_text() == (
+        "The assistant is unavailable right now. Please try again later."
+    )
+    # Once the registry answers, the widget takes its branding (no reload needed).
+    agent_transition(agent=shop.access.agent_instance, to_state=AgentState.ACTIVE, reason="test")
+    tab.send("back?")
+    tab.name = "Shop helper"
+    wait_until(
+        lambda: (
+            tab.replies().count() == 1 and tab.replies().last.get_attribute("aria-busy") == "false"
+        ),
+        what="the reply",
+    )
+    assert tab.replies().last.inner_text() == "echo: back?"
+    assert tab.launcher().is_visible()
+    assert tab.dialog().get_by_text("Answers in seconds").is_visible()
+
+
 def _expiring(tab, *, how_many: int) -> list[int]:
     """Hand the widget its first ``how_many`` session tokens already expired (as after a
     laptop slept, or with a clock running behind: the widget's own ``expires_at`` still

@@ -116,13 +116,13 @@
   var config = null;
 
   function Failure(kind, status, code, retryAfter) {
-    this.kind = kind; // "http", "network", "cors"
+    this.kind = kind; // "http" (invoke), "session", "network"
     this.status = status;
     this.code = code;
     this.retryAfter = retryAfter;
   }
 
-  function httpFailure(response) {
+  function httpFailure(response, kind) {
     return response
       .json()
       .catch(function () {
@@ -130,7 +130,7 @@
       })
       .then(function (body) {
         var code = body && body.error && typeof body.error.code === "string" ? body.error.code : "";
-        throw new Failure("http", response.status, code, response.headers.get("Retry-After"));
+        throw new Failure(kind, response.status, code, response.headers.get("Retry-After"));
       });
   }
 
@@ -144,7 +144,7 @@
       body: JSON.stringify({ widget_key: widgetKey, visitor_id: visitorId })
     }).then(
       function (response) {
-        if (!response.ok) return httpFailure(response);
+        if (!response.ok) return httpFailure(response, "session");
         return response.json().then(function (body) {
           token = body.token;
           if (/^[\w-]{8,64}$/.test(body.visitor_id || "") && body.visitor_id !== visitorId) {
@@ -153,6 +153,7 @@
           }
           expiresAt = Date.parse(body.expires_at) || 0;
           config = body.config || {};
+          if (root) brand(); // drawn before the registry could be reached
           return config;
         });
       },
@@ -162,7 +163,7 @@
         // up: the refusal was the origin's.
         return fetch(script.src, { mode: "no-cors", credentials: "omit" }).then(
           function () {
-            throw new Failure("cors", 403, "origin_not_allowed");
+            throw new Failure("session", 403, "origin_not_allowed");
           },
           function () {
             throw new Failure("network", 0, "");
@@ -187,7 +188,7 @@
       body: JSON.stringify(body)
     }).then(
       function (response) {
-        if (!response.ok) return httpFailure(response);
+        if (!response.ok) return httpFailure(response, "http");
         return response;
       },
       function () {
@@ -208,17 +209,15 @@
     return ready.then(function () {
       return post(input).catch(function (failure) {
         if (renewed || failure.status !== 401) throw failure;
-        return renew().then(
-          function () {
-            return post(input);
-          },
-          function (sessionFailure) {
-            throw sessionFailure.code ? sessionFailure : new Failure("http", 401, "expired");
-          }
-        );
+        return renew().then(function () {
+          return post(input);
+        });
       });
     }).catch(function (failure) {
-      if (failure instanceof Failure && failure.status === 401) failure.code = "expired";
+      // Refused again with a token just issued: say so, rather than loop.
+      if (failure instanceof Failure && failure.kind === "http" && failure.status === 401) {
+        failure.code = "expired";
+      }
       throw failure;
     });
   }
@@ -608,7 +607,7 @@
     }
     if (key) return TEXT[key];
     if (failure.status === 429) return TEXT.quota_exceeded;
-    return TEXT.failed;
+    return failure.kind === "session" ? TEXT.session : TEXT.failed;
   }
 
   function setBusy(value) {
@@ -758,7 +757,7 @@
           );
         }
         build();
-        notice(failure.code === "origin_not_allowed" ? TEXT.origin_not_allowed : failure.kind === "network" ? TEXT.network : TEXT.session);
+        notice(failure instanceof Failure ? explain(failure) : TEXT.session);
       }
     );
   }
