@@ -161,7 +161,7 @@ class EmbedCodeOutput(serializers.Serializer):
     tags=["widget"],
     parameters=[
         OpenApiParameter(
-            "pk", OpenApiTypes.UUID, OpenApiParameter.PATH, description="Subscription id."
+            "id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="Subscription id."
         ),
         OpenApiParameter(
             "widget_key",
