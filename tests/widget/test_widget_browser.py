@@ -7,6 +7,7 @@ runtime's reply is held word by word, so the tests see it arrive in pieces.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import replace
 
@@ -19,7 +20,13 @@ from agent_registry.widget import tokens
 from tests.portal.browser import VENDOR, chromium  # noqa: F401  (the browser fixture)
 from tests.waiting import wait_until
 from tests.widget.browser import needs_chromium, visit
-from tests.widget.live import registry, shop, site, upstream  # noqa: F401  (fixtures)
+from tests.widget.live import (  # noqa: F401  (fixtures)
+    page_with,
+    registry,
+    shop,
+    site,
+    upstream,
+)
 
 pytestmark = [needs_chromium, pytest.mark.slow]
 
@@ -488,3 +495,24 @@ def test_inline_position_puts_the_panel_in_the_page_where_the_tag_is(shop, chrom
     assert reply.inner_text() == "echo: inline hello"
     box.press("Escape")  # inline: nothing to close
     assert region.is_visible()
+
+
+def test_a_tag_pasted_before_widget_keys_existed_still_works(shop, chromium):  # noqa: F811
+    # The old embed code named the key inside a JSON attribute (access/embed.py, before
+    # issue 14); the migration kept the key's value, so the page needs no change.
+    legacy = json.dumps({"widgetKey": shop.widget_key.key, "position": "inline"})
+    tag = (
+        f'<script src="{shop.registry.url}/widget/agent-widget.js" '
+        f"data-agent-registry-widget='{legacy}' async></script>"
+    )
+    shop.site.pages["/"] = page_with(tag)
+    tab = visit(chromium, shop.site.allowed + "/")
+    tab.open()  # the launcher: the old tag's own position is not used, the session's is
+    tab.send("old tag")
+    wait_until(
+        lambda: (
+            tab.replies().count() == 1 and tab.replies().last.get_attribute("aria-busy") == "false"
+        ),
+        what="the reply",
+    )
+    assert tab.replies().last.inner_text() == "echo: old tag"

@@ -3,9 +3,21 @@
   "use strict";
 
   var doc = document;
-  var script = doc.currentScript || doc.querySelector("script[data-widget-key]");
+  var LEGACY = "data-agent-registry-widget"; // tags pasted before widget keys: JSON
+  var script =
+    doc.currentScript || doc.querySelector("script[data-widget-key],script[" + LEGACY + "]");
   if (!script) return;
-  var widgetKey = script.getAttribute("data-widget-key") || "";
+  var widgetKey = script.getAttribute("data-widget-key") || legacyKey();
+
+  // Only the key of an old tag counts: everything else now comes from the session.
+  function legacyKey() {
+    try {
+      var key = JSON.parse(script.getAttribute(LEGACY)).widgetKey;
+      return typeof key === "string" ? key : "";
+    } catch (e) {
+      return "";
+    }
+  }
   // The registry fills in its PUBLIC_BASE_URL when it serves the file, so a copy on a
   // CDN (WIDGET_BASE_URL) still calls it; a tag may name another with data-api-base,
   // and the unfilled file (served as is) calls where it came from.
