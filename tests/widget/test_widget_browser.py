@@ -12,6 +12,7 @@ import os
 from dataclasses import replace
 
 import pytest
+from django.test import override_settings
 
 from agent_registry.agents.models import AgentState
 from agent_registry.agents.services import agent_transition
@@ -369,6 +370,36 @@ def test_the_keyboard_alone_opens_chats_and_escape_returns_to_the_launcher(shop,
     tab.dialog().get_by_role("button", name="Close chat").press("Enter")
     assert tab.dialog().is_hidden()
     assert tab.focused() == "widget:launcher"
+
+
+def test_a_visitor_over_their_rate_is_asked_to_wait(shop, chromium):  # noqa: F811
+    shop.publish("/")
+    tab = visit(chromium, shop.site.allowed + "/")
+    tab.open()
+    # One message a second, no burst: of a few messages sent as fast as the replies
+    # come, one follows its predecessor within the second (how soon depends on the
+    # machine, so the test sends until it sees the refusal, a few times at most).
+    with override_settings(WIDGET_VISITOR_RATE_PER_SECOND=1, WIDGET_VISITOR_BURST=1):
+        for attempt in range(8):
+            tab.send(f"message {attempt}")
+            wait_until(
+                lambda n=attempt + 1: (
+                    tab.notices().count() > 0
+                    or (
+                        tab.replies().count() == n
+                        and tab.replies().last.get_attribute("aria-busy") == "false"
+                    )
+                ),
+                what="a reply or a refusal",
+            )
+            if tab.notices().count():
+                break
+    # Retry-After (exposed to the page by the CORS headers) says how long.
+    assert tab.notices().first.inner_text() == (
+        "You are sending messages too quickly. Please wait 1 second and try again."
+    )
+    refused = len(tab.invokes)
+    assert UsageRecord.objects.filter(access=shop.access).count() == refused - 1
 
 
 @pytest.mark.parametrize("shop", [{"monthly_quota": 1}], indirect=True)
