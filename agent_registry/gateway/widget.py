@@ -113,6 +113,10 @@ class WidgetKeyCache:
         self._entries[key_id] = state
         return state
 
+    def evict_access(self, access_id: str) -> None:
+        for key_id in [k for k, state in self._entries.items() if state.access_id == access_id]:
+            self._entries.pop(key_id, None)
+
     def clear(self) -> None:
         self._entries.clear()
 

@@ -25,6 +25,7 @@ from agent_registry.access.origins import origin_allowed, parse_origin
 from agent_registry.agents.models import AgentState
 from agent_registry.core import keys
 from agent_registry.core.errors import Conflict, Forbidden, ValidationFailed
+from agent_registry.core.live_state import live_state
 from agent_registry.widget import tokens
 from agent_registry.widget.errors import (
     InvalidWidgetKey,
@@ -73,12 +74,15 @@ def widget_key_create(*, access: AgentAccess, name: str = "", actor=None) -> Wid
 def widget_key_revoke(*, widget_key: WidgetKey) -> WidgetKey:
     """No new sessions with this key from now on; sessions already started end with their
     token (``WIDGET_TOKEN_TTL_SECONDS``) or, at the gateway, once its cached copy of the
-    key is reloaded (``GATEWAY_SNAPSHOT_TTL_SECONDS``), whichever comes first. Revoking
-    twice is a no-op."""
+    key is dropped (at once in this process, within ``GATEWAY_SNAPSHOT_TTL_SECONDS`` in
+    others), whichever comes first. Revoking twice is a no-op."""
     widget_key = WidgetKey.objects.select_for_update().get(pk=widget_key.pk)
     if widget_key.revoked_at is None:
         widget_key.revoked_at = timezone.now()
         widget_key.save(update_fields=["revoked_at", "updated_at"])
+        # This process's gateway forgets the key's cached state at once (others: TTL).
+        access_id = str(widget_key.access_id)
+        transaction.on_commit(lambda: live_state().access_changed(access_id))
     return widget_key
 
 

@@ -4,16 +4,19 @@ the visitor's own limit, CORS for the allowed origin only (gateway/widget.py).""
 from __future__ import annotations
 
 import json
-import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.conf import settings
 from django.test import override_settings
 
 from agent_registry.access.models import AgentAccess
 from agent_registry.access.services import access_revoke, configuration_update
+from agent_registry.agents.runtime import RuntimeDescription
 from agent_registry.usage.models import UsageRecord
 from agent_registry.widget import tokens
 from agent_registry.widget.services import widget_key_revoke, widget_session_start
+from tests.fakes.http_server import Exchange, FakeHTTPServer
 from tests.widget.server_side import SHOP, widget_subscription
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -106,11 +109,11 @@ def test_a_tampered_token_is_refused(live_gateway):
     assert not UsageRecord.objects.exists()
 
 
-def test_an_expired_token_is_a_distinct_401_the_widget_can_read(live_gateway, settings):
+def test_an_expired_token_is_a_distinct_401_the_widget_can_read(live_gateway):
     subscription = widget_subscription()
-    settings.WIDGET_TOKEN_TTL_SECONDS = 1
-    session = start(subscription)
-    time.sleep(max(0.0, session.expires_at.timestamp() - time.time()) + 0.05)
+    # issued a TTL and a second ago: expired now
+    issued_at = datetime.now(UTC) - timedelta(seconds=settings.WIDGET_TOKEN_TTL_SECONDS + 1)
+    session = widget_session_start(widget_key=subscription.key.key, origin=SHOP, now=issued_at)
 
     response = invoke(live_gateway, session.token)
 
@@ -169,20 +172,20 @@ def test_a_revoked_subscription_stops_its_widget_sessions(live_gateway):
     assert invoke(live_gateway, session.token).status_code == 401
 
 
-def test_a_revoked_widget_key_stops_its_sessions_once_reloaded(live_gateway, settings):
-    settings.GATEWAY_SNAPSHOT_TTL_SECONDS = 0  # no cached copy: the next call reads it
+def test_a_revoked_widget_key_stops_its_sessions(live_gateway):
     subscription = widget_subscription()
     session = start(subscription)
+    assert invoke(live_gateway, session.token).status_code == 200  # its state is cached
 
     widget_key_revoke(widget_key=subscription.key)
 
     assert_error(invoke(live_gateway, session.token), 401, "invalid_widget_token")
 
 
-def test_a_domain_removed_from_the_list_stops_its_sessions(live_gateway, settings):
-    settings.GATEWAY_SNAPSHOT_TTL_SECONDS = 0
+def test_a_domain_removed_from_the_list_stops_its_sessions(live_gateway):
     subscription = widget_subscription()
     session = start(subscription)
+    assert invoke(live_gateway, session.token).status_code == 200  # its state is cached
 
     configuration_update(
         configuration=subscription.access.configuration, allowed_domains=["*.example.org"]
@@ -191,18 +194,35 @@ def test_a_domain_removed_from_the_list_stops_its_sessions(live_gateway, setting
     assert_error(invoke(live_gateway, session.token), 403, "origin_not_allowed")
 
 
+class RecordingRuntime(FakeHTTPServer):
+    """An ``http`` runtime that answers "ok" and keeps what it was sent."""
+
+    def handle(self, exchange: Exchange) -> None:
+        exchange.send_json(200, {"output": "ok"})
+
+
 def test_a_visitor_cannot_continue_another_visitors_session(live_gateway):
-    subscription = widget_subscription()
-    alice = start(subscription, visitor_id="visitor-alice")
-    bob = start(subscription, visitor_id="visitor-bob00")
+    with RecordingRuntime() as runtime:
+        subscription = widget_subscription(
+            agent_id="recorded",
+            runtime=RuntimeDescription(type="http", endpoint=f"{runtime.base_url}/run"),
+        )
+        alice = start(subscription, visitor_id="visitor-alice")
+        bob = start(subscription, visitor_id="visitor-bob00")
 
-    body = {"input": "x", "session_id": "shared-session"}
-    invoke(live_gateway, alice.token, body=body)
-    invoke(live_gateway, bob.token, body=body)
+        body = {"input": "x", "session_id": "shared-session"}
+        answers = [
+            invoke(live_gateway, token, agent_id="recorded", body=body)
+            for token in (alice.token, bob.token, alice.token)
+        ]
 
-    # the runtime's session ids differ by visitor (echo shows no memory; the ids are
-    # what the runtime would key it by)
-    assert UsageRecord.objects.count() == 2
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+    sessions = [received.json["session_id"] for received in runtime.requests_to("/run")]
+    # the runtime keeps memory per session: each visitor has their own, and keeps it
+    assert sessions[0] != sessions[1]
+    assert sessions[0] == sessions[2]
+    assert "visitor-alice" in sessions[0]
+    assert "visitor-bob00" in sessions[1]
 
 
 @pytest.mark.real_services

@@ -28,13 +28,19 @@ class WidgetSubscription:
 
 
 def widget_subscription(
-    *, agent_id: str = "echo", domains: list[str] | None = None, enabled: bool = True, **plan
+    *,
+    agent_id: str = "echo",
+    domains: list[str] | None = None,
+    enabled: bool = True,
+    runtime=None,
+    **plan,
 ) -> WidgetSubscription:
-    """An active echo agent's subscription with its widget switched on for ``domains``
-    and one widget key."""
+    """An active agent's subscription (echo, or ``runtime``) with its widget switched on
+    for ``domains`` and one widget key."""
     plan.setdefault("monthly_quota", 100)
     plan.setdefault("rate_limit_per_second", 1000)
-    agent = factories.make_agent(agent_id=agent_id, max_concurrent_requests=50)
+    agent_fields = {"runtime": runtime} if runtime is not None else {}
+    agent = factories.make_agent(agent_id=agent_id, max_concurrent_requests=50, **agent_fields)
     issued = factories.make_subscription(project=factories.ProjectFactory(), agent=agent, **plan)
     configuration_update(
         configuration=issued.access.configuration,
