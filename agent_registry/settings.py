@@ -36,6 +36,16 @@ USE_X_FORWARDED_FOR = env.bool("USE_X_FORWARDED_FOR", default=False)
 PORT = env.int("PORT", default=8000)
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default=f"http://127.0.0.1:{PORT}").rstrip("/")
 WIDGET_BASE_URL = env.str("WIDGET_BASE_URL", default=f"{PUBLIC_BASE_URL}/widget").rstrip("/")
+# --- Widget (issue 14; agent_registry/widget/, docs/widget.md "Server side") ---------
+# WIDGET_BASE_URL above: the folder agent-widget.js is served from (a CDN may hold a copy).
+# How long a widget session token lasts; the widget renews it once when it expires.
+WIDGET_TOKEN_TTL_SECONDS = env.int("WIDGET_TOKEN_TTL_SECONDS", default=15 * 60)
+WIDGET_KEYS_PER_SUBSCRIPTION = env.int("WIDGET_KEYS_PER_SUBSCRIPTION", default=10)
+# Each visitor's own rate limit (the gateway's limiter, keyed by visitor), besides the
+# subscription's: one visitor cannot spend the whole subscription's rate.
+WIDGET_VISITOR_RATE_PER_SECOND = env.int("WIDGET_VISITOR_RATE_PER_SECOND", default=1)
+WIDGET_VISITOR_BURST = env.int("WIDGET_VISITOR_BURST", default=5)
+# --- end of widget settings ----------------------------------------------------------
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -59,6 +69,7 @@ INSTALLED_APPS = [
     "agent_registry.billing",
     "agent_registry.waldur",
     "agent_registry.portal",
+    "agent_registry.widget",  # the embeddable chat widget (issue 14)
     "agent_registry.demo",
     # MCP servers as agents: deploy check and the proxy at /mcp/agents/<id> (issue 15).
     "agent_registry.mcp",

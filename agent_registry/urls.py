@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
@@ -22,6 +22,8 @@ from agent_registry.usage.api.daily import DailySummaryViewSet
 from agent_registry.usage.api.provider import ProviderUsageViewSet
 from agent_registry.usage.api.records import UsageRecordViewSet
 from agent_registry.waldur.api.views import WaldurHookView
+from agent_registry.widget.api import EmbedCodeView, WidgetKeyViewSet, WidgetSessionView
+from agent_registry.widget.views import agent_widget_js
 
 # "/?": a POST without the trailing slash is served, not redirected (and its body lost).
 router = DefaultRouter(trailing_slash="/?")  # type: ignore[arg-type]  # DRF takes a pattern here
@@ -40,6 +42,12 @@ router.register(
     r"subscriptions/(?P<subscription_pk>[^/.]+)/documents",
     TrainingDocumentViewSet,
     basename="subscription-document",
+)
+# The widget's keys (issue 14; widget/api.py).
+router.register(
+    r"subscriptions/(?P<subscription_pk>[^/.]+)/widget-keys",
+    WidgetKeyViewSet,
+    basename="subscription-widget-key",
 )
 router.register("usage/records", UsageRecordViewSet, basename="usage-record")
 router.register("usage/daily", DailySummaryViewSet, basename="usage-daily")
@@ -61,6 +69,14 @@ urlpatterns = [
     path("api/v1/billing/checkout/", CheckoutView.as_view(), name="billing-checkout"),
     path("api/v1/billing/customer/", CustomerView.as_view(), name="billing-customer"),
     path("api/v1/billing/webhooks/", WebhookView.as_view(), name="billing-webhooks"),
+    # The widget (issue 14; widget/): its script, embed code and sessions.
+    path("widget/agent-widget.js", agent_widget_js, name="widget-script"),
+    re_path(
+        r"^api/v1/subscriptions/(?P<pk>[^/.]+)/embed-code/?$",
+        EmbedCodeView.as_view(),
+        name="subscription-embed-code",
+    ),
+    re_path(r"^api/v1/widget/sessions/?$", WidgetSessionView.as_view(), name="widget-sessions"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

@@ -39,6 +39,8 @@ from agent_registry.access.services import access_create, training_document_uplo
 from agent_registry.agents.models import AgentState, BillingModel
 from agent_registry.billing.stripe.models import StripeCustomer, StripeSubscription
 from agent_registry.gateway.openapi import PATHS as GATEWAY_PATHS
+from agent_registry.widget.models import WidgetKey
+from agent_registry.widget.services import widget_key_create
 from tests import factories
 from tests.db_state import database_fingerprint
 from tests.fakes.stripe import SECRET_KEY as STRIPE_SECRET_KEY
@@ -136,6 +138,7 @@ def world(operator, tenant, project, settings, fuzz_stripe, tmp_path) -> World:
     document = training_document_upload(
         access=ours, upload=SimpleUploadedFile("faq.md", b"# FAQ"), actor=developer
     )
+    widget_key_create(access=ours)  # issue 14: a widget key to aim at
 
     return World(
         tokens={
@@ -180,6 +183,8 @@ def _path_pools(world: World, path: str) -> dict[str, list[str]]:
         pools["id"] = world.document_ids
     if path.startswith("/api/v1/webhooks/waldur/"):
         pools["secret"] = [FUZZ_HOOK_SECRET]
+    if "/widget-keys/" in path:  # issue 14: a subscription's widget keys
+        pools["id"] = [str(pk) for pk in WidgetKey.objects.values_list("id", flat=True)]
     return pools
 
 
@@ -198,6 +203,8 @@ def _body_pools(world: World, path: str) -> dict[str, list[str]]:
         pools["name"] = world.project_names
     elif path.endswith("/plans/"):
         pools["name"] = world.plan_names
+    if path.startswith("/api/v1/widget/sessions"):  # issue 14: a real key, no origin
+        pools["widget_key"] = list(WidgetKey.objects.values_list("key", flat=True))
     return pools
 
 

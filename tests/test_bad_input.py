@@ -585,7 +585,7 @@ TAGS = [
 
 ORIGINS = [
     bad_config("allowed_domains", "https://shop.example.com"),
-    bad_config("allowed_domains", ["shop.example.com"]),
+    bad_config("allowed_domains", ["*.com"]),  # a bare host is allowed since issue 14
     bad_config("allowed_domains", ["ftp://shop.example.com"]),
     bad_config("allowed_domains", ["https://shop.example.com/cart"]),
     bad_config("allowed_domains", ["https://shop.example.com?a=1"]),
@@ -938,6 +938,96 @@ DOCUMENT_CASES = [
     not_allowed("PATCH", DOCUMENTS, {}),
 ]
 
+# --- The widget (issue 14): keys, embed code, sessions ----------------------------------
+
+WIDGET_KEYS = "/api/v1/subscriptions/{access}/widget-keys/"
+WIDGET_SESSIONS = "/api/v1/widget/sessions"
+UNKNOWN_WIDGET_KEY = "agw_" + "0" * 32
+
+WIDGET_CASES = [
+    invalid("widget key name too long", "POST", WIDGET_KEYS, {"name": "n" * 101}, "name"),
+    invalid("widget key name a number", "POST", WIDGET_KEYS, {"name": 5}, "name"),
+    invalid("widget key chosen by the caller", "POST", WIDGET_KEYS, {"key": "agw_mine"}, "key"),
+    invalid("widget key name invisible", "POST", WIDGET_KEYS, {"name": "a\u200bb"}, "name"),
+    malformed("widget key truncated json", b'{"name": ', WIDGET_KEYS),
+    not_found(
+        "widget keys of an unknown subscription",
+        "GET",
+        "/api/v1/subscriptions/{missing}/widget-keys/",
+    ),
+    not_found("revoke an unknown widget key", "DELETE", WIDGET_KEYS + "{missing}/"),
+    not_found("revoke a widget key id not a uuid", "DELETE", WIDGET_KEYS + "nope/"),
+    not_allowed("PATCH", WIDGET_KEYS + "{missing}/", {"name": "x"}),
+    not_found(
+        "embed code of an unknown subscription",
+        "GET",
+        "/api/v1/subscriptions/{missing}/embed-code/",
+    ),
+    not_found(
+        "embed code naming an unknown key",
+        "GET",
+        "/api/v1/subscriptions/{access}/embed-code/?widget_key=agw_nope",
+    ),
+    Bad(
+        "embed code without a widget key",
+        "GET",
+        "/api/v1/subscriptions/{access}/embed-code/",
+        status=409,
+        code="no_widget_key",
+    ),
+    invalid("widget session without a key", "POST", WIDGET_SESSIONS, {}, "widget_key"),
+    invalid(
+        "widget session key a number", "POST", WIDGET_SESSIONS, {"widget_key": 5}, "widget_key"
+    ),
+    invalid(
+        "widget session key too long",
+        "POST",
+        WIDGET_SESSIONS,
+        {"widget_key": "agw_" + "k" * 80},
+        "widget_key",
+    ),
+    invalid(
+        "widget session visitor id with spaces",
+        "POST",
+        WIDGET_SESSIONS,
+        {"widget_key": UNKNOWN_WIDGET_KEY, "visitor_id": "a visitor"},
+        "visitor_id",
+    ),
+    invalid(
+        "widget session unknown field",
+        "POST",
+        WIDGET_SESSIONS,
+        {"widget_key": UNKNOWN_WIDGET_KEY, "origin": "https://x.example"},
+        "origin",
+    ),
+    invalid(
+        "widget session body a list",
+        "POST",
+        WIDGET_SESSIONS,
+        [UNKNOWN_WIDGET_KEY],
+        "non_field_errors",
+    ),
+    malformed("widget session truncated json", b'{"widget_key": ', WIDGET_SESSIONS),
+    Bad(
+        "widget session with an unknown key",
+        "POST",
+        WIDGET_SESSIONS,
+        {"widget_key": UNKNOWN_WIDGET_KEY},
+        status=401,
+        code="invalid_widget_key",
+    ),
+    not_allowed("GET", WIDGET_SESSIONS),
+    Bad(
+        "widget script posted to",
+        "POST",
+        "/widget/agent-widget.js",
+        {},
+        status=405,
+        code="method_not_allowed",
+    ),
+]
+# --- end of the widget's cases ---
+
 CASES = [
     *MALFORMED_JSON,
     *WRONG_SHAPES,
@@ -958,6 +1048,7 @@ CASES = [
     *WALDUR_HOOKS,
     *STRIPE_CASES,
     *DOCUMENT_CASES,
+    *WIDGET_CASES,  # issue 14
 ]
 
 
@@ -1289,6 +1380,41 @@ def test_the_valid_gateway_bodies_the_cases_start_from_are_answered(
     response = gateway_client.post(path, json={**body, "stream": stream})
 
     assert response.status_code == 200, response.text[:500]
+
+
+# The widget's calls (issue 14): a session token gets the same answers to bad bodies.
+WIDGET_ORIGIN = "https://shop.example.com"
+
+
+def test_bad_widget_calls_get_the_same_answers_and_bill_nothing(
+    request, transactional_db, settings
+):
+    import httpx
+
+    from agent_registry.usage.models import UsageRecord
+    from agent_registry.widget.services import widget_session_start
+    from tests.widget.server_side import widget_subscription
+
+    settings.WIDGET_VISITOR_BURST = 1000
+    gateway = request.getfixturevalue("live_gateway")
+    subscription = widget_subscription()
+    token = widget_session_start(widget_key=subscription.key.key, origin=WIDGET_ORIGIN).token
+    headers = {"Authorization": f"Bearer {token}", "Origin": WIDGET_ORIGIN}
+    failures = []
+    with httpx.Client(base_url=gateway.url, headers=headers, timeout=30) as client:
+        for case in GATEWAY_CASES:
+            if case.path != GATEWAY_INVOKE:
+                continue
+            try:
+                check_gateway_case(client, case, stream=False)
+            except AssertionError as failure:
+                failures.append(str(failure))
+        refused = client.post(GATEWAY_INVOKE, json=invoke_body(), headers={"Origin": "null"})
+
+    assert not failures, f"{len(failures)} bad answers:\n" + "\n".join(failures)
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "origin_not_allowed"
+    assert not UsageRecord.objects.exists()
 
 
 # --- Hosts outside ALLOWED_HOSTS (the gateway's paths skip Django, so it checks itself) --

@@ -30,6 +30,8 @@ from agent_registry.agents.models import AgentInstance, AgentPlan, AgentState, B
 from agent_registry.billing.stripe.models import StripeCustomer, StripeSubscription
 from agent_registry.tenants.models import AgentProject, AgentTenant
 from agent_registry.usage.aggregation import aggregate_range
+from agent_registry.widget.models import WidgetKey
+from agent_registry.widget.services import widget_key_create
 from tests import factories
 
 
@@ -55,6 +57,7 @@ class Side:
             project=project, agent_id=f"{slug}-draft", state=AgentState.DRAFT
         )
         issued = factories.make_subscription(project=project, agent=agent)
+        widget_key_create(access=issued.access)  # issue 14: a widget key to refuse
         # Paid by card: the billing endpoints have a row of each side's to refuse.
         customer = StripeCustomer.objects.create(tenant=tenant, stripe_customer_id=f"cus_{slug}")
         StripeSubscription.objects.create(
@@ -221,6 +224,20 @@ URL_CALLS = {
     "subscription document delete": lambda c, i: c.delete(
         f"/api/v1/subscriptions/{i.access}/documents/{i.document}/"
     ),
+    # --- The widget (issue 14): the other tenant's subscription's keys ---
+    "subscription widget keys": lambda c, i: c.get(
+        f"/api/v1/subscriptions/{i.access}/widget-keys/"
+    ),
+    "create widget key": lambda c, i: c.post(
+        f"/api/v1/subscriptions/{i.access}/widget-keys/", {"name": "mole"}, format="json"
+    ),
+    "revoke widget key": lambda c, i: c.delete(
+        f"/api/v1/subscriptions/{i.access}/widget-keys/{_widget_key_id(i)}/"
+    ),
+    "embed code naming a widget key": lambda c, i: c.get(
+        f"/api/v1/subscriptions/{i.access}/embed-code/?widget_key={_widget_key(i)}"
+    ),
+    # --- end of the widget's calls ---
     "provider usage": lambda c, i: c.get(f"/api/v1/provider/usage/?tenant={i.slug}"),
     "provider revenue": lambda c, i: c.get(f"/api/v1/provider/revenue/?tenant={i.slug}"),
     "billing subscription detail": lambda c, i: c.get(f"/api/v1/billing/subscriptions/{i.access}/"),
@@ -229,6 +246,18 @@ URL_CALLS = {
     ),
     "billing customer": lambda c, i: c.get(f"/api/v1/billing/customer/?tenant={i.slug}"),
 }
+
+
+def _widget_key_id(ids: Ids) -> str:
+    """The subscription's widget key (issue 14), or an id of none for the ghost."""
+    found = WidgetKey.objects.filter(access_id=ids.access).values_list("id", flat=True).first()
+    return str(found or uuid.uuid4())
+
+
+def _widget_key(ids: Ids) -> str:
+    found = WidgetKey.objects.filter(access_id=ids.access).values_list("key", flat=True).first()
+    return found or "agw_" + "0" * 32
+
 
 # --- Endpoints with the other tenant's id in the body: 400 -------------------------------
 # ``own`` are the caller's ids, ``other`` the ids under test.
@@ -326,7 +355,8 @@ LISTS = {
 def database_state() -> dict[str, list[dict]]:
     """Every row of the registry's tables (soft-deleted ones too), users and audit log."""
     models = [get_user_model()]
-    for label in ("tenants", "secrets", "agents", "access", "billing", "core", "auditlog"):
+    labels = ("tenants", "secrets", "agents", "access", "billing", "core", "auditlog")
+    for label in (*labels, "widget"):  # widget: issue 14
         models.extend(apps.get_app_config(label).get_models())
     return {
         model._meta.label: list(model._base_manager.order_by("pk").values()) for model in models
@@ -654,3 +684,23 @@ def test_another_tenants_key_opens_neither_an_mcp_agent_nor_its_sessions(transac
 
     assert (wrong_key.status_code, wrong_key.json()["error"]["code"]) == (404, "agent_not_found")
     assert (borrowed.status_code, borrowed.json()["error"]["code"]) == (404, "session_not_found")
+
+
+# --- The widget's sessions (issue 14): no credentials by design, a key and its origin ---
+
+
+def test_widget_sessions_need_no_credentials_but_an_allowed_origin(a):
+    key = WidgetKey.objects.get(access=a.access).key
+    before = database_state()
+
+    response = APIClient().post(
+        "/api/v1/widget/sessions",
+        {"widget_key": key},
+        format="json",
+        HTTP_ORIGIN="https://evil.example",
+    )
+
+    assert response.status_code == 403
+    assert error_of(response)["code"] == "origin_not_allowed"
+    assert "token" not in response.json()
+    assert database_state() == before

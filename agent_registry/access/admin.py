@@ -198,10 +198,10 @@ class AgentConfigurationAdmin(ServiceModelAdmin):
     form = AgentConfigurationForm
     list_display = ["access", "widget_enabled", "rag_enabled", "last_rag_sync_at"]
     list_filter = ["widget_enabled", "rag_enabled", "widget_position", "created_at"]
-    search_fields = ["access__key_prefix", "branding_name", "widget_key", "access__tenant__name"]
+    search_fields = ["access__key_prefix", "branding_name", "access__tenant__name"]
     list_select_related = ["access__agent_instance"]
     # A configuration is created with its subscription and stays bound to it.
-    readonly_fields = ["access", "widget_key", "last_rag_sync_at", "created_at", "updated_at"]
+    readonly_fields = ["access", "last_rag_sync_at", "created_at", "updated_at"]
     ordering = ["-created_at"]
     fieldsets = [
         ("Subscription", {"fields": ["access"]}),
@@ -209,7 +209,6 @@ class AgentConfigurationAdmin(ServiceModelAdmin):
             "Widget",
             {
                 "fields": [
-                    "widget_key",
                     "widget_enabled",
                     "widget_position",
                     "widget_theme",

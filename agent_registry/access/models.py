@@ -125,8 +125,7 @@ class AgentConfiguration(PublicIdModel):
     access = models.OneToOneField(
         AgentAccess, on_delete=models.CASCADE, related_name="configuration"
     )
-    # Publishable id for the embed snippet; not a secret and grants nothing by itself.
-    widget_key = models.CharField(max_length=40, unique=True)
+    # The widget's publishable keys are widget/models.py ``WidgetKey`` (one or more).
     widget_enabled = models.BooleanField(default=False)
     widget_position = models.CharField(
         max_length=20, choices=WidgetPosition.choices, default=WidgetPosition.BOTTOM_RIGHT
@@ -163,6 +162,7 @@ class AgentConfiguration(PublicIdModel):
     max_tokens = models.PositiveIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(1_000_000)]
     )
+    # Where the widget may run: origins, hosts, *.wildcards (access/origins.py).
     allowed_domains = models.JSONField(default=list, blank=True)
 
     class Meta:

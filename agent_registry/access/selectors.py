@@ -14,11 +14,10 @@ from typing import Any
 import structlog
 from django.db.models import Count, QuerySet
 
-from agent_registry.access.models import AccessStatus, AgentAccess, AgentConfiguration
+from agent_registry.access.models import AccessStatus, AgentAccess
 from agent_registry.agents.models import AgentInstance, AgentPlan
 from agent_registry.agents.selectors import agent_subscribable_by, plan_subscribable
 from agent_registry.core import periods
-from agent_registry.core.errors import NotFound
 from agent_registry.core.live_state import CountersUnavailable, live_state
 from agent_registry.tenants.models import AgentProject, TenantRole
 from agent_registry.tenants.permissions import is_operator, member_tenant_ids
@@ -62,16 +61,6 @@ def subscription_quota_limit(plan: AgentPlan) -> int | None:
     if plan.overage_price_per_call is not None:
         return None
     return plan.monthly_quota
-
-
-def embeddable_configuration(access: AgentAccess) -> AgentConfiguration:
-    """The configuration whose embed code may be handed out; a revoked one has none (404).
-
-    The snippet would only advertise a widget that can no longer be used.
-    """
-    if access.status == AccessStatus.REVOKED:
-        raise NotFound("This subscription is revoked; it has no embed code.")
-    return access.configuration
 
 
 # A subscription's monthly quota as the gateway enforces it.

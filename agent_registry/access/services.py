@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -16,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from agent_registry.access import documents, payments
+from agent_registry.access import documents, origins, payments
 from agent_registry.access.errors import AgentUnavailable, AlreadySubscribed, PaymentRequired
 from agent_registry.access.models import (
     AccessStatus,
@@ -49,10 +48,6 @@ def _after_commit(announce: str, access: AgentAccess) -> None:
     """Tell live enforcement (core/live_state.py) once the change has committed."""
     access_id = str(access.pk)
     transaction.on_commit(lambda: getattr(live_state(), announce)(access_id))
-
-
-def _new_widget_key() -> str:
-    return "agw_" + secrets.token_urlsafe(18)
 
 
 @transaction.atomic
@@ -125,7 +120,7 @@ def access_create(
         if _live_subscriptions(project, plan).exists():
             raise already from None
         raise
-    AgentConfiguration.objects.create(access=access, widget_key=_new_widget_key())
+    AgentConfiguration.objects.create(access=access)
     return IssuedAccess(access=access, api_key=issued.plaintext)
 
 
@@ -373,6 +368,11 @@ CONFIGURATION_FIELDS = (
 @transaction.atomic
 def configuration_update(*, configuration: AgentConfiguration, **fields: Any) -> AgentConfiguration:
     configuration = AgentConfiguration.objects.select_for_update().get(pk=configuration.pk)
+    if "allowed_domains" in fields:  # the portal's form reaches here without a serializer
+        try:
+            fields["allowed_domains"] = origins.clean_entries(fields["allowed_domains"] or [])
+        except (ValueError, TypeError) as exc:
+            raise ValidationFailed(details={"allowed_domains": [str(exc)]}) from None
     model_update(configuration, fields, allowed=CONFIGURATION_FIELDS)
     if configuration.rag_chunk_overlap >= configuration.rag_chunk_size:
         raise ValidationFailed(

@@ -17,7 +17,7 @@ from agent_registry.core.request_id import (
     reset_request_id,
     well_formed,
 )
-from agent_registry.gateway import native, openai_api, pipeline
+from agent_registry.gateway import native, openai_api, pipeline, widget
 from agent_registry.gateway.asgi_io import (
     Receive,
     Scope,
@@ -34,9 +34,12 @@ from agent_registry.gateway.errors import (
     HostNotAllowed,
     InternalGatewayError,
     MethodNotAllowed,
+    OriginNotAllowed,
     UsageUnavailable,
 )
 from agent_registry.usage.errors import UsageWriteFailed
+from agent_registry.widget import tokens
+from agent_registry.widget.cors import cors_headers
 
 log = structlog.get_logger("agent_registry.gateway")
 
@@ -86,6 +89,9 @@ class GatewayApp:
         try:
             if not host_allowed(_host(scope)):
                 await answer_error(send, request_id, HostNotAllowed())
+                return
+            if scope["method"] == "OPTIONS" and kind == "invoke":  # a widget's preflight
+                await self._preflight(scope, send, request_id, agent_id)
                 return
             if scope["method"] != method:
                 await answer_error(send, request_id, MethodNotAllowed(), [("Allow", method)])
@@ -141,7 +147,14 @@ class GatewayApp:
             body = await read_body(receive, pipeline.max_body_bytes())
             api_key = _api_key(scope)
             # Key checks come before the body is judged: strangers learn nothing.
-            snapshot, prefix = await pipeline.authenticate(api_key)
+            caller = None
+            if api_key is not None and tokens.looks_like_token(api_key) and kind == "invoke":
+                # A widget's session token (gateway/widget.py); its answers carry CORS.
+                caller = await widget.authenticate(api_key, header(scope, b"origin"), agent_id)
+                send = widget.with_headers(send, cors_headers(caller.origin))
+                snapshot, prefix = caller.snapshot, caller.prefix
+            else:
+                snapshot, prefix = await pipeline.authenticate(api_key)
             if kind == "invoke":
                 call = native.parse(
                     body, agent_id=agent_id, request_id=request_id, accept=header(scope, b"accept")
@@ -154,6 +167,8 @@ class GatewayApp:
                 stream_format = openai_api.ChunkStream(call, include_usage) if call.stream else None
             request = call
             request.started = started
+            if caller is not None:
+                request.visitor, request.endpoint = caller.visitor, widget.ENDPOINT
             admitted = await pipeline.admit(request, snapshot, prefix)
             snapshot = admitted.snapshot
             outcome = await run_call(
@@ -191,6 +206,22 @@ class GatewayApp:
                 session_id="",
             )
         log_call(request, snapshot, status, usage)
+
+    async def _preflight(self, scope: Scope, send: Send, request_id: str, agent_id) -> None:
+        """CORS preflight of a widget's invoke: open only to an origin a live widget of
+        the agent allows (widget/selectors.py); anything else is refused."""
+        headers = await widget.preflight(header(scope, b"origin"), agent_id)
+        if headers is None:
+            await answer_error(send, request_id, OriginNotAllowed(), [("Vary", "Origin")])
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 204,
+                "headers": encode_headers([("X-Request-ID", request_id), *headers.items()]),
+            }
+        )
+        await send({"type": "http.response.body", "body": b""})
 
 
 async def _answer_if_unanswered(send: Send, request_id: str) -> None:

@@ -143,3 +143,26 @@ class TenantQuotaExceeded(GatewayError):
     default_message = (
         "The tenant's monthly API call limit (all its subscriptions together) is used up."
     )
+
+
+# --- The widget's session tokens (issue 14; gateway/widget.py) ------------------------
+
+
+class InvalidWidgetToken(GatewayError):
+    code = "invalid_widget_token"
+    status = 401
+    default_message = "The widget session token is not valid; start a new session."
+
+
+class WidgetTokenExpired(GatewayError):
+    """Distinct from an invalid token: the widget starts a new session once and retries."""
+
+    code = "widget_token_expired"
+    status = 401
+    default_message = "The widget session token has expired; start a new session."
+
+
+class OriginNotAllowed(GatewayError):
+    code = "origin_not_allowed"
+    status = 403
+    default_message = "This site is not among the subscription's allowed domains."

@@ -33,6 +33,7 @@ from agent_registry.gateway.limits.base import (
     set_tenant_limit,
 )
 from agent_registry.gateway.snapshots import shared_key, snapshots
+from agent_registry.gateway.widget import widget_keys
 
 log = structlog.get_logger(__name__)
 _background: set[asyncio.Future] = set()
@@ -96,12 +97,14 @@ def _forget_shared_snapshots(access_id: str) -> None:
 
 def access_stopped(access_id: str, code: str = "revoked") -> None:
     snapshots.evict_access(access_id)
+    widget_keys.evict_access(access_id)  # issue 14: its widget keys' cached state
     _forget_shared_snapshots(access_id)
     _set_block("access", access_id, code)
 
 
 def access_changed(access_id: str) -> None:
     snapshots.evict_access(access_id)
+    widget_keys.evict_access(access_id)  # issue 14: its widget keys' cached state
     _forget_shared_snapshots(access_id)
 
 

@@ -138,6 +138,11 @@ PATHS: dict[str, Any] = {
             "operationId": "gateway_invoke",
             "tags": ["gateway"],
             "summary": "Call an agent (JSON, or Server-Sent Events with stream=true)",
+            # The embeddable widget's calls (issue 14; gateway/widget.py).
+            "description": "Also takes a widget session token (`POST /api/v1/widget/sessions`) "
+            "as `Authorization: Bearer agwt.…`, from the token's `Origin` only: 401 "
+            "`invalid_widget_token` or `widget_token_expired`, 403 `origin_not_allowed`, 429 "
+            "`rate_limited` with `details.scope` = `visitor` (docs/widget.md).",
             "security": SECURITY,
             "parameters": [
                 {

@@ -7,11 +7,14 @@ runtime → one committed usage record → response.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+
+from django.conf import settings
 
 from agent_registry.billing.pricing import call_cost_minor_units
 from agent_registry.core import keys, periods
@@ -48,6 +51,8 @@ class CallRequest:
     max_tokens: int | None = None
     stream: bool = False
     started: float = field(default_factory=time.perf_counter)
+    # A widget call's visitor (gateway/widget.py): their own rate limit, their own sessions.
+    visitor: str | None = None
 
 
 @dataclass(slots=True)
@@ -149,6 +154,16 @@ async def admit(request: CallRequest, snapshot: KeySnapshot, prefix: str) -> Adm
     """Everything after authentication: binding and state checks, then the limiter."""
     snapshot = await check_usable(snapshot, request.agent_id, prefix)
     policy = policy_for(snapshot, datetime.now(UTC))
+    session_scope = snapshot.access_id
+    if request.visitor is not None:
+        policy = dataclasses.replace(
+            policy,
+            visitor=request.visitor,
+            visitor_rate_per_second=settings.WIDGET_VISITOR_RATE_PER_SECOND,
+            visitor_burst=settings.WIDGET_VISITOR_BURST,
+        )
+        # One visitor cannot continue another's conversation by naming its session.
+        session_scope = f"{snapshot.access_id}:w:{request.visitor}"
     admission = await tenant_quota.admit(get_limiter(), policy)
     metrics.observe_quota(snapshot, admission.quota_limit, admission.quota_remaining)
     call = RuntimeCall(
@@ -157,7 +172,7 @@ async def admit(request: CallRequest, snapshot: KeySnapshot, prefix: str) -> Adm
         input=request.input,
         # Scoped to the subscription: runtimes keep memory per session, and two customers
         # choosing the same session id on a shared flow must not read each other's.
-        session_id=f"{snapshot.access_id}:{request.session_id}",
+        session_id=f"{session_scope}:{request.session_id}",
         messages=request.messages,
         variables={**snapshot.context_variables, **request.variables},
         system_prompt=snapshot.system_prompt,

@@ -36,6 +36,17 @@ urlpatterns = [
         subscriptions.subscription_new_key,
         name="subscription-new-key",
     ),
+    # Widget keys (issue 14).
+    path(
+        "subscriptions/<uuid:access_id>/widget-keys/",
+        subscriptions.widget_key_create,
+        name="subscription-widget-key-create",
+    ),
+    path(
+        "subscriptions/<uuid:access_id>/widget-keys/<uuid:key_id>/revoke/",
+        subscriptions.widget_key_revoke,
+        name="subscription-widget-key-revoke",
+    ),
     path(
         "subscriptions/<uuid:access_id>/configuration/",
         subscriptions.subscription_configure,

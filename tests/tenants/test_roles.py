@@ -17,6 +17,8 @@ from django.db import transaction
 from agent_registry.access.models import AgentAccess
 from agent_registry.agents.models import AgentInstance, AgentPlan, BillingModel
 from agent_registry.tenants.models import AgentProject, AgentTenant, TenantMembership
+from agent_registry.widget.models import WidgetKey
+from agent_registry.widget.services import widget_key_create
 from tests import factories
 
 Y, N = True, False
@@ -55,6 +57,10 @@ MATRIX = {
     "edit the tenant":                     (N,     N,      N,    N,    Y),
     "suspend the tenant":                  (N,     N,      N,    N,    Y),
     "create a tenant":                     (N,     N,      N,    N,    Y),
+    # the widget's keys (issue 14): read as the configuration, written as it
+    "read widget keys":                    (Y,     Y,      Y,    Y,    Y),
+    "create a widget key":                 (N,     Y,      Y,    Y,    Y),
+    "revoke a widget key":                 (N,     Y,      Y,    Y,    Y),
 }
 # fmt: on
 
@@ -133,6 +139,12 @@ CALLS = {
     "create a tenant": lambda c, w: c.post(
         "/api/v1/tenants/", {"name": "Globex", "slug": "globex"}, format="json"
     ),
+    # the widget's keys (issue 14)
+    "read widget keys": lambda c, w: c.get(f"{w.access_url}widget-keys/"),
+    "create a widget key": lambda c, w: c.post(f"{w.access_url}widget-keys/", {}, format="json"),
+    "revoke a widget key": lambda c, w: c.delete(
+        f"{w.access_url}widget-keys/{WidgetKey.objects.get(access=w.access).pk}/"
+    ),
 }
 
 CASES = [
@@ -145,7 +157,7 @@ CASES = [
 def database_state() -> dict[str, list[dict]]:
     """Every row of the registry's tables (soft-deleted ones too), users and audit log."""
     models = [get_user_model()]
-    for label in ("tenants", "agents", "access", "core", "auditlog"):
+    for label in ("tenants", "agents", "access", "core", "auditlog", "widget"):
         models.extend(apps.get_app_config(label).get_models())
     return {
         model._meta.label: list(model._base_manager.order_by("pk").values()) for model in models
@@ -164,6 +176,7 @@ def shared_world(django_db_setup, django_db_blocker) -> World:
         project = factories.ProjectFactory(tenant=tenant, name="Main")
         agent = factories.make_agent(project=project, agent_id="summariser")
         issued = factories.make_subscription(project=project, agent=agent)
+        widget_key_create(access=issued.access)  # issue 14: its embed code names it
         factories.member(tenant, "viewer", username="bystander")
         # Free: roles are the point here (a paid plan is bought by card, tested there).
         spare = factories.make_plan(agent, name="Spare", billing_model=BillingModel.FREE)

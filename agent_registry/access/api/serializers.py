@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from urllib.parse import urlsplit
 
 from rest_framework import serializers
 
+from agent_registry.access import origins
 from agent_registry.access.models import AgentAccess, AgentConfiguration
 from agent_registry.access.services import CONFIGURATION_FIELDS
 from agent_registry.core.api import BoundedJSONField, InputSerializer, ModelInputSerializer
@@ -97,25 +97,10 @@ class OriginListField(serializers.ListField):
         super().__init__(**kwargs)
 
     def to_internal_value(self, data):
-        origins = super().to_internal_value(data)
-        for origin in origins:
-            try:
-                parts = urlsplit(origin)
-            except ValueError:  # e.g. an unclosed or invalid "[IPv6]" host
-                parts = None
-            if (
-                parts is None
-                or parts.scheme not in {"http", "https"}
-                or not parts.hostname
-                or parts.path not in ("", "/")
-                or parts.query
-                or parts.fragment
-                or parts.username
-            ):
-                raise serializers.ValidationError(
-                    f"'{origin[:100]}' is not an origin like https://shop.example.com."
-                )
-        return [origin.rstrip("/") for origin in origins]
+        try:
+            return origins.clean_entries(super().to_internal_value(data))
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
 
 class ConfigurationSerializer(ModelInputSerializer):
@@ -135,12 +120,5 @@ class ConfigurationSerializer(ModelInputSerializer):
 
     class Meta:
         model = AgentConfiguration
-        fields = ["widget_key", *CONFIGURATION_FIELDS, "last_rag_sync_at", "updated_at"]
-        read_only_fields = ["widget_key", "last_rag_sync_at", "updated_at"]
-
-
-class EmbedCodeOutput(serializers.Serializer):
-    widget_key = serializers.CharField()
-    snippet = serializers.CharField()
-    allowed_domains = serializers.ListField(child=serializers.CharField())
-    widget_enabled = serializers.BooleanField()
+        fields = [*CONFIGURATION_FIELDS, "last_rag_sync_at", "updated_at"]
+        read_only_fields = ["last_rag_sync_at", "updated_at"]

@@ -8,7 +8,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from agent_registry.access import embed, selectors, services
+from agent_registry.access import selectors, services
 from agent_registry.access.api import serializers as s
 from agent_registry.access.models import AccessStatus, AgentAccess
 from agent_registry.core.api import (
@@ -145,19 +145,3 @@ class SubscriptionViewSet(
             configuration=configuration, **data.validated_data
         )
         return Response(s.ConfigurationSerializer(configuration).data)
-
-    @extend_schema(
-        responses={200: s.EmbedCodeOutput, **COMMON_ERRORS},
-        description="The widget snippet; 404 once the subscription is revoked.",
-    )
-    @action(detail=True, methods=["get"], url_path="embed-code")
-    def embed_code(self, request, pk=None):
-        configuration = selectors.embeddable_configuration(self.get_object())
-        return Response(
-            {
-                "widget_key": configuration.widget_key,
-                "snippet": embed.embed_snippet(configuration),
-                "allowed_domains": configuration.allowed_domains,
-                "widget_enabled": configuration.widget_enabled,
-            }
-        )

@@ -67,6 +67,11 @@ class LimitPolicy:
     # (TenantQuotaSeedNeeded): None = not known.
     tenant_quota_limit: int | None = None
     tenant_quota_seed: int | None = None
+    # A widget call's visitor (widget/tokens.py): its own GCRA rate limit, checked in the
+    # same admission before the subscription's (None = not a widget call: no such limit).
+    visitor: str | None = None
+    visitor_rate_per_second: int = 0
+    visitor_burst: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +237,24 @@ def refusal_headers(
 
 def rate_limited(seconds: float, policy: LimitPolicy, **counts: int | None) -> RateLimited:
     return RateLimited(headers=refusal_headers(policy, seconds, **counts))  # type: ignore[arg-type]
+
+
+def visitor_rate_limited(seconds: float, policy: LimitPolicy) -> RateLimited:
+    """A widget visitor over their own rate: 429 ``rate_limited`` like the key's, with
+    the visitor's limit in the headers and ``details.scope`` saying whose limit it was."""
+    return RateLimited(
+        "Too many messages from this visitor; slow down.",
+        details={"scope": "visitor"},
+        headers={
+            "Retry-After": str(max(1, math.ceil(seconds))),
+            "X-RateLimit-Limit": str(max(1, policy.visitor_rate_per_second)),
+            "X-RateLimit-Remaining": "0",
+        },
+    )
+
+
+def visitor_rate_key(access_id: str, visitor: str) -> str:
+    return f"ar:rlv:{access_id}:{visitor}"
 
 
 def quota_exceeded(seconds: float, policy: LimitPolicy, **counts: int | None) -> QuotaExceeded:

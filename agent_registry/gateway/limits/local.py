@@ -26,6 +26,8 @@ from agent_registry.gateway.limits.base import (
     rate_limited,
     remaining,
     tenant_quota_exceeded,
+    visitor_rate_key,
+    visitor_rate_limited,
 )
 
 # Lease ids this limiter hands out start with this, so a limiter that fell back to
@@ -81,6 +83,17 @@ class LocalLimiter:
                 tenant_counter = [float(max(0, policy.tenant_quota_seed)), expires, 0]
                 self._tenant_quota[tenant_key] = tenant_counter
 
+            # 1b. A widget visitor's own GCRA, before the subscription's is spent.
+            visitor_tat: tuple[str, float] | None = None
+            if policy.visitor is not None:
+                visitor_key = visitor_rate_key(policy.access_id, policy.visitor)
+                visitor_interval = 1.0 / max(1, policy.visitor_rate_per_second)
+                visitor_new = max(self._tat.get(visitor_key, now), now) + visitor_interval
+                visitor_allow = visitor_new - max(1, policy.visitor_burst) * visitor_interval
+                if visitor_allow > now:
+                    raise visitor_rate_limited(visitor_allow - now, policy)
+                visitor_tat = (visitor_key, visitor_new)
+
             # 2. GCRA: one arrival every ``interval``, up to ``burst`` at once.
             rate = max(1, policy.rate_per_second)
             burst = max(1, policy.burst)
@@ -97,6 +110,8 @@ class LocalLimiter:
                     tenant_used=int(tenant_counter[0]) if tenant_counter else None,
                 )
             self._tat[policy.access_id] = new_tat
+            if visitor_tat is not None:
+                self._tat[visitor_tat[0]] = visitor_tat[1]
             rate_remaining = math.floor((now - allow_at) / interval + 1e-9)
 
             # 3. Quota: reserve one unit (counted for unlimited plans too).

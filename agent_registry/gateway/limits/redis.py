@@ -53,6 +53,8 @@ from agent_registry.gateway.limits.base import (
     tenant_quota_exceeded,
     tenant_quota_generation_key,
     tenant_quota_key,
+    visitor_rate_key,
+    visitor_rate_limited,
 )
 from agent_registry.gateway.limits.breaker import CircuitBreaker
 from agent_registry.gateway.limits.local import LOCAL_LEASE_PREFIX
@@ -83,16 +85,19 @@ FALLBACK_WARNING_EVERY_SECONDS = 60.0
 # KEYS: 1-3 block flags (access, tenant, agent), 4 GCRA TAT, 5 quota counter,
 #       6 concurrency lease ZSET, 7 quota counter generation (bumped by each reset),
 #       8 tenant counter, 9 its generation, 10 the tenant's limit as last changed
-#       (set by the API for as long as snapshots may still hold the old one).
+#       (set by the API for as long as snapshots may still hold the old one),
+#       11 a widget visitor's GCRA TAT.
 # ARGV: 1 rate/s, 2 burst, 3 quota limit (-1 = unlimited), 4 quota seed,
 #       5 quota resets at (epoch s), 6 quota counter expiry (epoch s),
 #       7 max concurrent (0 = no limit), 8 lease ms, 9 lease id,
-#       10 the snapshot's tenant limit (-1 = none), 11 tenant seed ("" = not known).
+#       10 the snapshot's tenant limit (-1 = none), 11 tenant seed ("" = not known),
+#       12 the visitor's rate/s (0 = not a widget call), 13 the visitor's burst.
 # Returns {0, rate_remaining, quota_used, leased, generation, tenant_limit, tenant_used,
 #          tenant_generation} (tenant_limit -1: not counted) or a refusal:
 #   {1, block kind index, code} | {2, retry ms, quota_used, tenant_limit, tenant_used}
 #   | {3 quota / 6 tenant quota, retry ms, rate_remaining, quota_used, tenant_limit,
-#      tenant_used} | {4} | {5} (the tenant counter needs its seed; nothing written).
+#      tenant_used} | {4} | {5} (the tenant counter needs its seed; nothing written)
+#   | {7, retry ms} (the visitor's rate limit; nothing written).
 ADMIT_LUA = """
 local flags = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3], KEYS[10])
 for i = 1, 3 do
@@ -115,6 +120,20 @@ end
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 
+-- A widget visitor's own GCRA (ARGV 12 > 0), before the subscription's is spent.
+local visitor_rate = tonumber(ARGV[12])
+local visitor_tat = nil
+if visitor_rate > 0 then
+  local v_interval = 1000000 / visitor_rate
+  local v_tat = tonumber(redis.call('GET', KEYS[11]) or 0)
+  if v_tat < now_us then v_tat = now_us end
+  visitor_tat = v_tat + v_interval
+  local v_allow = visitor_tat - tonumber(ARGV[13]) * v_interval
+  if v_allow > now_us then
+    return {7, math.ceil((v_allow - now_us) / 1000)}
+  end
+end
+
 local interval = 1000000 / tonumber(ARGV[1])
 local tat = tonumber(redis.call('GET', KEYS[4]) or 0)
 if tat < now_us then tat = now_us end
@@ -128,6 +147,10 @@ end
 -- microseconds.
 redis.call('SET', KEYS[4], string.format('%.0f', new_tat),
            'PX', math.ceil((new_tat - now_us) / 1000) + 1000)
+if visitor_tat then
+  redis.call('SET', KEYS[11], string.format('%.0f', visitor_tat),
+             'PX', math.ceil((visitor_tat - now_us) / 1000) + 1000)
+end
 local rate_remaining = math.floor((now_us - allow_at) / interval)
 local retry_ms = math.ceil(tonumber(ARGV[5]) * 1000 - now_us / 1000)
 
@@ -339,6 +362,7 @@ class RedisLimiter:
             tenant_quota_key(policy.tenant_id, policy.quota_period),
             tenant_quota_generation_key(policy.tenant_id, policy.quota_period),
             tenant_limit_key(policy.tenant_id),
+            visitor_rate_key(policy.access_id, policy.visitor or "-"),
         ]
         tenant_limit = policy.tenant_quota_limit
         tenant_seed = policy.tenant_quota_seed
@@ -354,6 +378,8 @@ class RedisLimiter:
             lease_id,
             -1 if tenant_limit is None else tenant_limit,
             "" if tenant_seed is None else max(0, tenant_seed),
+            max(1, policy.visitor_rate_per_second) if policy.visitor is not None else 0,
+            max(1, policy.visitor_burst),
         ]
 
         def undo(reply: Any) -> None:
@@ -397,6 +423,8 @@ class RedisLimiter:
             raise ConcurrencyLimited()
         if status == 5:
             raise TenantQuotaSeedNeeded()
+        if status == 7:
+            raise visitor_rate_limited(int(reply[1]) / 1000, policy)
         used = int(reply[2])
         tenant_limit = int(reply[5])
         return Admission(

@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
-from agent_registry.access import documents, embed
+from agent_registry.access import documents
 from agent_registry.access import selectors as access_selectors
 from agent_registry.access import services as access_services
 from agent_registry.access.models import AccessStatus, AgentAccess
@@ -25,6 +25,9 @@ from agent_registry.tenants.models import TenantRole
 from agent_registry.tenants.permissions import require_role
 from agent_registry.tenants.selectors import projects_visible_to
 from agent_registry.usage.selectors import daily_summaries_visible_to
+from agent_registry.widget import selectors as widget_selectors
+from agent_registry.widget import services as widget_services
+from agent_registry.widget.embed import embed_snippet
 
 
 def _access(request: HttpRequest, access_id) -> AgentAccess:
@@ -93,14 +96,20 @@ def _detail(request: HttpRequest, access: AgentAccess, **extra) -> HttpResponse:
         .filter(access=access, date__gte=since)
         .order_by("-date")
     )
+    widget_keys = list(widget_selectors.widget_keys_of(access))
+    active_keys = [key for key in widget_keys if key.is_active]
+    # The newest active key's tag, as the API's embed code gives it by default.
     snippet = (
-        embed.embed_snippet(access.configuration) if access.status != AccessStatus.REVOKED else ""
+        embed_snippet(active_keys[0])
+        if active_keys and access.status != AccessStatus.REVOKED
+        else ""
     )
     context = {
         "access": access,
         "usage": usage,
         "form": extra.pop("form", None) or ConfigurationForm(instance=access.configuration),
         "snippet": snippet,
+        "widget_keys": widget_keys,
         "documents": access.training_documents.select_related("uploaded_by").order_by(
             "-created_at"
         ),
@@ -186,4 +195,33 @@ def subscription_configure(request: HttpRequest, access_id) -> HttpResponse:
             status=error.status,
         )
     messages.success(request, "Configuration saved.")
+    return redirect("portal:subscription", access_id=access.pk)
+
+
+# --- Widget keys (issue 14): the same services as the API -----------------------------
+
+
+@login_required
+@require_POST
+@shows_errors
+def widget_key_create(request: HttpRequest, access_id) -> HttpResponse:
+    access = _access(request, access_id)
+    require_role(request.user, access.tenant, TenantRole.DEVELOPER)
+    name = request.POST.get("name", "")[:100]
+    key = widget_services.widget_key_create(access=access, name=name, actor=request.user)
+    messages.success(request, f"Widget key {key.key} created; the embed code names it.")
+    return redirect("portal:subscription", access_id=access.pk)
+
+
+@login_required
+@require_POST
+@shows_errors
+def widget_key_revoke(request: HttpRequest, access_id, key_id) -> HttpResponse:
+    access = _access(request, access_id)
+    require_role(request.user, access.tenant, TenantRole.DEVELOPER)
+    key = widget_selectors.widget_keys_of(access).filter(pk=key_id).first()
+    if key is None:
+        raise NotFound("No such widget key.")
+    widget_services.widget_key_revoke(widget_key=key)
+    messages.success(request, f"Widget key {key.key} revoked; it starts no more sessions.")
     return redirect("portal:subscription", access_id=access.pk)

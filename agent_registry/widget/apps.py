@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class WidgetConfig(AppConfig):
+    """The embeddable chat widget: publishable keys, sessions, the script and its embed code."""
+
+    name = "agent_registry.widget"
+    label = "widget"
