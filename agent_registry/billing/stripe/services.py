@@ -139,25 +139,53 @@ def price_specs(plan: AgentPlan, meters: dict[str, StripeMeter]) -> dict[str, cl
     return specs
 
 
-def _meters_taken(tenant: AgentTenant, plan: AgentPlan) -> set[str]:
-    """The meters of ``plan`` that a live card subscription of the tenant already uses.
+def _meters_taken(tenant: AgentTenant, plan: AgentPlan) -> dict[str, StripeSubscription]:
+    """The meters of ``plan`` that a live card subscription of the tenant already uses,
+    each with that subscription.
 
     Stripe sums meter events per customer (one per tenant), and every subscription item
     priced on a meter bills that customer's whole sum: two live subscriptions on one
     meter would each be charged both's usage. So a tenant has at most one per meter.
+    A subscription cancelled at period end is live until Stripe ends it.
     """
     wanted = metered_dimensions(plan)
     if not wanted:
-        return set()
+        return {}
     live = (
         StripeSubscription.objects.filter(access__tenant=tenant)
         .exclude(access__status=AccessStatus.REVOKED)
-        .select_related("access__plan")
+        .select_related("access__plan__agent")
+        .order_by("created_at")
     )
-    taken: set[str] = set()
+    taken: dict[str, StripeSubscription] = {}
     for subscription in live:
-        taken |= wanted & metered_dimensions(subscription.access.plan)
+        for dimension in wanted & metered_dimensions(subscription.access.plan):
+            taken.setdefault(dimension, subscription)
     return taken
+
+
+def _meter_conflict(tenant: AgentTenant, taken: dict[str, StripeSubscription]) -> Conflict:
+    """The 409 of a second card subscription on a meter: which one holds it, what to do."""
+    holders = {sub.pk: sub for sub in taken.values()}
+    named = "; ".join(
+        f"subscription {sub.access_id} ({sub.access.plan.agent.agent_id} / {sub.access.plan.name}, "
+        f"{'ends at its period end' if sub.cancel_at_period_end else sub.status})"
+        for sub in holders.values()
+    )
+    return Conflict(
+        f"Organisation '{tenant.slug}' already pays by card on the "
+        f"{', '.join(sorted(taken))} meter: {named}. Stripe adds up a meter's usage per "
+        "organisation and each card subscription on it would be charged all of it, so "
+        "an organisation holds one card subscription per meter. To switch, cancel that "
+        "subscription (POST /api/v1/billing/subscriptions/<id>/cancel/) and check out "
+        "again once it has ended; or choose a plan with a flat fee only; or have an "
+        "operator subscribe you (invoiced outside the card payments).",
+        details={
+            "plan": ["Another card subscription of this organisation uses the same meter."],
+            "subscriptions": sorted(str(sub.access_id) for sub in holders.values()),
+            "meters": sorted(taken),
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -244,13 +272,7 @@ def checkout_start(
         raise ValidationFailed(details={"plan": ["A free plan needs no payment; subscribe."]})
     taken = _meters_taken(project.tenant, plan)
     if taken:
-        raise Conflict(
-            f"Organisation '{project.tenant.slug}' already pays by card for a subscription "
-            f"metered on {', '.join(sorted(taken))}: Stripe bills a meter per customer, so a "
-            "second one would be charged both's usage. Cancel that subscription first, or "
-            "ask an operator.",
-            details={"plan": ["Another card subscription uses the same meter."]},
-        )
+        raise _meter_conflict(project.tenant, taken)
     with transaction.atomic():
         # The registry's own checks first (agent, project, already subscribed): a refused
         # checkout calls Stripe for nothing and leaves nothing behind.

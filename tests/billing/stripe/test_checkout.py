@@ -211,7 +211,7 @@ def test_a_second_card_subscription_on_the_same_meter_is_refused_before_stripe(s
     from agent_registry.agents.models import BillingModel
     from tests import factories
 
-    shop.checkout(shop.usage_plan)
+    first = shop.checkout(shop.usage_plan)
     other = factories.make_agent(agent_id="other")
     other_plan = factories.make_plan(
         other, name="Per call", billing_model=BillingModel.USAGE, price_per_call=Decimal("0.01")
@@ -223,6 +223,12 @@ def test_a_second_card_subscription_on_the_same_meter_is_refused_before_stripe(s
     )
 
     assert response.status_code == 409
-    assert "api_calls" in response.json()["error"]["message"]
+    error = response.json()["error"]
+    # It says which subscription holds the meter and what to do instead.
+    assert error["details"]["meters"] == ["api_calls"]
+    assert error["details"]["subscriptions"] == [first["subscription"]["id"]]
+    assert first["subscription"]["id"] in error["message"]
+    assert "cancel that subscription" in error["message"]
+    assert "/api/v1/billing/subscriptions/<id>/cancel/" in error["message"]
     assert (AgentAccess.objects.count(), len(shop.stripe.requests)) == before
     shop.checkout(shop.fee_plan)  # a flat fee uses no meter: still possible
