@@ -8,6 +8,7 @@ transaction with the Checkout Session, so a failing Stripe leaves nothing behind
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import structlog
@@ -18,7 +19,7 @@ from django.utils import timezone
 from agent_registry.access import services as access_services
 from agent_registry.access.models import AccessStatus, BillingChannelName
 from agent_registry.agents.models import AgentInstance, AgentPlan, BillingModel
-from agent_registry.billing.pricing import exponent
+from agent_registry.billing.pricing import PlanPrice, exponent, price_period
 from agent_registry.billing.stripe import client
 from agent_registry.billing.stripe.errors import StripeFailure
 from agent_registry.billing.stripe.models import (
@@ -28,6 +29,7 @@ from agent_registry.billing.stripe.models import (
     StripeSubscription,
     StripeSubscriptionStatus,
 )
+from agent_registry.core import periods
 from agent_registry.core.errors import Conflict, NotFound, ValidationFailed
 from agent_registry.core.runs import Run
 from agent_registry.tenants.models import AgentProject, AgentTenant
@@ -247,6 +249,24 @@ def sync_plan(plan: AgentPlan) -> PlanSync:
 # --- checkout -----------------------------------------------------------------------------
 
 
+def first_month(plan: AgentPlan, product: StripeProduct, now: datetime) -> client.FirstMonth:
+    """The fee for the rest of ``now``'s month, exactly as the statement prorates it
+    (billing/pricing.py: whole days, the first one included). Stripe's cycle starts at
+    the first of next month (``checkout_session_create``), so this is the only fee the
+    first invoice carries, and each later invoice is one calendar month's."""
+    first, after = periods.period_dates(periods.period_of(now))
+    charge = price_period(
+        PlanPrice.from_plan(plan),
+        period_start=first,
+        period_end=after,
+        active_from=now.astimezone(UTC).date(),
+        active_until=None,
+        calls=0,
+        tokens=0,
+    )
+    return client.FirstMonth(product.stripe_product_id, plan.currency, charge.total_minor)
+
+
 @dataclass(frozen=True)
 class CheckoutStarted:
     subscription: StripeSubscription
@@ -295,7 +315,10 @@ def checkout_start(
             "tenant_id": str(project.tenant_id),
             "plan_id": str(plan.pk),
         }
+        now = timezone.now()
         session = client.checkout_session_create(
+            billing_cycle_anchor=int(periods.next_month_start(now).timestamp()),
+            first_month=first_month(plan, product, now),
             customer_id=customer.stripe_customer_id,
             price_ids=[
                 (price["id"], bool(price.get("metered"))) for price in product.prices.values()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from agent_registry.access.models import AccessStatus, AgentAccess, BillingChannelName
 from agent_registry.billing.stripe.models import (
@@ -44,7 +45,7 @@ def test_checkout_answers_a_payment_page_and_a_key_that_waits_for_the_payment(sh
     }
     metered = {
         shop.stripe.prices[item["price"]]["recurring"]["meter"] for item in session["_line_items"]
-    }
+    }  # a usage plan has no fee: no first-month line either
     assert len(metered) == 2
     assert None not in metered
     assert all("quantity" not in item for item in session["_line_items"])
@@ -53,10 +54,37 @@ def test_checkout_answers_a_payment_page_and_a_key_that_waits_for_the_payment(sh
 def test_a_subscription_plan_checks_out_its_monthly_fee(shop):
     body = shop.checkout(shop.fee_plan)
     items = shop.stripe.sessions[body["session_id"]]["_line_items"]
-    assert len(items) == 1
-    assert items[0]["quantity"] == "1"
-    price = shop.stripe.prices[items[0]["price"]]
+    recurring = [i for i in items if shop.stripe.prices[i["price"]]["recurring"] is not None]
+    assert len(recurring) == 1
+    assert recurring[0]["quantity"] == "1"
+    price = shop.stripe.prices[recurring[0]["price"]]
     assert (price["unit_amount_decimal"], price["currency"]) == ("1900", "USD".lower())
+
+
+def test_stripes_periods_are_calendar_months_and_the_first_invoice_is_the_statements_fee(shop):
+    from agent_registry.billing.cycles.lines import price_subscription
+    from agent_registry.billing.figures import UsageFigures
+    from agent_registry.core import periods
+
+    now = timezone.now()
+    body = shop.checkout(shop.fee_plan)
+    session = shop.stripe.sessions[body["session_id"]]
+    # Stripe's cycle starts at the first of next month, UTC, without Stripe's proration.
+    assert session["_billing_cycle_anchor"] == int(periods.next_month_start(now).timestamp())
+    [one_time] = [
+        i for i in session["_line_items"] if shop.stripe.prices[i["price"]]["recurring"] is None
+    ]
+
+    stripe_sub = shop.stripe.pay(body["session_id"])
+
+    invoice = shop.stripe.invoices[stripe_sub["latest_invoice"]]
+    access = subscription_of(body).access
+    _lines, total = price_subscription(access, periods.period_of(now), UsageFigures())
+    assert invoice["total"] == total  # the registry's proration of the first month, by days
+    assert [line["price"] for line in invoice["lines"]["data"]] == [one_time["price"]]
+    item = stripe_sub["items"]["data"][0]
+    assert item["current_period_end"] == int(periods.next_month_start(now).timestamp())
+    assert subscription_of(body).current_period_end == periods.next_month_start(now)
 
 
 def test_paying_makes_the_subscription_active(shop):
