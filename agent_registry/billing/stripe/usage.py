@@ -215,12 +215,13 @@ def reports_retry_failed(reports=None) -> int:
 def report_usage(*, now: datetime | None = None) -> UsageRun:
     """The scheduled run: record this month's and last month's growth (late usage),
     then send the backlog."""
-    now = now or timezone.now()
     run = UsageRun()
     # First the items onto the prices of the versions in force (versions.py): a month's
-    # usage is recorded for Stripe only once its metered items carry the month's prices.
+    # usage is recorded for Stripe only once its metered items carry the month's prices,
+    # and stamped after the move (Stripe bills a metered price only for later usage).
     moved = move_prices()
     run.errors.extend(moved.errors)
+    now = now or timezone.now()
     current = periods.period_of(now)
     reports_record(periods.add_months(current, -1), now=now, run=run)
     reports_record(current, now=now, run=run, hold=moved.held)

@@ -5,6 +5,7 @@ items once Stripe has invoiced the old month's usage; once, whatever the retries
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -13,7 +14,7 @@ import pytest
 from agent_registry.access.models import AgentAccess
 from agent_registry.agents.models import BillingModel
 from agent_registry.agents.services import plan_update
-from agent_registry.billing.cycles.lines import price_subscription
+from agent_registry.billing.cycles.lines import PlanVersions, price_subscription
 from agent_registry.billing.figures import UsageFigures, usage_by_subscription
 from agent_registry.billing.stripe import client, usage, versions
 from agent_registry.billing.stripe.models import StripeMeterReport, StripeProduct
@@ -267,3 +268,67 @@ def test_a_late_report_of_last_month_is_stamped_inside_last_month(shop):
     report = StripeMeterReport.objects.get(period=this, dimension="api_calls")
     assert report.timestamp == int(boundary.timestamp()) - 1
     assert datetime.fromtimestamp(report.timestamp, UTC) < boundary
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_for_random_usage_across_a_price_change_and_a_month_boundary_stripe_equals_statements(
+    shop, seed
+):
+    # The property test of test_usage.py across two months: random usage (some of it at
+    # the months' last and first instants), a random re-pricing mid-month, Stripe failing
+    # at random; each month, what Stripe charged equals the statement, and the meter's
+    # sum over Stripe's period equals the registry's figure.
+    rng = random.Random(seed)
+    v1 = factories.make_plan(
+        shop.agent,
+        name="Team",
+        billing_model=BillingModel.SUBSCRIPTION,
+        price_cents=rng.choice([900, 1900]),
+        monthly_quota=rng.randint(0, 4),
+        overage_price_per_call=Decimal(rng.choice(["0.0125", "0.003", "0.105"])),
+    )
+    access, sub_id = paid(shop, v1)
+    first_invoice = shop.stripe.invoices[shop.stripe.subscriptions[sub_id]["latest_invoice"]]
+    customer = access.stripe_subscription.customer.stripe_customer_id
+    now = clock(shop)
+    this, following, boundary, after = months(now)
+    span = (boundary - now).total_seconds()
+
+    def flaky_report(at: datetime) -> None:
+        if rng.random() < 0.3:
+            shop.stripe.fault, shop.stripe.fault_count = "500", 1
+        usage.report_usage(now=at)
+        shop.stripe.fault = None
+
+    moments = sorted(now + timedelta(seconds=rng.uniform(0, span)) for _ in range(3))
+    change_at = rng.randrange(len(moments) + 1)
+    for index, moment in enumerate([*moments, boundary - timedelta(microseconds=1)]):
+        if index == change_at:
+            reprice_to = {
+                "price_cents": rng.choice([1500, 2500]),
+                "monthly_quota": rng.randint(0, 6),
+                "overage_price_per_call": Decimal(rng.choice(["0.02", "0.0049", "0.333333"])),
+            }
+            plan_update(plan=v1, **reprice_to)
+        use(access, rng.randint(0, 4), moment)
+        flaky_report(moment)
+    usage.report_usage(now=boundary - timedelta(microseconds=1))
+    renewal = shop.stripe.renew(sub_id)
+
+    use(access, rng.randint(0, 3), boundary)  # the first instant of the next month
+    for _ in range(2):
+        moment = boundary + timedelta(minutes=10, seconds=rng.uniform(0, 20 * 24 * 3600))
+        use(access, rng.randint(0, 6), moment)
+        flaky_report(moment)
+    usage.report_usage(now=after - timedelta(minutes=1))
+    closing = shop.stripe.renew(sub_id)
+
+    assert first_invoice["total"] + metered(renewal) == statement(access, this)
+    assert fee(renewal) + metered(closing) == statement(access, following)
+    edges = [int(t.timestamp()) for t in (periods.period_start(this), boundary, after)]
+    plans = PlanVersions()
+    for period, start, end in [(this, edges[0], edges[1]), (following, edges[1], edges[2])]:
+        figures = usage_by_subscription(period).get(access.pk, UsageFigures())
+        expected = usage.figure("overage_calls", figures, plans.in_force(access, period))
+        assert shop.stripe.metered_usage(customer, OVERAGE_EVENT, start, end) == expected
+        assert usage.reconcile_usage(period) == []
