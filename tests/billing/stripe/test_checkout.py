@@ -163,6 +163,12 @@ def test_stripe_failing_at_checkout_creates_nothing(shop, fault):
 
     expected = (502, "upstream_error") if fault == "402" else (503, "upstream_unavailable")
     assert (response.status_code, response.json()["error"]["code"]) == expected
+    # A clear message: what happened and that nothing was made (and when to retry).
+    message = response.json()["error"]["message"]
+    assert "Stripe" in message
+    assert "nothing was created" in message
+    if fault != "402":
+        assert response.headers["Retry-After"] == "30"
     assert "api_key" not in response.json()
     assert (AgentAccess.objects.count(), StripeSubscription.objects.count()) == before
 
