@@ -102,10 +102,17 @@ def wanted_prices(
     return wanted
 
 
+class FeeInvoicedLate(StripeFailure):
+    """Stripe renewed before the fee item moved: the current month's fee was charged
+    on another version than the statement's (the operator settles the difference)."""
+
+
 def move_subscription(
     sub: StripeSubscription, versions: PlanVersions, dimension_of_meter: dict[str, str]
 ) -> int:
-    """Put ``sub``'s Stripe items on the prices the registry bills; the changes made."""
+    """Put ``sub``'s Stripe items on the prices the registry bills; the changes made.
+    Raises ``FeeInvoicedLate`` (after moving) if Stripe already charged this month's
+    fee on a price that is neither this month's version's nor the next one's."""
     assert sub.stripe_subscription_id is not None  # noqa: S101 (filtered by the caller)
     obj = client.subscription_retrieve(sub.stripe_subscription_id)
     stripe_period = _stripe_period(obj)
@@ -122,6 +129,13 @@ def move_subscription(
             extra.append(item)  # a second item on one line: Stripe would bill it twice
         else:
             have[line] = item
+    charged = (have.get(services.FEE) or {}).get("price", {}).get("id")
+    this_fee = _prices_of(versions.in_force(sub.access, stripe_period)).get(services.FEE, {})
+    late = (
+        charged is not None
+        and services.FEE in wanted
+        and charged not in {wanted[services.FEE][0], this_fee.get("id")}
+    )
     changed = 0
     for line, (price_id, metered) in wanted.items():
         item = have.pop(line, None)
@@ -136,6 +150,12 @@ def move_subscription(
     for item in [*have.values(), *extra]:  # lines the version in force no longer has
         client.subscription_item_delete(str(item["id"]))
         changed += 1
+    if late:
+        log.warning("stripe.fee_invoiced_late", subscription=str(sub), period=stripe_period)
+        raise FeeInvoicedLate(
+            f"the fee of {stripe_period} was invoiced by Stripe on price {charged}, not "
+            f"on the version the statement charges ({this_fee.get('id')}); moved now"
+        )
     return changed
 
 
@@ -157,6 +177,9 @@ def move_prices(subscriptions=None, *, progress=None) -> MoveRun:
         run.checked += 1
         try:
             changed = move_subscription(sub, versions, dimension_of_meter)
+        except FeeInvoicedLate as exc:  # moved; the month's fee needs the operator
+            run.errors.append(f"{sub}: {exc}")
+            continue
         except StripeFailure as exc:
             run.errors.append(f"{sub}: prices not moved: {exc}")
             run.held.add(sub.access_id)

@@ -332,3 +332,21 @@ def test_for_random_usage_across_a_price_change_and_a_month_boundary_stripe_equa
         expected = usage.figure("overage_calls", figures, plans.in_force(access, period))
         assert shop.stripe.metered_usage(customer, OVERAGE_EVENT, start, end) == expected
         assert usage.reconcile_usage(period) == []
+
+
+def test_a_fee_stripe_charged_before_the_move_is_reported_once(shop):
+    # Stripe renewed (charging next month's fee on version 1) before any run moved the
+    # fee item: the run moves it and says so, once.
+    v1 = overage_plan(shop)
+    access, sub_id = paid(shop, v1)
+    v2 = reprice(v1)
+    shop.stripe.renew(sub_id)
+
+    late = versions.move_prices()
+    again = versions.move_prices()
+
+    assert len(late.errors) == 1
+    assert "invoiced by Stripe on price" in late.errors[0]
+    assert access.pk not in late.held  # the metered items moved all the same
+    assert items(shop, sub_id) == prices(v2)
+    assert (again.ok, again.items_changed) == (True, 0)
