@@ -10,7 +10,10 @@ the first answer again, as Stripe does.
 Served: customers, products, prices (create, update, list by ``lookup_keys``), billing
 meters (list, create), meter events (create, recorded in ``meter_events``; a repeated
 ``identifier`` is dropped, as Stripe's deduplication does), checkout sessions (create,
-retrieve, expire), subscriptions (retrieve, update, cancel), invoices (retrieve).
+retrieve, expire; one-time ``price_data`` lines; ``subscription_data.billing_cycle_anchor``
+with ``proration_behavior=none``), subscriptions (retrieve, update, cancel), subscription
+items (create, update, delete; ``proration_behavior=none`` only), invoices (retrieve).
+The fake's own bookkeeping (``_``-keys) never goes on the wire.
 
 The world moves as a real Stripe's would, and sends the webhooks a real one sends,
 signed exactly as Stripe signs them (``stripe.WebhookSignature.generate_signature_header``)
@@ -18,7 +21,10 @@ to ``deliver`` (a callable taking the body and the signature header, returning t
 HTTP status; tests pass the Django test client's post) or, if unset, POSTed to
 ``webhook_url``: ``pay(session_id)``, ``fail_payment(subscription_id)``,
 ``pay_invoice(subscription_id)``, ``expire_session(session_id)``,
-``delete_subscription(subscription_id)``, ``end_period(subscription_id)``. Every event
+``delete_subscription(subscription_id)``, ``end_period(subscription_id)`` (deleted if
+set to cancel, else ``renew``: the cycle's invoice, with each metered item's usage of
+the ending period at its price, counted from when the item got that price as Stripe
+does, and each fee for the next period; periods are calendar months when anchored). Every event
 sent is kept in ``events`` (to re-deliver, reorder or duplicate them). Events an API
 call causes (a cancel, an expire) wait in ``outbox`` until ``deliver_outbox()``: Stripe
 sends them later, and the test's own thread delivers them.
