@@ -453,6 +453,12 @@ class FakeStripe(FakeHTTPServer):
             raise StripeFault(400, "invalid_request_error", "Only proration_behavior=none.")
         sid = "cs_test_" + secrets.token_hex(12)
         created = self.now()
+        if "expires_at" in params and not (  # against the wall clock, as Stripe's
+            30 * 60 - 5 <= int(params["expires_at"]) - time.time() <= 24 * 3600 + 5
+        ):
+            raise StripeFault(
+                400, "invalid_request_error", "expires_at must be 30 minutes to 24 hours away."
+            )
         session = fixture(
             "checkout.session",
             id=sid,
@@ -468,7 +474,7 @@ class FakeStripe(FakeHTTPServer):
             success_url=params.get("success_url"),
             cancel_url=params.get("cancel_url"),
             created=created,
-            expires_at=created + 24 * 3600,
+            expires_at=int(params.get("expires_at") or created + 24 * 3600),
             url=f"{self.checkout_base}{sid}",
         )
         session["_line_items"] = params.get("line_items", [])

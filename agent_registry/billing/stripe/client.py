@@ -210,6 +210,7 @@ def checkout_session_create(
     idempotency_key: str,
     billing_cycle_anchor: int,
     first_month: FirstMonth | None = None,
+    expires_at: int | None = None,
 ) -> CheckoutSession:
     """A hosted Checkout Session in subscription mode: the flat fee and metered lines
     (metered lines carry no quantity: Stripe bills what the meter sums).
@@ -245,6 +246,8 @@ def checkout_session_create(
         "success_url": success_url,
         "cancel_url": cancel_url,
     }
+    if expires_at is not None:
+        params["expires_at"] = expires_at
     session = _call(
         lambda: client().v1.checkout.sessions.create(
             params=params, options=_options(idempotency_key)

@@ -316,8 +316,15 @@ def checkout_start(
             "plan_id": str(plan.pk),
         }
         now = timezone.now()
+        anchor = int(periods.next_month_start(now).timestamp())
         session = client.checkout_session_create(
-            billing_cycle_anchor=int(periods.next_month_start(now).timestamp()),
+            billing_cycle_anchor=anchor,
+            # Paid by the end of the month its first line prices (Stripe allows 30
+            # minutes to 24 hours): a session left open past midnight would start a
+            # subscription after its anchor, with last month's fee.
+            expires_at=min(
+                max(anchor, int(now.timestamp()) + 31 * 60), int(now.timestamp()) + 24 * 3600
+            ),
             first_month=first_month(plan, product, now),
             customer_id=customer.stripe_customer_id,
             price_ids=[

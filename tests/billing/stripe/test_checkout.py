@@ -70,7 +70,11 @@ def test_stripes_periods_are_calendar_months_and_the_first_invoice_is_the_statem
     body = shop.checkout(shop.fee_plan)
     session = shop.stripe.sessions[body["session_id"]]
     # Stripe's cycle starts at the first of next month, UTC, without Stripe's proration.
-    assert session["_billing_cycle_anchor"] == int(periods.next_month_start(now).timestamp())
+    anchor = int(periods.next_month_start(now).timestamp())
+    assert session["_billing_cycle_anchor"] == anchor
+    # It expires by the anchor (or in Stripe's 30 minutes at least, 24 hours at most).
+    assert session["expires_at"] - 31 * 60 <= max(anchor, session["created"] + 30 * 60)
+    assert session["expires_at"] <= session["created"] + 24 * 3600
     [one_time] = [
         i for i in session["_line_items"] if shop.stripe.prices[i["price"]]["recurring"] is None
     ]
