@@ -219,10 +219,10 @@ def report_usage(*, now: datetime | None = None) -> UsageRun:
     # First the items onto the prices of the versions in force (versions.py): a month's
     # usage is recorded for Stripe only once its metered items carry the month's prices,
     # and stamped after the move (Stripe bills a metered price only for later usage).
-    moved = move_prices()
+    current = periods.period_of(now or timezone.now())
+    moved = move_prices(month=current)
     run.errors.extend(moved.errors)
     now = now or timezone.now()
-    current = periods.period_of(now)
     reports_record(periods.add_months(current, -1), now=now, run=run)
     reports_record(current, now=now, run=run, hold=moved.held)
     reports_send(run=run)

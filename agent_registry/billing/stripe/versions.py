@@ -108,16 +108,21 @@ class FeeInvoicedLate(StripeFailure):
 
 
 def move_subscription(
-    sub: StripeSubscription, versions: PlanVersions, dimension_of_meter: dict[str, str]
-) -> int:
-    """Put ``sub``'s Stripe items on the prices the registry bills; the changes made.
+    sub: StripeSubscription,
+    versions: PlanVersions,
+    dimension_of_meter: dict[str, str],
+    month: str | None = None,
+) -> tuple[int, bool]:
+    """Put ``sub``'s Stripe items on the prices the registry bills: the changes made,
+    and whether ``month``'s usage must wait (Stripe has not started the month yet, and
+    its metered items are not on the month's prices: they move once it has).
     Raises ``FeeInvoicedLate`` (after moving) if Stripe already charged this month's
     fee on a price that is neither this month's version's nor the next one's."""
     assert sub.stripe_subscription_id is not None  # noqa: S101 (filtered by the caller)
     obj = client.subscription_retrieve(sub.stripe_subscription_id)
     stripe_period = _stripe_period(obj)
     if obj.get("status") in ENDED or stripe_period is None:
-        return 0
+        return 0, False
     wanted = wanted_prices(sub, stripe_period, versions)
     have: dict[str, dict[str, Any]] = {}
     extra: list[dict[str, Any]] = []
@@ -136,6 +141,14 @@ def move_subscription(
         and services.FEE in wanted
         and charged not in {wanted[services.FEE][0], this_fee.get("id")}
     )
+    wait = False
+    if month is not None and stripe_period < month:
+        due = _prices_of(versions.in_force(sub.access, month))
+        wait = any(
+            (item.get("price") or {}).get("id") != due.get(line, {}).get("id")
+            for line, item in have.items()
+            if line != services.FEE
+        )
     changed = 0
     for line, (price_id, metered) in wanted.items():
         item = have.pop(line, None)
@@ -156,11 +169,12 @@ def move_subscription(
             f"the fee of {stripe_period} was invoiced by Stripe on price {charged}, not "
             f"on the version the statement charges ({this_fee.get('id')}); moved now"
         )
-    return changed
+    return changed, wait
 
 
-def move_prices(subscriptions=None, *, progress=None) -> MoveRun:
-    """Every live card subscription's items on the prices of the versions in force."""
+def move_prices(subscriptions=None, *, month: str | None = None, progress=None) -> MoveRun:
+    """Every live card subscription's items on the prices of the versions in force;
+    ``held``: those whose usage of ``month`` (the registry's current one) must wait."""
     run = MoveRun()
     rows = subscriptions if subscriptions is not None else StripeSubscription.objects.all()
     rows = (
@@ -176,7 +190,7 @@ def move_prices(subscriptions=None, *, progress=None) -> MoveRun:
     for sub in rows:
         run.checked += 1
         try:
-            changed = move_subscription(sub, versions, dimension_of_meter)
+            changed, wait = move_subscription(sub, versions, dimension_of_meter, month)
         except FeeInvoicedLate as exc:  # moved; the month's fee needs the operator
             run.errors.append(f"{sub}: {exc}")
             continue
@@ -185,6 +199,8 @@ def move_prices(subscriptions=None, *, progress=None) -> MoveRun:
             run.held.add(sub.access_id)
             continue
         run.items_changed += changed
+        if wait:
+            run.held.add(sub.access_id)
         if progress is not None and changed:
             progress(f"{sub}: {changed} item(s) moved")
     return run

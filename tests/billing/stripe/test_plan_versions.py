@@ -350,3 +350,30 @@ def test_a_fee_stripe_charged_before_the_move_is_reported_once(shop):
     assert access.pk not in late.held  # the metered items moved all the same
     assert items(shop, sub_id) == prices(v2)
     assert (again.ok, again.items_changed) == (True, 0)
+
+
+def test_a_new_months_usage_waits_until_stripe_has_started_the_month(shop):
+    # The registry is in the next month, Stripe has not cycled yet: the metered item
+    # must not move (last month's usage is still to be invoiced at its old price), and
+    # the new month's usage must not reach Stripe before it does (Stripe bills a metered
+    # price only for usage after the item got it).
+    v1 = overage_plan(shop)
+    access, sub_id = paid(shop, v1)
+    now = clock(shop)
+    _, following, boundary, _ = months(now)
+    v2 = reprice(v1)
+    early = boundary + timedelta(minutes=1)
+    use(access, 9, early)
+
+    waiting = usage.report_usage(now=early)
+
+    assert waiting.ok, waiting.errors
+    assert items(shop, sub_id)["overage_calls"] == prices(v1)["overage_calls"]
+    assert not StripeMeterReport.objects.filter(period=following).exists()
+
+    shop.stripe.renew(sub_id)
+    later = usage.report_usage(now=early + timedelta(minutes=15))
+    assert later.ok, later.errors
+    assert items(shop, sub_id)["overage_calls"] == prices(v2)["overage_calls"]
+    [report] = StripeMeterReport.objects.filter(period=following)
+    assert report.value == 9 - 5
