@@ -10,7 +10,10 @@ the first answer again, as Stripe does.
 Served: customers, products, prices (create, update, list by ``lookup_keys``), billing
 meters (list, create), meter events (create, recorded in ``meter_events``; a repeated
 ``identifier`` is dropped, as Stripe's deduplication does), checkout sessions (create,
-retrieve, expire), subscriptions (retrieve, update, cancel), invoices (retrieve).
+retrieve, expire; one-time ``price_data`` lines; ``subscription_data.billing_cycle_anchor``
+with ``proration_behavior=none``), subscriptions (retrieve, update, cancel), subscription
+items (create, update, delete; ``proration_behavior=none`` only), invoices (retrieve).
+The fake's own bookkeeping (``_``-keys) never goes on the wire.
 
 The world moves as a real Stripe's would, and sends the webhooks a real one sends,
 signed exactly as Stripe signs them (``stripe.WebhookSignature.generate_signature_header``)
@@ -18,7 +21,10 @@ to ``deliver`` (a callable taking the body and the signature header, returning t
 HTTP status; tests pass the Django test client's post) or, if unset, POSTed to
 ``webhook_url``: ``pay(session_id)``, ``fail_payment(subscription_id)``,
 ``pay_invoice(subscription_id)``, ``expire_session(session_id)``,
-``delete_subscription(subscription_id)``, ``end_period(subscription_id)``. Every event
+``delete_subscription(subscription_id)``, ``end_period(subscription_id)`` (deleted if
+set to cancel, else ``renew``: the cycle's invoice, with each metered item's usage of
+the ending period at its price, counted from when the item got that price as Stripe
+does, and each fee for the next period; periods are calendar months when anchored). Every event
 sent is kept in ``events`` (to re-deliver, reorder or duplicate them). Events an API
 call causes (a cancel, an expire) wait in ``outbox`` until ``deliver_outbox()``: Stripe
 sends them later, and the test's own thread delivers them.
@@ -38,6 +44,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -108,6 +115,22 @@ def parse_form(body: bytes) -> dict[str, Any]:
     return root
 
 
+def wire(obj: Any) -> Any:
+    """``obj`` as Stripe shows it: without the fake's own bookkeeping (``_`` keys)."""
+    if isinstance(obj, dict):
+        return {k: wire(v) for k, v in obj.items() if not k.startswith("_")}
+    if isinstance(obj, list):
+        return [wire(v) for v in obj]
+    return obj
+
+
+def next_month_start(epoch: int) -> int:
+    """The first second of the calendar month (UTC) after the one ``epoch`` is in."""
+    moment = datetime.fromtimestamp(epoch, UTC)
+    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
+    return int(datetime(year, month, 1, tzinfo=UTC).timestamp())
+
+
 class StripeFault(Exception):
     def __init__(self, status: int, type_: str, message: str, code: str = "") -> None:
         super().__init__(message)
@@ -125,6 +148,7 @@ class FakeStripe(FakeHTTPServer):
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.invoices: dict[str, dict[str, Any]] = {}
         self.meter_events: list[dict[str, Any]] = []
+        self.item_changes: list[tuple[str, str, str]] = []  # (action, item id, price id)
         self.events: list[dict[str, Any]] = []
         self.delivered: list[tuple[str, int]] = []  # (event type, status answered)
         self.idempotent: dict[str, tuple[int, Any]] = {}
@@ -174,7 +198,7 @@ class FakeStripe(FakeHTTPServer):
             )
             return
         params = parse_form(request.body) if request.method == "POST" else {}
-        if request.method == "GET":
+        if request.method in {"GET", "DELETE"}:  # stripe-python sends these as a query
             params = {k: v[0] if len(v) == 1 else v for k, v in request.query.items()}
         self._local.in_request = True
         try:
@@ -187,6 +211,7 @@ class FakeStripe(FakeHTTPServer):
             status, payload = fault.status, self._error(fault.type, fault.message, fault.code)
         finally:
             self._local.in_request = False
+        payload = wire(payload)
         if key and request.method == "POST":
             self.idempotent[key] = (status, payload)
         exchange.send_json(status, payload)
@@ -261,6 +286,12 @@ class FakeStripe(FakeHTTPServer):
                 return self.delete_subscription(sid)
             case "GET", ["invoices", iid]:
                 return self._get(self.invoices, iid, "invoice")
+            case "POST", ["subscription_items"]:
+                return self._create_item(params)
+            case "POST", ["subscription_items", iid]:
+                return self._update_item(iid, params)
+            case "DELETE", ["subscription_items", iid]:
+                return self._delete_item(iid, params)
         raise StripeFault(
             404, "invalid_request_error", f"Unrecognized request URL ({method}: {path})."
         )
@@ -337,6 +368,26 @@ class FakeStripe(FakeHTTPServer):
         self.prices[price["id"]] = price
         return price
 
+    def _one_time_price(self, data: dict[str, Any]) -> dict[str, Any]:
+        if data.get("product") not in self.products:
+            raise StripeFault(400, "invalid_request_error", "No such product.", "resource_missing")
+        price = fixture(
+            "price",
+            id=self.new_id("price"),
+            created=self.now(),
+            product=data["product"],
+            currency=data["currency"],
+            lookup_key=None,
+            metadata={},
+            recurring=None,
+            type="one_time",
+            transform_quantity=None,
+            unit_amount=int(data["unit_amount"]),
+            unit_amount_decimal=str(data["unit_amount"]),
+        )
+        self.prices[price["id"]] = price
+        return price
+
     def _create_meter(self, params: dict[str, Any]) -> dict[str, Any]:
         meter = fixture(
             "billing.meter",
@@ -392,9 +443,22 @@ class FakeStripe(FakeHTTPServer):
         if params.get("customer") not in self.customers:
             raise StripeFault(400, "invalid_request_error", "No such customer.", "resource_missing")
         for item in params.get("line_items", []):
+            if "price_data" in item:  # an inline one-time price, as Stripe makes one
+                item["price"] = self._one_time_price(item.pop("price_data"))["id"]
             self._get(self.prices, item["price"], "price")
+        subscription_data = params.get("subscription_data", {})
+        anchor = subscription_data.get("billing_cycle_anchor")
+        proration = subscription_data.get("proration_behavior", "create_prorations")
+        if anchor is not None and proration != "none":
+            raise StripeFault(400, "invalid_request_error", "Only proration_behavior=none.")
         sid = "cs_test_" + secrets.token_hex(12)
         created = self.now()
+        if "expires_at" in params and not (  # against the wall clock, as Stripe's
+            30 * 60 - 5 <= int(params["expires_at"]) - time.time() <= 24 * 3600 + 5
+        ):
+            raise StripeFault(
+                400, "invalid_request_error", "expires_at must be 30 minutes to 24 hours away."
+            )
         session = fixture(
             "checkout.session",
             id=sid,
@@ -410,11 +474,12 @@ class FakeStripe(FakeHTTPServer):
             success_url=params.get("success_url"),
             cancel_url=params.get("cancel_url"),
             created=created,
-            expires_at=created + 24 * 3600,
+            expires_at=int(params.get("expires_at") or created + 24 * 3600),
             url=f"{self.checkout_base}{sid}",
         )
         session["_line_items"] = params.get("line_items", [])
-        session["_subscription_metadata"] = params.get("subscription_data", {}).get("metadata", {})
+        session["_subscription_metadata"] = subscription_data.get("metadata", {})
+        session["_billing_cycle_anchor"] = int(anchor) if anchor is not None else None
         self.sessions[sid] = session
         return self._public(session)
 
@@ -432,6 +497,59 @@ class FakeStripe(FakeHTTPServer):
             self._send("customer.subscription.updated", sub)
         return sub
 
+    def _item_of(self, iid: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        for sub in self.subscriptions.values():
+            for item in sub["items"]["data"]:
+                if item["id"] == iid:
+                    return sub, item
+        raise StripeFault(
+            404, "invalid_request_error", f"No such subscription item: '{iid}'", "resource_missing"
+        )
+
+    @staticmethod
+    def _no_proration(params: dict[str, Any]) -> None:
+        if params.get("proration_behavior", "create_prorations") != "none":
+            raise StripeFault(400, "invalid_request_error", "Only proration_behavior=none.")
+
+    def _create_item(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._no_proration(params)
+        sub = self._get(self.subscriptions, params.get("subscription", ""), "subscription")
+        price = self._get(self.prices, params.get("price", ""), "price")
+        if any(i["price"]["id"] == price["id"] for i in sub["items"]["data"]):
+            raise StripeFault(400, "invalid_request_error", "The price is already on it.")
+        first = sub["items"]["data"][0]
+        quantity = int(params["quantity"]) if "quantity" in params else None
+        item = self._item(
+            sub["id"],
+            price,
+            quantity,
+            first["current_period_start"],
+            first["current_period_end"],
+        )
+        sub["items"]["data"].append(item)
+        self.item_changes.append(("create", item["id"], price["id"]))
+        self._send("customer.subscription.updated", sub)
+        return self._public(item)
+
+    def _update_item(self, iid: str, params: dict[str, Any]) -> dict[str, Any]:
+        self._no_proration(params)
+        sub, item = self._item_of(iid)
+        if "price" in params:
+            item["price"] = copy.deepcopy(self._get(self.prices, params["price"], "price"))
+            # Stripe bills a metered price only for usage reported after the item got it.
+            item["_since"] = self.now()
+            self.item_changes.append(("update", iid, params["price"]))
+        self._send("customer.subscription.updated", sub)
+        return self._public(item)
+
+    def _delete_item(self, iid: str, params: dict[str, Any]) -> dict[str, Any]:
+        self._no_proration(params)
+        sub, item = self._item_of(iid)
+        sub["items"]["data"].remove(item)
+        self.item_changes.append(("delete", iid, item["price"]["id"]))
+        self._send("customer.subscription.updated", sub)
+        return {"id": iid, "object": "subscription_item", "deleted": True}
+
     # --- the world moves ---------------------------------------------------------------
 
     def pay(self, session_id: str) -> dict[str, Any]:
@@ -441,22 +559,18 @@ class FakeStripe(FakeHTTPServer):
             session = self.sessions[session_id]
             now = self.now()
             sub_id = self.new_id("sub")
-            items = []
+            anchor = session["_billing_cycle_anchor"]
+            period_end = anchor if anchor is not None else now + PERIOD_SECONDS
+            items, first_lines = [], []
             for item in session["_line_items"]:
                 price = self.prices[item["price"]]
-                items.append(
-                    fixture(
-                        "subscription_item",
-                        id=self.new_id("si"),
-                        subscription=sub_id,
-                        price=copy.deepcopy(price),
-                        quantity=int(item["quantity"]) if "quantity" in item else None,
-                        current_period_start=now,
-                        current_period_end=now + PERIOD_SECONDS,
-                        metadata={},
-                        discounts=[],
-                    )
-                )
+                quantity = int(item["quantity"]) if "quantity" in item else None
+                if price["recurring"] is None:  # one-time: on the first invoice only
+                    first_lines.append(self._line(price, quantity or 1, now, now))
+                    continue
+                if anchor is None and price["recurring"]["usage_type"] == "licensed":
+                    first_lines.append(self._line(price, quantity or 1, now, period_end))
+                items.append(self._item(sub_id, price, quantity, now, period_end))
             sub = fixture(
                 "subscription",
                 id=sub_id,
@@ -464,7 +578,7 @@ class FakeStripe(FakeHTTPServer):
                 status="active",
                 created=now,
                 start_date=now,
-                billing_cycle_anchor=now,
+                billing_cycle_anchor=anchor or now,
                 cancel_at=None,
                 canceled_at=None,
                 ended_at=None,
@@ -478,8 +592,9 @@ class FakeStripe(FakeHTTPServer):
                 },
                 latest_invoice=None,
             )
+            sub["_calendar"] = anchor is not None
             self.subscriptions[sub_id] = sub
-            invoice = self._invoice(sub, paid=True)
+            invoice = self._invoice(sub, paid=True, lines=first_lines)
             session.update(status="complete", payment_status="paid", subscription=sub_id)
         self._send("customer.subscription.created", sub)
         self._send("invoice.paid", invoice)
@@ -487,7 +602,40 @@ class FakeStripe(FakeHTTPServer):
         self._send("checkout.session.completed", self._public(session))
         return sub
 
-    def _invoice(self, sub: dict[str, Any], *, paid: bool) -> dict[str, Any]:
+    def _item(
+        self, sub_id: str, price: dict[str, Any], quantity: int | None, start: int, end: int
+    ) -> dict[str, Any]:
+        item = fixture(
+            "subscription_item",
+            id=self.new_id("si"),
+            created=self.now(),
+            subscription=sub_id,
+            price=copy.deepcopy(price),
+            quantity=quantity,
+            current_period_start=start,
+            current_period_end=end,
+            metadata={},
+            discounts=[],
+        )
+        item["_since"] = self.now()  # a metered price bills usage from here on (below)
+        return item
+
+    @staticmethod
+    def _line(price: dict[str, Any], quantity: int, start: int, end: int) -> dict[str, Any]:
+        amount = Decimal(price["unit_amount_decimal"]) * quantity
+        return {
+            "object": "line_item",
+            "price": price["id"],
+            "quantity": quantity,
+            "amount": int(amount.quantize(Decimal(1), rounding=ROUND_HALF_UP)),
+            "period": {"start": start, "end": end},
+        }
+
+    def _invoice(
+        self, sub: dict[str, Any], *, paid: bool, lines: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        lines = lines or []
+        total = sum(line["amount"] for line in lines)
         invoice = fixture(
             "invoice",
             id=self.new_id("in"),
@@ -496,7 +644,11 @@ class FakeStripe(FakeHTTPServer):
             status="paid" if paid else "open",
             attempted=True,
             attempt_count=1,
-            amount_paid=0,
+            amount_due=total,
+            amount_paid=total if paid else 0,
+            subtotal=total,
+            total=total,
+            lines={"object": "list", "data": lines, "has_more": False, "url": "/v1/invoices"},
             billing_reason="subscription_cycle",
             parent={
                 "type": "subscription_details",
@@ -551,11 +703,55 @@ class FakeStripe(FakeHTTPServer):
         return sub
 
     def end_period(self, sub_id: str) -> dict[str, Any]:
-        """The period ends: a subscription set to cancel at its end is deleted."""
+        """The period ends: a subscription set to cancel at its end is deleted, any
+        other renews (``renew``)."""
         sub = self.subscriptions[sub_id]
         if sub["cancel_at_period_end"]:
             return self.delete_subscription(sub_id)
-        return sub
+        return self.renew(sub_id)
+
+    def metered_usage(
+        self, customer_id: str, event_name: str, start: int, end: int, since: int = 0
+    ) -> int:
+        """The meter's summed value for the customer over ``[max(start, since), end)``."""
+        return sum(
+            int(event["payload"]["value"])
+            for event in self.meter_events
+            if event["payload"]["stripe_customer_id"] == customer_id
+            and event["event_name"] == event_name
+            and max(start, since) <= event["timestamp"] < end
+        )
+
+    def renew(self, sub_id: str) -> dict[str, Any]:
+        """Stripe's cycle at the period's end: an invoice with each metered item's usage
+        of the ending period (the meter's events with timestamps in it, from the moment
+        the item got its price, at the item's price now) and each licensed item's fee
+        for the next period, paid; the clock moves to the new period."""
+        with self._world:
+            sub = self.subscriptions[sub_id]
+            items = sub["items"]["data"]
+            start, end = items[0]["current_period_start"], items[0]["current_period_end"]
+            after = next_month_start(end) if sub["_calendar"] else end + PERIOD_SECONDS
+            lines = []
+            for item in items:
+                price = item["price"]
+                if price["recurring"]["usage_type"] == "metered":
+                    meter = self.meters[price["recurring"]["meter"]]
+                    used = self.metered_usage(
+                        sub["customer"], meter["event_name"], start, end, item["_since"]
+                    )
+                    lines.append(self._line(price, used, start, end))
+                else:
+                    lines.append(self._line(price, item["quantity"] or 1, end, after))
+            self._clock = max(self._clock, end)
+            for item in items:
+                item.update(current_period_start=end, current_period_end=after)
+            invoice = self._invoice(sub, paid=True, lines=lines)
+            invoice.update(period_start=start, period_end=end)
+        self._send("invoice.paid", invoice)
+        self._send("invoice.payment_succeeded", invoice)
+        self._send("customer.subscription.updated", sub)
+        return invoice
 
     @staticmethod
     def _period_end(sub: dict[str, Any]) -> int:
@@ -599,7 +795,7 @@ class FakeStripe(FakeHTTPServer):
     # --- webhooks --------------------------------------------------------------------
 
     def _send(self, type_: str, obj: dict[str, Any]) -> None:
-        event = event_of(type_, obj, event_id=self.new_id("evt"), created=self.now())
+        event = event_of(type_, wire(obj), event_id=self.new_id("evt"), created=self.now())
         self.events.append(event)
         if getattr(self._local, "in_request", False):
             # Caused by an API call (a cancel, an expire): Stripe sends it later, and the

@@ -189,6 +189,16 @@ class CheckoutSession:
     expires_at: int | None
 
 
+@dataclass(frozen=True)
+class FirstMonth:
+    """The fee for the rest of the checkout's calendar month, as a one-time line on the
+    first invoice (the registry's own proration by days, not Stripe's by seconds)."""
+
+    product_id: str
+    currency: str
+    amount: int  # minor units
+
+
 def checkout_session_create(
     *,
     customer_id: str,
@@ -198,22 +208,46 @@ def checkout_session_create(
     success_url: str,
     cancel_url: str,
     idempotency_key: str,
+    billing_cycle_anchor: int,
+    first_month: FirstMonth | None = None,
+    expires_at: int | None = None,
 ) -> CheckoutSession:
     """A hosted Checkout Session in subscription mode: the flat fee and metered lines
-    (metered lines carry no quantity: Stripe bills what the meter sums)."""
-    items = [
+    (metered lines carry no quantity: Stripe bills what the meter sums).
+
+    Stripe's periods are the registry's calendar months: the cycle is anchored at the
+    first of next month (UTC), with no proration of Stripe's own; the partial first
+    month's fee is the one-time ``first_month`` line the registry computed."""
+    items: list[dict[str, Any]] = [
         {"price": pid} if metered else {"price": pid, "quantity": 1} for pid, metered in price_ids
     ]
+    if first_month is not None and first_month.amount > 0:
+        items.append(
+            {
+                "price_data": {
+                    "currency": first_month.currency.lower(),
+                    "product": first_month.product_id,
+                    "unit_amount": first_month.amount,
+                },
+                "quantity": 1,
+            }
+        )
     params: Any = {
         "mode": "subscription",
         "customer": customer_id,
         "line_items": items,
         "client_reference_id": client_reference_id,
         "metadata": metadata,
-        "subscription_data": {"metadata": metadata},
+        "subscription_data": {
+            "metadata": metadata,
+            "billing_cycle_anchor": billing_cycle_anchor,
+            "proration_behavior": "none",
+        },
         "success_url": success_url,
         "cancel_url": cancel_url,
     }
+    if expires_at is not None:
+        params["expires_at"] = expires_at
     session = _call(
         lambda: client().v1.checkout.sessions.create(
             params=params, options=_options(idempotency_key)
@@ -243,6 +277,54 @@ def subscription_cancel_at_period_end(subscription_id: str) -> dict[str, Any]:
         )
     )
     return sub.to_dict()
+
+
+# --- moving a subscription's items to other prices ----------------------------------------
+
+
+def subscription_item_update(item_id: str, price_id: str) -> dict[str, Any]:
+    """Put ``item_id`` on ``price_id`` without proration (``POST
+    /v1/subscription_items/{id}``): the change takes effect from the next invoice on.
+    The key names the move, so a retried move is the same request."""
+    item = _call(
+        lambda: client().v1.subscription_items.update(
+            item_id,
+            params={"price": price_id, "proration_behavior": "none"},
+            options=_options(f"move-{item_id}-{price_id}"),
+        )
+    )
+    return item.to_dict()
+
+
+def subscription_item_create(
+    subscription_id: str, price_id: str, *, metered: bool
+) -> dict[str, Any]:
+    params: Any = {
+        "subscription": subscription_id,
+        "price": price_id,
+        "proration_behavior": "none",
+    }
+    if not metered:
+        params["quantity"] = 1
+    item = _call(
+        lambda: client().v1.subscription_items.create(
+            params=params, options=_options(f"add-{subscription_id}-{price_id}")
+        )
+    )
+    return item.to_dict()
+
+
+def subscription_item_delete(item_id: str) -> None:
+    """Remove an item, without proration; already gone (404) counts as done."""
+    try:
+        _call(
+            lambda: client().v1.subscription_items.delete(
+                item_id, params={"proration_behavior": "none"}
+            )
+        )
+    except StripePermanent as exc:
+        if exc.status != 404:
+            raise
 
 
 def invoice_retrieve(invoice_id: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ transaction with the Checkout Session, so a failing Stripe leaves nothing behind
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import structlog
@@ -18,7 +19,7 @@ from django.utils import timezone
 from agent_registry.access import services as access_services
 from agent_registry.access.models import AccessStatus, BillingChannelName
 from agent_registry.agents.models import AgentInstance, AgentPlan, BillingModel
-from agent_registry.billing.pricing import exponent
+from agent_registry.billing.pricing import PlanPrice, exponent, price_period
 from agent_registry.billing.stripe import client
 from agent_registry.billing.stripe.errors import StripeFailure
 from agent_registry.billing.stripe.models import (
@@ -28,6 +29,7 @@ from agent_registry.billing.stripe.models import (
     StripeSubscription,
     StripeSubscriptionStatus,
 )
+from agent_registry.core import periods
 from agent_registry.core.errors import Conflict, NotFound, ValidationFailed
 from agent_registry.core.runs import Run
 from agent_registry.tenants.models import AgentProject, AgentTenant
@@ -139,25 +141,53 @@ def price_specs(plan: AgentPlan, meters: dict[str, StripeMeter]) -> dict[str, cl
     return specs
 
 
-def _meters_taken(tenant: AgentTenant, plan: AgentPlan) -> set[str]:
-    """The meters of ``plan`` that a live card subscription of the tenant already uses.
+def _meters_taken(tenant: AgentTenant, plan: AgentPlan) -> dict[str, StripeSubscription]:
+    """The meters of ``plan`` that a live card subscription of the tenant already uses,
+    each with that subscription.
 
     Stripe sums meter events per customer (one per tenant), and every subscription item
     priced on a meter bills that customer's whole sum: two live subscriptions on one
     meter would each be charged both's usage. So a tenant has at most one per meter.
+    A subscription cancelled at period end is live until Stripe ends it.
     """
     wanted = metered_dimensions(plan)
     if not wanted:
-        return set()
+        return {}
     live = (
         StripeSubscription.objects.filter(access__tenant=tenant)
         .exclude(access__status=AccessStatus.REVOKED)
-        .select_related("access__plan")
+        .select_related("access__plan__agent")
+        .order_by("created_at")
     )
-    taken: set[str] = set()
+    taken: dict[str, StripeSubscription] = {}
     for subscription in live:
-        taken |= wanted & metered_dimensions(subscription.access.plan)
+        for dimension in wanted & metered_dimensions(subscription.access.plan):
+            taken.setdefault(dimension, subscription)
     return taken
+
+
+def _meter_conflict(tenant: AgentTenant, taken: dict[str, StripeSubscription]) -> Conflict:
+    """The 409 of a second card subscription on a meter: which one holds it, what to do."""
+    holders = {sub.pk: sub for sub in taken.values()}
+    named = "; ".join(
+        f"subscription {sub.access_id} ({sub.access.plan.agent.agent_id} / {sub.access.plan.name}, "
+        f"{'ends at its period end' if sub.cancel_at_period_end else sub.status})"
+        for sub in holders.values()
+    )
+    return Conflict(
+        f"Organisation '{tenant.slug}' already pays by card on the "
+        f"{', '.join(sorted(taken))} meter: {named}. Stripe adds up a meter's usage per "
+        "organisation and each card subscription on it would be charged all of it, so "
+        "an organisation holds one card subscription per meter. To switch, cancel that "
+        "subscription (POST /api/v1/billing/subscriptions/<id>/cancel/) and check out "
+        "again once it has ended; or choose a plan with a flat fee only; or have an "
+        "operator subscribe you (invoiced outside the card payments).",
+        details={
+            "plan": ["Another card subscription of this organisation uses the same meter."],
+            "subscriptions": sorted(str(sub.access_id) for sub in holders.values()),
+            "meters": sorted(taken),
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -219,6 +249,24 @@ def sync_plan(plan: AgentPlan) -> PlanSync:
 # --- checkout -----------------------------------------------------------------------------
 
 
+def first_month(plan: AgentPlan, product: StripeProduct, now: datetime) -> client.FirstMonth:
+    """The fee for the rest of ``now``'s month, exactly as the statement prorates it
+    (billing/pricing.py: whole days, the first one included). Stripe's cycle starts at
+    the first of next month (``checkout_session_create``), so this is the only fee the
+    first invoice carries, and each later invoice is one calendar month's."""
+    first, after = periods.period_dates(periods.period_of(now))
+    charge = price_period(
+        PlanPrice.from_plan(plan),
+        period_start=first,
+        period_end=after,
+        active_from=now.astimezone(UTC).date(),
+        active_until=None,
+        calls=0,
+        tokens=0,
+    )
+    return client.FirstMonth(product.stripe_product_id, plan.currency, charge.total_minor)
+
+
 @dataclass(frozen=True)
 class CheckoutStarted:
     subscription: StripeSubscription
@@ -244,13 +292,7 @@ def checkout_start(
         raise ValidationFailed(details={"plan": ["A free plan needs no payment; subscribe."]})
     taken = _meters_taken(project.tenant, plan)
     if taken:
-        raise Conflict(
-            f"Organisation '{project.tenant.slug}' already pays by card for a subscription "
-            f"metered on {', '.join(sorted(taken))}: Stripe bills a meter per customer, so a "
-            "second one would be charged both's usage. Cancel that subscription first, or "
-            "ask an operator.",
-            details={"plan": ["Another card subscription uses the same meter."]},
-        )
+        raise _meter_conflict(project.tenant, taken)
     with transaction.atomic():
         # The registry's own checks first (agent, project, already subscribed): a refused
         # checkout calls Stripe for nothing and leaves nothing behind.
@@ -273,7 +315,17 @@ def checkout_start(
             "tenant_id": str(project.tenant_id),
             "plan_id": str(plan.pk),
         }
+        now = timezone.now()
+        anchor = int(periods.next_month_start(now).timestamp())
         session = client.checkout_session_create(
+            billing_cycle_anchor=anchor,
+            # Paid by the end of the month its first line prices (Stripe allows 30
+            # minutes to 24 hours): a session left open past midnight would start a
+            # subscription after its anchor, with last month's fee.
+            expires_at=min(
+                max(anchor, int(now.timestamp()) + 31 * 60), int(now.timestamp()) + 24 * 3600
+            ),
+            first_month=first_month(plan, product, now),
             customer_id=customer.stripe_customer_id,
             price_ids=[
                 (price["id"], bool(price.get("metered"))) for price in product.prices.values()

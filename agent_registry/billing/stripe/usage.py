@@ -13,7 +13,7 @@ go out oldest first; Stripe unreachable stops the run and they wait for the next
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -21,7 +21,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, Sum
 from django.utils import timezone
 
+from agent_registry.agents.models import AgentPlan
 from agent_registry.billing import metrics
+from agent_registry.billing.cycles.lines import PlanVersions
 from agent_registry.billing.figures import usage_by_subscription
 from agent_registry.billing.stripe import client
 from agent_registry.billing.stripe.errors import StripePermanent, StripeTransient
@@ -29,9 +31,10 @@ from agent_registry.billing.stripe.models import (
     MeterReportState,
     StripeMeter,
     StripeMeterReport,
-    StripeProduct,
     StripeSubscription,
 )
+from agent_registry.billing.stripe.services import metered_dimensions
+from agent_registry.billing.stripe.versions import move_prices
 from agent_registry.core import periods
 from agent_registry.core.runs import Run
 
@@ -66,17 +69,16 @@ class UsageRun(Run):
         )
 
 
-def _metered_dimensions(plan_id: object, products: dict) -> list[str]:
-    product = products.get(plan_id)
-    if product is None:
-        return []
-    return [line for line in FIGURES if product.prices.get(line, {}).get("metered")]
+def _metered_dimensions(plan: AgentPlan) -> list[str]:
+    """The meters ``plan`` (the version in force for the month) is billed on."""
+    return [dimension for dimension in FIGURES if dimension in metered_dimensions(plan)]
 
 
 def figure(dimension: str, usage: Any, plan: Any) -> int:
     """The month total Stripe should have for ``dimension``: a figure of the registry's,
-    or for the overage meter the billable calls beyond the plan's included quota (as
-    billing/pricing.py's "Overage" line counts them: per calendar month)."""
+    or for the overage meter the billable calls beyond the included quota of ``plan``,
+    the version in force for the month (as billing/pricing.py's "Overage" line counts
+    them: per calendar month, on that month's version)."""
     if usage is None:
         return 0
     total = max(int(getattr(usage, FIGURES[dimension])), 0)
@@ -96,9 +98,15 @@ def reported_totals(period: str) -> dict[tuple[str, str], int]:
 
 
 def reports_record(
-    period: str, *, now: datetime | None = None, run: UsageRun | None = None
+    period: str,
+    *,
+    now: datetime | None = None,
+    run: UsageRun | None = None,
+    hold: set[Any] | frozenset[Any] = frozenset(),
 ) -> UsageRun:
-    """Record the growth of each paying subscription's month totals as pending reports."""
+    """Record the growth of each paying subscription's month totals as pending reports
+    (but of the subscriptions in ``hold``, whose Stripe items are not yet on the month's
+    prices: recorded by a later run, the growth is the same)."""
     run = run or UsageRun()
     now = now or timezone.now()
     figures = usage_by_subscription(period)
@@ -107,15 +115,20 @@ def reports_record(
     subs = StripeSubscription.objects.filter(
         access_id__in=list(figures), stripe_subscription_id__isnull=False
     ).select_related("access__plan")
-    products = {
-        p.plan_id: p
-        for p in StripeProduct.objects.filter(plan_id__in={s.access.plan_id for s in subs})
-    }
+    if hold:
+        subs = subs.exclude(access_id__in=hold)
+    versions = PlanVersions()
     reported = reported_totals(period)
+    # The meter event's time is inside the month it counts (Stripe's periods are the
+    # registry's months): a late report of last month is stamped with its last second.
+    start = periods.period_start(period)
+    end = periods.period_start(periods.add_months(period, 1))
+    stamp = int(min(max(now, start), end - timedelta(seconds=1)).timestamp())
     for sub in subs:
         usage = figures[sub.access_id]
-        for dimension in _metered_dimensions(sub.access.plan_id, products):
-            total = figure(dimension, usage, sub.access.plan)
+        plan = versions.in_force(sub.access, period)
+        for dimension in _metered_dimensions(plan):
+            total = figure(dimension, usage, plan)
             already = reported.get((str(sub.access_id), dimension), 0)
             if total < already:
                 run.drift.append(
@@ -133,7 +146,7 @@ def reports_record(
                         identifier=identifier(sub.access_id, period, dimension, total),
                         value=total - already,
                         cumulative=total,
-                        timestamp=int(now.timestamp()),
+                        timestamp=stamp,
                     )
                 run.recorded += 1
             except IntegrityError:
@@ -202,11 +215,16 @@ def reports_retry_failed(reports=None) -> int:
 def report_usage(*, now: datetime | None = None) -> UsageRun:
     """The scheduled run: record this month's and last month's growth (late usage),
     then send the backlog."""
-    now = now or timezone.now()
     run = UsageRun()
-    current = periods.period_of(now)
-    for period in (periods.add_months(current, -1), current):
-        reports_record(period, now=now, run=run)
+    # First the items onto the prices of the versions in force (versions.py): a month's
+    # usage is recorded for Stripe only once its metered items carry the month's prices,
+    # and stamped after the move (Stripe bills a metered price only for later usage).
+    current = periods.period_of(now or timezone.now())
+    moved = move_prices(month=current)
+    run.errors.extend(moved.errors)
+    now = now or timezone.now()
+    reports_record(periods.add_months(current, -1), now=now, run=run)
+    reports_record(current, now=now, run=run, hold=moved.held)
     reports_send(run=run)
     log.info("stripe.usage_reported", **{k: v for k, v in run.__dict__.items() if k != "drift"})
     return run
@@ -239,12 +257,13 @@ def reconcile_usage(period: str, *, tenant_id: Any = None) -> list[MeterDrift]:
     )
     if tenant_id is not None:
         subs = subs.filter(access__tenant_id=tenant_id)
-    products = {p.plan_id: p for p in StripeProduct.objects.all()}
+    versions = PlanVersions()
     drift = []
     for sub in subs:
         usage = figures.get(sub.access_id)
-        for dimension in _metered_dimensions(sub.access.plan_id, products):
-            registry = figure(dimension, usage, sub.access.plan)
+        plan = versions.in_force(sub.access, period)
+        for dimension in _metered_dimensions(plan):
+            registry = figure(dimension, usage, plan)
             sent = reported.get((str(sub.access_id), dimension), 0)
             if registry != sent:
                 drift.append(MeterDrift(sub.access, dimension, registry, sent))

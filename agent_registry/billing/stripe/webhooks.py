@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import stripe
@@ -40,9 +40,15 @@ from agent_registry.core.errors import RegistryError, ValidationFailed
 log = structlog.get_logger(__name__)
 
 Outcome = tuple[str, str]  # (WebhookEventState, detail)
-PAID = ("active", "trialing")
-OVERDUE = ("past_due", "unpaid")
-ENDED = ("canceled", "incomplete_expired")
+# Stripe's subscription statuses, by what the gateway does with the key:
+PAID = ("active", "trialing")  # served
+OVERDUE = ("past_due",)  # a renewal failed, Stripe retries: served for the grace period
+# No payment is coming: ``unpaid`` (Stripe's retries are exhausted; the open invoice
+# waits for a new card) and ``paused`` (a trial ended without a payment method; Stripe
+# invoices nothing until resumed). 402 at once, no grace; both come back to ``active``
+# when paid or resumed, and the key works again.
+NOT_PAYING = ("unpaid", "paused")
+ENDED = ("canceled", "incomplete_expired")  # revoked; ``incomplete`` waits (pending_payment)
 
 
 class InvalidSignature(RegistryError):
@@ -194,15 +200,27 @@ def _end(sub: StripeSubscription, reason: str) -> None:
     access_services.access_revoke(access=sub.access, reason=reason)
 
 
-def _payment_standing(sub: StripeSubscription, *, paid: bool, created: int) -> bool:
-    """Record whether it is paid, if this is the newest word on it. True if applied."""
+def _payment_standing(
+    sub: StripeSubscription, *, paid: bool, created: int, grace: bool = True
+) -> bool:
+    """Record whether it is paid, if this is the newest word on it. True if applied.
+
+    ``past_due_since`` starts the overdue clock the gateway reads (402 once
+    ``STRIPE_PAST_DUE_GRACE_HOURS`` have passed since it). Without ``grace`` (no payment
+    is coming) it is set back by the grace, so the 402 starts now; a clock already
+    running is never moved later."""
     if not _newer(sub.payment_event_created, created):
         return False
     sub.payment_event_created = created
     if paid:
         sub.past_due_since = None
-    elif sub.past_due_since is None:
-        sub.past_due_since = _moment(created)
+        return True
+    since = datetime.fromtimestamp(created, UTC)
+    if not grace:
+        # From now at the latest (Stripe's clock may run ahead of ours): 402 at once.
+        since = min(since, timezone.now()) - timedelta(hours=settings.STRIPE_PAST_DUE_GRACE_HOURS)
+    if sub.past_due_since is None or since < sub.past_due_since:
+        sub.past_due_since = since
     return True
 
 
@@ -276,6 +294,8 @@ def subscription_changed(event: dict[str, Any]) -> Outcome:
         _activate(sub)
     elif status in OVERDUE:
         _payment_standing(sub, paid=False, created=created)
+    elif status in NOT_PAYING:
+        _payment_standing(sub, paid=False, created=created, grace=False)
     _save(sub)
     return WebhookEventState.PROCESSED, f"status {status}"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from agent_registry.access.models import AccessStatus, AgentAccess, BillingChannelName
 from agent_registry.billing.stripe.models import (
@@ -44,7 +45,7 @@ def test_checkout_answers_a_payment_page_and_a_key_that_waits_for_the_payment(sh
     }
     metered = {
         shop.stripe.prices[item["price"]]["recurring"]["meter"] for item in session["_line_items"]
-    }
+    }  # a usage plan has no fee: no first-month line either
     assert len(metered) == 2
     assert None not in metered
     assert all("quantity" not in item for item in session["_line_items"])
@@ -53,10 +54,41 @@ def test_checkout_answers_a_payment_page_and_a_key_that_waits_for_the_payment(sh
 def test_a_subscription_plan_checks_out_its_monthly_fee(shop):
     body = shop.checkout(shop.fee_plan)
     items = shop.stripe.sessions[body["session_id"]]["_line_items"]
-    assert len(items) == 1
-    assert items[0]["quantity"] == "1"
-    price = shop.stripe.prices[items[0]["price"]]
+    recurring = [i for i in items if shop.stripe.prices[i["price"]]["recurring"] is not None]
+    assert len(recurring) == 1
+    assert recurring[0]["quantity"] == "1"
+    price = shop.stripe.prices[recurring[0]["price"]]
     assert (price["unit_amount_decimal"], price["currency"]) == ("1900", "USD".lower())
+
+
+def test_stripes_periods_are_calendar_months_and_the_first_invoice_is_the_statements_fee(shop):
+    from agent_registry.billing.cycles.lines import price_subscription
+    from agent_registry.billing.figures import UsageFigures
+    from agent_registry.core import periods
+
+    now = timezone.now()
+    body = shop.checkout(shop.fee_plan)
+    session = shop.stripe.sessions[body["session_id"]]
+    # Stripe's cycle starts at the first of next month, UTC, without Stripe's proration.
+    anchor = int(periods.next_month_start(now).timestamp())
+    assert session["_billing_cycle_anchor"] == anchor
+    # It expires by the anchor (or in Stripe's 30 minutes at least, 24 hours at most).
+    assert session["expires_at"] - 31 * 60 <= max(anchor, session["created"] + 30 * 60)
+    assert session["expires_at"] <= session["created"] + 24 * 3600
+    [one_time] = [
+        i for i in session["_line_items"] if shop.stripe.prices[i["price"]]["recurring"] is None
+    ]
+
+    stripe_sub = shop.stripe.pay(body["session_id"])
+
+    invoice = shop.stripe.invoices[stripe_sub["latest_invoice"]]
+    access = subscription_of(body).access
+    _lines, total = price_subscription(access, periods.period_of(now), UsageFigures())
+    assert invoice["total"] == total  # the registry's proration of the first month, by days
+    assert [line["price"] for line in invoice["lines"]["data"]] == [one_time["price"]]
+    item = stripe_sub["items"]["data"][0]
+    assert item["current_period_end"] == int(periods.next_month_start(now).timestamp())
+    assert subscription_of(body).current_period_end == periods.next_month_start(now)
 
 
 def test_paying_makes_the_subscription_active(shop):
@@ -135,6 +167,12 @@ def test_stripe_failing_at_checkout_creates_nothing(shop, fault):
 
     expected = (502, "upstream_error") if fault == "402" else (503, "upstream_unavailable")
     assert (response.status_code, response.json()["error"]["code"]) == expected
+    # A clear message: what happened and that nothing was made (and when to retry).
+    message = response.json()["error"]["message"]
+    assert "Stripe" in message
+    assert "nothing was created" in message
+    if fault != "402":
+        assert response.headers["Retry-After"] == "30"
     assert "api_key" not in response.json()
     assert (AgentAccess.objects.count(), StripeSubscription.objects.count()) == before
 
@@ -211,7 +249,7 @@ def test_a_second_card_subscription_on_the_same_meter_is_refused_before_stripe(s
     from agent_registry.agents.models import BillingModel
     from tests import factories
 
-    shop.checkout(shop.usage_plan)
+    first = shop.checkout(shop.usage_plan)
     other = factories.make_agent(agent_id="other")
     other_plan = factories.make_plan(
         other, name="Per call", billing_model=BillingModel.USAGE, price_per_call=Decimal("0.01")
@@ -223,6 +261,12 @@ def test_a_second_card_subscription_on_the_same_meter_is_refused_before_stripe(s
     )
 
     assert response.status_code == 409
-    assert "api_calls" in response.json()["error"]["message"]
+    error = response.json()["error"]
+    # It says which subscription holds the meter and what to do instead.
+    assert error["details"]["meters"] == ["api_calls"]
+    assert error["details"]["subscriptions"] == [first["subscription"]["id"]]
+    assert first["subscription"]["id"] in error["message"]
+    assert "cancel that subscription" in error["message"]
+    assert "/api/v1/billing/subscriptions/<id>/cancel/" in error["message"]
     assert (AgentAccess.objects.count(), len(shop.stripe.requests)) == before
     shop.checkout(shop.fee_plan)  # a flat fee uses no meter: still possible

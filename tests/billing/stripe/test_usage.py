@@ -243,8 +243,9 @@ def test_a_subscription_plan_with_overage_checks_out_a_metered_overage_price(sho
         for i in shop.stripe.sessions[body["session_id"]]["_line_items"]
     ]
 
-    [fee] = [p for p in prices if p["recurring"]["meter"] is None]
-    [overage] = [p for p in prices if p["recurring"]["meter"] is not None]
+    recurring = [p for p in prices if p["recurring"] is not None]  # not the first month's
+    [fee] = [p for p in recurring if p["recurring"]["meter"] is None]
+    [overage] = [p for p in recurring if p["recurring"]["meter"] is not None]
     assert fee["unit_amount_decimal"] == "1900"
     assert overage["unit_amount_decimal"] == "1.25"
     meter = shop.stripe.meters[overage["recurring"]["meter"]]

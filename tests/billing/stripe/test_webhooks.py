@@ -227,3 +227,36 @@ def test_the_grace_period_starts_at_the_failure(shop, client):
     since = state_of(body)[4]
     assert since is not None
     assert since >= before
+
+
+@pytest.mark.parametrize("order", ["in order", "reversed", "duplicated"])
+def test_a_delayed_payment_method_activates_on_async_payment_succeeded(shop, client, order):
+    # A bank debit: Checkout completes unpaid, the money arrives later. The key waits
+    # (402) until Stripe says it was paid, whatever order the two events arrive in.
+    body = shop.checkout()
+    session = dict(shop.stripe.sessions[body["session_id"]])
+    session = {k: v for k, v in session.items() if not k.startswith("_")}
+    completed = event_of(
+        "checkout.session.completed",
+        session | {"status": "complete", "payment_status": "unpaid", "subscription": "sub_debit"},
+        event_id="evt_debit_completed",
+        created=100,
+    )
+    succeeded = event_of(
+        "checkout.session.async_payment_succeeded",
+        session | {"status": "complete", "payment_status": "paid", "subscription": "sub_debit"},
+        event_id="evt_debit_paid",
+        created=200,
+    )
+
+    assert deliver_all(shop, client, [completed]) == [200]
+    assert state_of(body)[0] == AccessStatus.PENDING_PAYMENT
+
+    events = [completed, succeeded]
+    if order == "reversed":
+        events.reverse()
+    elif order == "duplicated":
+        events = events + events + [succeeded]
+    assert set(deliver_all(shop, client, events)) == {200}
+    access_status, status, has_id, _, past_due = state_of(body)
+    assert (access_status, status, has_id, past_due) == (AccessStatus.ACTIVE, "active", True, None)
