@@ -132,3 +132,12 @@ def test_metrics_without_a_token_in_production_answer_no_one(anonymous_client, s
     settings.METRICS_TOKEN = ""
 
     assert anonymous_client.get("/metrics").status_code == 401
+
+
+# ops-deploy (issue 16): a Secret or env file with the key but no value (the shipped
+# templates have them empty) must not start a production registry with an empty pepper.
+def test_production_refuses_an_empty_api_key_pepper(settings):
+    settings.APP_ENV = "production"
+    settings.API_KEY_PEPPER = ""
+
+    assert "agent_registry.E007" in {error.id for error in run_checks()}
