@@ -42,16 +42,6 @@ from bench.gateway.procs import (
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 INTENDED_429 = "429 rate_limited on the Trial plan (intended)"
-# Locust request names → the usage records they must have: (endpoint, streamed).
-INVOKES = {
-    "POST /api/v1/agents/{id}/invoke": ("invoke", False),
-    "POST /api/v1/agents/{id}/invoke (new key)": ("invoke", False),
-    "POST /api/v1/agents/{id}/invoke [Trial]": ("invoke", False),
-    "POST /api/v1/agents/{id}/invoke (stream)": ("invoke", True),
-    "POST /v1/chat/completions": ("chat.completions", False),
-    "POST /v1/chat/completions [Trial]": ("chat.completions", False),
-    "POST /v1/chat/completions (stream)": ("chat.completions", True),
-}
 
 
 def parse_args() -> argparse.Namespace:
@@ -69,6 +59,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--wait-max", type=float, default=6.0, help="think time, seconds")
     parser.add_argument("--customers", type=int, default=50)
     parser.add_argument("--log-level", default="INFO", help="the registry's LOG_LEVEL")
+    parser.add_argument(
+        "--db-pool",
+        type=int,
+        default=10,
+        help="DB_POOL_MAX_SIZE: PostgreSQL connections per uvicorn worker (0: no pool)",
+    )
     parser.add_argument("--database", default="agent_registry_load")
     parser.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432", help="server URL")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/10", help="flushed at start")
@@ -102,6 +98,7 @@ def registry_env(args) -> dict[str, str]:
             "DATABASE_URL": f"{args.pg}/{args.database}",
             "REDIS_URL": args.redis,
             "LOG_LEVEL": args.log_level,
+            "DB_POOL_MAX_SIZE": str(args.db_pool),
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -151,6 +148,20 @@ def settled_usage(args, timeout: float = 15.0) -> dict[str, int]:
             return now
         last = now
     return last
+
+
+def pg_connections(args) -> int:
+    """Server connections to the load test's database (the registry's, and this one)."""
+    with psycopg.connect(f"{args.pg}/postgres", autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [args.database]
+        ).fetchone()
+    return int(row[0])
+
+
+def pg_max_connections(args) -> str:
+    with psycopg.connect(f"{args.pg}/postgres", autocommit=True) as conn:
+        return str(conn.execute("SHOW max_connections").fetchone()[0])
 
 
 def process_tree(pid: int) -> list[int]:
@@ -219,16 +230,12 @@ def report(args, rows: list[dict], errors: list[dict], usage: dict[str, int], ex
         say("failures other than the intended 429s:")
         for row in unintended:
             say(f"  {row['Occurrences']:>6} x {row['Name']}: {row['Error'][:160]}")
-    # Every answered call (a 200 to the client) has its usage record, per endpoint kind.
+    # Every answered call (a 200 to the client) has its usage record, per endpoint kind,
+    # as each Locust process counted them (locustfile.py ANSWERED).
     answered: dict[str, int] = {}
-    by_name = {row["Name"]: row for row in rows}
-    for name, (endpoint, streamed) in INVOKES.items():
-        row = by_name.get(name)
-        if row is None:
-            continue
-        ok = int(row["Request Count"]) - int(row["Failure Count"])
-        key = f"{endpoint}{' (stream)' if streamed else ''} 200"
-        answered[key] = answered.get(key, 0) + ok
+    for path in sorted(args.out.glob("answered-*.json")):
+        for key, count in json.loads(path.read_text()).items():
+            answered[key] = answered.get(key, 0) + count
     say("answered calls (client 200s) against usage records with status 200:")
     checks = []
     for key in sorted(set(answered) | {k for k in usage if k.endswith(" 200")}):
@@ -352,11 +359,14 @@ def main() -> int:
             locust_env = {
                 **{k: v for k, v in os.environ.items() if not k.startswith("DJANGO")},
                 "LOAD_DATA": str(data_file),
+                "LOAD_COUNTS": str(args.out),
                 "LOAD_PROCESSES": str(args.processes),
                 "LOAD_WAIT_MIN": str(args.wait_min),
                 "LOAD_WAIT_MAX": str(args.wait_max),
             }
             prefix = args.out / "locust"
+            for stale in args.out.glob("answered-*.json"):
+                stale.unlink()
             locust = procs.start(
                 "locust",
                 [
@@ -387,18 +397,29 @@ def main() -> int:
                 env=locust_env,
                 cwd=ROOT,
             )
-            samples = []
+            samples, connections = [], []
+            locust_cpu_total = 0.0
             while locust.poll() is None:
                 time.sleep(5)
                 samples.append(loadavg())
+                connections.append(pg_connections(args))
+                with contextlib.suppress(OSError):  # Locust's tree, until it exits
+                    locust_cpu_total = tree_cpu(locust.pid)
                 if web.poll() is not None:
                     raise RuntimeError(f"uvicorn exited:\n{procs.log_tail('web')}")
             wall = time.monotonic() - started
             web_cpu = tree_cpu(web.pid) - web_cpu
+            locust_cpu = locust_cpu_total
             load_after = loadavg()
             say(
+                f"PostgreSQL connections to {args.database}, every 5 s: "
+                f"{' '.join(map(str, connections))} (peak {max(connections, default=0)}; "
+                f"server max_connections {pg_max_connections(args)})"
+            )
+            say(
                 f"Locust exited {locust.returncode} after {wall:.0f} s; registry CPU "
-                f"{web_cpu:.0f} s ({100 * web_cpu / wall:.0f}% of one core); load average "
+                f"{web_cpu:.0f} s ({100 * web_cpu / wall:.0f}% of one core), Locust CPU "
+                f"{locust_cpu:.0f} s ({100 * locust_cpu / wall:.0f}%); load average "
                 f"{load_before} -> {load_after}"
             )
             if locust.returncode not in (0, 1):
@@ -421,9 +442,12 @@ def main() -> int:
                 "web_workers": args.web_workers,
                 "think_time_s": [args.wait_min, args.wait_max],
                 "registry_cpu_s": round(web_cpu, 1),
+                "locust_cpu_s": round(locust_cpu, 1),
+                "db_pool_max_size": args.db_pool,
                 "wall_s": round(wall, 1),
                 "loadavg": {"before": load_before, "during": samples, "after": load_after},
                 "usage_records": usage,
+                "pg_connections": connections,
             },
         )
         (args.out / "summary.json").write_text(json.dumps(outcome, indent=2))

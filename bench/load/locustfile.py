@@ -27,6 +27,8 @@ import itertools
 import json
 import os
 import random
+from collections import Counter
+from pathlib import Path
 
 from locust import FastHttpUser, between, events, task
 
@@ -43,10 +45,43 @@ PROMPTS = [
 ]
 
 
+# Request names of calls that reach an agent → the usage record each answered one must
+# have: "<endpoint>[ (stream)] 200", as bench/load/__main__.py counts the records.
+KINDS = {
+    "POST /api/v1/agents/{id}/invoke": "invoke 200",
+    "POST /api/v1/agents/{id}/invoke (new key)": "invoke 200",
+    "POST /api/v1/agents/{id}/invoke [Trial]": "invoke 200",
+    "POST /api/v1/agents/{id}/invoke (stream)": "invoke (stream) 200",
+    "POST /v1/chat/completions": "chat.completions 200",
+    "POST /v1/chat/completions [Trial]": "chat.completions 200",
+    "POST /v1/chat/completions (stream)": "chat.completions (stream) 200",
+}
+# Answered calls (a 200 with a complete body) counted in this process, written to
+# LOAD_COUNTS/answered-<pid>.json when it stops: exact even for calls that end while
+# Locust is stopping, which its aggregated statistics may miss.
+ANSWERED: Counter[str] = Counter()
+
+
 @events.init.add_listener
 def _load_data(environment, **kwargs) -> None:
     with open(os.environ["LOAD_DATA"], encoding="utf-8") as data:
         DATA.update(json.load(data))
+
+
+@events.request.add_listener
+def _count_answered(name, exception, response=None, **kwargs) -> None:
+    if exception is None and name in KINDS:
+        ANSWERED[KINDS[name]] += 1
+
+
+def _write_answered(**kwargs) -> None:
+    if ANSWERED:
+        path = Path(os.environ["LOAD_COUNTS"]) / f"answered-{os.getpid()}.json"
+        path.write_text(json.dumps(dict(ANSWERED)))
+
+
+events.test_stop.add_listener(_write_answered)
+events.quitting.add_listener(_write_answered)
 
 
 def _slot(environment) -> int:
