@@ -122,7 +122,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # they outlive the request. `make bench-load` measured 93 connections from one registry
 # with 2 uvicorn workers at 250 users, and "too many clients" 500s (docs/performance.md).
 # DB_POOL_MAX_SIZE > 0 uses psycopg's pool (Django >= 5.1): at most that many connections
-# per process, a request waits up to DB_POOL_TIMEOUT seconds for one (then a 500).
+# per process, a request waits up to DB_POOL_TIMEOUT seconds (psycopg's default, 30) for
+# one, then fails with a 500.
 # The deployments set it (deploy/kubernetes/configmap.yaml, docker-compose.yml).
 DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=0)
 if DB_POOL_MAX_SIZE > 0 and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
@@ -130,7 +131,7 @@ if DB_POOL_MAX_SIZE > 0 and DATABASES["default"]["ENGINE"] == "django.db.backend
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
         "max_size": DB_POOL_MAX_SIZE,
-        "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
+        "timeout": env.float("DB_POOL_TIMEOUT", default=30.0),
     }
 # --- end ops-deploy
 

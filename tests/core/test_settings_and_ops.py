@@ -207,7 +207,7 @@ def test_a_pool_bounds_the_connections_of_a_process():
 
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout.strip().splitlines()[-1])
-    assert figures["options"] == {"min_size": 1, "max_size": 2, "timeout": 10.0}
+    assert figures["options"] == {"min_size": 1, "max_size": 2, "timeout": 30.0}
     assert figures["conn_max_age"] == 0
     assert figures["answers"] == [1] * 8, result.stderr[-2000:]
     assert 1 <= figures["pool_connections"] <= 2  # eight threads, at most two connections
