@@ -176,6 +176,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow  # a Django process of its own: ~3 s of CPU to start
 @pytest.mark.real_services
 @pytest.mark.django_db
 def test_a_pool_bounds_the_connections_of_a_process():
