@@ -138,17 +138,31 @@ def usage_counts(args) -> dict[str, int]:
     return counts
 
 
-def settled_usage(args, timeout: float = 15.0) -> dict[str, int]:
-    """The counts once the group-committed writers have flushed (they stop changing)."""
+def settled_usage(args, timeout: float = 60.0, quiet: float = 5.0) -> dict[str, int]:
+    """The counts once the group-committed writers have flushed: unchanged for ``quiet``
+    seconds. On a starved machine a writer can pause for seconds (the first 1,000-user
+    run read the counts 0.5 s after a change and found 85 records still to come)."""
     deadline = time.monotonic() + timeout
-    last = usage_counts(args)
+    last, since = usage_counts(args), time.monotonic()
     while time.monotonic() < deadline:
         time.sleep(0.5)
         now = usage_counts(args)
-        if now == last:
-            return now
-        last = now
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            break
     return last
+
+
+def answered_files(args, timeout: float = 60.0) -> list[Path]:
+    """Each Locust worker's count of answered calls. The master may exit before its
+    workers have written theirs, so wait for one file per worker process."""
+    deadline = time.monotonic() + timeout
+    while True:
+        files = sorted(args.out.glob("answered-*.json"))
+        if len(files) >= args.processes or time.monotonic() > deadline:
+            return files
+        time.sleep(0.5)
 
 
 def pg_connections(args) -> int:
@@ -234,7 +248,10 @@ def report(args, rows: list[dict], errors: list[dict], usage: dict[str, int], ex
     # Every answered call (a 200 to the client) has its usage record, per endpoint kind,
     # as each Locust process counted them (locustfile.py ANSWERED).
     answered: dict[str, int] = {}
-    for path in sorted(args.out.glob("answered-*.json")):
+    files = answered_files(args)
+    if len(files) < args.processes:
+        say(f"only {len(files)} of {args.processes} Locust workers wrote their counts")
+    for path in files:
         for key, count in json.loads(path.read_text()).items():
             answered[key] = answered.get(key, 0) + count
     say("answered calls (client 200s) against usage records with status 200:")
@@ -248,6 +265,12 @@ def report(args, rows: list[dict], errors: list[dict], usage: dict[str, int], ex
     if other:
         say(f"  records with another status: {other}")
     total_unintended = sum(int(row["Occurrences"]) for row in unintended)
+    # A task that raised is a failure too, even if Locust reported no request for it.
+    with open(args.out / "locust_exceptions.csv", encoding="utf-8") as exceptions_csv:
+        exceptions = [row for row in csv.DictReader(exceptions_csv) if row.get("Count")]
+    for row in exceptions:
+        say(f"  task exception x {row['Count']}: {row['Message'][:160]}")
+    total_unintended += sum(int(row["Count"]) for row in exceptions)
     verdicts = {
         "no failures but the intended 429s": total_unintended == 0,
         "every answered call has its usage record": all(

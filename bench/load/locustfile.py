@@ -84,6 +84,14 @@ events.test_stop.add_listener(_write_answered)
 events.quitting.add_listener(_write_answered)
 
 
+def _why(response) -> str:
+    """A failure's message: the status and body, or the connection error (status 0: no
+    response at all, e.g. a reset or a timeout), which must count as a failure too."""
+    if response.status_code == 0:
+        return f"no response: {getattr(response, 'error', None)!r}"[:200]
+    return f"HTTP {response.status_code}: {(response.text or '')[:200]}"
+
+
 def _slot(environment) -> int:
     runner = environment.runner
     index = getattr(runner, "worker_index", 0) or 0
@@ -122,7 +130,7 @@ class Customer(FastHttpUser):
             if kind == "trial" and response.status_code == 429:
                 response.failure(INTENDED_429)
             elif response.status_code != 200:
-                response.failure(f"HTTP {response.status_code}: {response.text[:200]}")
+                response.failure(_why(response))
             elif stream and "event: end" not in response.text:
                 response.failure("stream without its end event")
             elif not stream and "output" not in response.json():
@@ -147,7 +155,7 @@ class Customer(FastHttpUser):
             if kind == "trial" and response.status_code == 429:
                 response.failure(INTENDED_429)
             elif response.status_code != 200:
-                response.failure(f"HTTP {response.status_code}: {response.text[:200]}")
+                response.failure(_why(response))
             elif stream and not response.text.rstrip().endswith("data: [DONE]"):
                 response.failure("stream without data: [DONE]")
             elif not stream and not response.json()["choices"][0]["message"]["content"]:
@@ -185,7 +193,7 @@ class Customer(FastHttpUser):
     def _get(self, url: str, name: str, headers: dict | None = None) -> dict | None:
         with self.client.get(url, headers=headers, name=name, catch_response=True) as response:
             if response.status_code != 200:
-                response.failure(f"HTTP {response.status_code}: {response.text[:200]}")
+                response.failure(_why(response))
                 return None
             return response.json()
 
@@ -240,7 +248,7 @@ class Customer(FastHttpUser):
             catch_response=True,
         ) as response:
             if response.status_code != 201:
-                response.failure(f"HTTP {response.status_code}: {response.text[:200]}")
+                response.failure(_why(response))
                 return
             issued = response.json()
         with self.client.post(
@@ -251,7 +259,7 @@ class Customer(FastHttpUser):
             catch_response=True,
         ) as response:
             if response.status_code != 200:
-                response.failure(f"HTTP {response.status_code}: {response.text[:200]}")
+                response.failure(_why(response))
         with self.client.post(
             f"/api/v1/subscriptions/{issued['id']}/revoke/",
             json={"reason": "load test: done"},
@@ -260,4 +268,4 @@ class Customer(FastHttpUser):
             catch_response=True,
         ) as response:
             if response.status_code != 200:
-                response.failure(f"HTTP {response.status_code}: {response.text[:200]}")
+                response.failure(_why(response))
