@@ -8,6 +8,8 @@ PORT ?= 8000
 export PORT
 
 .PHONY: run test test-under-load lint format lock clean bench-gateway bench-gateway-soak bench-limiter bench-usage
+# ops-deploy (issue 16): the load test and its venv.
+.PHONY: bench-load lock-bench
 
 # --no-compile: Python compiles (and caches) a module when it is first imported; compiling
 # every file of every package at install took 21 of the install's 56 s, mostly modules
@@ -64,6 +66,31 @@ bench-limiter: $(STAMP)
 # 127.0.0.1, then aggregation and billing against a bare scan. See bench/usage/README.md.
 bench-usage: $(STAMP)
 	$(BIN)/python -m bench.usage $(BENCH_ARGS)
+
+# --- ops-deploy (issue 16): the load test -------------------------------------------
+# 1,000 concurrent Locust users (headless) against the production setup on this machine:
+# uvicorn --workers 2, PostgreSQL, Redis, a throwaway database (agent_registry_load,
+# dropped and recreated) and Redis db 10 (flushed). Not a test, not on CI; see
+# bench/load/README.md, figures in docs/performance.md. Locust (and its gevent) lives in
+# its own venv, .venv-bench, from the hashed requirements-bench.lock: `make test` and
+# the image never install it, so the test venv stays lean.
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+$(BENCH_STAMP): requirements-bench.lock
+	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		--require-hashes -r requirements-bench.lock
+	@touch $@
+
+bench-load: $(STAMP) $(BENCH_STAMP)
+	$(BIN)/python -m bench.load $(BENCH_ARGS)
+
+# Re-resolve requirements-bench.in into its hashed lock (needs network access to PyPI).
+lock-bench:
+	$(PYTHON) -m pip install --quiet uv
+	$(PYTHON) -m uv pip compile requirements-bench.in --generate-hashes --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 -o requirements-bench.lock
+# --- end ops-deploy
 
 # Re-resolve requirements.in into the hashed lock (needs network access to PyPI).
 lock:

@@ -129,6 +129,24 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # locked", no busy wait) while another thread — the usage writer — is writing.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# --- ops-deploy (issue 16): a bounded PostgreSQL connection pool per process -------------
+# Under ASGI each Django request runs in a thread of its own, and a persistent connection
+# (CONN_MAX_AGE) belongs to its thread: concurrent requests open a connection each, and
+# they outlive the request. `make bench-load` measured 93 connections from one registry
+# with 2 uvicorn workers at 250 users, and "too many clients" 500s (docs/performance.md).
+# DB_POOL_MAX_SIZE > 0 uses psycopg's pool (Django >= 5.1): at most that many connections
+# per process, a request waits up to DB_POOL_TIMEOUT seconds (psycopg's default, 30) for
+# one, then fails with a 500.
+# The deployments set it (deploy/kubernetes/configmap.yaml, docker-compose.yml).
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=0)
+if DB_POOL_MAX_SIZE > 0 and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # a pooled connection goes back after each request
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DB_POOL_MAX_SIZE,
+        "timeout": env.float("DB_POOL_TIMEOUT", default=30.0),
+    }
+# --- end ops-deploy
 
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:

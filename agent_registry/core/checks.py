@@ -58,4 +58,14 @@ def production_settings(app_configs, **kwargs):
                 id="agent_registry.E006",
             )
         )
+    # ops-deploy (issue 16): an empty pepper is an HMAC without a key. It happens when a
+    # Secret or env file has the name with no value (secret.example.yaml, .env.example).
+    if not settings.API_KEY_PEPPER:
+        errors.append(
+            Error(
+                "API_KEY_PEPPER is empty.",
+                hint="Set API_KEY_PEPPER to a long random value (docs/operations.md).",
+                id="agent_registry.E007",
+            )
+        )
     return errors

@@ -132,3 +132,83 @@ def test_metrics_without_a_token_in_production_answer_no_one(anonymous_client, s
     settings.METRICS_TOKEN = ""
 
     assert anonymous_client.get("/metrics").status_code == 401
+
+
+# ops-deploy (issue 16): a Secret or env file with the key but no value (the shipped
+# templates have them empty) must not start a production registry with an empty pepper.
+def test_production_refuses_an_empty_api_key_pepper(settings):
+    settings.APP_ENV = "production"
+    settings.API_KEY_PEPPER = ""
+
+    assert "agent_registry.E007" in {error.id for error in run_checks()}
+
+
+# ops-deploy (issue 16): DB_POOL_MAX_SIZE bounds the PostgreSQL connections per process
+# (under ASGI each request has a thread, hence a connection, of its own otherwise).
+POOLED_PROCESS = """
+import json, logging, threading
+import django
+logging.basicConfig(level=logging.WARNING)  # the pool's reasons, on stderr
+django.setup()
+from django.db import connection, connections
+from django.conf import settings
+
+answers = []
+
+def query():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        answers.append(cursor.fetchone()[0])
+    connection.close()  # what the end of a request does: back into the pool
+
+threads = [threading.Thread(target=query) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+pool = connections["default"].pool
+print(json.dumps({
+    "options": settings.DATABASES["default"]["OPTIONS"].get("pool"),
+    "conn_max_age": settings.DATABASES["default"]["CONN_MAX_AGE"],
+    "pool_connections": pool.get_stats()["pool_size"] if pool else None,
+    "answers": answers,
+}))
+"""
+
+
+@pytest.mark.slow  # a Django process of its own: ~3 s of CPU to start
+@pytest.mark.real_services
+@pytest.mark.django_db
+def test_a_pool_bounds_the_connections_of_a_process():
+    import os
+    import subprocess
+    import sys
+
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the pool is PostgreSQL's")
+    db = connection.settings_dict  # the test database, which exists now
+    url = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DB_POOL_MAX_SIZE": "2",
+        "DJANGO_SETTINGS_MODULE": "agent_registry.settings",
+    }
+
+    result = subprocess.run(
+        [sys.executable, "-c", POOLED_PROCESS],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["options"] == {"min_size": 1, "max_size": 2, "timeout": 30.0}
+    assert figures["conn_max_age"] == 0
+    assert figures["answers"] == [1] * 8, result.stderr[-2000:]
+    assert 1 <= figures["pool_connections"] <= 2  # eight threads, at most two connections
