@@ -7,7 +7,7 @@ Every write goes through the API's services, so each refusal here is the API's o
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -32,7 +32,9 @@ def subscribe(browser: Client, world, project=None, plan=None):
     )
 
 
-def summary(access, day, calls=3, cost=Decimal("0.5")) -> DailyUsageSummary:
+def summary(
+    access, day, calls=3, cost=Decimal("0.5"), p50: int | None = 30, p95: int = 90
+) -> DailyUsageSummary:
     return DailyUsageSummary.objects.create(
         tenant=access.tenant,
         agent_instance=access.agent_instance,
@@ -43,7 +45,8 @@ def summary(access, day, calls=3, cost=Decimal("0.5")) -> DailyUsageSummary:
         successful_requests=calls,
         total_tokens=10 * calls,
         avg_response_time_ms=40,
-        p95_response_time_ms=90,
+        p50_response_time_ms=p50,
+        p95_response_time_ms=p95,
         cost_cents=cost,
         computed_at=datetime.now(UTC),
     )
@@ -86,11 +89,28 @@ def test_an_htmx_search_answers_the_grid_alone(world):
 
 def test_the_marketplace_shows_seven_days_of_measured_quality(world):
     issued = access_create(agent=world.agent, plan=world.free_plan, project=world.customer_project)
-    summary(issued.access, datetime.now(UTC).date(), calls=4)
+    today = datetime.now(UTC).date()
+    # p50 over the week: the call-weighted median of the days' p50s (the busy day's 20);
+    # p95: the worst day's. The eighth day back is outside the window.
+    summary(issued.access, today, calls=5, p50=20, p95=90)
+    summary(issued.access, today - timedelta(days=1), calls=2, p50=70, p95=120)
+    summary(issued.access, today - timedelta(days=7), calls=50, p50=999, p95=999)
+
+    html = Client().get("/portal/").content.decode()
+    detail = Client().get(f"/portal/agents/{world.agent.agent_id}/").content.decode()
+
+    quality = "Last 7 days: 100.0% successful, p50 20 ms, p95 120 ms, mean 40 ms (7 calls)"
+    assert quality in html
+    assert quality in detail
+
+
+def test_days_summarised_before_p50_was_kept_say_so(world):
+    issued = access_create(agent=world.agent, plan=world.free_plan, project=world.customer_project)
+    summary(issued.access, datetime.now(UTC).date(), calls=1, p50=None)
 
     html = Client().get("/portal/").content.decode()
 
-    assert "100.0% successful, mean 40 ms, p95 90 ms (4 calls)" in html
+    assert "p50 not measured yet, p95 90 ms, mean 40 ms (1 call)" in html
 
 
 def test_the_agent_page_shows_plans_prices_and_limits(world):
