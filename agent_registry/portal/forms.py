@@ -7,6 +7,7 @@ is the service's, so a refusal reads the same as it does in the API.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django import forms
 
@@ -100,9 +101,19 @@ class ConfigurationForm(forms.ModelForm):
 
 
 class MemberForm(forms.Form):
+    """Invite a name or change a member's role. The owner role is offered to owners only
+    (``owner=``); a forged choice is still refused by the service, in words."""
+
     username = forms.CharField(label="Username", max_length=150)
     role = forms.ChoiceField(label="Role", choices=TenantRole.choices)
     email = forms.EmailField(label="Email", required=False)
+
+    def __init__(self, *args: Any, owner: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not owner:
+            offered = [(v, label) for v, label in TenantRole.choices if v != TenantRole.OWNER]
+            # Still valid to submit (the service answers it, 403 in words).
+            self.fields["role"].widget.choices = offered
 
 
 RUNTIME_KINDS = [

@@ -16,6 +16,7 @@ from django.test import Client
 from agent_registry.access.models import AccessStatus, AgentAccess
 from agent_registry.access.services import access_create
 from agent_registry.core import keys
+from agent_registry.tenants.models import TenantInvitation, TenantMembership
 from agent_registry.usage.models import DailyUsageSummary
 from tests import factories
 from tests.portal.conftest import PASSWORD, browser_of, member_browser
@@ -384,13 +385,89 @@ def test_the_team_page_lists_members_and_an_owner_invites(world):
     assert "newcomer" in browser.get("/portal/team/").content.decode()
 
 
-def test_only_owners_change_the_team(world):
+def test_an_admin_invites_and_changes_the_roles_of_members_and_admins(world):
+    factories.member(world.customer, "viewer", username="victor")
+    factories.member(world.customer, "admin", username="ada")
     browser = member_browser(world.customer, "admin")
 
-    response = browser.post("/portal/team/", {"username": "someone", "role": "owner"})
+    invited = browser.post("/portal/team/", {"username": "newcomer", "role": "developer"})
+    promoted = browser.post("/portal/team/", {"username": "victor", "role": "admin"})
+    demoted = browser.post("/portal/team/", {"username": "ada", "role": "viewer"})
 
-    assert response.status_code == 403
-    assert "This needs the owner role" in response.content.decode()
+    assert [r.status_code for r in (invited, promoted, demoted)] == [302, 302, 302]
+    roles = {
+        m.user.username: m.role for m in TenantMembership.objects.filter(tenant=world.customer)
+    }
+    assert (roles["victor"], roles["ada"]) == ("admin", "viewer")
+    assert TenantInvitation.objects.get(tenant=world.customer, username="newcomer").role == (
+        "developer"
+    )
+
+
+def test_the_owner_role_is_the_owners_and_an_admin_is_told_so_in_words(world):
+    factories.member(world.customer, "owner", username="olga")
+    factories.member(world.customer, "viewer", username="victor")
+    browser = member_browser(world.customer, "admin")
+
+    listed = browser.get("/portal/team/").content.decode()
+    granted = browser.post("/portal/team/", {"username": "victor", "role": "owner"})
+    demoted = browser.post("/portal/team/", {"username": "olga", "role": "viewer"})
+    asked = browser.get("/portal/team/olga/remove/")
+    removed = browser.post("/portal/team/olga/remove/")
+
+    assert '<option value="owner"' not in listed  # not offered to an admin
+    assert "Remove olga" not in listed
+    assert "Remove victor" in listed
+    for response in (granted, demoted, asked, removed):
+        assert response.status_code == 403
+        assert "Only an owner of tenant &#x27;acme&#x27; may grant the owner role" in (
+            response.content.decode()
+        )
+    roles = dict(
+        TenantMembership.objects.filter(tenant=world.customer).values_list("user__username", "role")
+    )
+    assert (roles["olga"], roles["victor"]) == ("owner", "viewer")
+
+
+def test_an_owner_grants_and_takes_the_owner_role_but_one_owner_stays(world):
+    owner = factories.member(world.customer, "owner", username="olivia")
+    factories.member(world.customer, "admin", username="ada")
+    browser = browser_of(owner)
+
+    listed = browser.get("/portal/team/").content.decode()
+    granted = browser.post("/portal/team/", {"username": "ada", "role": "owner"})
+    demoted = browser.post("/portal/team/", {"username": "ada", "role": "admin"})
+    alone = browser.post("/portal/team/", {"username": "olivia", "role": "admin"})
+
+    assert '<option value="owner"' in listed
+    assert (granted.status_code, demoted.status_code) == (302, 302)
+    assert alone.status_code == 409
+    assert "is the last owner of" in alone.content.decode()
+    assert TenantMembership.objects.get(tenant=world.customer, user=owner).role == "owner"
+
+
+def test_change_role_fills_in_the_form_with_the_member(world):
+    factories.member(world.customer, "developer", username="dev1")
+    browser = member_browser(world.customer, "admin")
+
+    html = browser.get("/portal/team/", {"member": "dev1"}).content.decode()
+
+    assert 'href="/portal/team/?member=dev1#invite-h">Change role of dev1</a>' in html
+    assert 'value="dev1"' in html
+    assert '<option value="developer" selected>' in html
+
+
+def test_viewers_and_developers_do_not_change_the_team(world):
+    for role in ("viewer", "developer"):
+        browser = member_browser(world.customer, role)
+
+        listed = browser.get("/portal/team/").content.decode()
+        response = browser.post("/portal/team/", {"username": "someone", "role": "viewer"})
+
+        assert "Invite or change a role" not in listed
+        assert response.status_code == 403
+        assert "This needs the admin role" in response.content.decode()
+    assert not TenantInvitation.objects.filter(username="someone").exists()
 
 
 def test_removing_a_member_asks_first(world):
