@@ -50,7 +50,10 @@ class ConfigurationForm(forms.ModelForm):
         label="Allowed domains",
         required=False,
         max_length=2000,
-        help_text="Sites where the widget may run, separated by commas.",
+        help_text=(
+            "Sites where the widget may run, separated by commas, e.g. "
+            "https://shop.example.com (a name alone means https)."
+        ),
     )
 
     class Meta:
@@ -96,8 +99,14 @@ class ConfigurationForm(forms.ModelForm):
             theme["primary_color"] = self.cleaned_data["primary_color"]
         data["widget_theme"] = theme
         text = self.cleaned_data.get("allowed_domains_text") or ""
-        data["allowed_domains"] = [d.strip() for d in text.split(",") if d.strip()]
+        data["allowed_domains"] = [_origin(d.strip()) for d in text.split(",") if d.strip()]
         return data
+
+
+def _origin(text: str) -> str:
+    """A site as typed → an origin, as the widget's calls carry it: a bare name means
+    https (``shop.example.com`` → ``https://shop.example.com``); the API's rule judges it."""
+    return f"https://{text}" if ":" not in text and "/" not in text else text
 
 
 class MemberForm(forms.Form):

@@ -323,7 +323,8 @@ def test_configuration_is_saved_through_the_service(world):
     assert response.status_code == 302
     assert configuration.branding_name == "Acme helper"
     assert configuration.widget_theme == {"primary_color": "#112233"}
-    assert configuration.allowed_domains == ["acme.example", "shop.acme.example"]
+    # A bare name is an https origin, as the API stores it (its rule, OriginListField).
+    assert configuration.allowed_domains == ["https://acme.example", "https://shop.acme.example"]
 
 
 def test_a_bad_configuration_is_refused_with_the_fields_message(world):

@@ -17,11 +17,17 @@ from agent_registry.agents import lifecycle
 from agent_registry.agents import runtime as runtime_rules
 from agent_registry.agents import selectors as agent_selectors
 from agent_registry.agents import services as agent_services
+from agent_registry.agents.api.serializers import (
+    AgentCreateInput,
+    AgentUpdateInput,
+    PlanCreateInput,
+)
 from agent_registry.agents.flow_export import MAX_EXPORT_BYTES, parse_flow_export
 from agent_registry.agents.models import AgentInstance, RuntimeType
 from agent_registry.agents.runtime import RuntimeDescription, parse_runtime
 from agent_registry.billing.selectors import RevenueQuery, provider_revenue, revenue_totals
 from agent_registry.core.errors import Forbidden, NotFound, RegistryError, ValidationFailed
+from agent_registry.portal.api_rules import api_checked
 from agent_registry.portal.errors import error_lines, shows_errors
 from agent_registry.portal.forms import AgentEditForm, AgentForm, PlanForm, ReasonForm
 from agent_registry.portal.views.common import current_tenant, holds_role, page, paginate
@@ -153,15 +159,22 @@ def agent_new(request: HttpRequest) -> HttpResponse:
                 request.user, form.cleaned_data["project"], TenantRole.ADMIN
             )
             runtime, defaults = _runtime(form, request.FILES)
+            fields = api_checked(
+                AgentCreateInput,
+                {
+                    "agent_id": form.cleaned_data["agent_id"],
+                    "project": str(project.pk),
+                    "name": form.cleaned_data["name"]
+                    or defaults["name"]
+                    or form.cleaned_data["agent_id"],
+                    "description": form.cleaned_data["description"] or defaults["description"],
+                    "category": form.cleaned_data["category"],
+                    "tags": form.tag_list(),
+                },
+            )
+            fields.pop("project")
             agent = agent_services.agent_create(
-                project=project,
-                agent_id=form.cleaned_data["agent_id"],
-                name=form.cleaned_data["name"] or defaults["name"] or form.cleaned_data["agent_id"],
-                description=form.cleaned_data["description"] or defaults["description"],
-                category=form.cleaned_data["category"],
-                tags=form.tag_list(),
-                runtime=runtime,
-                actor=request.user,
+                project=project, runtime=runtime, actor=request.user, **fields
             )
         except RegistryError as error:
             context["error_lines"] = error_lines(error)
@@ -256,7 +269,8 @@ def agent_edit(request: HttpRequest, agent_id: str) -> HttpResponse:
         return _agent_page(request, agent, status=400, edit_form=form)
     try:
         runtime = _edited_runtime(agent, form, request.FILES)
-        agent_services.agent_update(agent=agent, runtime=runtime, **form.service_fields())
+        fields = api_checked(AgentUpdateInput, form.service_fields(), instance=agent, partial=True)
+        agent_services.agent_update(agent=agent, runtime=runtime, **fields)
     except RegistryError as error:
         return _agent_page(
             request, agent, status=error.status, edit_form=form, error_lines=error_lines(error)
@@ -275,7 +289,8 @@ def plan_add(request: HttpRequest, agent_id: str) -> HttpResponse:
     if not form.is_valid():
         return _agent_page(request, agent, status=400, plan_form=form)
     try:
-        plan = agent_services.plan_create(agent=agent, **form.service_fields())
+        fields = api_checked(PlanCreateInput, form.service_fields())
+        plan = agent_services.plan_create(agent=agent, **fields)
     except RegistryError as error:
         return _agent_page(
             request, agent, status=error.status, plan_form=form, error_lines=error_lines(error)
@@ -312,6 +327,7 @@ def agent_action(request: HttpRequest, agent_id: str, action: str) -> HttpRespon
             request,
             "portal/provider/confirm_action.html",
             {"agent": agent, "action": action, "label": LIFECYCLE_LABELS[action], "form": form},
+            status=400 if request.method == "POST" else 200,  # the reason, said beside it
         )
     try:
         agent = agent_services.agent_run_action(
