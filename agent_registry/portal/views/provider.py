@@ -95,14 +95,17 @@ def _revenue_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @shows_errors
 def dashboard(request: HttpRequest) -> HttpResponse:
     tenant = _tenant(request)
-    agents = list(
+    agents = (
         agent_selectors.agents_visible_to(request.user)
         .filter(project__tenant=tenant)
-        .order_by("name")
+        .order_by("name", "agent_id")
     )
-    counts = live_subscription_counts(agent.pk for agent in agents)
-    rows = [{"agent": agent, "subscribers": counts.get(agent.pk, 0)} for agent in agents]
-    context: dict[str, Any] = {"tenant": tenant, "agents": rows, "figures": False}
+    listing = paginate(request, agents)
+    counts = live_subscription_counts(agent.pk for agent in listing)
+    listing.object_list = [
+        {"agent": agent, "subscribers": counts.get(agent.pk, 0)} for agent in listing
+    ]
+    context: dict[str, Any] = {"tenant": tenant, "agents": listing, "figures": False}
     try:
         scope = provider_scope(request.user, tenant.slug)  # the API's rule for the figures
     except Forbidden:
@@ -111,7 +114,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         rows = provider_revenue(RevenueQuery(scope=scope))
         context |= {
             "figures": True,
-            "revenue_rows": _revenue_table(rows),
+            "revenue_rows": paginate(request, _revenue_table(rows), param="revenue_page"),
             "revenue_chart": _revenue_chart(rows),
             "revenue_totals": revenue_totals(rows),
         }
@@ -199,7 +202,7 @@ def _agent_page(
     can_edit = holds_role(request.user, agent.project.tenant, TenantRole.ADMIN)
     context = {
         "agent": agent,
-        "plans": agent_selectors.plans_of(agent),
+        "plans": paginate(request, agent_selectors.plans_of(agent), param="plans_page"),
         "transitions": agent_selectors.transitions_of(agent)[:10],
         "actions": [
             (name, LIFECYCLE_LABELS[name], lifecycle.action_allows(name, agent.state))
@@ -207,7 +210,7 @@ def _agent_page(
         ],
         "can_edit": can_edit,
         # A provider's customers are its figures: the same role as its usage and revenue.
-        "subscribers": paginate(request, subscribers_of(agent))
+        "subscribers": paginate(request, subscribers_of(agent), param="subscribers_page")
         if holds_role(request.user, agent.project.tenant, PROVIDER_FIGURES_ROLE)
         else None,
         "edit_form": extra.pop("edit_form", None)

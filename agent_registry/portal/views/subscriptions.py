@@ -103,8 +103,10 @@ def _detail(request: HttpRequest, access: AgentAccess, **extra) -> HttpResponse:
         "usage": usage,
         "form": extra.pop("form", None) or ConfigurationForm(instance=access.configuration),
         "snippet": snippet,
-        "documents": access.training_documents.select_related("uploaded_by").order_by(
-            "-created_at"
+        "documents": paginate(
+            request,
+            access.training_documents.select_related("uploaded_by").order_by("-created_at", "pk"),
+            param="documents_page",
         ),
         "document_accept": documents.accept_attribute(),
         "may_edit_documents": holds_role(request.user, access.tenant, TenantRole.DEVELOPER),
