@@ -49,7 +49,10 @@ def team(request: HttpRequest) -> HttpResponse:
     asked_for = request.GET.get("member", "")[:150]
     initial = _prefill(tenant, asked_for) if request.method == "GET" and asked_for else None
     form = MemberForm(
-        request.POST if request.method == "POST" else None, initial=initial, owner=is_owner
+        request.POST if request.method == "POST" else None,
+        # The least role unless a member's "Change role" asked for theirs.
+        initial=initial or {"role": TenantRole.VIEWER},
+        owner=is_owner,
     )
     context = {
         "tenant": tenant,
