@@ -1544,7 +1544,8 @@ def test_a_declared_length_past_the_limit_is_refused_before_the_body_is_read(set
     assert response.chunks_read == 0
 
 
-# === MCP servers as agents: the proxy at /mcp/agents/<agent_id> (issue 15) ============
+# === MCP servers as agents: the proxy at /mcp/agents/<agent_id> (issue 15) =====
+
 # A body is judged after the key and before anything is forwarded: one JSON-RPC message,
 # parsed as strictly as the gateway's. The server here cannot be reached (no network in
 # tests), so a case that slipped through would fail as a runtime error, not pass.
@@ -1654,3 +1655,61 @@ def test_bad_mcp_proxy_input_gets_a_clear_client_error_and_bills_nothing(transac
     assert (mismatch.status_code, mismatch.json()["error"]["code"]) == (400, "validation_error")
     assert (session.status_code, session.json()["error"]["code"]) == (404, "session_not_found")
     assert not UsageRecord.objects.exists()
+
+
+# --- Portal: every form with bad input (tests/portal/security_tables.py) ----------------
+# The same world, logged in to the portal: each bad post gets a page that says what is
+# wrong in words (HTML, never the API's JSON, never a stack trace), the status the case
+# names, and nothing is written (the fingerprint, and invitations, which a team post
+# would write).
+
+import html as html_lib  # noqa: E402
+
+from django.test import Client  # noqa: E402
+
+from agent_registry.tenants.models import TenantInvitation  # noqa: E402
+from tests.portal.security_tables import PORTAL_BAD_INPUT, PortalBad  # noqa: E402
+
+
+def portal_ids(world: World) -> dict[str, str]:
+    return world.ids | {"agent": "helper", "draft_agent": "drafty"}
+
+
+def portal_client(caller: str, tenant) -> Client:
+    client = Client()
+    if caller != "anonymous":
+        client.force_login(factories.member(tenant, caller))
+    return client
+
+
+def portal_fill(value: Any, ids: dict[str, str]) -> Any:
+    return value.format(**ids) if isinstance(value, str) and "{" in value else value
+
+
+@pytest.mark.parametrize("case", PORTAL_BAD_INPUT, ids=lambda case: case.id)
+def test_bad_portal_input_is_said_in_words_and_changes_nothing(
+    case: PortalBad, world, tenant, settings
+):
+    settings.RUNTIME_ALLOW_PRIVATE_NETWORKS = False
+    client = portal_client(case.caller, tenant)
+    ids = portal_ids(world)
+    path = portal_fill(case.path, ids)
+    before = (database_fingerprint(), list(TenantInvitation.objects.values()))
+
+    if case.data is None:
+        response = client.get(path, case.query)
+    else:
+        for value in case.data.values():
+            if hasattr(value, "seek"):
+                value.seek(0)  # the same file object serves every run of the case
+        response = client.post(path, {k: portal_fill(v, ids) for k, v in case.data.items()})
+
+    page = html_lib.unescape(response.content.decode())
+    said = re.findall(
+        r'(?s)<(?:div role="alert"|ul class="errorlist"|small id="[^"]*-error").*?</', page
+    )
+    assert response.status_code == case.status, said or page[:500]
+    assert response["Content-Type"].startswith("text/html"), response["Content-Type"]
+    assert case.words in page, said
+    assert "Traceback" not in page
+    assert (database_fingerprint(), list(TenantInvitation.objects.values())) == before

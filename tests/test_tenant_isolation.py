@@ -704,3 +704,96 @@ def test_widget_sessions_need_no_credentials_but_an_allowed_origin(a):
     assert error_of(response)["code"] == "origin_not_allowed"
     assert "token" not in response.json()
     assert database_state() == before
+
+
+# --- Portal: the same isolation through the pages people use (tests/portal/security_tables.py)
+# A member of A, logged in to the portal (a session, not a token), opens B's pages and
+# posts B's forms: each answers exactly as a page of ids that do not exist (403/404),
+# shows nothing of B's, and writes nothing.
+
+from django.test import Client  # noqa: E402
+
+from tests.portal.security_tables import (  # noqa: E402
+    PORTAL_BODY_CALLS,
+    PORTAL_LISTS,
+    PORTAL_URL_CALLS,
+)
+
+
+@pytest.fixture
+def portal_member_of_a(a, role_in_a) -> Client:
+    client = Client()
+    client.force_login(factories.member(a.tenant, role_in_a))
+    return client
+
+
+def shows_nothing_of(response, side: Side) -> None:
+    html = response.content.decode(errors="replace")
+    assert response["Content-Type"].startswith("text/html"), response["Content-Type"]
+    for secret in (side.agent.name, side.access.key_prefix, side.tenant.name, side.plan.name):
+        assert secret not in html, secret
+
+
+@pytest.mark.parametrize("call", PORTAL_URL_CALLS.values(), ids=PORTAL_URL_CALLS.keys())
+def test_the_other_tenants_portal_pages_are_not_found(a, b, portal_member_of_a, call):
+    ghost = call(portal_member_of_a, GHOST)
+    before = database_state()
+
+    response = call(portal_member_of_a, Ids.of(b))
+
+    assert response.status_code in (403, 404), response.content[:500]
+    assert response.status_code == ghost.status_code
+    shows_nothing_of(response, b)
+    assert database_state() == before
+
+
+@pytest.mark.parametrize(
+    "call", PORTAL_BODY_CALLS.values(), ids=[n.replace(" ", "-") for n in PORTAL_BODY_CALLS]
+)
+def test_the_other_tenants_ids_in_portal_forms_are_unknown(a, b, portal_member_of_a, call):
+    ghost = call(portal_member_of_a, Ids.of(a), GHOST)
+    before = database_state()
+
+    response = call(portal_member_of_a, Ids.of(a), Ids.of(b))
+
+    assert 400 <= response.status_code < 500, response.content[:500]
+    assert response.status_code == ghost.status_code
+    shows_nothing_of(response, b)
+    assert database_state() == before
+
+
+def test_the_portal_lists_show_only_the_callers_organisation(a, b, portal_member_of_a):
+    """B has a subscription, a day of usage, a member and agents; A's lists show none
+    of them, even after A's member asks the switcher for B."""
+    day = datetime.now(UTC)
+    for side in (a, b):
+        factories.make_usage_record(side.access, at=day)
+    aggregate_range(day.date(), day.date())
+    portal_member_of_a.post("/portal/switch/", {"tenant": b.tenant.slug, "next": "/portal/"})
+
+    for path in PORTAL_LISTS:
+        response = portal_member_of_a.get(path)
+
+        assert response.status_code == 200, path
+        body = response.content.decode()
+        assert str(b.access.id) not in body, path
+        assert b.access.key_prefix not in body, path
+        assert b.member not in body, path
+        assert b.agent.agent_id not in body, path
+        assert b.tenant.slug not in body, path
+
+
+def test_without_a_session_every_portal_page_asks_to_log_in(a):
+    """Except an agent's public page: anyone may read the marketplace, and an agent
+    outside it is not found for them either."""
+    before = database_state()
+
+    for name, call in PORTAL_URL_CALLS.items():
+        response = call(Client(), Ids.of(a))
+
+        if name == "portal unpublished agent page":
+            assert response.status_code == 404
+            continue
+        assert response.status_code == 302, name
+        assert response["Location"].startswith("/portal/login/?next="), name
+    assert database_state() == before

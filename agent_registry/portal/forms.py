@@ -7,6 +7,7 @@ is the service's, so a refusal reads the same as it does in the API.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django import forms
 
@@ -49,7 +50,10 @@ class ConfigurationForm(forms.ModelForm):
         label="Allowed domains",
         required=False,
         max_length=2000,
-        help_text="Sites where the widget may run, separated by commas.",
+        help_text=(
+            "Sites where the widget may run, separated by commas, e.g. "
+            "https://shop.example.com (a name alone means https)."
+        ),
     )
 
     class Meta:
@@ -95,14 +99,30 @@ class ConfigurationForm(forms.ModelForm):
             theme["primary_color"] = self.cleaned_data["primary_color"]
         data["widget_theme"] = theme
         text = self.cleaned_data.get("allowed_domains_text") or ""
-        data["allowed_domains"] = [d.strip() for d in text.split(",") if d.strip()]
+        data["allowed_domains"] = [_origin(d.strip()) for d in text.split(",") if d.strip()]
         return data
 
 
+def _origin(text: str) -> str:
+    """A site as typed → an origin, as the widget's calls carry it: a bare name means
+    https (``shop.example.com`` → ``https://shop.example.com``); the API's rule judges it."""
+    return f"https://{text}" if ":" not in text and "/" not in text else text
+
+
 class MemberForm(forms.Form):
+    """Invite a name or change a member's role. The owner role is offered to owners only
+    (``owner=``); a forged choice is still refused by the service, in words."""
+
     username = forms.CharField(label="Username", max_length=150)
     role = forms.ChoiceField(label="Role", choices=TenantRole.choices)
     email = forms.EmailField(label="Email", required=False)
+
+    def __init__(self, *args: Any, owner: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not owner:
+            offered = [(v, label) for v, label in TenantRole.choices if v != TenantRole.OWNER]
+            # Still valid to submit (the service answers it, 403 in words).
+            self.fields["role"].widget.choices = offered
 
 
 RUNTIME_KINDS = [

@@ -8,8 +8,14 @@ tenant, what they may change depends on their role (document 3.1):
 | read the tenant, projects, agents, subscriptions |   ✓    |     ✓     |   ✓   |   ✓   |
 | subscribe, rotate keys, edit configuration      |        |     ✓     |   ✓   |   ✓   |
 | revoke keys, create projects, edit agents/plans |        |           |   ✓   |   ✓   |
-| manage members                                   |        |           |       |   ✓   |
+| invite members, change and remove non-owners     |        |           |   ✓   |   ✓   |
+| grant the owner role, change or remove an owner  |        |           |       |   ✓   |
 | see its agents' usage and revenue (as provider)  |        |           |   ✓   |   ✓   |
+
+Members: an admin invites and sets any role below owner on anyone who is not an owner
+(``require_member_change``); granting the owner role, or changing or removing an owner
+(or an invitation to be one), is the owners'. Every tenant keeps at least one owner
+(``services._keep_an_owner``, 409 ``last_owner``).
 
 Objects of other tenants are simply not found (404), so ids don't leak.
 """
@@ -20,6 +26,9 @@ from django.db.models import QuerySet
 
 from agent_registry.core.errors import Forbidden
 from agent_registry.tenants.models import ROLE_RANK, AgentTenant, TenantMembership, TenantRole
+
+# The least role that manages members (below the owner role; see require_member_change).
+MEMBERS_ROLE = TenantRole.ADMIN
 
 # A provider's figures cover all its customers and their money: the role that sets the
 # agents' prices sees them (usage/provider_selectors.py).
@@ -73,3 +82,22 @@ def require_role(user, tenant: AgentTenant, minimum: TenantRole) -> None:
 def require_operator(user) -> None:
     if not is_operator(user):
         raise Forbidden("Only operators may do this.")
+
+
+def require_member_change(
+    user, tenant: AgentTenant, *, current: str | None, new: str | None
+) -> None:
+    """403 unless ``user`` may change a member of ``tenant`` from ``current`` to ``new``.
+
+    ``current`` is None for a name that is neither a member nor invited yet, ``new`` is
+    None for a removal. Admins manage members; the owner role, given or taken, needs an
+    owner (or an operator). The API and the portal both come here, through
+    ``services.membership_set`` and ``membership_remove`` (``by=``).
+    """
+    require_role(user, tenant, MEMBERS_ROLE)
+    owners_only = TenantRole.OWNER in (current, new)
+    if owners_only and not is_operator(user) and role_of(user, tenant) != TenantRole.OWNER:
+        raise Forbidden(
+            f"Only an owner of tenant '{tenant.slug}' may grant the owner role "
+            "or change or remove an owner."
+        )

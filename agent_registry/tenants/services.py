@@ -21,6 +21,7 @@ from agent_registry.tenants.models import (
     TenantMembership,
     TenantRole,
 )
+from agent_registry.tenants.permissions import require_member_change
 
 # What the API, the admin and Waldur's sync may write on a tenant (the slug is set once).
 TENANT_FIELDS = (
@@ -155,15 +156,31 @@ def project_update(*, project: AgentProject, **fields: Any) -> AgentProject:
 
 @transaction.atomic
 def membership_set(
-    *, tenant: AgentTenant, username: str, role: TenantRole, email: str = ""
+    *, tenant: AgentTenant, username: str, role: TenantRole, email: str = "", by: Any = None
 ) -> TenantMembership | TenantInvitation:
     """Give ``username`` (matched ignoring case) a role in the tenant.
 
     No account of that name yet (an OIDC user before their first login): the role
     waits as an invitation, which becomes the membership when the account is created
     (``invitations_accept``). No account is ever created here.
+
+    ``by``: the person asking (the API's and the portal's caller), held to
+    ``permissions.require_member_change`` against the member's role as it is under the
+    tenant's lock; None for the registry's own writes (Waldur's sync, the demo seed).
     """
     user = user_by_username(username)
+    if by is not None:
+        _lock_tenant(tenant)
+        current = (
+            (
+                TenantMembership.objects.filter(tenant=tenant, user=user)
+                if user is not None
+                else TenantInvitation.objects.filter(tenant=tenant, username__iexact=username)
+            )
+            .values_list("role", flat=True)
+            .first()
+        )
+        require_member_change(by, tenant, current=current, new=role)
     if user is None:
         invitation, _ = TenantInvitation.objects.update_or_create(
             tenant=tenant,
@@ -181,7 +198,14 @@ def membership_set(
 
 
 @transaction.atomic
-def membership_remove(*, membership: TenantMembership | TenantInvitation) -> None:
+def membership_remove(*, membership: TenantMembership | TenantInvitation, by: Any = None) -> None:
+    """Remove a member or a waiting invitation; ``by`` as for ``membership_set``."""
+    if by is not None:
+        _lock_tenant(membership.tenant)
+        current = (
+            type(membership).objects.filter(pk=membership.pk).values_list("role", flat=True).first()
+        )
+        require_member_change(by, membership.tenant, current=current, new=None)
     if isinstance(membership, TenantMembership):
         _keep_an_owner(tenant=membership.tenant, user=membership.user)
     membership.delete()
@@ -209,13 +233,18 @@ def _keep_an_owner(*, tenant: AgentTenant, user) -> None:
     The tenant row is locked first, so two owners demoting each other at once are
     serialised and the second sees the first's result. Call inside the transaction.
     """
-    list(AgentTenant.all_objects.select_for_update().filter(pk=tenant.pk).values_list("pk"))
+    _lock_tenant(tenant)
     owners = TenantMembership.objects.filter(tenant_id=tenant.pk, role=TenantRole.OWNER)
     if owners.filter(user=user).exists() and not owners.exclude(user=user).exists():
         raise LastOwner(
             f"'{user.get_username()}' is the last owner of '{tenant.slug}'; "
             "make another member owner first."
         )
+
+
+def _lock_tenant(tenant: AgentTenant) -> None:
+    """Lock the tenant's row until the transaction ends: its members change one at a time."""
+    list(AgentTenant.all_objects.select_for_update().filter(pk=tenant.pk).values_list("pk"))
 
 
 @transaction.atomic

@@ -67,6 +67,7 @@ class DailyUsageSummaryAdmin(ComputedOnlyAdmin):
         "failed_requests",
         "total_tokens",
         "avg_response_time_ms",
+        "p50_response_time_ms",
         "p95_response_time_ms",
         "cost_cents",
         "currency",

@@ -88,7 +88,8 @@ class DailyUsageSummary(models.Model):
     the same rows in place. ``successful_requests`` counts 2xx responses, everything
     else is ``failed_requests``. ``cost_cents`` sums ``estimated_cost_cents`` of the
     billable records only. Latencies are whole milliseconds; see docs/billing.md for
-    how the average and p95 are rounded.
+    how the average, p50 and p95 are rounded. ``p50_response_time_ms`` is ``None`` on
+    rows computed before it existed, until their day is aggregated again.
     """
 
     tenant = models.ForeignKey(
@@ -114,6 +115,8 @@ class DailyUsageSummary(models.Model):
     # Tokens of the billable calls only: what usage plans charge per 1k tokens.
     billable_tokens = models.PositiveBigIntegerField(default=0)
     avg_response_time_ms = models.PositiveIntegerField(default=0)
+    # The median: what a typical call takes (null: computed before p50 was kept).
+    p50_response_time_ms = models.PositiveIntegerField(null=True, blank=True)
     p95_response_time_ms = models.PositiveIntegerField(default=0)
     cost_cents = models.DecimalField(max_digits=16, decimal_places=6, default=0)
     computed_at = models.DateTimeField()

@@ -96,19 +96,31 @@ def daily_summaries_visible_to(user) -> QuerySet[DailyUsageSummary]:
 def agents_quality(agent_ids: Iterable[Any], *, days: int = 7, today: date | None = None) -> dict:
     """agent pk → its calls, success rate and latencies over the last ``days`` UTC days,
     from the daily summaries of every customer (the marketplace's public figures: no
-    customer is named). Means are weighted by calls; p95 is the worst day's."""
+    customer is named).
+
+    The summaries keep each day's p50 and p95, not the calls' latencies, so seven days
+    are folded from them: the mean is weighted by calls; the p50 is the call-weighted
+    median of the daily p50s (the p50 of the row holding the middle call when the rows
+    are ordered by their p50; rows computed before p50 was kept are left out of it);
+    the p95 is the worst row's, so it never flatters the agent."""
     today = today or datetime.now(UTC).date()
+    summaries = DailyUsageSummary.objects.filter(
+        agent_instance_id__in=list(agent_ids), date__gt=today - timedelta(days=days)
+    )
     rows = (
-        DailyUsageSummary.objects.filter(
-            agent_instance_id__in=list(agent_ids), date__gt=today - timedelta(days=days)
-        )
-        .values("agent_instance_id")
+        summaries.values("agent_instance_id")
         .annotate(
             calls=Sum("total_requests"),
             successful=Sum("successful_requests"),
             weighted_ms=Sum(F("avg_response_time_ms") * F("total_requests")),
             p95_ms=Max("p95_response_time_ms"),
         )
+        .order_by()
+    )
+    medians = _weighted_medians(
+        summaries.filter(p50_response_time_ms__isnull=False, total_requests__gt=0)
+        .order_by("agent_instance_id", "p50_response_time_ms")
+        .values_list("agent_instance_id", "p50_response_time_ms", "total_requests")
     )
     quality = {}
     for row in rows:
@@ -119,6 +131,26 @@ def agents_quality(agent_ids: Iterable[Any], *, days: int = 7, today: date | Non
             "calls": calls,
             "success_rate": round(100 * (row["successful"] or 0) / calls, 1),
             "mean_ms": round((row["weighted_ms"] or 0) / calls),
+            "p50_ms": medians.get(row["agent_instance_id"]),
             "p95_ms": row["p95_ms"] or 0,
         }
     return quality
+
+
+def _weighted_medians(rows: Iterable[tuple[Any, int | None, int]]) -> dict[Any, int]:
+    """(agent, p50, calls) rows ordered by agent then p50 → agent: the p50 of the row
+    that holds the agent's middle call (the lower middle for an even count)."""
+    by_agent: dict[Any, list[tuple[int, int]]] = {}
+    for agent, p50, calls in rows:
+        if p50 is not None:
+            by_agent.setdefault(agent, []).append((p50, calls))
+    medians = {}
+    for agent, values in by_agent.items():
+        middle = (sum(calls for _, calls in values) + 1) // 2
+        seen = 0
+        for p50, calls in values:
+            seen += calls
+            if seen >= middle:
+                medians[agent] = p50
+                break
+    return medians

@@ -1,7 +1,11 @@
 """Every portal page passes axe-core (no serious or critical violation), has no script
-error, and fits a phone's width without sideways scrolling."""
+error, and fits a phone's width without sideways scrolling (a screenshot of each at
+375 px goes to var/test-artifacts/portal/phone-*.png); and the main steps work with the
+keyboard alone, with the focus always visible."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -91,6 +95,8 @@ def test_every_page_passes_axe_and_fits_a_phone(
     for path in pages:
         tab.go(path)
         found[path] = violations(tab.page)
+        name = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}", "id", path.strip("/").replace("/", "-"))
+        tab.shot(f"phone-{name}")
         for name in CONTROLS:
             count = tab.page.get_by_role("button", name=name).count()
             if count > 1:
@@ -106,3 +112,49 @@ def test_every_page_passes_axe_and_fits_a_phone(
     assert {path: problems for path, problems in found.items() if problems} == {}
     assert anonymous.errors == []
     assert tab.errors == []
+
+    # The same server, by keyboard alone: log in, skip to the content, search, open an
+    # agent, and invite a member with a chosen role. Every control reached shows focus.
+    keys = open_tab(chromium, live_gateway.url)
+    keys.go("/portal/login/")
+    tab_to(keys, "input[name=username]").type("olga")
+    keys.page.keyboard.press("Tab")
+    keys.page.keyboard.type(PASSWORD)
+    keys.page.keyboard.press("Enter")
+    keys.page.wait_for_url(f"{live_gateway.url}/portal/")
+    skip = tab_to(keys, "a.skip-link")
+    assert skip.bounding_box()["y"] >= 0  # shown on screen once focused
+    keys.page.keyboard.press("Enter")
+    assert keys.page.evaluate("document.activeElement.id") == "main"
+    tab_to(keys, "#id_q").type("helps")
+    keys.page.keyboard.press("Enter")
+    keys.page.wait_for_url("**/portal/?q=helps**")
+    tab_to(keys, "#agent-grid a[href='/portal/agents/helper/']")
+    keys.page.keyboard.press("Enter")
+    keys.page.get_by_role("heading", name="Helper", exact=True).wait_for()
+    keys.go("/portal/team/")
+    tab_to(keys, "#id_username").type("kim")
+    tab_to(keys, "#id_role")
+    keys.page.keyboard.type("d")  # a closed select's type-ahead: Developer
+    tab_to(keys, "section[aria-labelledby=invite-h] button[type=submit]")
+    keys.page.keyboard.press("Enter")
+    keys.page.get_by_text("kim is now developer.").wait_for()
+    keys.shot("keyboard-01-team-invited")
+    assert keys.errors == []
+
+
+def tab_to(tab, selector: str, presses: int = 60):
+    """Press Tab until ``selector`` has the focus (failing after ``presses``), check the
+    focus is visible (an outline or Pico's focus ring), and return it."""
+    target = tab.page.locator(selector).first
+    for _ in range(presses):
+        tab.page.keyboard.press("Tab")
+        if target.evaluate("e => e === document.activeElement"):
+            style = target.evaluate(
+                "e => { const s = getComputedStyle(e);"
+                " return [s.outlineStyle, s.outlineWidth, s.boxShadow]; }"
+            )
+            outline, width, shadow = style
+            assert (outline != "none" and width != "0px") or shadow != "none", (selector, style)
+            return target
+    raise AssertionError(f"{selector} is not reachable with the Tab key")

@@ -7,7 +7,7 @@ Every write goes through the API's services, so each refusal here is the API's o
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -16,6 +16,7 @@ from django.test import Client
 from agent_registry.access.models import AccessStatus, AgentAccess
 from agent_registry.access.services import access_create
 from agent_registry.core import keys
+from agent_registry.tenants.models import TenantInvitation, TenantMembership
 from agent_registry.usage.models import DailyUsageSummary
 from tests import factories
 from tests.portal.conftest import PASSWORD, browser_of, member_browser
@@ -32,7 +33,9 @@ def subscribe(browser: Client, world, project=None, plan=None):
     )
 
 
-def summary(access, day, calls=3, cost=Decimal("0.5")) -> DailyUsageSummary:
+def summary(
+    access, day, calls=3, cost=Decimal("0.5"), p50: int | None = 30, p95: int = 90
+) -> DailyUsageSummary:
     return DailyUsageSummary.objects.create(
         tenant=access.tenant,
         agent_instance=access.agent_instance,
@@ -43,7 +46,8 @@ def summary(access, day, calls=3, cost=Decimal("0.5")) -> DailyUsageSummary:
         successful_requests=calls,
         total_tokens=10 * calls,
         avg_response_time_ms=40,
-        p95_response_time_ms=90,
+        p50_response_time_ms=p50,
+        p95_response_time_ms=p95,
         cost_cents=cost,
         computed_at=datetime.now(UTC),
     )
@@ -86,11 +90,28 @@ def test_an_htmx_search_answers_the_grid_alone(world):
 
 def test_the_marketplace_shows_seven_days_of_measured_quality(world):
     issued = access_create(agent=world.agent, plan=world.free_plan, project=world.customer_project)
-    summary(issued.access, datetime.now(UTC).date(), calls=4)
+    today = datetime.now(UTC).date()
+    # p50 over the week: the call-weighted median of the days' p50s (the busy day's 20);
+    # p95: the worst day's. The eighth day back is outside the window.
+    summary(issued.access, today, calls=5, p50=20, p95=90)
+    summary(issued.access, today - timedelta(days=1), calls=2, p50=70, p95=120)
+    summary(issued.access, today - timedelta(days=7), calls=50, p50=999, p95=999)
+
+    html = Client().get("/portal/").content.decode()
+    detail = Client().get(f"/portal/agents/{world.agent.agent_id}/").content.decode()
+
+    quality = "Last 7 days: 100.0% successful, p50 20 ms, p95 120 ms, mean 40 ms (7 calls)"
+    assert quality in html
+    assert quality in detail
+
+
+def test_days_summarised_before_p50_was_kept_say_so(world):
+    issued = access_create(agent=world.agent, plan=world.free_plan, project=world.customer_project)
+    summary(issued.access, datetime.now(UTC).date(), calls=1, p50=None)
 
     html = Client().get("/portal/").content.decode()
 
-    assert "100.0% successful, mean 40 ms, p95 90 ms (4 calls)" in html
+    assert "p50 not measured yet, p95 90 ms, mean 40 ms (1 call)" in html
 
 
 def test_the_agent_page_shows_plans_prices_and_limits(world):
@@ -302,7 +323,8 @@ def test_configuration_is_saved_through_the_service(world):
     assert response.status_code == 302
     assert configuration.branding_name == "Acme helper"
     assert configuration.widget_theme == {"primary_color": "#112233"}
-    assert configuration.allowed_domains == ["acme.example", "shop.acme.example"]
+    # A bare name is an https origin, as the API stores it (its rule, OriginListField).
+    assert configuration.allowed_domains == ["https://acme.example", "https://shop.acme.example"]
 
 
 def test_a_bad_configuration_is_refused_with_the_fields_message(world):
@@ -364,13 +386,89 @@ def test_the_team_page_lists_members_and_an_owner_invites(world):
     assert "newcomer" in browser.get("/portal/team/").content.decode()
 
 
-def test_only_owners_change_the_team(world):
+def test_an_admin_invites_and_changes_the_roles_of_members_and_admins(world):
+    factories.member(world.customer, "viewer", username="victor")
+    factories.member(world.customer, "admin", username="ada")
     browser = member_browser(world.customer, "admin")
 
-    response = browser.post("/portal/team/", {"username": "someone", "role": "owner"})
+    invited = browser.post("/portal/team/", {"username": "newcomer", "role": "developer"})
+    promoted = browser.post("/portal/team/", {"username": "victor", "role": "admin"})
+    demoted = browser.post("/portal/team/", {"username": "ada", "role": "viewer"})
 
-    assert response.status_code == 403
-    assert "This needs the owner role" in response.content.decode()
+    assert [r.status_code for r in (invited, promoted, demoted)] == [302, 302, 302]
+    roles = {
+        m.user.username: m.role for m in TenantMembership.objects.filter(tenant=world.customer)
+    }
+    assert (roles["victor"], roles["ada"]) == ("admin", "viewer")
+    assert TenantInvitation.objects.get(tenant=world.customer, username="newcomer").role == (
+        "developer"
+    )
+
+
+def test_the_owner_role_is_the_owners_and_an_admin_is_told_so_in_words(world):
+    factories.member(world.customer, "owner", username="olga")
+    factories.member(world.customer, "viewer", username="victor")
+    browser = member_browser(world.customer, "admin")
+
+    listed = browser.get("/portal/team/").content.decode()
+    granted = browser.post("/portal/team/", {"username": "victor", "role": "owner"})
+    demoted = browser.post("/portal/team/", {"username": "olga", "role": "viewer"})
+    asked = browser.get("/portal/team/olga/remove/")
+    removed = browser.post("/portal/team/olga/remove/")
+
+    assert '<option value="owner"' not in listed  # not offered to an admin
+    assert "Remove olga" not in listed
+    assert "Remove victor" in listed
+    for response in (granted, demoted, asked, removed):
+        assert response.status_code == 403
+        assert "Only an owner of tenant &#x27;acme&#x27; may grant the owner role" in (
+            response.content.decode()
+        )
+    roles = dict(
+        TenantMembership.objects.filter(tenant=world.customer).values_list("user__username", "role")
+    )
+    assert (roles["olga"], roles["victor"]) == ("owner", "viewer")
+
+
+def test_an_owner_grants_and_takes_the_owner_role_but_one_owner_stays(world):
+    owner = factories.member(world.customer, "owner", username="olivia")
+    factories.member(world.customer, "admin", username="ada")
+    browser = browser_of(owner)
+
+    listed = browser.get("/portal/team/").content.decode()
+    granted = browser.post("/portal/team/", {"username": "ada", "role": "owner"})
+    demoted = browser.post("/portal/team/", {"username": "ada", "role": "admin"})
+    alone = browser.post("/portal/team/", {"username": "olivia", "role": "admin"})
+
+    assert '<option value="owner"' in listed
+    assert (granted.status_code, demoted.status_code) == (302, 302)
+    assert alone.status_code == 409
+    assert "is the last owner of" in alone.content.decode()
+    assert TenantMembership.objects.get(tenant=world.customer, user=owner).role == "owner"
+
+
+def test_change_role_fills_in_the_form_with_the_member(world):
+    factories.member(world.customer, "developer", username="dev1")
+    browser = member_browser(world.customer, "admin")
+
+    html = browser.get("/portal/team/", {"member": "dev1"}).content.decode()
+
+    assert 'href="/portal/team/?member=dev1#invite-h">Change role of dev1</a>' in html
+    assert 'value="dev1"' in html
+    assert '<option value="developer" selected>' in html
+
+
+def test_viewers_and_developers_do_not_change_the_team(world):
+    for role in ("viewer", "developer"):
+        browser = member_browser(world.customer, role)
+
+        listed = browser.get("/portal/team/").content.decode()
+        response = browser.post("/portal/team/", {"username": "someone", "role": "viewer"})
+
+        assert "Invite or change a role" not in listed
+        assert response.status_code == 403
+        assert "This needs the admin role" in response.content.decode()
+    assert not TenantInvitation.objects.filter(username="someone").exists()
 
 
 def test_removing_a_member_asks_first(world):

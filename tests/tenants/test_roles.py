@@ -16,7 +16,12 @@ from django.db import transaction
 
 from agent_registry.access.models import AgentAccess
 from agent_registry.agents.models import AgentInstance, AgentPlan, BillingModel
-from agent_registry.tenants.models import AgentProject, AgentTenant, TenantMembership
+from agent_registry.tenants.models import (
+    AgentProject,
+    AgentTenant,
+    TenantInvitation,
+    TenantMembership,
+)
 from agent_registry.widget.models import WidgetKey
 from agent_registry.widget.services import widget_key_create
 from tests import factories
@@ -49,9 +54,16 @@ MATRIX = {
     "edit an agent":                       (N,     N,      Y,    Y,    Y),
     "run a lifecycle action":              (N,     N,      Y,    Y,    Y),
     "create a plan":                       (N,     N,      Y,    Y,    Y),
-    # manage members
-    "add a member":                        (N,     N,      N,    Y,    Y),
-    "remove a member":                     (N,     N,      N,    Y,    Y),
+    # manage members: admins, below the owner role
+    "add a member":                        (N,     N,      Y,    Y,    Y),
+    "change a member's role":              (N,     N,      Y,    Y,    Y),
+    "change an admin's role":              (N,     N,      Y,    Y,    Y),
+    "remove a member":                     (N,     N,      Y,    Y,    Y),
+    # the owner role, given or taken: owners
+    "invite an owner":                     (N,     N,      N,    Y,    Y),
+    "make a member owner":                 (N,     N,      N,    Y,    Y),
+    "demote an owner":                     (N,     N,      N,    Y,    Y),
+    "remove an owner":                     (N,     N,      N,    Y,    Y),
     # operators only
     "reset a quota":                       (N,     N,      N,    N,    Y),
     "edit the tenant":                     (N,     N,      N,    N,    Y),
@@ -130,7 +142,23 @@ CALLS = {
     "add a member": lambda c, w: c.post(
         f"{w.tenant_url}members/", {"username": "newcomer", "role": "viewer"}, format="json"
     ),
+    "change a member's role": lambda c, w: c.post(
+        f"{w.tenant_url}members/", {"username": "bystander", "role": "developer"}, format="json"
+    ),
+    "change an admin's role": lambda c, w: c.post(
+        f"{w.tenant_url}members/", {"username": "aide", "role": "viewer"}, format="json"
+    ),
     "remove a member": lambda c, w: c.delete(f"{w.tenant_url}members/bystander/"),
+    "invite an owner": lambda c, w: c.post(
+        f"{w.tenant_url}members/", {"username": "newcomer", "role": "owner"}, format="json"
+    ),
+    "make a member owner": lambda c, w: c.post(
+        f"{w.tenant_url}members/", {"username": "bystander", "role": "owner"}, format="json"
+    ),
+    "demote an owner": lambda c, w: c.post(
+        f"{w.tenant_url}members/", {"username": "chief", "role": "admin"}, format="json"
+    ),
+    "remove an owner": lambda c, w: c.delete(f"{w.tenant_url}members/chief/"),
     "reset a quota": lambda c, w: c.post(f"{w.access_url}reset-quota/"),
     "edit the tenant": lambda c, w: c.patch(w.tenant_url, {"max_agents": 50}, format="json"),
     "suspend the tenant": lambda c, w: c.post(
@@ -178,6 +206,10 @@ def shared_world(django_db_setup, django_db_blocker) -> World:
         issued = factories.make_subscription(project=project, agent=agent)
         widget_key_create(access=issued.access)  # issue 14: its embed code names it
         factories.member(tenant, "viewer", username="bystander")
+        factories.member(tenant, "admin", username="aide")
+        # Two owners besides the caller: an operator demoting one still leaves an owner.
+        factories.member(tenant, "owner", username="chief")
+        factories.member(tenant, "owner", username="deputy")
         # Free: roles are the point here (a paid plan is bought by card, tested there).
         spare = factories.make_plan(agent, name="Spare", billing_model=BillingModel.FREE)
         yield World(tenant, project, agent, issued.access.plan, issued.access, spare)
@@ -224,6 +256,47 @@ def test_a_refused_caller_is_told_which_role_is_needed(world):
 
     assert response.status_code == 403
     assert response.json()["error"]["message"] == "This needs the admin role in tenant 'acme'."
+
+
+def test_an_admin_is_told_the_owner_role_is_the_owners(world):
+    response = CALLS["make a member owner"](client_for("admin", world.tenant), world)
+
+    assert response.status_code == 403
+    assert response.json()["error"]["message"] == (
+        "Only an owner of tenant 'acme' may grant the owner role or change or remove an owner."
+    )
+
+
+def test_an_admin_may_not_touch_an_invitation_to_be_owner(world):
+    """A waiting invitation's role counts as the member's: an admin cannot lower it."""
+    TenantInvitation.objects.create(tenant=world.tenant, username="heir", role="owner")
+    admin = client_for("admin", world.tenant)
+    before = database_state()
+
+    changed = admin.post(
+        f"{world.tenant_url}members/", {"username": "heir", "role": "viewer"}, format="json"
+    )
+    removed = admin.delete(f"{world.tenant_url}members/heir/")
+
+    assert (changed.status_code, removed.status_code) == (403, 403)
+    assert database_state() == before
+
+
+def test_an_admin_may_demote_themself_but_not_become_owner(world):
+    user = factories.member(world.tenant, "admin")
+    client = factories.token_client(user)
+    name = user.get_username()
+
+    promoted = client.post(
+        f"{world.tenant_url}members/", {"username": name, "role": "owner"}, format="json"
+    )
+    demoted = client.post(
+        f"{world.tenant_url}members/", {"username": name, "role": "viewer"}, format="json"
+    )
+
+    assert promoted.status_code == 403
+    assert demoted.status_code == 201
+    assert TenantMembership.objects.get(tenant=world.tenant, user=user).role == "viewer"
 
 
 def test_a_role_counts_only_in_its_own_tenant(world):

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent_registry.usage import aggregation
-from agent_registry.usage.aggregation import aggregate_day, aggregate_range, portable
+from agent_registry.usage.aggregation import aggregate_day, aggregate_range, portable, postgresql
 from agent_registry.usage.models import DailyUsageSummary, UsageRecord
 from tests import factories
 
@@ -72,6 +72,8 @@ def test_known_day_figures(access, known_day):
     assert summary.tokens_output == 77
     assert summary.total_tokens == 193
     assert summary.avg_response_time_ms == 400  # 2000 / 5
+    # percentile_cont: position 0.5 * 4 = 2 -> the middle record's 300
+    assert summary.p50_response_time_ms == 300
     # percentile_cont: position 0.95 * 4 = 3.8 -> 400 + 0.8 * (1000 - 400) = 880
     assert summary.p95_response_time_ms == 880
     # Billable only: 1.25 + 1.25 + 0.012345 (not the 0.5 and 0.75 of unbilled calls).
@@ -86,7 +88,28 @@ def test_average_rounds_half_up_and_p95_interpolates(access):
 
     summary = DailyUsageSummary.objects.get()
     assert summary.avg_response_time_ms == 2  # 1.5 -> 2
+    assert summary.p50_response_time_ms == 2  # 1.5 -> 2 (half to even)
     assert summary.p95_response_time_ms == 2  # 1 + 0.95 * (2 - 1) = 1.95 -> 2
+
+
+@pytest.mark.parametrize(
+    ("latencies", "p50"),
+    [
+        ([7], 7),
+        ([1, 4, 2], 2),  # odd count: the middle value
+        ([2, 3], 2),  # 2.5 -> 2: half to even, as PostgreSQL's round(double)
+        ([3, 4], 4),  # 3.5 -> 4
+        ([10, 20, 31, 41], 26),  # 25.5 -> 26
+        ([0, 0, 0, 60_000], 0),
+    ],
+)
+def test_p50_is_the_interpolated_median_rounded_half_to_even(access, latencies, p50):
+    for latency in latencies:
+        record(access, latency=latency)
+
+    aggregate_day(DAY)
+
+    assert DailyUsageSummary.objects.get().p50_response_time_ms == p50
 
 
 def test_single_record_and_large_group_p95(access):
@@ -317,8 +340,67 @@ def test_summaries_add_up_to_the_records(access, other_access, specs):
         ]
         latencies = sorted(r.response_time_ms for r in group)
         assert len(group) == s.total_requests
+        assert latencies[0] <= s.p50_response_time_ms <= s.p95_response_time_ms
         assert latencies[0] <= s.p95_response_time_ms <= latencies[-1]
         assert latencies[0] <= s.avg_response_time_ms <= latencies[-1]
+
+
+# --- both backends, one result ----------------------------------------------------------
+
+
+def rows_of(backend) -> list[dict]:
+    """``backend.aggregate_day`` of DAY and DAY + 1 from nothing: every row's figures."""
+    DailyUsageSummary.objects.all().delete()
+    backend.aggregate_day(DAY)
+    backend.aggregate_day(DAY + timedelta(days=1))
+    rows = DailyUsageSummary.objects.order_by("date", "access_id", "currency").values()
+    return [{k: v for k, v in r.items() if k not in {"id", "computed_at"}} for r in rows]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL only")
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(specs=st.lists(record_strategy, min_size=1, max_size=25))
+def test_the_postgresql_and_portable_paths_give_the_same_rows(access, other_access, specs):
+    """The same records through the SQL path and the ORM path (SQLite's, which runs on
+    any backend): identical rows, p50 and p95 included. Small even groups (medians ending
+    in .5) are frequent here, so the half-to-even rounding is exercised on both."""
+    UsageRecord.objects.all().delete()
+    start = datetime(2026, 3, 10, tzinfo=UTC)
+    for spec in specs:
+        record(
+            (access, other_access)[spec["which"]],
+            at=start + timedelta(seconds=spec["seconds"]),
+            status=spec["status"],
+            latency=spec["latency"] % 7,  # few distinct values: many ties and .5 medians
+            tokens=spec["tokens"],
+            cost=str(spec["cost"]),
+            billable=spec["billable"],
+            currency=spec["currency"],
+        )
+
+    in_sql = rows_of(postgresql)
+    in_python = rows_of(portable)
+
+    assert in_sql == in_python
+    assert all(row["p50_response_time_ms"] is not None for row in in_sql)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL only")
+def test_both_paths_agree_on_a_median_of_many_calls(access):
+    latencies = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8, 4, 6, 11, 0, 0]
+    for latency in latencies:
+        record(access, latency=latency)
+
+    in_sql = rows_of(postgresql)
+    in_python = rows_of(portable)
+
+    # 24 values: the 12th and 13th of the ordered list are 4 and 5 -> 4.5 -> 4
+    assert in_sql[0]["p50_response_time_ms"] == 4
+    assert in_sql == in_python
 
 
 # --- the command ------------------------------------------------------------------------

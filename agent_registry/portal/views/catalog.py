@@ -44,6 +44,8 @@ def marketplace(request: HttpRequest) -> HttpResponse:
             "listing": listing,
             "categories": agent_selectors.catalog_categories(),
         },
+        # A filter that cannot be read is said in words above the (unfiltered) grid.
+        status=400 if filters.is_bound and not filters.is_valid() else 200,
     )
 
 

@@ -37,8 +37,15 @@ def holds_role(user, tenant: AgentTenant, minimum: TenantRole) -> bool:
     return True
 
 
-def paginate(request: HttpRequest, items: Any, size: int = PAGE_SIZE) -> Page:
-    return Paginator(items, size).get_page(request.GET.get("page"))
+def paginate(
+    request: HttpRequest, items: Any, size: int | None = None, param: str = "page"
+) -> Page:
+    """One page of ``items`` (``PAGE_SIZE`` unless told), chosen by the query's ``param``
+    (a page with two lists gives each its own); a page number that is not one is the
+    first or last page."""
+    page = Paginator(items, size or PAGE_SIZE).get_page(request.GET.get(param))
+    page.param = param  # type: ignore[attr-defined]  # the pager's links
+    return page
 
 
 def page(

@@ -17,11 +17,17 @@ from agent_registry.agents import lifecycle
 from agent_registry.agents import runtime as runtime_rules
 from agent_registry.agents import selectors as agent_selectors
 from agent_registry.agents import services as agent_services
+from agent_registry.agents.api.serializers import (
+    AgentCreateInput,
+    AgentUpdateInput,
+    PlanCreateInput,
+)
 from agent_registry.agents.flow_export import MAX_EXPORT_BYTES, parse_flow_export
 from agent_registry.agents.models import AgentInstance, RuntimeType
 from agent_registry.agents.runtime import RuntimeDescription, parse_runtime
 from agent_registry.billing.selectors import RevenueQuery, provider_revenue, revenue_totals
 from agent_registry.core.errors import Forbidden, NotFound, RegistryError, ValidationFailed
+from agent_registry.portal.api_rules import api_checked
 from agent_registry.portal.errors import error_lines, shows_errors
 from agent_registry.portal.forms import AgentEditForm, AgentForm, PlanForm, ReasonForm
 from agent_registry.portal.views.common import current_tenant, holds_role, page, paginate
@@ -89,14 +95,17 @@ def _revenue_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @shows_errors
 def dashboard(request: HttpRequest) -> HttpResponse:
     tenant = _tenant(request)
-    agents = list(
+    agents = (
         agent_selectors.agents_visible_to(request.user)
         .filter(project__tenant=tenant)
-        .order_by("name")
+        .order_by("name", "agent_id")
     )
-    counts = live_subscription_counts(agent.pk for agent in agents)
-    rows = [{"agent": agent, "subscribers": counts.get(agent.pk, 0)} for agent in agents]
-    context: dict[str, Any] = {"tenant": tenant, "agents": rows, "figures": False}
+    listing = paginate(request, agents)
+    counts = live_subscription_counts(agent.pk for agent in listing)
+    listing.object_list = [
+        {"agent": agent, "subscribers": counts.get(agent.pk, 0)} for agent in listing
+    ]
+    context: dict[str, Any] = {"tenant": tenant, "agents": listing, "figures": False}
     try:
         scope = provider_scope(request.user, tenant.slug)  # the API's rule for the figures
     except Forbidden:
@@ -105,7 +114,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         rows = provider_revenue(RevenueQuery(scope=scope))
         context |= {
             "figures": True,
-            "revenue_rows": _revenue_table(rows),
+            "revenue_rows": paginate(request, _revenue_table(rows), param="revenue_page"),
             "revenue_chart": _revenue_chart(rows),
             "revenue_totals": revenue_totals(rows),
         }
@@ -153,15 +162,22 @@ def agent_new(request: HttpRequest) -> HttpResponse:
                 request.user, form.cleaned_data["project"], TenantRole.ADMIN
             )
             runtime, defaults = _runtime(form, request.FILES)
+            fields = api_checked(
+                AgentCreateInput,
+                {
+                    "agent_id": form.cleaned_data["agent_id"],
+                    "project": str(project.pk),
+                    "name": form.cleaned_data["name"]
+                    or defaults["name"]
+                    or form.cleaned_data["agent_id"],
+                    "description": form.cleaned_data["description"] or defaults["description"],
+                    "category": form.cleaned_data["category"],
+                    "tags": form.tag_list(),
+                },
+            )
+            fields.pop("project")
             agent = agent_services.agent_create(
-                project=project,
-                agent_id=form.cleaned_data["agent_id"],
-                name=form.cleaned_data["name"] or defaults["name"] or form.cleaned_data["agent_id"],
-                description=form.cleaned_data["description"] or defaults["description"],
-                category=form.cleaned_data["category"],
-                tags=form.tag_list(),
-                runtime=runtime,
-                actor=request.user,
+                project=project, runtime=runtime, actor=request.user, **fields
             )
         except RegistryError as error:
             context["error_lines"] = error_lines(error)
@@ -186,7 +202,7 @@ def _agent_page(
     can_edit = holds_role(request.user, agent.project.tenant, TenantRole.ADMIN)
     context = {
         "agent": agent,
-        "plans": agent_selectors.plans_of(agent),
+        "plans": paginate(request, agent_selectors.plans_of(agent), param="plans_page"),
         "transitions": agent_selectors.transitions_of(agent)[:10],
         "actions": [
             (name, LIFECYCLE_LABELS[name], lifecycle.action_allows(name, agent.state))
@@ -194,7 +210,7 @@ def _agent_page(
         ],
         "can_edit": can_edit,
         # A provider's customers are its figures: the same role as its usage and revenue.
-        "subscribers": paginate(request, subscribers_of(agent))
+        "subscribers": paginate(request, subscribers_of(agent), param="subscribers_page")
         if holds_role(request.user, agent.project.tenant, PROVIDER_FIGURES_ROLE)
         else None,
         "edit_form": extra.pop("edit_form", None)
@@ -256,7 +272,8 @@ def agent_edit(request: HttpRequest, agent_id: str) -> HttpResponse:
         return _agent_page(request, agent, status=400, edit_form=form)
     try:
         runtime = _edited_runtime(agent, form, request.FILES)
-        agent_services.agent_update(agent=agent, runtime=runtime, **form.service_fields())
+        fields = api_checked(AgentUpdateInput, form.service_fields(), instance=agent, partial=True)
+        agent_services.agent_update(agent=agent, runtime=runtime, **fields)
     except RegistryError as error:
         return _agent_page(
             request, agent, status=error.status, edit_form=form, error_lines=error_lines(error)
@@ -275,7 +292,8 @@ def plan_add(request: HttpRequest, agent_id: str) -> HttpResponse:
     if not form.is_valid():
         return _agent_page(request, agent, status=400, plan_form=form)
     try:
-        plan = agent_services.plan_create(agent=agent, **form.service_fields())
+        fields = api_checked(PlanCreateInput, form.service_fields())
+        plan = agent_services.plan_create(agent=agent, **fields)
     except RegistryError as error:
         return _agent_page(
             request, agent, status=error.status, plan_form=form, error_lines=error_lines(error)
@@ -312,6 +330,7 @@ def agent_action(request: HttpRequest, agent_id: str, action: str) -> HttpRespon
             request,
             "portal/provider/confirm_action.html",
             {"agent": agent, "action": action, "label": LIFECYCLE_LABELS[action], "form": form},
+            status=400 if request.method == "POST" else 200,  # the reason, said beside it
         )
     try:
         agent = agent_services.agent_run_action(

@@ -15,8 +15,10 @@ from django.views.decorators.http import require_POST
 from agent_registry.access import documents
 from agent_registry.access import selectors as access_selectors
 from agent_registry.access import services as access_services
+from agent_registry.access.api.serializers import ConfigurationSerializer
 from agent_registry.access.models import AccessStatus, AgentAccess
 from agent_registry.core.errors import NotFound, RegistryError
+from agent_registry.portal.api_rules import api_checked
 from agent_registry.portal.errors import error_lines, shows_errors
 from agent_registry.portal.forms import ConfigurationForm, ReasonForm
 from agent_registry.portal.views.catalog import key_once
@@ -110,8 +112,10 @@ def _detail(request: HttpRequest, access: AgentAccess, **extra) -> HttpResponse:
         "form": extra.pop("form", None) or ConfigurationForm(instance=access.configuration),
         "snippet": snippet,
         "widget_keys": widget_keys,
-        "documents": access.training_documents.select_related("uploaded_by").order_by(
-            "-created_at"
+        "documents": paginate(
+            request,
+            access.training_documents.select_related("uploaded_by").order_by("-created_at", "pk"),
+            param="documents_page",
         ),
         "document_accept": documents.accept_attribute(),
         "may_edit_documents": holds_role(request.user, access.tenant, TenantRole.DEVELOPER),
@@ -147,7 +151,10 @@ def subscription_revoke(request: HttpRequest, access_id) -> HttpResponse:
         access_services.access_revoke(access=access, reason=form.cleaned_data["reason"])
         messages.success(request, "The subscription is revoked; its key no longer works.")
         return redirect("portal:subscription", access_id=access.pk)
-    return page(request, "portal/confirm_revoke.html", {"access": access, "form": form})
+    status = 400 if request.method == "POST" else 200  # the reason, said beside its field
+    return page(
+        request, "portal/confirm_revoke.html", {"access": access, "form": form}, status=status
+    )
 
 
 @login_required
@@ -183,9 +190,13 @@ def subscription_configure(request: HttpRequest, access_id) -> HttpResponse:
     if not form.is_valid():
         return _detail(request, access, form=form, status=400)
     try:
-        access_services.configuration_update(
-            configuration=access.configuration, **form.service_fields()
+        fields = api_checked(
+            ConfigurationSerializer,
+            form.service_fields(),
+            instance=access.configuration,
+            partial=True,
         )
+        access_services.configuration_update(configuration=access.configuration, **fields)
     except RegistryError as error:
         return _detail(
             request,

@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse
 
 from agent_registry.core.errors import ValidationFailed
 from agent_registry.portal.errors import shows_errors
-from agent_registry.portal.views.common import current_tenant, page
+from agent_registry.portal.views.common import current_tenant, page, paginate
 from agent_registry.usage.selectors import daily_summaries_visible_to
 
 
@@ -62,7 +62,8 @@ def usage(request: HttpRequest) -> HttpResponse:
     return page(
         request,
         "portal/usage.html",
-        {"month": month, "rows": rows, "chart": chart, "totals": totals},
+        # The chart and the totals cover the whole month; the table is paged.
+        {"month": month, "rows": paginate(request, rows), "chart": chart, "totals": totals},
     )
 
 

@@ -23,6 +23,7 @@ from agent_registry.tenants.models import (
     TenantRole,
 )
 from agent_registry.tenants.permissions import (
+    MEMBERS_ROLE,
     require_operator,
     require_role,
     visible_tenants,
@@ -100,19 +101,19 @@ class TenantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         tenant = self.get_object()
         if request.method == "GET":
             return Response([s.member_output(row) for row in selectors.members_of(tenant)])
-        require_role(request.user, tenant, TenantRole.OWNER)
+        require_role(request.user, tenant, MEMBERS_ROLE)
         data = s.MembershipInput(data=request.data)
         data.is_valid(raise_exception=True)
-        membership = services.membership_set(tenant=tenant, **data.validated_data)
+        membership = services.membership_set(tenant=tenant, **data.validated_data, by=request.user)
         return Response(s.member_output(membership), status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={204: None, **COMMON_ERRORS})
     @action(detail=True, methods=["delete"], url_path=r"members/(?P<username>[^/]{1,150})")
     def remove_member(self, request, slug=None, username=None):
         tenant = self.get_object()
-        require_role(request.user, tenant, TenantRole.OWNER)
+        require_role(request.user, tenant, MEMBERS_ROLE)
         membership = selectors.member_named(tenant, username)
-        services.membership_remove(membership=membership)
+        services.membership_remove(membership=membership, by=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -15,9 +15,11 @@ Rounding, identical on both backends (docs/billing.md):
 
 * ``avg_response_time_ms`` = mean rounded half up to a whole millisecond, computed
   exactly in integers: ``(2 * sum + n) // (2 * n)``.
-* ``p95_response_time_ms`` = PostgreSQL's ``percentile_cont(0.95)`` (linear
-  interpolation between the closest ranks, in double precision), rounded half to even
-  to a whole millisecond (``round(double)`` on PostgreSQL, ``round(float)`` in Python).
+* ``p50_response_time_ms`` and ``p95_response_time_ms`` = PostgreSQL's
+  ``percentile_cont(0.5)`` and ``percentile_cont(0.95)`` (linear interpolation between
+  the closest ranks, in double precision), rounded half to even to a whole millisecond
+  (``round(double)`` on PostgreSQL, ``round(float)`` in Python). A median of an even
+  count often ends in .5, so the rounding rule matters: 2.5 -> 2, 3.5 -> 4.
 * ``cost_cents`` is exact (``numeric`` on PostgreSQL; on SQLite summed as integer
   millionths of a cent, the field's precision).
 """
@@ -32,9 +34,10 @@ from datetime import date, timedelta
 from django.db import connection
 
 from agent_registry.usage.aggregation import portable, postgresql
-from agent_registry.usage.aggregation.base import P95, DayResult, day_bounds
+from agent_registry.usage.aggregation.base import P50, P95, DayResult, day_bounds
 
 __all__ = [
+    "P50",
     "P95",
     "DayResult",
     "ProgressCallback",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+# The median and the 95th percentile of a group's latencies (``percentile_cont``).
+P50 = 0.5
 P95 = 0.95
 
 

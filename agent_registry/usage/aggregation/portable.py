@@ -14,7 +14,7 @@ from django.db.models import BigIntegerField, Count, F, Q, Sum
 from django.db.models.functions import Cast, Coalesce, Round
 from django.utils import timezone
 
-from agent_registry.usage.aggregation.base import P95, DayResult, day_bounds
+from agent_registry.usage.aggregation.base import P50, P95, DayResult, day_bounds
 from agent_registry.usage.models import DailyUsageSummary, UsageRecord
 
 _MICRO = 1_000_000
@@ -38,7 +38,8 @@ def percentile_cont(sorted_count: int, value_at: Callable[[int], int], fraction:
     return first + (second - first) * proportion
 
 
-def _group_p95(records, group: Mapping[str, Any], count: int) -> int:
+def _group_percentiles(records, group: Mapping[str, Any], count: int) -> tuple[int, int]:
+    """The group's (p50, p95), each rounded half to even as PostgreSQL's ``round``."""
     latencies = (
         records.filter(access_id=group["access_id"], currency=group["currency"])
         .order_by("response_time_ms")
@@ -49,7 +50,10 @@ def _group_p95(records, group: Mapping[str, Any], count: int) -> int:
         # OFFSET/LIMIT: only the needed row leaves the database.
         return latencies[index]
 
-    return round(percentile_cont(count, value_at, P95))
+    return (
+        round(percentile_cont(count, value_at, P50)),
+        round(percentile_cont(count, value_at, P95)),
+    )
 
 
 def aggregate_day(day: date) -> DayResult:
@@ -88,6 +92,7 @@ def aggregate_day(day: date) -> DayResult:
             total = group["total"]
             key = (group["access_id"], group["currency"])
             kept.add(key)
+            p50, p95 = _group_percentiles(records, group, total)
             DailyUsageSummary.objects.update_or_create(
                 access_id=key[0],
                 date=day,
@@ -104,7 +109,8 @@ def aggregate_day(day: date) -> DayResult:
                     "total_tokens": group["tokens_all"],
                     "billable_tokens": group["tokens_billable"],
                     "avg_response_time_ms": (2 * group["latency_sum"] + total) // (2 * total),
-                    "p95_response_time_ms": _group_p95(records, group, total),
+                    "p50_response_time_ms": p50,
+                    "p95_response_time_ms": p95,
                     "cost_cents": Decimal(group["cost_micro"]) / _MICRO,
                     "computed_at": now,
                 },

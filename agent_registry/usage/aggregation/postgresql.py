@@ -44,15 +44,18 @@ CREATE TEMP TABLE {groups} (
     total_tokens bigint NOT NULL,
     billable_tokens bigint NOT NULL,
     avg_response_time_ms bigint NOT NULL,
+    p50_response_time_ms integer NOT NULL,
     p95_response_time_ms integer NOT NULL,
     cost_cents numeric NOT NULL
 ) ON COMMIT {on_commit}
 """
 
 # One scan of the range (pruned to its month's partition), hashed by day x group: no
-# sort of the records. Each group's latencies are collected in an array and its p95 is
-# percentile_cont over that array, the same multiset of values as
-# ``percentile_cont(…) WITHIN GROUP (ORDER BY response_time_ms)`` over the group's rows.
+# sort of the records. Each group's latencies are collected in an array and its p50 and
+# p95 are percentile_cont over that array (one sort of the group for both), the same
+# multiset of values as ``percentile_cont(…) WITHIN GROUP (ORDER BY response_time_ms)``
+# over the group's rows. The median's fraction is written in (0.5 is what a median is,
+# base.P50); the p95's is a parameter, as callers (bench, tests) pass it.
 GROUPS_SQL = """
 INSERT INTO {groups}
 SELECT
@@ -60,10 +63,8 @@ SELECT
     g.currency, g.total, g.successful, g.total - g.successful, g.billable, g.tokens_input,
     g.tokens_output, g.tokens_total, g.billable_tokens,
     (2 * g.latency_sum + g.total) / (2 * g.total),
-    (
-        SELECT round(percentile_cont(%(p95)s) WITHIN GROUP (ORDER BY latency))::integer
-        FROM unnest(g.latencies) AS latency
-    ),
+    round(q.percentiles[1])::integer,
+    round(q.percentiles[2])::integer,
     g.cost
 FROM (
     SELECT
@@ -85,6 +86,11 @@ FROM (
     -- A subscription has one tenant and one agent: the extra keys only carry them along.
     GROUP BY 1, r.access_id, r.tenant_id, r.agent_instance_id, r.currency
 ) g
+CROSS JOIN LATERAL (
+    SELECT percentile_cont(ARRAY[0.5, %(p95)s]::double precision[])
+        WITHIN GROUP (ORDER BY latency) AS percentiles
+    FROM unnest(g.latencies) AS latency
+) q
 """
 
 # Rows are inserted in group order, so new rows get their ids in the same order as when
@@ -94,13 +100,15 @@ INSERT INTO {summary} (
     access_id, tenant_id, agent_instance_id, date, currency,
     total_requests, successful_requests, failed_requests, billable_requests,
     tokens_input, tokens_output, total_tokens, billable_tokens,
-    avg_response_time_ms, p95_response_time_ms, cost_cents, computed_at
+    avg_response_time_ms, p50_response_time_ms, p95_response_time_ms, cost_cents,
+    computed_at
 )
 SELECT
     g.access_id, g.tenant_id, g.agent_instance_id, g.day, g.currency,
     g.total_requests, g.successful_requests, g.failed_requests, g.billable_requests,
     g.tokens_input, g.tokens_output, g.total_tokens, g.billable_tokens,
-    g.avg_response_time_ms, g.p95_response_time_ms, g.cost_cents, %(now)s
+    g.avg_response_time_ms, g.p50_response_time_ms, g.p95_response_time_ms, g.cost_cents,
+    %(now)s
 FROM {groups} g
 WHERE g.day = %(day)s::date
 ORDER BY g.access_id, g.tenant_id, g.agent_instance_id, g.currency
@@ -114,6 +122,7 @@ ON CONFLICT (access_id, date, currency) DO UPDATE SET
     total_tokens = EXCLUDED.total_tokens,
     billable_tokens = EXCLUDED.billable_tokens,
     avg_response_time_ms = EXCLUDED.avg_response_time_ms,
+    p50_response_time_ms = EXCLUDED.p50_response_time_ms,
     p95_response_time_ms = EXCLUDED.p95_response_time_ms,
     cost_cents = EXCLUDED.cost_cents,
     computed_at = EXCLUDED.computed_at

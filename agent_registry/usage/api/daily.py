@@ -53,6 +53,7 @@ class DailySummaryOutput(serializers.ModelSerializer):
             "total_tokens",
             "billable_tokens",
             "avg_response_time_ms",
+            "p50_response_time_ms",
             "p95_response_time_ms",
             "cost_cents",
             "computed_at",

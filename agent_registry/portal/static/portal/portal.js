@@ -60,7 +60,40 @@
     update();
   }
 
-  function bind(root) { copyButtons(root); charts(root); widgetPreview(root); }
+  // A posted form shows that it is working until the next page arrives (an upload of a
+  // large document or flow export takes a moment): the button gets Pico's spinner
+  // (aria-busy) and a second press is ignored, so nothing is sent twice.
+  function busyForms(root) {
+    root.querySelectorAll("form[method=post]").forEach(function (form) {
+      if (form.dataset.busyBound) return;
+      form.dataset.busyBound = "1";
+      form.addEventListener("submit", function (event) {
+        if (form.dataset.sent) { event.preventDefault(); return; }
+        form.dataset.sent = "1";
+        var button = event.submitter || form.querySelector("button[type=submit]");
+        if (!button) return;
+        button.setAttribute("aria-busy", "true");
+        if (form.enctype === "multipart/form-data") {
+          button.dataset.label = button.textContent;
+          button.textContent = "Uploading…";
+        }
+      });
+    });
+  }
+
+  // Back (bfcache) to a page whose form was sent: it may be sent again.
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted) return;
+    document.querySelectorAll("form[data-sent]").forEach(function (form) {
+      delete form.dataset.sent;
+      form.querySelectorAll("[aria-busy]").forEach(function (b) {
+        b.removeAttribute("aria-busy");
+        if (b.dataset.label) b.textContent = b.dataset.label;
+      });
+    });
+  });
+
+  function bind(root) { copyButtons(root); charts(root); widgetPreview(root); busyForms(root); }
   document.addEventListener("DOMContentLoaded", function () { bind(document); });
   document.addEventListener("htmx:afterSwap", function (event) { bind(event.target); });
 })();
