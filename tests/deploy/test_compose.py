@@ -195,8 +195,15 @@ def test_prometheus_loads_the_alerts_and_grafana_the_dashboards(config):
     assert f"> {job['authorization']['credentials_file']} " in services["prometheus"]["command"][0]
     assert job["static_configs"][0]["targets"] == ["web:8000"]
     assert job["metrics_path"] == "/metrics"
+    # The Celery worker's own counters, on the port its environment names.
+    worker_job = scrape["scrape_configs"][1]
+    port = services["worker"]["environment"]["CELERY_METRICS_PORT"]
+    assert worker_job["static_configs"][0]["targets"] == [f"worker:{port}"]
     assert grafana_mounts["/etc/grafana/provisioning"] == str(ROOT / "deploy/grafana/provisioning")
-    assert grafana_mounts["/var/lib/grafana/dashboards"] == str(ROOT / "deploy/grafana/dashboards")
+    # Where deploy/grafana/provisioning/dashboards looks for them.
+    assert grafana_mounts["/var/lib/grafana/dashboards/agent-registry"] == str(
+        ROOT / "deploy/grafana/dashboards"
+    )
 
 
 def test_the_compose_prometheus_host_name_is_an_allowed_host():

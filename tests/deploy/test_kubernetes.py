@@ -110,8 +110,12 @@ def test_the_secret_template_is_empty_and_every_pod_reads_it_by_reference():
 def test_every_config_map_key_is_a_setting_or_a_server_option():
     config = resource("ConfigMap", "agent-registry-config")["data"]
     settings_text = (ROOT / "agent_registry" / "settings.py").read_text()
+    # Read outside settings: WEB_CONCURRENCY by uvicorn, CELERY_METRICS_PORT by the
+    # Celery worker's start-up (agent_registry/celery.py).
+    celery_text = (ROOT / "agent_registry" / "celery.py").read_text()
+    assert '"CELERY_METRICS_PORT"' in celery_text
 
-    for key in set(config) - {"WEB_CONCURRENCY"}:  # WEB_CONCURRENCY is uvicorn's
+    for key in set(config) - {"WEB_CONCURRENCY", "CELERY_METRICS_PORT"}:
         assert f'"{key}"' in settings_text, f"{key} is not read by settings.py"
 
 
