@@ -361,6 +361,9 @@ def main() -> int:
                     "warning",
                     "--backlog",
                     "4096",
+                    # As in production (Dockerfile): longer than any client's idle time.
+                    "--timeout-keep-alive",
+                    "75",
                 ],
                 env=env,
                 cwd=ROOT,
