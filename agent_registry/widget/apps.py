@@ -6,3 +6,6 @@ class WidgetConfig(AppConfig):
 
     name = "agent_registry.widget"
     label = "widget"
+
+    def ready(self) -> None:
+        from agent_registry.widget import audit  # noqa: F401  (registers models for the audit log)

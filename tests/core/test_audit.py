@@ -20,6 +20,7 @@ from agent_registry.tenants.models import (
     TenantInvitation,
     TenantMembership,
 )
+from agent_registry.widget.models import WidgetKey
 from tests import factories
 
 CREATE, UPDATE, DELETE = LogEntry.Action.CREATE, LogEntry.Action.UPDATE, LogEntry.Action.DELETE
@@ -84,6 +85,9 @@ WRITES = [
      AgentAccess, UPDATE, {"status", "revoked_at", "revocation_reason"}),
     ("configure", "PATCH", CONFIGURATION, {"branding_name": "Acme bot"},
      AgentConfiguration, UPDATE, {"branding_name"}),
+    # the widget's keys (issue 14)
+    ("create widget key", "POST", "/api/v1/subscriptions/{access}/widget-keys/", {"name": "Shop"},
+     WidgetKey, CREATE, {"key", "name"}),
 ]  # fmt: skip
 
 
