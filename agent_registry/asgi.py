@@ -27,10 +27,20 @@ from agent_registry.gateway.app import GatewayApp  # noqa: E402
 # Bodies bound for Django are bounded and chunked ones read (core/asgi_body.py).
 gateway_application = GatewayApp(BoundedRequestBody(django_application))
 
+# --- mcp_server: exactly /mcp and /mcp/, the registry as an MCP server (issue 15, part 1).
+# Other /mcp/... paths are not its own. It stops its sessions at lifespan shutdown.
+from agent_registry.mcp_server.app import mcp_server_application  # noqa: E402
+
+# --- end mcp_server
+
 
 async def application(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
         receive = _starting_jobs(receive)
+        receive = mcp_server_application.stopping_at_shutdown(receive)  # mcp_server
+    if mcp_server_application.serves(scope):  # mcp_server
+        await mcp_server_application(scope, receive, send)
+        return
     await gateway_application(scope, receive, send)
 
 
