@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import weakref
 from dataclasses import dataclass, field
 
@@ -37,6 +38,7 @@ from agent_registry.gateway.errors import (
     InvalidApiKey,
     MethodNotAllowed,
 )
+from agent_registry.gateway.snapshots import KeySnapshot
 from agent_registry.mcp_server.server import CALLER_SCOPE_KEY, HandshakeSessions, build_server
 from agent_registry.mcp_server.sessions import OpenSessions
 
@@ -75,7 +77,10 @@ class _Run:
         )
         handshake.manager = manager
         run = cls(sessions=sessions, handshake=handshake, manager=manager)
-        run.task = asyncio.ensure_future(run._serve())
+        # A context of its own: not the first request's (its request id, its log fields).
+        run.task = asyncio.get_running_loop().create_task(
+            run._serve(), context=contextvars.Context()
+        )
         return run
 
     async def _serve(self) -> None:
@@ -125,6 +130,8 @@ class McpServerApp:
                 header(scope, b"x-api-key"), header(scope, b"authorization")
             )
             try:
+                if api_key is None:
+                    raise InvalidApiKey()
                 snapshot, prefix = await pipeline.authenticate(api_key, max_age=1.0)
                 if snapshot.access_status == "revoked":
                     raise InvalidApiKey()
@@ -141,6 +148,8 @@ class McpServerApp:
                 ),
                 CALLER_SCOPE_KEY: (api_key, snapshot),
             }
+            if header(scope, b"mcp-session-id") is None:
+                send = _seeing_new_sessions(send, run.handshake, api_key, snapshot)
             # Starlette types ``send`` over MutableMapping messages; the ASGI ones are dicts.
             await run.manager.handle_request(scope, receive, send)  # type: ignore[arg-type]
         finally:
@@ -177,6 +186,22 @@ class McpServerApp:
             return message
 
         return receive_and_stop
+
+
+def _seeing_new_sessions(
+    send: Send, handshake: HandshakeSessions, api_key: str, snapshot: KeySnapshot
+) -> Send:
+    """``send`` that registers the session an ``initialize`` answer opens, before the
+    client can learn its id (so no change after it is missed)."""
+
+    async def send_and_see(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] < 400:
+            for name, value in message.get("headers", ()):
+                if name.lower() == b"mcp-session-id":
+                    handshake.opened(value.decode("latin-1"), api_key, snapshot)
+        await send(message)
+
+    return send_and_see
 
 
 def _host(scope: Scope) -> str:

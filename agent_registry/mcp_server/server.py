@@ -17,6 +17,7 @@ import mcp_types as types
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
+from mcp.server.session import ServerSession
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import (
@@ -69,9 +70,13 @@ def build_server(sessions: OpenSessions, handshake: HandshakeSessions) -> Regist
     ) -> types.ListToolsResult:
         api_key, _snapshot = caller(ctx)
         try:
-            return types.ListToolsResult(tools=await tools.list_tools(api_key))
+            listed = await tools.list_tools(api_key)
         except GatewayError as error:
             raise MCPError(types.INVALID_REQUEST, f"{error.code}: {error.message}") from error
+        session = handshake.of(ctx)
+        if session is not None:
+            session.listed([tool.name for tool in listed])
+        return types.ListToolsResult(tools=listed)
 
     async def on_call_tool(
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
@@ -111,8 +116,7 @@ def build_server(sessions: OpenSessions, handshake: HandshakeSessions) -> Regist
         async def close() -> None:
             events.put_nowait(False)
 
-        visible = await tools.visible_agent(api_key) is not None
-        stream = OpenSession.of(api_key, snapshot, notify=notify, close=close, visible=visible)
+        stream = OpenSession.of(api_key, snapshot, notify=notify, close=close)
         sessions.add(stream)
         try:
             await ctx.session.send_notification(
@@ -146,38 +150,55 @@ def build_server(sessions: OpenSessions, handshake: HandshakeSessions) -> Regist
 
 
 class HandshakeSessions:
-    """Registers each handshake-era session once it is in use (its first message with a
-    session id), so changes reach its standalone stream and a stopped key ends it."""
+    """The handshake-era sessions: registered the moment ``initialize`` is answered
+    (mcp_server/app.py sees the new session id go out), so no change after that is
+    missed; their standalone stream is reachable once the session's next message
+    (``notifications/initialized``) brings a handle to it. A change heard before that
+    is sent then."""
 
     def __init__(self, sessions: OpenSessions) -> None:
         self.sessions = sessions
         self.manager: Any = None  # the StreamableHTTPSessionManager, set by the app
         self._known: dict[str, OpenSession] = {}
+        self._streams: dict[str, ServerSession] = {}
+        self._pending: set[str] = set()
+
+    def opened(self, session_id: str, api_key: str, snapshot: KeySnapshot) -> None:
+        self._forget_closed()
+
+        async def notify() -> None:
+            stream = self._streams.get(session_id)
+            if stream is None:
+                self._pending.add(session_id)
+            else:
+                await stream.send_tool_list_changed()
+
+        async def close() -> None:
+            await self.end(session_id)
+
+        session = OpenSession.of(
+            api_key, snapshot, notify=notify, close=close, alive=lambda: self._is_open(session_id)
+        )
+        self._known[session_id] = session
+        self.sessions.add(session)
+
+    def of(self, ctx: ServerRequestContext[Any, Any]) -> OpenSession | None:
+        request = ctx.request
+        session_id = request.headers.get(MCP_SESSION_ID_HEADER) if request is not None else None
+        return self._known.get(session_id) if session_id else None
 
     async def register(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
     ) -> HandlerResult:
+        """Middleware: the first message of a session hands over its standalone stream."""
         result = await call_next(ctx)
         request = ctx.request
         session_id = request.headers.get(MCP_SESSION_ID_HEADER) if request is not None else None
-        if session_id and session_id not in self._known and self._is_open(session_id):
-            api_key, snapshot = caller(ctx)
-            session = ctx.session
-
-            async def close() -> None:
-                await self.end(session_id)
-
-            open_session = OpenSession.of(
-                api_key,
-                snapshot,
-                notify=session.send_tool_list_changed,
-                close=close,
-                alive=lambda: self._is_open(session_id),
-                visible=await tools.visible_agent(api_key) is not None,
-            )
-            self._forget_closed()
-            self._known[session_id] = open_session
-            self.sessions.add(open_session)
+        if session_id in self._known and session_id not in self._streams:
+            self._streams[session_id] = ctx.session
+            if session_id in self._pending:
+                self._pending.discard(session_id)
+                await ctx.session.send_tool_list_changed()
         return result
 
     def _is_open(self, session_id: str) -> bool:
@@ -187,10 +208,17 @@ class HandshakeSessions:
     async def end(self, session_id: str) -> None:
         """Terminate the session's transport: its streams close, its id answers 404."""
         transport = self.manager._server_instances.get(session_id)
-        self._known.pop(session_id, None)
+        self._drop(session_id)
         if transport is not None:
             await transport.terminate()
 
+    def _drop(self, session_id: str) -> None:
+        session = self._known.pop(session_id, None)
+        if session is not None:
+            self.sessions.discard(session)
+        self._streams.pop(session_id, None)
+        self._pending.discard(session_id)
+
     def _forget_closed(self) -> None:
         for session_id in [s for s in self._known if not self._is_open(s)]:
-            self.sessions.discard(self._known.pop(session_id))
+            self._drop(session_id)

@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 from agent_registry.gateway import invalidation
 from agent_registry.gateway.errors import GatewayError, InvalidApiKey
 from agent_registry.gateway.snapshots import KeySnapshot
-from agent_registry.mcp_server.tools import tool_name, visible_agent
+from agent_registry.mcp_server.tools import BUILTIN_TOOLS, tool_name, visible_agent
 
 log = structlog.get_logger("agent_registry.mcp_server")
 
@@ -34,6 +34,10 @@ SWEEP_SECONDS = 30.0
 RECONNECT_SECONDS = 1.0
 
 
+# The client has not been told the list yet: any change to its key is announced.
+UNLISTED = "\x00unlisted"
+
+
 @dataclass(eq=False)
 class OpenSession:
     api_key: str
@@ -41,10 +45,11 @@ class OpenSession:
     tenant_id: str
     project_id: str
     agent_pk: str
-    visible_tool: str | None  # the agent's tool as last listed, None when hidden
     notify: Callable[[], Awaitable[None]]  # send notifications/tools/list_changed
     close: Callable[[], Awaitable[None]]  # end the session
     alive: Callable[[], bool] = field(default=lambda: True)
+    # The agent's tool as the client last saw it (None: hidden), or UNLISTED.
+    visible_tool: str | None = UNLISTED
 
     @classmethod
     def of(
@@ -55,7 +60,6 @@ class OpenSession:
         notify: Callable[[], Awaitable[None]],
         close: Callable[[], Awaitable[None]],
         alive: Callable[[], bool] | None = None,
-        visible: bool,
     ) -> OpenSession:
         return cls(
             api_key=api_key,
@@ -63,11 +67,15 @@ class OpenSession:
             tenant_id=snapshot.tenant_id,
             project_id=snapshot.project_id,
             agent_pk=snapshot.agent_pk,
-            visible_tool=tool_name(snapshot.agent_id) if visible else None,
             notify=notify,
             close=close,
             alive=alive or (lambda: True),
         )
+
+    def listed(self, tools: list[str]) -> None:
+        """The client was just sent this list (the agent's tool is never a built-in)."""
+        agent_tools = [name for name in tools if name not in BUILTIN_TOOLS]
+        self.visible_tool = agent_tools[0] if agent_tools else None
 
     def touched_by(self, kind: str, object_id: str) -> bool:
         return object_id == {
