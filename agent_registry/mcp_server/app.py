@@ -150,6 +150,7 @@ class McpServerApp:
             }
             if header(scope, b"mcp-session-id") is None:
                 send = _seeing_new_sessions(send, run.handshake, api_key, snapshot)
+            send = _enveloping_plain_refusals(send, request_id)
             # Starlette types ``send`` over MutableMapping messages; the ASGI ones are dicts.
             await run.manager.handle_request(scope, receive, send)  # type: ignore[arg-type]
         finally:
@@ -202,6 +203,46 @@ def _seeing_new_sessions(
         await send(message)
 
     return send_and_see
+
+
+class TransportRefusal(GatewayError):
+    """A request the SDK's transport refused with a plain-text answer (a wrong
+    Content-Type, a body over the limit, …), put in the error envelope."""
+
+    CODES = {
+        406: "not_acceptable",
+        413: "payload_too_large",
+        415: "unsupported_media_type",
+    }
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message[:200] or "The request was refused.")
+        self.status = status
+        self.code = self.CODES.get(status, "bad_request")
+
+
+def _enveloping_plain_refusals(send: Send, request_id: str) -> Send:
+    """``send`` that turns the SDK's plain-text 4xx answers into the error envelope
+    (its JSON-RPC errors pass as they are)."""
+    held: Message | None = None
+    text = b""
+
+    async def send_enveloped(message: Message) -> None:
+        nonlocal held, text
+        if message["type"] == "http.response.start" and message["status"] >= 400:
+            content_type = dict(message.get("headers", ())).get(b"content-type", b"")
+            if not content_type.startswith(b"application/json"):
+                held = message
+                return
+        if held is not None and message["type"] == "http.response.body":
+            text += message.get("body", b"")
+            if not message.get("more_body", False):
+                refusal = TransportRefusal(held["status"], text.decode("utf-8", "replace"))
+                await answer_error(send, request_id, refusal)
+            return
+        await send(message)
+
+    return send_enveloped
 
 
 def _host(scope: Scope) -> str:
