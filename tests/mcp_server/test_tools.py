@@ -14,6 +14,7 @@ from tests import factories
 from tests.fakes import langflow as lf
 from tests.fakes.langflow import FakeLangflow
 from tests.mcp_server.conftest import mcp_client
+from tests.waiting import WAIT_SECONDS, wait_until, wait_until_async
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -216,3 +217,33 @@ def test_an_exhausted_quota_is_a_tool_error_with_quota_exceeded(registry_server)
     assert error["code"] == "quota_exceeded"
     assert json.loads(third.content[0].text)["error"]["code"] == "quota_exceeded"
     assert UsageRecord.objects.filter(access=issued.access).count() == 2
+
+
+def test_a_call_the_client_cancels_is_recorded_as_the_client_going_away(
+    registry_server, fake_langflow
+):
+    issued = langflow_subscription(fake_langflow, "mcp-lf-cancel")
+    fake_langflow.set_fault("slow")
+    fake_langflow.slow_seconds = WAIT_SECONDS
+    runs_before = len(fake_langflow.runs)
+
+    async def scenario():
+        async with mcp_client(registry_server, issued.api_key) as client:
+            call = asyncio.ensure_future(client.call_tool("mcp-lf-cancel", {"input": "x"}))
+            await wait_until_async(
+                lambda: len(fake_langflow.runs) > runs_before, what="the runtime's call"
+            )
+            call.cancel()  # the client sends notifications/cancelled
+            await asyncio.gather(call, return_exceptions=True)
+
+    try:
+        asyncio.run(scenario())
+        record = wait_until(
+            lambda: UsageRecord.objects.filter(access=issued.access).first(),
+            what="the cancelled call's usage record",
+        )
+    finally:
+        fake_langflow.set_fault(None)
+
+    assert record.response_status == 499
+    assert not record.billable
