@@ -28,7 +28,7 @@ from agent_registry.gateway.app import GatewayApp  # noqa: E402
 gateway_application = GatewayApp(BoundedRequestBody(django_application))
 
 # --- mcp_server: exactly /mcp and /mcp/, the registry as an MCP server (issue 15, part 1).
-# Other /mcp/... paths are not its own. It stops its sessions at lifespan shutdown.
+# Other /mcp/... paths are not its own. It follows the lifespan (SDK import, shutdown).
 from agent_registry.mcp_server.app import mcp_server_application  # noqa: E402
 
 # --- end mcp_server
@@ -37,7 +37,7 @@ from agent_registry.mcp_server.app import mcp_server_application  # noqa: E402
 async def application(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
         receive = _starting_jobs(receive)
-        receive = mcp_server_application.stopping_at_shutdown(receive)  # mcp_server
+        receive = mcp_server_application.following_lifespan(receive)  # mcp_server
     if mcp_server_application.serves(scope):  # mcp_server
         await mcp_server_application(scope, receive, send)
         return

@@ -17,14 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import threading
 import weakref
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import structlog
-from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
-from mcp.server.auth.provider import AccessToken
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from mcp.server.transport_security import TransportSecuritySettings
 
 from agent_registry.core.asgi_body import Message, Receive, Scope, Send
 from agent_registry.core.request_id import bind_request_id, new_request_id, reset_request_id
@@ -38,9 +36,13 @@ from agent_registry.gateway.errors import (
     InvalidApiKey,
     MethodNotAllowed,
 )
-from agent_registry.gateway.snapshots import KeySnapshot
-from agent_registry.mcp_server.server import CALLER_SCOPE_KEY, HandshakeSessions, build_server
-from agent_registry.mcp_server.sessions import OpenSessions
+
+if TYPE_CHECKING:  # the SDK is imported on the first /mcp request (seconds off startup)
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+    from agent_registry.gateway.snapshots import KeySnapshot
+    from agent_registry.mcp_server.server import HandshakeSessions
+    from agent_registry.mcp_server.sessions import OpenSessions
 
 log = structlog.get_logger("agent_registry.mcp_server")
 
@@ -64,6 +66,12 @@ class _Run:
 
     @classmethod
     def start(cls) -> _Run:
+        from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+        from mcp.server.transport_security import TransportSecuritySettings
+
+        from agent_registry.mcp_server.server import HandshakeSessions, build_server
+        from agent_registry.mcp_server.sessions import OpenSessions
+
         sessions = OpenSessions()
         handshake = HandshakeSessions(sessions)
         manager = StreamableHTTPSessionManager(
@@ -139,6 +147,11 @@ class McpServerApp:
                 await answer_error(send, request_id, error)
                 return
             run = await self._run()
+            from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+            from mcp.server.auth.provider import AccessToken
+
+            from agent_registry.mcp_server.server import CALLER_SCOPE_KEY
+
             scope = {
                 **scope,
                 # The SDK binds a session to the principal that opened it: the
@@ -177,16 +190,27 @@ class McpServerApp:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(run.task, STOP_SECONDS)
 
-    def stopping_at_shutdown(self, receive: Receive) -> Receive:
-        """``receive`` for the ASGI lifespan: stops the sessions when the server stops."""
+    def following_lifespan(self, receive: Receive) -> Receive:
+        """``receive`` for the ASGI lifespan: the SDK is imported in a thread when the
+        server starts (it takes seconds, which neither the startup nor the event loop
+        should wait for), and the sessions are stopped when the server stops."""
 
-        async def receive_and_stop() -> Message:
+        async def receive_and_follow() -> Message:
             message = await receive()
-            if message["type"] == "lifespan.shutdown":
+            if message["type"] == "lifespan.startup":
+                threading.Thread(target=_import_sdk, name="mcp-sdk-import", daemon=True).start()
+            elif message["type"] == "lifespan.shutdown":
                 await self.stop()
             return message
 
-        return receive_and_stop
+        return receive_and_follow
+
+
+def _import_sdk() -> None:
+    try:
+        import agent_registry.mcp_server.server  # noqa: F401
+    except Exception:  # the first /mcp request imports it again and says why
+        log.exception("mcp_sdk_import_failed")
 
 
 def _seeing_new_sessions(

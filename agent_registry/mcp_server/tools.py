@@ -32,7 +32,6 @@ from agent_registry.core.request_id import bind_request_id, new_request_id, rese
 from agent_registry.gateway import native, pipeline
 from agent_registry.gateway.calls import log_call, run_call
 from agent_registry.gateway.errors import (
-    AgentNotFound,
     BadGatewayRequest,
     GatewayError,
     InternalGatewayError,
@@ -286,10 +285,10 @@ async def call_agent(
     status, usage = 500, None
     try:
         snapshot, prefix = await pipeline.authenticate(api_key)
-        if name != tool_name(snapshot.agent_id):
-            # As the invoke API answers another agent's id: no probing of names.
-            raise AgentNotFound(f"No tool '{name[:128]}'.")
-        request = _parse(arguments or {}, snapshot.agent_id, request_id, progress is not None)
+        # Any other name is checked as the invoke API checks another agent's id (after
+        # a revoked key, answered like an agent that does not exist: no probing).
+        agent_id = snapshot.agent_id if name == tool_name(snapshot.agent_id) else name[:128]
+        request = _parse(arguments or {}, agent_id, request_id, progress is not None)
         admitted = await pipeline.admit(request, snapshot, prefix)
         snapshot = admitted.snapshot
         channel = CallChannel(progress)
