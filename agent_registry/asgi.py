@@ -28,7 +28,7 @@ from agent_registry.gateway.app import GatewayApp  # noqa: E402
 gateway_application = GatewayApp(BoundedRequestBody(django_application))
 
 # --- mcp_server: exactly /mcp and /mcp/, the registry as an MCP server (issue 15, part 1).
-# Other /mcp/... paths are not its own. It follows the lifespan (SDK import, shutdown).
+# Other /mcp/... paths are not its own. It stops its sessions at lifespan shutdown.
 from agent_registry.mcp_server.app import mcp_server_application  # noqa: E402
 
 # --- end mcp_server

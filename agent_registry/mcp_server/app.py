@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import threading
+import importlib
 import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -173,7 +173,12 @@ class McpServerApp:
         loop = asyncio.get_running_loop()
         run = self._runs.get(loop)
         if run is None:
-            run = self._runs[loop] = _Run.start()
+            # The SDK takes seconds to import: not on the startup path of every process
+            # (most serve no /mcp at all), and not on the event loop's thread.
+            await asyncio.to_thread(importlib.import_module, "agent_registry.mcp_server.server")
+            run = self._runs.get(loop)  # another request may have started it meanwhile
+            if run is None:
+                run = self._runs[loop] = _Run.start()
         try:
             await run.started()
         except Exception:
@@ -191,26 +196,15 @@ class McpServerApp:
             await asyncio.wait_for(run.task, STOP_SECONDS)
 
     def following_lifespan(self, receive: Receive) -> Receive:
-        """``receive`` for the ASGI lifespan: the SDK is imported in a thread when the
-        server starts (it takes seconds, which neither the startup nor the event loop
-        should wait for), and the sessions are stopped when the server stops."""
+        """``receive`` for the ASGI lifespan: the sessions stop when the server stops."""
 
         async def receive_and_follow() -> Message:
             message = await receive()
-            if message["type"] == "lifespan.startup":
-                threading.Thread(target=_import_sdk, name="mcp-sdk-import", daemon=True).start()
-            elif message["type"] == "lifespan.shutdown":
+            if message["type"] == "lifespan.shutdown":
                 await self.stop()
             return message
 
         return receive_and_follow
-
-
-def _import_sdk() -> None:
-    try:
-        import agent_registry.mcp_server.server  # noqa: F401
-    except Exception:  # the first /mcp request imports it again and says why
-        log.exception("mcp_sdk_import_failed")
 
 
 def _seeing_new_sessions(
