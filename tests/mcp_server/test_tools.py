@@ -247,3 +247,20 @@ def test_a_call_the_client_cancels_is_recorded_as_the_client_going_away(
 
     assert record.response_status == 499
     assert not record.billable
+
+
+@pytest.mark.parametrize(
+    ("agent_id", "name"),
+    [
+        ("support-bot", "support-bot"),
+        ("Bot_2.v1", "Bot_2.v1"),
+        ("list_agents", "agent_list_agents"),  # never shadows a built-in tool
+        ("get_usage", "agent_get_usage"),
+        ("a b/c", "a_b_c"),  # MCP allows [A-Za-z0-9_.-] only
+        ("x" * 200, "x" * 128),
+    ],
+)
+def test_a_tool_name_is_the_agent_id_within_mcps_rules(agent_id, name):
+    from agent_registry.mcp_server.tools import tool_name
+
+    assert tool_name(agent_id) == name
