@@ -34,10 +34,20 @@ mcp_proxy_application = mcp_proxy.McpProxyApp()
 # Bodies bound for Django are bounded and chunked ones read (core/asgi_body.py).
 gateway_application = GatewayApp(BoundedRequestBody(django_application))
 
+# --- mcp_server: exactly /mcp and /mcp/, the registry as an MCP server (issue 15, part 1).
+# Other /mcp/... paths are not its own. It stops its sessions at lifespan shutdown.
+from agent_registry.mcp_server.app import mcp_server_application  # noqa: E402
+
+# --- end mcp_server
+
 
 async def application(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
         receive = _starting_jobs(receive)
+        receive = mcp_server_application.following_lifespan(receive)  # mcp_server
+    if mcp_server_application.serves(scope):  # mcp_server: exactly /mcp
+        await mcp_server_application(scope, receive, send)
+        return
     if mcp_proxy.handles(scope):  # MCP servers as agents: /mcp/agents/… prefixes only
         await mcp_proxy_application(scope, receive, send)
         return

@@ -1713,3 +1713,163 @@ def test_bad_portal_input_is_said_in_words_and_changes_nothing(
     assert case.words in page, said
     assert "Traceback" not in page
     assert (database_fingerprint(), list(TenantInvitation.objects.values())) == before
+
+
+# === /mcp, the registry as an MCP server (mcp_server/, issue 15 part 1) =============
+# A bad key gets the gateway's 401 envelope before the MCP SDK sees anything; bad
+# JSON-RPC gets the SDK's 4xx with a JSON-RPC error. Never a 500, never a usage record.
+
+MCP = "/mcp"
+MCP_ACCEPT = ("accept", "application/json, text/event-stream")
+MCP_JSON = ("content-type", "application/json")
+MCP_INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "bad-input", "version": "0"},
+    },
+}
+
+
+@dataclass(frozen=True)
+class McpBad:
+    id: str
+    method: str = "POST"
+    body: Any = None  # bytes as they are; anything else as JSON
+    headers: tuple[tuple[str, str], ...] = (MCP_ACCEPT, MCP_JSON)
+    key: str | None = "valid"  # "valid", "revoked", None or a literal key
+    key_header: str = "authorization"
+    status: int = 400
+    code: str | None = None  # the envelope's code; None: a JSON-RPC error
+
+
+MCP_CASES = [
+    McpBad("no key", body=MCP_INITIALIZE, key=None, status=401, code="invalid_api_key"),
+    McpBad(
+        "malformed key", body=MCP_INITIALIZE, key="agr_nope", status=401, code="invalid_api_key"
+    ),
+    McpBad(
+        "not a key",
+        body=MCP_INITIALIZE,
+        key="hello",
+        key_header="x-api-key",
+        status=401,
+        code="invalid_api_key",
+    ),
+    McpBad("revoked key", body=MCP_INITIALIZE, key="revoked", status=401, code="invalid_api_key"),
+    McpBad("revoked key on GET", method="GET", key="revoked", status=401, code="invalid_api_key"),
+    McpBad("PUT", method="PUT", body=MCP_INITIALIZE, status=405, code="method_not_allowed"),
+    McpBad("PATCH without key", method="PATCH", key=None, status=405, code="method_not_allowed"),
+    McpBad("not json", body=b"{'jsonrpc': '2.0'"),
+    McpBad("empty body", body=b""),
+    McpBad("json but not json-rpc", body={"hello": "world"}),
+    McpBad("a number", body=b"42"),
+    McpBad("an empty batch", body=b"[]"),
+    McpBad("no method", body={"jsonrpc": "2.0", "id": 1}),
+    McpBad("wrong version", body={**MCP_INITIALIZE, "jsonrpc": "1.0"}),
+    McpBad(
+        "initialize without params",
+        body={"jsonrpc": "2.0", "id": 1, "method": "initialize"},
+        status=200,  # a JSON-RPC error in the answer's event stream
+    ),
+    McpBad(
+        "tools/call before initialize",
+        body={"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "x"}},
+    ),
+    McpBad(
+        "unknown session",
+        body={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        headers=(MCP_ACCEPT, MCP_JSON, ("mcp-session-id", "f" * 32)),
+        status=404,
+    ),
+    McpBad("GET without session", method="GET", headers=(("accept", "text/event-stream"),)),
+    McpBad("DELETE without session", method="DELETE", headers=()),
+    McpBad(
+        "not accepting event streams",
+        body=MCP_INITIALIZE,
+        headers=(("accept", "application/json"), MCP_JSON),
+        status=406,
+    ),
+    McpBad(
+        "not json content",
+        body=MCP_INITIALIZE,
+        headers=(MCP_ACCEPT, ("content-type", "text/plain")),
+        status=400,
+        code="bad_request",
+    ),
+    McpBad(
+        "body over the limit",
+        body=b'{"x": "' + b"x" * 5_000_000 + b'"}',
+        status=413,
+        code="payload_too_large",
+    ),
+    McpBad("deep nesting", body=b"[" * 100_000 + b"]" * 100_000),
+]
+
+
+@pytest.fixture
+def mcp_keys(transactional_db) -> dict[str, str]:
+    from agent_registry.access.services import access_revoke
+
+    valid = factories.make_subscription(agent=factories.make_agent(agent_id="mcp-bad"))
+    revoked = factories.make_subscription(agent=factories.make_agent(agent_id="mcp-revoked"))
+    access_revoke(access=revoked.access, reason="test")
+    return {"valid": valid.api_key, "revoked": revoked.api_key}
+
+
+def mcp_request(case: McpBad, keys: dict[str, str], host: str = "127.0.0.1:8000"):
+    headers = [("host", host), *case.headers]
+    key = keys.get(case.key, case.key) if case.key else None
+    if key is not None:
+        value = f"Bearer {key}" if case.key_header == "authorization" else key
+        headers.append((case.key_header, value))
+    body = case.body
+    if body is not None and not isinstance(body, bytes):
+        body = json.dumps(body).encode()
+    return asgi_request(case.method, MCP, headers=headers, chunks=[body] if body else [])
+
+
+@pytest.mark.parametrize("case", MCP_CASES, ids=lambda case: case.id)
+def test_bad_mcp_input_gets_a_4xx_and_records_nothing(case, mcp_keys):
+    from agent_registry.usage.models import UsageRecord
+
+    response = mcp_request(case, mcp_keys)
+
+    what = f"{case.id}: {response.status_code} {response.body[:300]!r}"
+    assert response.status_code == case.status, what
+    if response.headers["content-type"].startswith("text/event-stream"):
+        [data] = [line for line in response.body.splitlines() if line.startswith(b"data: ")]
+        body = json.loads(data.removeprefix(b"data: "))
+    else:
+        body = response.json()
+    if case.code is not None:
+        assert body["error"]["code"] == case.code, what
+        assert body["error"]["request_id"] == response.headers["x-request-id"], what
+    else:
+        assert body["jsonrpc"] == "2.0", what
+        assert isinstance(body["error"]["code"], int), what
+        assert body["error"]["message"], what
+    assert not UsageRecord.objects.exists()
+
+
+def test_the_valid_mcp_request_the_cases_start_from_is_answered(mcp_keys):
+    response = mcp_request(McpBad("initialize", body=MCP_INITIALIZE), mcp_keys)
+
+    assert response.status_code == 200, response.body[:300]
+    assert response.headers["mcp-session-id"]
+
+
+@pytest.mark.parametrize("host", ["evil.example", "127.0.0.1.evil.example:8000", "[::1"])
+def test_mcp_on_a_host_outside_allowed_hosts_gets_400_in_the_envelope(host, mcp_keys, settings):
+    settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+
+    response = mcp_request(McpBad("initialize", body=MCP_INITIALIZE), mcp_keys, host=host)
+
+    assert response.status_code == 400, response.body[:300]
+    assert response.json()["error"]["code"] == "bad_request"
+
+
+# === end /mcp

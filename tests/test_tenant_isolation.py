@@ -797,3 +797,82 @@ def test_without_a_session_every_portal_page_asks_to_log_in(a):
         assert response.status_code == 302, name
         assert response["Location"].startswith("/portal/login/?next="), name
     assert database_state() == before
+
+
+# === /mcp (mcp_server/, issue 15 part 1): a key sees and calls its own agent only ========
+
+from tests.mcp_server.conftest import key_headers, mcp_client, registry_server  # noqa: E402, F401
+
+
+@pytest.mark.django_db(transaction=True)
+def test_over_mcp_a_key_never_sees_or_calls_the_other_tenants_agent(registry_server):  # noqa: F811
+    import asyncio
+
+    import httpx2
+
+    from agent_registry.usage.models import UsageRecord
+
+    mine = factories.make_subscription(agent=factories.make_agent(agent_id="iso-alpha-agent"))
+    theirs = factories.make_subscription(agent=factories.make_agent(agent_id="iso-beta-agent"))
+
+    async def scenario():
+        async with mcp_client(registry_server, theirs.api_key) as their_client:
+            await their_client.call_tool("iso-beta-agent", {"input": "theirs"})
+        async with mcp_client(registry_server, mine.api_key) as client:
+            tools = [tool.name for tool in (await client.list_tools()).tools]
+            agents = await client.call_tool("list_agents", {})
+            foreign = await client.call_tool("iso-beta-agent", {"input": "x"})
+            ghost = await client.call_tool("iso-ghost-agent", {"input": "x"})
+            usage = await client.call_tool("get_usage", {})
+        # A session opened with one key does not exist for another key.
+        async with httpx2.AsyncClient(headers=key_headers(theirs.api_key)) as http:
+            opened = await http.post(
+                registry_server.mcp_url,
+                json=MCP_INITIALIZE_ISOLATION,
+                headers={"Accept": "application/json, text/event-stream"},
+            )
+            session_id = opened.headers["mcp-session-id"]
+        async with httpx2.AsyncClient(headers=key_headers(mine.api_key)) as http:
+            hijack = await http.post(
+                registry_server.mcp_url,
+                json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+                headers={
+                    "Accept": "application/json, text/event-stream",
+                    "Mcp-Session-Id": session_id,
+                    "Mcp-Protocol-Version": "2025-11-25",
+                },
+            )
+        return tools, agents, foreign, ghost, usage, hijack
+
+    tools, agents, foreign, ghost, usage, hijack = asyncio.run(scenario())
+
+    assert tools == ["iso-alpha-agent", "list_agents", "get_usage"]
+    assert [agent["agent_id"] for agent in agents.structured_content["agents"]] == [
+        "iso-alpha-agent"
+    ]
+    assert foreign.is_error
+    foreign_error = dict(foreign.structured_content["error"])
+    ghost_error = dict(ghost.structured_content["error"])
+    assert foreign_error.pop("request_id") != ghost_error.pop("request_id")
+    assert foreign_error["code"] == "agent_not_found"
+    assert foreign_error["message"].replace("beta", "X") == ghost_error["message"].replace(
+        "ghost", "X"
+    )
+    assert usage.structured_content["calls"] == 0
+    assert usage.structured_content["subscription"] == str(mine.access.pk)
+    assert hijack.status_code == 404
+    assert not UsageRecord.objects.filter(access=mine.access).exists()
+
+
+MCP_INITIALIZE_ISOLATION = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "isolation", "version": "0"},
+    },
+}
+
+# === end /mcp

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
+from typing import Literal
 
 import structlog
 from django.conf import settings
@@ -37,6 +38,34 @@ from agent_registry.gateway.widget import widget_keys
 
 log = structlog.get_logger(__name__)
 _background: set[asyncio.Future] = set()
+
+
+# --- Change announcements for open MCP sessions (mcp_server/, issue 15) ----------------
+# A subscription, tenant, project or agent changed: open sessions that hold a key it
+# touches re-read their tool list (and end if the key stopped). Published on a Redis
+# channel when REDIS_URL is set, so every process hears it (its own included), else
+# handed to this process's listeners. Best effort, like the block flags.
+CHANGES_CHANNEL = "ar:live:changes"
+ChangeKind = Literal["access", "tenant", "project", "agent"]
+_change_listeners: list[Callable[[str, str], None]] = []
+
+
+def add_change_listener(listener: Callable[[str, str], None]) -> Callable[[], None]:
+    """``listener(kind, object_id)`` hears every change of this process (called from any
+    thread: it must hand over to its own loop). Returns the way to remove it."""
+    _change_listeners.append(listener)
+    return lambda: _change_listeners.remove(listener) if listener in _change_listeners else None
+
+
+def _announce(kind: ChangeKind, object_id: str) -> None:
+    try:
+        if settings.REDIS_URL:
+            sync_redis.shared().publish(CHANGES_CHANNEL, f"{kind}:{object_id}")
+            return
+        for listener in list(_change_listeners):
+            listener(kind, object_id)
+    except Exception as exc:  # the change stands; open sessions catch up on their next call
+        log.error("gateway_change_announce_failed", kind=kind, error=str(exc)[:300])
 
 
 def _run(coroutine: Coroutine) -> None:
@@ -100,12 +129,14 @@ def access_stopped(access_id: str, code: str = "revoked") -> None:
     widget_keys.evict_access(access_id)  # issue 14: its widget keys' cached state
     _forget_shared_snapshots(access_id)
     _set_block("access", access_id, code)
+    _announce("access", access_id)
 
 
 def access_changed(access_id: str) -> None:
     snapshots.evict_access(access_id)
     widget_keys.evict_access(access_id)  # issue 14: its widget keys' cached state
     _forget_shared_snapshots(access_id)
+    _announce("access", access_id)
 
 
 def quota_reset(access_id: str) -> None:
@@ -128,11 +159,13 @@ def quota_reset(access_id: str) -> None:
 def tenant_suspended(tenant_id: str) -> None:
     snapshots.evict_where(tenant_id=tenant_id)
     _set_block("tenant", tenant_id, "suspended")
+    _announce("tenant", tenant_id)
 
 
 def tenant_reactivated(tenant_id: str) -> None:
     snapshots.evict_where(tenant_id=tenant_id)
     _set_block("tenant", tenant_id, None)
+    _announce("tenant", tenant_id)
 
 
 def project_archived(project_id: str, archived: bool = True) -> None:
@@ -153,6 +186,7 @@ def project_archived(project_id: str, archived: bool = True) -> None:
         # Restoring the project leaves a suspended subscription's own block in place.
         lifted = ACCESS_SUSPENDED if status == AccessStatus.SUSPENDED else None
         _set_block("access", access_id, PROJECT_ARCHIVED if archived else lifted)
+    _announce("project", project_id)
 
 
 def access_suspended(access_id: str, suspended: bool = True) -> None:
@@ -170,11 +204,13 @@ def access_suspended(access_id: str, suspended: bool = True) -> None:
         ).exists()
         code = PROJECT_ARCHIVED if archived else None
     _set_block("access", access_id, code)
+    _announce("access", access_id)
 
 
 def agent_state_changed(agent_pk: str, state: str) -> None:
     snapshots.evict_where(agent_pk=agent_pk)
     _set_block("agent", agent_pk, None if state == "active" else state)
+    _announce("agent", agent_pk)
 
 
 def tenant_limit_changed(tenant_id: str, limit: int | None, *, was_limited: bool) -> None:
