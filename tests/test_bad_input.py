@@ -1746,7 +1746,7 @@ class McpBad:
     code: str | None = None  # the envelope's code; None: a JSON-RPC error
 
 
-MCP_CASES = [
+MCP_SERVER_CASES = [
     McpBad("no key", body=MCP_INITIALIZE, key=None, status=401, code="invalid_api_key"),
     McpBad(
         "malformed key", body=MCP_INITIALIZE, key="agr_nope", status=401, code="invalid_api_key"
@@ -1832,7 +1832,7 @@ def mcp_request(case: McpBad, keys: dict[str, str], host: str = "127.0.0.1:8000"
     return asgi_request(case.method, MCP, headers=headers, chunks=[body] if body else [])
 
 
-@pytest.mark.parametrize("case", MCP_CASES, ids=lambda case: case.id)
+@pytest.mark.parametrize("case", MCP_SERVER_CASES, ids=lambda case: case.id)
 def test_bad_mcp_input_gets_a_4xx_and_records_nothing(case, mcp_keys):
     from agent_registry.usage.models import UsageRecord
 
