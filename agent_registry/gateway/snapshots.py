@@ -23,7 +23,6 @@ from decimal import Decimal
 import redis.asyncio as aioredis
 import structlog
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import close_old_connections
 from django.db.models import Q
@@ -167,12 +166,10 @@ def load_snapshot(prefix: str) -> KeySnapshot | None:
 
 def _payment_required_after(access: AgentAccess) -> float | None:
     try:
-        past_due_since = access.stripe_subscription.past_due_since  # joined above
+        required_after = access.stripe_subscription.payment_required_after()  # joined above
     except ObjectDoesNotExist:
         return None
-    if past_due_since is None:
-        return None
-    return past_due_since.timestamp() + settings.STRIPE_PAST_DUE_GRACE_HOURS * 3600.0
+    return required_after.timestamp() if required_after is not None else None
 
 
 def _to_json(snapshot: KeySnapshot) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import django_filters
 from django.conf import settings
 from django.db.models import QuerySet
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -56,17 +57,13 @@ def subscriptions_visible_to(user) -> QuerySet[StripeSubscription]:
 
 def payment_required(sub: StripeSubscription) -> bool:
     """What the gateway answers: 402 while waiting for the first payment, or past due
-    beyond the grace period (gateway/snapshots.py decides the same from its snapshot)."""
+    beyond the grace period (``payment_required_after``, as the gateway's snapshot)."""
     if sub.access.status == AccessStatus.PENDING_PAYMENT:
         return True
-    if sub.past_due_since is None or sub.access.status == AccessStatus.REVOKED:
+    required_after = sub.payment_required_after()
+    if required_after is None or sub.access.status == AccessStatus.REVOKED:
         return False
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    grace = timedelta(hours=settings.STRIPE_PAST_DUE_GRACE_HOURS)
-    return timezone.now() > sub.past_due_since + grace
+    return timezone.now() > required_after
 
 
 # --- serializers --------------------------------------------------------------------------------

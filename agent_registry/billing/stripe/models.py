@@ -9,6 +9,9 @@ things stand. The models belong to the billing app (``app_label``; registered by
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.db import models
 
 from agent_registry.access.models import AgentAccess
@@ -132,6 +135,13 @@ class StripeSubscription(models.Model):
 
     def __str__(self) -> str:
         return self.stripe_subscription_id or self.checkout_session_id
+
+    def payment_required_after(self) -> datetime | None:
+        """When an overdue subscription's grace ends and the gateway answers 402; None
+        while it is paid. The one rule: the gateway's snapshot and the API read it."""
+        if self.past_due_since is None:
+            return None
+        return self.past_due_since + timedelta(hours=settings.STRIPE_PAST_DUE_GRACE_HOURS)
 
 
 class WebhookEventState(models.TextChoices):
